@@ -1,0 +1,1 @@
+"""Declarative mapping between source records and the normalized ChangeRequest."""

@@ -1,0 +1,86 @@
+"""The normalized change request and the vocabularies it is written in."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATUSES: tuple[str, ...] = (
+    "new",
+    "triaged",
+    "approved",
+    "scheduled",
+    "in_progress",
+    "testing",
+    "deployed",
+    "closed",
+    "rejected",
+)
+"""Normalized workflow statuses, in lifecycle order."""
+
+PRIORITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
+"""Normalized priorities, most urgent first."""
+
+SOURCE_OWNED: tuple[str, ...] = (
+    "title",
+    "description",
+    "type",
+    "department",
+    "requester",
+    "owner",
+    "priority",
+    "status",
+    "source_status",
+)
+"""Fields that flow source -> store only."""
+
+ENGINE_OWNED: tuple[str, ...] = ("release", "release_status")
+"""Fields that flow store -> source only (the engine decides them)."""
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """One change request, normalized from whichever system it came from.
+
+    ``key`` is ``<source name>:<native id or key>`` and is stable for the life of
+    the record. Timestamps are UTC ISO-8601 strings ending in ``Z``.
+    """
+
+    key: str
+    source: str
+    system: str
+    native_id: str
+    native_key: str | None
+    url: str | None
+    title: str
+    description: str | None
+    type: str | None
+    department: str | None
+    requester: str | None
+    owner: str | None
+    priority: str | None
+    status: str
+    source_status: str | None
+    release: str | None
+    created_at: str | None
+    updated_at: str | None
+    source_version: str | None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def content_hash(self) -> str:
+        """sha256 over the normalized content (not the raw payload or version)."""
+        content = {
+            name: value
+            for name, value in asdict(self).items()
+            if name not in ("raw", "source_version", "updated_at")
+        }
+        encoded = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+    def as_row(self) -> dict[str, Any]:
+        """The store row for this request (without store-managed columns)."""
+        row = asdict(self)
+        row["raw"] = json.dumps(self.raw, sort_keys=True)
+        row["content_hash"] = self.content_hash()
+        return row
