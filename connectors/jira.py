@@ -58,6 +58,11 @@ def parse_jira_time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
 
 
+def iso_utc(moment: dt.datetime) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z``: sortable as text, as watermarks are."""
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def build_search_jql(project: str, selection: str | None, since_ms: int | None) -> str:
     """The pull query: project, the configured selection, and the cursor."""
     clauses = [f"project = {jql_string(project)}"]
@@ -194,7 +199,7 @@ class JiraConnector:
         for response in iter_pages(SYSTEM, fetch, "nextPageToken"):
             records = [self._record(issue) for issue in response.get("issues", [])]
             versions = [r.version for r in records if r.version]
-            watermark = max(versions, key=parse_jira_time) if versions else None
+            watermark = iso_utc(max(parse_jira_time(v) for v in versions)) if versions else None
             yield Page(records=records, watermark=watermark)
 
     def _record(self, issue: dict[str, Any]) -> SourceRecord:

@@ -1,0 +1,217 @@
+"""One sync run: lock, pull every source, plan, push, record the run.
+
+``run(config)`` is what cron calls (through the CLI). Its phases are public too
+(``pull_sources``, ``plan``, ``push_writebacks``) so a caller can drive them one at
+a time against the same store.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from config.loader import ConfigError, secret
+from config.schema import Config, JiraSource
+from connectors.base import Page
+from connectors.errors import ConnectorError, SourceConfigError
+from connectors.jira import JiraConnector
+from mapping.fields import MappingError, SourceMapping
+from sync import ingest, outbox, schedule
+from sync.lock import LockedError, RunLock
+from sync.store import finish_run, get_watermark, open_store, start_run
+
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+
+
+@dataclass
+class RunReport:
+    """The outcome of one run, as stored in ``runs`` and printed by the CLI."""
+
+    run_id: int | None
+    status: str
+    exit_code: int
+    pulled: dict[str, dict[str, int]] = field(default_factory=dict)
+    planned: dict[str, int] = field(default_factory=dict)
+    pushed: dict[str, dict[str, int]] = field(default_factory=dict)
+    api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for logs and cron mail."""
+        pulled = ", ".join(
+            f"{name} {c['pulled']} ({c['created']} new, {c['changed']} changed)" for name, c in self.pulled.items()
+        )
+        pushed = sum(c.get("written", 0) for c in self.pushed.values())
+        conflicts = sum(c.get("conflicts", 0) for c in self.pushed.values())
+        failed = sum(c.get("failed", 0) for c in self.pushed.values())
+        calls = ", ".join(f"{name} {sum(c.values())}" for name, c in self.api_calls.items())
+        line = (
+            f"run {self.run_id} {self.status}: pulled {pulled or 'nothing'}; "
+            f"planned {self.planned.get('assigned', 0)} in, {self.planned.get('unassigned', 0)} out; "
+            f"wrote {pushed}, {conflicts} conflicts, {failed} failed; API calls {calls or 'none'}"
+        )
+        return line + "".join(f"\n  {message}" for message in self.messages)
+
+
+@dataclass
+class Source:
+    """A configured source: its connector and its mapping."""
+
+    name: str
+    connector: Any
+    mapping: SourceMapping
+
+
+def utc_now() -> dt.datetime:
+    """The current time in UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def stamp(moment: dt.datetime) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z``."""
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_sources(config: Config, env: Mapping[str, str] | None = None) -> dict[str, Source]:
+    """Connectors and mappings for every configured source; secrets read from the environment."""
+    sources: dict[str, Source] = {}
+    for name, source in config.sources.items():
+        path = f"sources.{name}"
+        mapping = SourceMapping(name, source.kind, source.fields, source.write, config_path=path)
+        if isinstance(source, JiraSource):
+            email = secret(source.auth.email_env, f"{path}.auth.email_env", env) if source.auth.email_env else None
+            token = secret(source.auth.token_env, f"{path}.auth.token_env", env)
+            fields = [p.split(".")[1] for p in mapping.source_paths() if p.startswith("fields.") and "." in p]
+            connector = JiraConnector(name, source, fields=fields, email=email, token=token)
+        else:  # pragma: no cover - the schema admits no other kind yet
+            raise ConfigError(f"{path}.kind: unsupported source kind {source.kind!r}")
+        sources[name] = Source(name, connector, mapping)
+    return sources
+
+
+def pull_sources(
+    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, progress: Callable[[str], None] | None = None
+) -> dict[str, ingest.PullCounts]:
+    """Pull every source concurrently; pages are stored one transaction each, in this thread."""
+    pages: queue.Queue[tuple[str, Page | BaseException | None]] = queue.Queue(maxsize=4)
+    watermarks = {name: get_watermark(db, name, ingest.STREAM) for name in sources}
+
+    def produce(name: str) -> None:
+        try:
+            for page in sources[name].connector.pull(watermarks[name]):
+                pages.put((name, page))
+            pages.put((name, None))
+        except BaseException as error:  # handed to the consumer, which raises it
+            pages.put((name, error))
+
+    threads = [threading.Thread(target=produce, args=(name,), daemon=True) for name in sources]
+    for thread in threads:
+        thread.start()
+    counts = {name: ingest.PullCounts() for name in sources}
+    open_sources, failure = set(sources), None
+    while open_sources:
+        name, item = pages.get()
+        if item is None or isinstance(item, BaseException):
+            open_sources.discard(name)
+            failure = failure or item
+            continue
+        if failure is not None:
+            continue  # drain other producers; their pages are not stored after a failure
+        try:
+            counts[name].add(
+                ingest.store_page(
+                    db, source=name, mapping=sources[name].mapping, page=item, run_id=run_id, now=stamp(utc_now())
+                )
+            )
+        except BaseException as error:
+            failure = error
+        if progress:
+            progress(f"{name}: {counts[name].pulled} pulled")
+    for thread in threads:
+        thread.join(timeout=5)
+    if failure is not None:
+        raise failure
+    return counts
+
+
+def plan(db: sqlite_utils.Database, config: Config, *, run_id: int, now: dt.datetime) -> schedule.PlanCounts:
+    """Materialize releases and plan requests into them."""
+    counts = schedule.PlanCounts()
+    for train in config.trains:
+        step = schedule.plan_into_store(db, train, now=now, run_id=run_id)
+        counts.releases += step.releases
+        counts.assigned += step.assigned
+        counts.unassigned += step.unassigned
+    return counts
+
+
+def push_writebacks(
+    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int
+) -> dict[str, outbox.PushCounts]:
+    """Queue the plan's differences and send them, source by source."""
+    now = stamp(utc_now())
+    wanted = outbox.wanted_writes(db, {name: s.mapping for name, s in sources.items()})
+    outbox.queue(db, wanted, run_id=run_id, now=now)
+    return {
+        name: outbox.send(db, name, s.connector.push, s.mapping, run_id=run_id, now=now)
+        for name, s in sources.items()
+    }
+
+
+def run(
+    config: Config,
+    *,
+    env: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunReport:
+    """One unattended sync run. Never raises for API or data problems: see the report."""
+    db = open_store(config.store)
+    try:
+        lock = RunLock(config.store)
+        lock.__enter__()
+    except LockedError as error:
+        return RunReport(None, "locked", EXIT_LOCKED, messages=[str(error)])
+    run_id = start_run(db)
+    report = RunReport(run_id, "running", EXIT_OK)
+    sources: dict[str, Source] = {}
+    try:
+        sources = build_sources(config, env if env is not None else os.environ)
+        pulled = pull_sources(db, sources, run_id=run_id, progress=progress)
+        report.pulled = {name: asdict(c) for name, c in pulled.items()}
+        report.planned = asdict(plan(db, config, run_id=run_id, now=now or utc_now()))
+        pushed = push_writebacks(db, sources, run_id=run_id)
+        report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
+        report.messages = [m for c in pushed.values() for m in c.messages]
+        trouble = any(c.conflicts or c.failed for c in pushed.values())
+        report.status, report.exit_code = ("partial", EXIT_PARTIAL) if trouble else ("ok", EXIT_OK)
+    except (ConfigError, MappingError, SourceConfigError) as error:
+        report.status, report.exit_code = "config_error", EXIT_CONFIG
+        report.messages.append(str(error))
+    except ConnectorError as error:
+        report.status, report.exit_code = "failed", EXIT_PARTIAL
+        report.messages.append(str(error))
+    finally:
+        report.api_calls = {name: s.connector.call_counts() for name, s in sources.items()}
+        finish_run(
+            db,
+            run_id,
+            status=report.status,
+            exit_code=report.exit_code,
+            counts={"pulled": report.pulled, "planned": report.planned, "pushed": report.pushed},
+            api_calls=report.api_calls,
+            message="\n".join(report.messages) or None,
+        )
+        lock.__exit__(None, None, None)
+        db.close()
+    return report

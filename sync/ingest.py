@@ -1,0 +1,152 @@
+"""Storing pulled pages: normalize, diff field by field, audit, advance the watermark.
+
+Each page is one transaction together with the watermark it reached, so a killed
+run resumes from the last stored page and loses nothing. A record whose content
+hash is unchanged costs one small update and writes no audit event; this is how
+the overlap window's re-reads and relsync's own write-backs coming home are
+recognised.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from connectors.base import Page
+from mapping.fields import SourceMapping
+from mapping.model import ChangeRequest
+from sync.audit import AuditEvent, append_events
+from sync.store import get_watermark, set_watermark
+
+STREAM = "requests"
+AUDITED_FIELDS: tuple[str, ...] = (
+    "title",
+    "description",
+    "type",
+    "department",
+    "requester",
+    "owner",
+    "priority",
+    "status",
+    "source_status",
+    "release",
+)
+
+
+@dataclass
+class PullCounts:
+    """What one source's pull did to the store."""
+
+    pulled: int = 0
+    created: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    pages: int = 0
+
+    def add(self, other: PullCounts) -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def existing_rows(db: sqlite_utils.Database, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Stored change requests by key, fetched in one query."""
+    rows = db.query(
+        "select * from change_requests where key in (select value from json_each(?))",
+        [json.dumps(keys)],
+    )
+    return {row["key"]: row for row in rows}
+
+
+def store_page(
+    db: sqlite_utils.Database,
+    *,
+    source: str,
+    mapping: SourceMapping,
+    page: Page,
+    run_id: int,
+    now: str,
+) -> PullCounts:
+    """Normalize and store one page with its watermark, in one transaction."""
+    # Normalize first: a mapping error stores nothing from the page and keeps the watermark.
+    requests: dict[str, ChangeRequest] = {}
+    for record in page.records:
+        request = mapping.normalize(record)
+        requests[request.key] = request
+    counts = PullCounts(pulled=len(page.records), pages=1)
+    with db.atomic():
+        stored = existing_rows(db, list(requests))
+        rows: list[dict[str, Any]] = []
+        events: list[AuditEvent] = []
+        for key, request in requests.items():
+            row = request.as_row() | {"last_pulled_at": now, "deleted_at": None}
+            old = stored.get(key)
+            if old is None:
+                counts.created += 1
+                row["first_seen_at"] = now
+                created = {name: row[name] for name in AUDITED_FIELDS if row[name] is not None}
+                events.append(_event(now, run_id, source, request, "*", None, created))
+            elif old["content_hash"] == row["content_hash"] and old["deleted_at"] is None:
+                counts.unchanged += 1
+                db["change_requests"].update(
+                    key, {"source_version": request.source_version, "last_pulled_at": now, "raw": row["raw"]}
+                )
+                continue
+            else:
+                counts.changed += 1
+                row["first_seen_at"] = old["first_seen_at"]
+                if old["deleted_at"] is not None:
+                    events.append(_event(now, run_id, source, request, "deleted_at", old["deleted_at"], None))
+                for name in AUDITED_FIELDS:
+                    if old[name] != row[name]:
+                        events.append(_event(now, run_id, source, request, name, old[name], row[name]))
+            rows.append(row)
+        if rows:
+            db["change_requests"].upsert_all(rows, pk="key")
+        counts.deleted = _mark_deleted(db, source, mapping.system, page.deleted, run_id, now, events)
+        append_events(db, events)
+        if page.watermark:
+            current = get_watermark(db, source, STREAM)
+            if current is None or page.watermark > current:
+                set_watermark(db, source, STREAM, page.watermark)
+    return counts
+
+
+def _mark_deleted(
+    db: sqlite_utils.Database,
+    source: str,
+    system: str,
+    native_ids: list[str],
+    run_id: int,
+    now: str,
+    events: list[AuditEvent],
+) -> int:
+    if not native_ids:
+        return 0
+    rows = list(
+        db.query(
+            "select key from change_requests where source = ? and deleted_at is null "
+            "and native_id in (select value from json_each(?))",
+            [source, json.dumps(native_ids)],
+        )
+    )
+    for row in rows:
+        db["change_requests"].update(row["key"], {"deleted_at": now})
+        events.append(
+            AuditEvent(
+                at=now, run=run_id, actor=source, origin="pulled", request=row["key"],
+                system=system, field="deleted_at", old=None, new=now,
+            )
+        )
+    return len(rows)
+
+
+def _event(
+    now: str, run_id: int, source: str, request: ChangeRequest, field: str, old: Any, new: Any
+) -> AuditEvent:
+    return AuditEvent(
+        at=now, run=run_id, actor=source, origin="pulled", request=request.key,
+        system=request.system, field=field, old=old, new=new,
+    )
