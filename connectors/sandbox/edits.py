@@ -1,0 +1,68 @@
+"""What people do in the source systems, through the real client libraries.
+
+The demo and the tests use these to change sandbox data the way a requester or
+an admin would, so relsync sees those edits exactly as it would in production.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from jira import JIRA
+
+
+def jira_client(description: dict[str, Any]) -> JIRA:
+    """A jira client logged in to the Jira sandbox described by ``start_sandboxes().describe()``."""
+    jira = description["jira"]
+    env = jira["env"]
+    return JIRA(
+        server=jira["url"],
+        basic_auth=(env["RELSYNC_JIRA_EMAIL"], env["RELSYNC_JIRA_TOKEN"]),
+        max_retries=0,
+    )
+
+
+def jira_move_to(client: JIRA, key: str, status: str) -> None:
+    """Walk an issue through the workflow to ``status``, never through Rejected or Closed."""
+    visited: set[str] = set()
+    while True:
+        current = client.issue(key, fields="status").fields.status.name
+        if current == status:
+            return
+        visited.add(current)
+        transitions = client.transitions(key)
+        direct = [t for t in transitions if t["to"]["name"] == status]
+        onward = [
+            t for t in transitions if t["to"]["name"] not in visited | {"Rejected", "Closed"}
+        ]
+        step = (direct or onward or [None])[0]
+        if step is None:
+            raise RuntimeError(f"{key}: the workflow has no path from {current!r} to {status!r}")
+        client.transition_issue(key, str(step["id"]))
+
+
+def jira_new_request(
+    client: JIRA, project: str, *, summary: str, priority: str, department: str, request_type: str, status: str
+) -> str:
+    """Create a change request as a requester would, then move it to ``status``; return its key."""
+    issue = client.create_issue(
+        fields={
+            "project": {"key": project},
+            "issuetype": {"name": "Change Request"},
+            "summary": summary,
+            "priority": {"name": priority},
+            "customfield_10070": {"value": department},
+            "customfield_10071": {"value": request_type},
+            "description": {
+                "type": "doc",
+                "version": 1,
+                "content": [{"type": "paragraph", "content": [{"type": "text", "text": summary}]}],
+            },
+        }
+    )
+    jira_move_to(client, issue.key, status)
+    return issue.key
+
+
+def jira_set_priority(client: JIRA, key: str, priority: str) -> None:
+    """Change an issue's priority, as a triager would."""
+    client.issue(key, fields="priority").update(fields={"priority": {"name": priority}})

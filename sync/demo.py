@@ -1,0 +1,146 @@
+"""``relsync demo`` and ``relsync sandbox``: the whole job against the bundled sandboxes."""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.loader import load_config
+from connectors.sandbox import edits
+from connectors.sandbox.server import start_sandboxes
+from sync import engine, reports, schedule
+from sync.store import open_store
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "config" / "examples"
+
+
+def sandbox_config(description: dict[str, Any], store: Path) -> dict[str, Any]:
+    """A complete relsync config for the described sandboxes, built from the shipped examples."""
+    config = yaml.safe_load((EXAMPLES / "jira.yaml").read_text())
+    config["store"] = str(store)
+    config["sources"]["jira"]["url"] = description["jira"]["url"]
+    config["sources"]["jira"]["project"] = description["jira"]["project"]
+    return config
+
+
+def write_config(description: dict[str, Any], path: Path) -> Path:
+    """Write a config for the sandboxes to ``path``, its store beside it."""
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = sandbox_config(description, path.with_suffix(".db"))
+    path.write_text(
+        "# relsync config for the sandboxes started by `relsync sandbox`.\n"
+        "# Credentials come from the environment variables printed by that command.\n"
+        + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    )
+    return path
+
+
+def serve_sandboxes(*, records: int, seed: int, config_file: Path | None, echo: Callable[[str], None]) -> None:
+    """Serve until SIGINT/SIGTERM; first print one JSON line describing the sandboxes."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with start_sandboxes(records=records, seed=seed) as sandboxes:
+        description = sandboxes.describe()
+        if config_file is not None:
+            description["config"] = str(write_config(description, config_file))
+        echo(json.dumps(description))
+        stop.wait()
+
+
+def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str], None]) -> int:
+    """Seed, sync, show the plan and the write-backs, change things in Jira, sync again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    store = (folder / "relsync.db").resolve()
+    for stale in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    say = (lambda text: None) if as_json else echo
+    with start_sandboxes(records=records, seed=7) as sandboxes:
+        description = sandboxes.describe()
+        config_path = write_config(description, folder / "relsync.yaml")
+        env = {k: v for system in description.values() for k, v in system["env"].items()}
+        config = load_config(config_path)
+        say(f"Sandboxes up: Jira at {description['jira']['url']} with {records} change requests.")
+        say(f"Config written to {config_path}\n")
+
+        first = engine.run(config, env=env)
+        say("== First sync ==")
+        say(first.summary())
+        say("\n== Release plan ==")
+        db = open_store(config.store)
+        plan = schedule.release_plan(db)
+        for release in plan:
+            say(reports.plan_line(release))
+        written = list(
+            db.query(
+                "select o.request, o.field, o.value from outbox o where o.state = 'done' order by o.request, o.field"
+            )
+        )
+        db.close()
+        say(f"\n== Written back to Jira: {len(written)} field updates ==")
+        for row in written[:8]:
+            say(f"  {row['request']:<14} {row['field']:<8} -> {json.loads(row['value'])}")
+        if len(written) > 8:
+            say(f"  ... and {len(written) - 8} more")
+
+        client = edits.jira_client(description)
+        project = description["jira"]["project"]
+        new_key = edits.jira_new_request(
+            client,
+            project,
+            summary="URGENT: fix broken lead assignment rule for EMEA",
+            priority="Highest",
+            department="Sales Ops",
+            request_type="Workflow/Automation",
+            status="Approved",
+        )
+        raised = _an_approved_request(config.store, exclude=f"jira:{new_key}")
+        edits.jira_set_priority(client, raised.split(":", 1)[1], "Highest")
+        say(f"\n== In Jira: {new_key} created (Highest, Approved); {raised} raised to Highest ==")
+
+        second = engine.run(config, env=env)
+        say("\n== Second sync ==")
+        say(second.summary())
+        key = f"jira:{new_key}"
+        say("")
+        say(reports.history_text(key, reports.history(config, key)))
+        verified = reports.verify(config)
+        say(f"\naudit chain: {'intact' if verified['ok'] else 'BROKEN'} ({verified['checked']} events)")
+        say(f"\nExplore: relsync status --config {config_path}")
+        if as_json:
+            echo(
+                json.dumps(
+                    {
+                        "config": str(config_path),
+                        "runs": [first.as_dict(), second.as_dict()],
+                        "plan": plan,
+                        "new_request": key,
+                        "audit": verified,
+                    },
+                    default=str,
+                )
+            )
+    return max(first.exit_code, second.exit_code)
+
+
+def _an_approved_request(store: str, *, exclude: str) -> str:
+    db = open_store(store)
+    try:
+        row = next(
+            iter(
+                db.query(
+                    "select key from change_requests where status in ('approved', 'scheduled') "
+                    "and priority != 'critical' and key != ? order by key limit 1",
+                    [exclude],
+                )
+            )
+        )
+        return row["key"]
+    finally:
+        db.close()

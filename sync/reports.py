@@ -1,0 +1,123 @@
+"""Read-only views of the store for the CLI: status, audit history, chain check, online check."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from config.schema import Config
+from connectors.errors import ConnectorError
+from sync import engine, schedule
+from sync.audit import request_history, verify_chain
+from sync.store import open_store
+
+
+def check_online(config: Config) -> dict[str, list[str]]:
+    """Problems each source's live system reports with the configuration (empty: all good)."""
+    problems: dict[str, list[str]] = {}
+    for name, source in engine.build_sources(config).items():
+        spec = config.sources[name]
+        statuses = sorted(set((spec.fields.status.map or {}).keys()) | set(spec.write.status.values()))
+        try:
+            problems[name] = source.connector.check(statuses)
+        except ConnectorError as error:
+            problems[name] = [error.message]
+    return problems
+
+
+def status(config: Config) -> dict[str, Any]:
+    """Counts, the release plan, open write-backs and the last runs."""
+    db = open_store(config.store)
+    try:
+        by_status = {
+            row["status"]: row["n"]
+            for row in db.query(
+                "select status, count(*) as n from change_requests where deleted_at is null group by status"
+            )
+        }
+        by_source = {
+            row["source"]: row["n"]
+            for row in db.query("select source, count(*) as n from change_requests group by source")
+        }
+        outbox = {
+            row["state"]: row["n"]
+            for row in db.query("select state, count(*) as n from outbox group by state")
+        }
+        runs = [
+            {**row, "counts": json.loads(row["counts"] or "{}"), "api_calls": json.loads(row["api_calls"] or "{}")}
+            for row in db.query("select * from runs order by id desc limit 5")
+        ]
+        return {
+            "store": config.store,
+            "requests": {"by_source": by_source, "by_status": by_status},
+            "releases": schedule.release_plan(db),
+            "outbox": outbox,
+            "runs": runs,
+        }
+    finally:
+        db.close()
+
+
+def status_text(data: dict[str, Any]) -> str:
+    """Human-readable form of ``status``."""
+    lines = [f"store {data['store']}"]
+    lines.append(
+        "requests: "
+        + (", ".join(f"{source} {n}" for source, n in data["requests"]["by_source"].items()) or "none")
+    )
+    lines.append(
+        "  by status: " + ", ".join(f"{s} {n}" for s, n in sorted(data["requests"]["by_status"].items()))
+    )
+    lines.append("releases:")
+    lines += [plan_line(r) for r in data["releases"]] or ["  none planned"]
+    lines.append("outbox: " + (", ".join(f"{s} {n}" for s, n in data["outbox"].items()) or "empty"))
+    lines.append("last runs:")
+    lines += [
+        f"  #{r['id']} {r['started_at']} {r['status']} (exit {r['exit_code']})" for r in data["runs"]
+    ] or ["  none"]
+    return "\n".join(lines)
+
+
+def plan_line(release: dict[str, Any]) -> str:
+    """One release with its dates, state, load and phase owners."""
+    owners = ", ".join(f"{p['phase']} {p['owner']}" for p in release["phases"])
+    return (
+        f"  {release['name']:<18} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
+        f"freeze {release['freeze_at'][:10]}  {release['state']:<8} "
+        f"{release['requests']}/{release['capacity']} requests"
+        + (f"\n      owners: {owners}" if owners else "")
+    )
+
+
+def history(config: Config, key: str) -> list[dict[str, Any]]:
+    """The audit events of one request, oldest first."""
+    db = open_store(config.store)
+    try:
+        return request_history(db, key)
+    finally:
+        db.close()
+
+
+def history_text(key: str, events: list[dict[str, Any]]) -> str:
+    """Human-readable audit history."""
+    lines = [f"audit history of {key}:"]
+    for event in events:
+        old, new = event.get("old"), event.get("new")
+        change = f"{_short(old)} -> {_short(new)}" if event["field"] != "*" else f"created {_short(new)}"
+        lines.append(f"  {event['at']}  {event['origin']:<7} by {event['actor']:<10} {event['field']}: {change}")
+    return "\n".join(lines)
+
+
+def _short(value: Any, width: int = 90) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def verify(config: Config) -> dict[str, Any]:
+    """The audit chain check as a dict."""
+    db = open_store(config.store)
+    try:
+        report = verify_chain(db)
+        return {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id, "reason": report.reason}
+    finally:
+        db.close()
