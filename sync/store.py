@@ -1,0 +1,277 @@
+"""The local SQLite store: opening it safely, its schema migrations and a few accessors.
+
+Every timestamp the store holds is TEXT, UTC ISO-8601 ending in ``Z``. JSON columns
+hold JSON text. Transactions are the caller's: ``with db.atomic(): ...``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+RELEASE_STATES: tuple[str, ...] = ("planned", "open", "frozen", "deploying", "released", "cancelled")
+OUTBOX_STATES: tuple[str, ...] = ("pending", "done", "conflict", "failed")
+ORIGINS: tuple[str, ...] = ("pulled", "planned", "pushed", "manual")
+RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error")
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of the first audit row."""
+
+MIGRATIONS = Migrations("relsync")
+
+
+def _check(column: str, values: tuple[str, ...]) -> str:
+    return f"check ({column} in ({', '.join(repr(value) for value in values)}))"
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: sqlite_utils.Database) -> None:
+    # Plain SQL rather than table.create(): composite keys, foreign keys, CHECKs and
+    # triggers are all visible in one place. No STRICT tables: relsync must open on the
+    # older SQLite builds that long-term-support distributions ship.
+    db.executescript(
+        f"""
+        create table change_requests (
+            key text primary key,
+            source text not null,
+            system text not null,
+            native_id text not null,
+            native_key text,
+            url text,
+            title text,
+            description text,
+            type text,
+            department text,
+            requester text,
+            owner text,
+            priority text,
+            status text,
+            source_status text,
+            release text,
+            created_at text,
+            updated_at text,
+            source_version text,
+            deleted_at text,
+            content_hash text,
+            raw text,
+            first_seen_at text,
+            last_pulled_at text
+        );
+        create unique index change_requests_source_native_id on change_requests (source, native_id);
+        create index change_requests_status on change_requests (status);
+        create index change_requests_release on change_requests (release);
+
+        create table releases (
+            id text primary key,
+            name text not null unique,
+            train text not null,
+            deploy_at text not null,
+            freeze_at text not null,
+            capacity integer not null,
+            state text not null {_check("state", RELEASE_STATES)}
+        );
+        create index releases_train_deploy_at on releases (train, deploy_at);
+
+        create table release_phases (
+            release text not null references releases (id),
+            phase text not null,
+            starts text not null,
+            ends text not null,
+            owner text,
+            primary key (release, phase)
+        );
+
+        create table assignments (
+            request text primary key references change_requests (key),
+            release text not null references releases (id),
+            pinned integer not null default 0 check (pinned in (0, 1)),
+            reason text,
+            assigned_by text,
+            assigned_at text
+        );
+        create index assignments_release on assignments (release);
+
+        create table sync_state (
+            source text not null,
+            stream text not null,
+            watermark text,
+            updated_at text,
+            primary key (source, stream)
+        );
+
+        create table outbox (
+            id integer primary key,
+            request text not null,
+            source text not null,
+            system text not null,
+            field text not null,
+            value text,
+            base text,
+            base_version text,
+            attempts integer not null default 0,
+            state text not null default 'pending' {_check("state", OUTBOX_STATES)},
+            last_error text,
+            run integer,
+            created_at text,
+            updated_at text,
+            unique (request, field, value)
+        );
+        create index outbox_state on outbox (state);
+
+        -- AUTOINCREMENT: sqlite_sequence then remembers the highest id ever written,
+        -- which lets verify_chain notice rows cut from the end of the chain.
+        create table audit (
+            id integer primary key autoincrement,
+            at text not null,
+            run integer,
+            actor text not null,
+            origin text not null {_check("origin", ORIGINS)},
+            request text,
+            system text,
+            field text,
+            old text,
+            new text,
+            prev_hash text not null,
+            hash text not null
+        );
+        create index audit_request on audit (request);
+        create trigger audit_no_update before update on audit
+        begin
+            select raise(abort, 'audit is append-only');
+        end;
+        create trigger audit_no_delete before delete on audit
+        begin
+            select raise(abort, 'audit is append-only');
+        end;
+
+        create table runs (
+            id integer primary key,
+            started_at text not null,
+            ended_at text,
+            status text not null {_check("status", RUN_STATUSES)},
+            exit_code integer,
+            counts text,
+            api_calls text,
+            message text
+        );
+        """
+    )
+
+
+def utc_text(moment: dt.datetime | None = None) -> str:
+    """``moment`` (default: now) as UTC ISO-8601 with ``Z``, to the second."""
+    moment = moment or dt.datetime.now(dt.timezone.utc)
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: pass a timezone-aware value")
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only, or tighten it if it is wider."""
+    # Created before SQLite opens it, so the file never exists with umask-wide
+    # permissions; SQLite gives its -wal and -shm files the database file's mode.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        sidecar = Path(f"{path}{suffix}")
+        if sidecar.exists() and stat.S_IMODE(sidecar.stat().st_mode) & 0o077:
+            sidecar.chmod(0o600)
+
+
+def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000) -> sqlite_utils.Database:
+    """Open (creating if needed) the store at ``path``, migrated to the current schema.
+
+    The file is mode 0600, in WAL mode, with foreign keys enforced and a busy timeout
+    so that a reader (``relsync audit``) and a sync run wait for each other instead of
+    failing. ``":memory:"`` gives a throwaway in-memory store (tests).
+    """
+    if str(path) == ":memory:":
+        db = sqlite_utils.Database(memory=True)
+    else:
+        _private_file(Path(path))
+        db = sqlite_utils.Database(Path(path))
+    db.execute(f"pragma busy_timeout = {int(busy_timeout_ms)}")
+    # Must be set outside a transaction; SQLite ignores it inside one.
+    db.execute("pragma foreign_keys = on")
+    if not db.memory:
+        db.enable_wal()
+    MIGRATIONS.apply(db)
+    return db
+
+
+def _require_transaction(db: sqlite_utils.Database, what: str) -> None:
+    # Writing outside the caller's transaction would commit on its own, splitting
+    # what must be atomic (a page's rows and the watermark that page reached).
+    if not db.conn.in_transaction:
+        raise RuntimeError(f"{what} must be called inside the caller's transaction (with db.atomic())")
+
+
+def get_watermark(db: sqlite_utils.Database, source: str, stream: str) -> str | None:
+    """The stored watermark for ``source``/``stream``, or None before the first page."""
+    row = db.execute(
+        "select watermark from sync_state where source = ? and stream = ?", [source, stream]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def set_watermark(
+    db: sqlite_utils.Database, source: str, stream: str, value: str, *, now: dt.datetime | None = None
+) -> None:
+    """Record ``value`` as the watermark, inside the caller's transaction (it does not commit)."""
+    _require_transaction(db, "set_watermark")
+    db.conn.execute(
+        "insert into sync_state (source, stream, watermark, updated_at) values (?, ?, ?, ?) "
+        "on conflict (source, stream) do update set "
+        "watermark = excluded.watermark, updated_at = excluded.updated_at",
+        [source, stream, value, utc_text(now)],
+    )
+
+
+def start_run(db: sqlite_utils.Database, *, now: dt.datetime | None = None) -> int:
+    """Insert a ``running`` runs row and return its id."""
+    cursor = db.execute(
+        "insert into runs (started_at, status) values (?, 'running')", [utc_text(now)]
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def finish_run(
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    status: str,
+    exit_code: int,
+    counts: Mapping[str, Any],
+    api_calls: Mapping[str, Any],
+    message: str | None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Close the run: end time, final status, exit code, counts and API calls per system."""
+    if status not in RUN_STATUSES:
+        raise ValueError(f"run status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+    cursor = db.execute(
+        "update runs set ended_at = ?, status = ?, exit_code = ?, counts = ?, api_calls = ?, "
+        "message = ? where id = ?",
+        [
+            utc_text(now),
+            status,
+            exit_code,
+            json.dumps(dict(counts), sort_keys=True),
+            json.dumps(dict(api_calls), sort_keys=True),
+            message,
+            run_id,
+        ],
+    )
+    if cursor.rowcount != 1:
+        raise LookupError(f"no run with id {run_id}")
