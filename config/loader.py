@@ -6,7 +6,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,21 @@ class ConfigError(Exception):
     """The configuration is wrong; the message names the key path and the problem.
 
     ``path`` is the dotted key path of the first problem ("" for the file as a whole);
-    ``problems`` lists every (key path, problem) found.
+    ``problems`` lists every (key path, problem) found. ``ConfigError("a.b: problem")``
+    with one argument is read as key path and problem.
     """
 
     def __init__(
         self,
         path: str,
-        problem: str,
+        problem: str | None = None,
         *,
         file: str | os.PathLike[str] | None = None,
         more: Sequence[tuple[str, str]] = (),
     ) -> None:
+        if problem is None:
+            head, sep, tail = path.partition(": ")
+            path, problem = (head, tail) if sep and " " not in head else ("", path)
         self.path = path
         self.problem = problem
         self.file = None if file is None else str(file)
@@ -48,9 +52,12 @@ class ConfigError(Exception):
         return f"{self.file}: {body}" if self.file else body
 
 
-def secret(env_name: str, key_path: str) -> str:
-    """The secret held in environment variable ``env_name`` (named at ``key_path``)."""
-    value = os.environ.get(env_name)
+def secret(env_name: str, key_path: str, env: Mapping[str, str] | None = None) -> str:
+    """The secret held in environment variable ``env_name`` (named at ``key_path``).
+
+    ``env`` replaces ``os.environ`` (the demo and tests pass the sandbox's variables).
+    """
+    value = (os.environ if env is None else env).get(env_name)
     if value is None:
         raise ConfigError(key_path, f"environment variable {env_name} is not set")
     # A trailing newline from `$(cat tokenfile)` would break the HTTP auth header.
@@ -91,7 +98,7 @@ def load_config_text(
     try:
         return Config.model_validate(data, context={"base_dir": Path(base_dir)})
     except ValidationError as error:
-        problems = _without_echoes([_describe(detail) for detail in error.errors()])
+        problems = _drop_consequences([_describe(detail) for detail in error.errors()])
         # `from None`: the pydantic error carries input values, and inputs may be secrets.
         raise ConfigError(*problems[0], file=file, more=problems[1:]) from None
 
@@ -100,11 +107,14 @@ def load_config_text(
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 scalars: `No`, `On`, `18:00` stay text instead of False, True, 1080."""
+    """YAML 1.2 scalars: `No`, `On`, `18:00` stay text instead of False, True, 1080.
+
+    Dates stay text too, so pydantic checks them and the error names the key.
+    """
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float")]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float", "timestamp")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
@@ -131,7 +141,7 @@ def parse_yaml(text: str, *, file: str = "<config>") -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_repeated_keys(node, (), file)
+        _check_repeated_keys(node, (), file, set())
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -155,8 +165,11 @@ def _yaml_hint(problem: str) -> str:
     return ""
 
 
-def _check_repeated_keys(node: yaml.Node, path: tuple[str, ...], file: str) -> None:
+def _check_repeated_keys(node: yaml.Node, path: tuple[str, ...], file: str, seen_nodes: set[int]) -> None:
     # PyYAML silently keeps the last of two equal keys; an admin would lose half a mapping.
+    if id(node) in seen_nodes:
+        return  # an alias: checked where it was anchored (and no blow-up on nested aliases)
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -170,10 +183,10 @@ def _check_repeated_keys(node: yaml.Node, path: tuple[str, ...], file: str) -> N
                         file=file,
                     )
                 seen[key] = key_node.start_mark.line + 1
-            _check_repeated_keys(value_node, (*path, str(key)), file)
+            _check_repeated_keys(value_node, (*path, str(key)), file, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _check_repeated_keys(item, (*path, str(index)), file)
+            _check_repeated_keys(item, (*path, str(index)), file, seen_nodes)
 
 
 # -- pydantic errors in an admin's words ------------------------------------------------------
@@ -200,7 +213,7 @@ _EXPECTED = {
 }
 
 
-def _without_echoes(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _drop_consequences(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Drop "required key missing" where a misspelt sibling key is already reported."""
     suggested = {
         f"{path.rpartition('.')[0]}.{match[1]}".lstrip(".")
@@ -232,14 +245,13 @@ def _describe(detail: dict[str, Any]) -> tuple[str, str]:
         hint = f"; did you mean {close[0]!r}?" if close else (f"; valid keys here: {', '.join(valid)}" if valid else "")
         return path, f"unknown key {key!r}{hint}"
     if kind == "union_tag_not_found":
-        return path, f"required key 'kind' missing; say which system this is ({_tags(parent)})"
+        return path, f"required key 'kind' missing; say which system this is ({_tags(here)})"
     if kind == "union_tag_invalid":
-        return path, f"kind {ctx.get('tag')!r} is not a system relsync knows; use one of {_tags(parent)}"
+        return path, f"kind {ctx.get('tag')!r} is not a system relsync knows; use one of {_tags(here)}"
     if kind == "value_error" and error is not None:
         return path, str(error)
     if kind in _EXPECTED:
-        got = "nothing" if detail.get("input") is None else _kind_of(detail.get("input"))
-        return path, f"{_EXPECTED[kind]}, found {got}"
+        return path, f"{_EXPECTED[kind]}, found {_found(detail.get('input'), loc)}"
     if kind == "literal_error":
         return path, f"must be one of {ctx.get('expected')}"
     if kind == "too_short" and isinstance(detail.get("input"), (list, dict)):
@@ -254,15 +266,23 @@ def _describe(detail: dict[str, Any]) -> tuple[str, str]:
     return path, detail["msg"]
 
 
+def _found(value: Any, loc: tuple[Any, ...]) -> str:
+    """What the file has instead; values under ``auth`` are never shown (they may be secrets)."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str) and "auth" not in loc and len(value) <= 60:
+        return repr(value)
+    return _kind_of(value)
+
+
 def _kind_of(value: Any) -> str:
-    # Names the type, never the value: the value may be a pasted secret.
     return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", int: "a number",
             float: "a number"}.get(type(value), type(value).__name__)
 
 
 def _tags(tp: Any) -> str:
     members = _members(tp) if tp is not None else []
-    return ", ".join(tag for member in members for tag in _kinds(member)) or "jira"
+    return ", ".join(tag for member in members for tag in _kinds(member))
 
 
 def _walk(loc: tuple[Any, ...]) -> tuple[str, Any, Any]:

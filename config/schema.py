@@ -41,7 +41,7 @@ SAMPLE_DEPLOY = dt.datetime(2026, 11, 24, 18, 0)
 """A deploy time used to try out release name patterns."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SECRET_WORDS = re.compile(r"token|password|passwd|secret|api_?key|pat|credential", re.IGNORECASE)
+_SECRET_WORDS = re.compile(r"token|password|passwd|secret|api_?key|credential|^pat$", re.IGNORECASE)
 
 
 class KeyPathError(ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mapping.converters import ConversionError, convert, describe, map_key
-from mapping.model import ChangeRequest
+from mapping.model import PRIORITIES, STATUSES, ChangeRequest
 
 if TYPE_CHECKING:
     # Types only: config.schema imports mapping.model, so a runtime import would be circular.
@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["MappingError", "SourceMapping", "read_path"]
 
 _ABSENT = object()
+
+# Normalized fields whose values come from a fixed vocabulary, even without a value table.
+_VOCABULARIES: dict[str, tuple[str, ...]] = {"status": STATUSES, "priority": PRIORITIES}
 
 
 class MappingError(Exception):
@@ -156,7 +159,18 @@ class SourceMapping:
         if value is None or not value.strip():
             return None, spec.default
         if spec.map is None:
-            return value, value
+            vocabulary = _VOCABULARIES.get(name)
+            if vocabulary is None or value in vocabulary:
+                return value, value
+            if spec.default is not None:
+                return value, spec.default
+            raise MappingError(
+                f"{key_path}.map",
+                f"source value {value!r} on record {ref} is not a relsync {name} "
+                f"({', '.join(vocabulary)}) and there is no map or default to translate it",
+                record=ref,
+                value=value,
+            )
         if value in spec.map:
             return value, spec.map[value]
         if spec.default is not None:

@@ -150,7 +150,7 @@ def test_every_problem_is_listed_and_the_kind_tag_is_not_in_paths(tmp_path):
     assert paths == ["sources.jira.url", "trains.0.cadence.every_days", "trains.0.capacity"]
     assert "3 problems" in str(error)
     assert "trains.0.capacity: must be at least 1" in str(error)
-    assert "trains.0.cadence.every_days: expected a whole number, found text" in str(error)
+    assert "trains.0.cadence.every_days: expected a whole number, found 'fortnightly'" in str(error)
 
 
 def test_missing_required_key(tmp_path):
@@ -287,3 +287,33 @@ def test_missing_ca_bundle_names_the_key(tmp_path):
     error = error_for(edit("    project: OPS\n", "    project: OPS\n    ca_bundle: missing.pem\n"), tmp_path)
     assert error.path == "sources.jira.ca_bundle"
     assert f"no file at {tmp_path / 'missing.pem'}" in str(error)
+
+
+def test_bad_date_names_the_key_and_the_value(tmp_path):
+    error = error_for(edit("anchor: 2026-01-06", "anchor: 2026-13-06"), tmp_path)
+    assert str(error) == (
+        "relsync.yaml: trains.0.cadence.anchor: expected a date like 2026-01-06, found '2026-13-06'"
+    )
+
+
+def test_nested_aliases_are_checked_once(tmp_path):
+    # A "billion laughs" document: walking every alias would take forever.
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, 9)]
+    error = error_for("\n".join(lines) + "\n", tmp_path)
+    assert "l0: unknown key 'l0'" in str(error)
+
+
+def test_secret_from_a_given_environment_ignores_os_environ(monkeypatch):
+    monkeypatch.setenv("RELSYNC_JIRA_TOKEN", "from-os")
+    env = {"RELSYNC_JIRA_TOKEN": "from-sandbox"}
+    assert secret("RELSYNC_JIRA_TOKEN", "sources.jira.auth.token_env", env) == "from-sandbox"
+    with pytest.raises(ConfigError, match="RELSYNC_JIRA_EMAIL is not set"):
+        secret("RELSYNC_JIRA_EMAIL", "sources.jira.auth.email_env", env)
+
+
+def test_config_error_from_one_message_keeps_the_key_path():
+    error = ConfigError("sources.jira.kind: unsupported source kind 'x'")
+    assert (error.path, error.problem) == ("sources.jira.kind", "unsupported source kind 'x'")
+    assert str(error) == "sources.jira.kind: unsupported source kind 'x'"
+    assert ConfigError("the file is empty").path == ""

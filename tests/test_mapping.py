@@ -480,3 +480,12 @@ def test_change_request_json_round_trip_of_normalized_values(jira):
     row = jira.normalize(record()).as_row()
     assert json.loads(row["raw"])["key"] == "OPS-12"
     assert row["status"] == "in_progress"
+
+
+def test_status_without_a_map_must_already_be_a_relsync_status():
+    mapping = mapping_of({"title": "fields.summary", "status": "fields.state"})
+    assert mapping.normalize(record(issue_with(state="approved"))).status == "approved"
+    with pytest.raises(MappingError) as caught:
+        mapping.normalize(record(issue_with(state="Approved")))
+    assert caught.value.path == "sources.crm.fields.status.map"
+    assert "'Approved' on record OPS-12 is not a relsync status" in str(caught.value)
