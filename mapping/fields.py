@@ -92,6 +92,13 @@ class SourceMapping:
         """The source field the release name is written to, if releases are written back."""
         return self.write.release.field if self.write.release is not None else None
 
+    def status_from_source(self, source_status: str) -> str:
+        """The relsync status a source status name reads as on a pull (map, then default)."""
+        _, status = self._translate("status", self.fields.status, source_status, None)
+        if status is None:
+            raise MappingError(f"{self.config_path}.fields.status", "an empty source status has no relsync status")
+        return status
+
     def normalize(self, record: SourceRecord) -> ChangeRequest:
         """Translate one source record; raises MappingError naming the key to fix."""
         ref = record.native_key or record.native_id
@@ -155,7 +162,14 @@ class SourceMapping:
                 record=ref,
                 value=found,
             )
-        value = None if found is None else map_key(found)
+        return self._translate(name, spec, None if found is None else map_key(found), ref)
+
+    def _translate(
+        self, name: str, spec: FieldMap, value: str | None, ref: str | None
+    ) -> tuple[str | None, str | None]:
+        """(value, normalized value) through the field's value table and default."""
+        key_path = f"{self.config_path}.fields.{name}"
+        on_record = f" on record {ref}" if ref else ""
         if value is None or not value.strip():
             return None, spec.default
         if spec.map is None:
@@ -166,7 +180,7 @@ class SourceMapping:
                 return value, spec.default
             raise MappingError(
                 f"{key_path}.map",
-                f"source value {value!r} on record {ref} is not a relsync {name} "
+                f"source value {value!r}{on_record} is not a relsync {name} "
                 f"({', '.join(vocabulary)}) and there is no map or default to translate it",
                 record=ref,
                 value=value,
@@ -177,7 +191,7 @@ class SourceMapping:
             return value, spec.default
         raise MappingError(
             f"{key_path}.map",
-            f"source value {value!r} on record {ref} is not mapped and no default is set; "
+            f"source value {value!r}{on_record} is not mapped and no default is set; "
             f"add it to the map (mapped now: {', '.join(map(repr, spec.map)) or 'nothing'})",
             record=ref,
             value=value,

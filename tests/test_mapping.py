@@ -489,3 +489,12 @@ def test_status_without_a_map_must_already_be_a_relsync_status():
         mapping.normalize(record(issue_with(state="Approved")))
     assert caught.value.path == "sources.crm.fields.status.map"
     assert "'Approved' on record OPS-12 is not a relsync status" in str(caught.value)
+
+
+def test_status_written_back_reads_as_the_status_it_was_written_for(jira):
+    for normalized in ("scheduled",):
+        assert jira.status_from_source(jira.source_status_for(normalized)) == normalized
+    assert jira.status_from_source("In Testing") == "testing"
+    with pytest.raises(MappingError) as caught:
+        jira.status_from_source("Parked")
+    assert (caught.value.path, caught.value.value) == ("sources.jira.fields.status.map", "Parked")
