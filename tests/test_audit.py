@@ -66,7 +66,8 @@ def test_intact_chain_verifies(store):
 
 
 def test_empty_chain_verifies():
-    report = verify_chain(open_store(":memory:"))
+    with open_store(":memory:") as db:
+        report = verify_chain(db)
     assert (report.ok, report.checked, report.head) == (True, 0, "0" * 64)
 
 

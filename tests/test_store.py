@@ -210,8 +210,7 @@ def test_finish_run_refuses_unknown_statuses_and_runs(store):
         finish_run(store, run_id + 1, status="ok", exit_code=0, counts={}, api_calls={}, message=None)
 
 
-def test_in_memory_store_for_tests(tmp_path):
-    db = open_store(":memory:")
-    assert "audit" in db.table_names()
-    assert db.execute("pragma foreign_keys").fetchone()[0] == 1
-    assert not list(tmp_path.iterdir())
+def test_in_memory_store_for_tests():
+    with open_store(":memory:") as db:
+        assert "audit" in db.table_names()
+        assert db.execute("pragma foreign_keys").fetchone()[0] == 1
