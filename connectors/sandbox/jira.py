@@ -1,0 +1,394 @@
+"""A Jira Cloud REST API fake (v3, and v2 for the same routes) for tests and the demo.
+
+The real ``jira`` client library talks to it unchanged. Routes, bodies, paging and
+error messages follow Atlassian's REST reference and what Jira Cloud answers; the
+sources for each behaviour are named in tests/sandbox/test_jira_sandbox.py.
+State lives on the app: ``app.extensions["relsync_sandbox"]`` is the :class:`JiraState`.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import flask
+
+from connectors.sandbox.core import controls, make_app, sandbox_route
+from connectors.sandbox.jira_data import PRIORITIES, SERVER_VERSION, STATUS_BY_KEY, STATUSES, JiraState, Version, field_catalog
+from connectors.sandbox.jira_edit import EditError, available_transitions, create_issue, edit_issue, transition_issue
+from connectors.sandbox.jira_http import (
+    API_VERSIONS,
+    STATE_KEY,
+    JiraHttpError,
+    api_route,
+    caller,
+    find_issue_or_404,
+    jira_error,
+    problem,
+    read_body,
+    require_project,
+    root_url,
+    state_of,
+)
+from connectors.sandbox.jira_reads import register_read_routes
+from connectors.sandbox.jira_render import (
+    issue_json,
+    issuetype_json,
+    jira_time,
+    parse_fields,
+    priority_json,
+    project_json,
+    select_fields,
+    status_json,
+    user_json,
+    version_json,
+)
+from connectors.sandbox.jql import JqlError
+
+NOT_AUTHENTICATED = "Client must be authenticated to access this resource."
+RATE_LIMITED = "The request has been rate-limited. Please try again later."
+REMOVED_SEARCH = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+    "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
+)
+
+
+def _authorized(state: JiraState) -> Callable[[flask.Request], bool]:
+    def check(request: flask.Request) -> bool:
+        if request.path.endswith("/serverInfo"):
+            return True  # Jira answers serverInfo to anyone
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip() == state.token
+        if scheme.lower() == "basic":
+            try:
+                email, _, token = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+            return email.lower() == state.email.lower() and token == state.token
+        return False
+
+    return check
+
+
+def _unauthorized() -> flask.Response:
+    # Jira Cloud answers 401 with this one sentence, not JSON, and names its OAuth realm.
+    wants_json = "application/json" in flask.request.headers.get("Accept", "")
+    response = flask.Response(NOT_AUTHENTICATED, status=401,
+                              content_type="application/json;charset=UTF-8" if wants_json else "text/html;charset=UTF-8")
+    response.headers["WWW-Authenticate"] = f'OAuth realm="{quote(root_url(), safe="")}"'
+    if flask.request.headers.get("Authorization"):
+        response.headers["X-Seraph-LoginReason"] = "AUTHENTICATED_FAILED"
+    return response
+
+
+def _throttled(seconds: float) -> flask.Response:
+    limit = controls(flask.current_app).limiter.limit
+    response = flask.jsonify({"errorMessages": [RATE_LIMITED], "errors": {}, "status": 429})
+    response.status_code = 429
+    reset = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)
+    response.headers.update({
+        "Retry-After": str(int(seconds)),
+        "X-RateLimit-Limit": str(limit.requests if limit else 0),
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"),
+        "RateLimit-Reason": "jira-burst-based",
+    })
+    return response
+
+
+def _fault_body(status: int) -> dict[str, Any]:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return {"errorMessages": [phrase], "errors": {}}
+
+
+def create_jira_app(
+    *, records: int = 200, seed: int = 7, email: str, token: str, project: str = "OPS", timezone: str = "UTC"
+) -> flask.Flask:
+    """A Jira Cloud sandbox seeded with ``records`` change requests OPS-1..OPS-N."""
+    state = JiraState(records=records, seed=seed, email=email, token=token, project=project, timezone=timezone)
+    app = make_app("jira", auth=_authorized(state), unauthorized=_unauthorized, throttled=_throttled, fault_body=_fault_body)
+    app.extensions[STATE_KEY] = state
+
+    @app.errorhandler(JiraHttpError)
+    def jira_http_error(error: JiraHttpError) -> flask.Response:
+        response = flask.Response(json.dumps(error.body, ensure_ascii=False), status=error.status, mimetype=error.mimetype)
+        response.headers.update(error.headers)
+        return response
+
+    @app.errorhandler(EditError)
+    def edit_error(error: EditError) -> flask.Response:
+        return jira_http_error(JiraHttpError(400, error.body()))
+
+    @app.errorhandler(JqlError)
+    def jql_error(error: JqlError) -> flask.Response:
+        return jira_http_error(jira_error(400, error.messages))
+
+    @app.errorhandler(404)
+    def no_endpoint(_: Exception) -> flask.Response:
+        return jira_http_error(problem(404, f"No endpoint {flask.request.method} {flask.request.path}."))
+
+    @app.errorhandler(405)
+    def no_method(error: Exception) -> flask.Response:
+        refusal = problem(405, f"Method '{flask.request.method}' is not supported.")
+        allowed = getattr(error, "valid_methods", None) or []
+        refusal.headers["Allow"] = ", ".join(m for m in allowed if m not in ("HEAD", "OPTIONS"))
+        return jira_http_error(refusal)
+
+    _register_meta_routes(app, state)
+    _register_issue_routes(app, state)
+    _register_version_routes(app, state)
+    register_read_routes(app, state)
+    _register_knobs(app, state)
+    return app
+
+
+def _register_meta_routes(app: flask.Flask, state: JiraState) -> None:
+    @api_route(app, "/serverInfo", ["GET"])
+    def server_info(api: str) -> flask.Response:
+        return flask.jsonify({
+            "baseUrl": root_url(), "displayUrl": root_url(), "version": ".".join(map(str, SERVER_VERSION)) + "-SNAPSHOT",
+            "versionNumbers": SERVER_VERSION, "deploymentType": "Cloud", "buildNumber": 100293,
+            "buildDate": "2026-11-01T00:00:00.000+0000", "serverTime": jira_time(state.clock.peek(), state.zone()),
+            "scmInfo": "5e2f1c0a9b7d", "serverTitle": "Jira", "defaultLocale": {"locale": "en_US"},
+        })
+
+    @api_route(app, "/myself", ["GET"])
+    def myself(api: str) -> flask.Response:
+        body = user_json(caller(state), f"{root_url()}/rest/api/{api}", with_email=True) or {}
+        body.update({"timeZone": state.timezone, "locale": "en_US", "groups": {"size": 2, "items": []},
+                     "applicationRoles": {"size": 1, "items": []}, "expand": "groups,applicationRoles"})
+        return flask.jsonify(body)
+
+    @api_route(app, "/field", ["GET"])
+    def fields(api: str) -> flask.Response:
+        return flask.jsonify(field_catalog())
+
+    @api_route(app, "/issuetype", ["GET"])
+    def issue_types(api: str) -> flask.Response:
+        return flask.jsonify([issuetype_json(f"{root_url()}/rest/api/{api}")])
+
+    @api_route(app, "/priority", ["GET"])
+    def priorities(api: str) -> flask.Response:
+        return flask.jsonify([priority_json(name, f"{root_url()}/rest/api/{api}") for _, name in PRIORITIES])
+
+    @api_route(app, "/status", ["GET"])
+    def statuses(api: str) -> flask.Response:
+        return flask.jsonify([status_json(s, f"{root_url()}/rest/api/{api}") for s in STATUSES])
+
+    @api_route(app, "/project", ["GET"])
+    def projects(api: str) -> flask.Response:
+        return flask.jsonify([project_json(state, f"{root_url()}/rest/api/{api}")])
+
+    @api_route(app, "/project/<project>", ["GET"])
+    def project(api: str, project: str) -> flask.Response:
+        require_project(state, project)
+        with state.lock:
+            return flask.jsonify(project_json(state, f"{root_url()}/rest/api/{api}", full=True))
+
+
+def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
+    @api_route(app, "/issue", ["POST"])
+    def create(api: str) -> tuple[flask.Response, int]:
+        body = read_body()
+        with state.lock:
+            issue = create_issue(state, body, api=api, author=caller(state))
+        return flask.jsonify({"id": str(issue.id), "key": issue.key, "self": f"{root_url()}/rest/api/{api}/issue/{issue.id}"}), 201
+
+    @api_route(app, "/issue/<key>", ["GET"])
+    def get_issue(api: str, key: str) -> flask.Response:
+        args = flask.request.args
+        requested = parse_fields(args.getlist("fields")) if "fields" in args else None
+        expand = {e.strip() for e in args.get("expand", "").split(",") if e.strip()}
+        with state.lock:
+            issue = find_issue_or_404(state, key)
+            fields = select_fields(requested, default="*all")
+            return flask.jsonify(issue_json(state, issue, root=root_url(), api=api, fields=fields, expand=expand))
+
+    @api_route(app, "/issue/<key>", ["PUT"])
+    def edit(api: str, key: str) -> flask.Response:
+        body = read_body()
+        with state.lock:
+            issue = find_issue_or_404(state, key)
+            edit_issue(state, issue, body, api=api, author=caller(state))
+            if flask.request.args.get("returnIssue", "false").lower() == "true":
+                fields = select_fields(None, default="*all")
+                return flask.jsonify(issue_json(state, issue, root=root_url(), api=api, fields=fields))
+        return flask.Response(status=204)
+
+    @api_route(app, "/issue/<key>", ["DELETE"])
+    def delete(api: str, key: str) -> flask.Response:
+        with state.lock:
+            issue = find_issue_or_404(state, key)
+            del state.issues[issue.id]
+            del state.by_key[issue.key]
+            state.touch()
+        return flask.Response(status=204)
+
+    @api_route(app, "/issue/<key>/transitions", ["GET"])
+    def transitions(api: str, key: str) -> flask.Response:
+        base = f"{root_url()}/rest/api/{api}"
+        wanted = flask.request.args.get("transitionId")
+        with_fields = "transitions.fields" in flask.request.args.get("expand", "")
+        with state.lock:
+            issue = find_issue_or_404(state, key)
+            listed = []
+            for transition in available_transitions(issue):
+                if wanted and transition.id != wanted:
+                    continue
+                entry = {"id": transition.id, "name": transition.name, "to": status_json(STATUS_BY_KEY[transition.target], base),
+                         "hasScreen": False, "isGlobal": False, "isInitial": False, "isAvailable": True,
+                         "isConditional": False, "isLooped": False}
+                if with_fields:
+                    entry["fields"] = {}
+                listed.append(entry)
+        return flask.jsonify({"expand": "transitions", "transitions": listed})
+
+    @api_route(app, "/issue/<key>/transitions", ["POST"])
+    def do_transition(api: str, key: str) -> flask.Response:
+        body = read_body()
+        with state.lock:
+            issue = find_issue_or_404(state, key)
+            transition_issue(state, issue, body, author=caller(state))
+        return flask.Response(status=204)
+
+    for api in API_VERSIONS:
+        for method in ("GET", "POST"):
+            app.add_url_rule(f"/rest/api/{api}/search", endpoint=f"removed_search_{api}_{method}",
+                             view_func=_removed_search, methods=[method])
+
+
+def _removed_search() -> flask.Response:
+    raise jira_error(410, [REMOVED_SEARCH])
+
+
+def _version_date(body: dict[str, Any], name: str, errors: dict[str, str]) -> dt.date | None:
+    raw = body.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return dt.date.fromisoformat(str(raw))
+    except ValueError:
+        errors[name] = f"The {'release' if name == 'releaseDate' else 'start'} date is invalid. Use the format yyyy-MM-dd."
+        return None
+
+
+def _version_changes(state: JiraState, body: Any, current: Version | None) -> dict[str, Any]:
+    """Validated attributes for a created or updated version, or Jira's 400."""
+    if not isinstance(body, dict):
+        raise jira_error(400, ["Invalid request payload. Refer to the REST API documentation and try again."])
+    errors: dict[str, str] = {}
+    changes: dict[str, Any] = {}
+    if current is None or "name" in body:
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            errors["name"] = "You must specify a valid version name"
+        elif len(name) > 255:
+            errors["name"] = "The version name must not exceed 255 characters."
+        elif any(v.name.lower() == name.strip().lower() and v is not current for v in state.versions.values()):
+            errors["name"] = "A version with this name already exists in this project."
+        else:
+            changes["name"] = name.strip()
+    if current is None:
+        project = body.get("projectId", body.get("project"))
+        if project is None or (str(project).upper() != state.project_key and str(project) != "10000"):
+            errors["project"] = "You must specify a valid project."
+    for date_field, attribute in (("releaseDate", "release_date"), ("startDate", "start_date")):
+        if date_field in body:
+            changes[attribute] = _version_date(body, date_field, errors)
+    for flag in ("released", "archived"):
+        if flag in body:
+            changes[flag] = bool(body[flag])
+    if "description" in body:
+        changes["description"] = str(body["description"] or "")
+    if errors:
+        raise jira_error(400, errors=errors)
+    return changes
+
+
+def _register_version_routes(app: flask.Flask, state: JiraState) -> None:
+    @api_route(app, "/project/<project>/versions", ["GET"])
+    def project_versions(api: str, project: str) -> flask.Response:
+        require_project(state, project)
+        base = f"{root_url()}/rest/api/{api}"
+        with state.lock:
+            return flask.jsonify([version_json(v, base) for v in sorted(state.versions.values(), key=lambda v: v.id)])
+
+    @api_route(app, "/version", ["POST"])
+    def create_version(api: str) -> tuple[flask.Response, int]:
+        body = read_body()
+        with state.lock:
+            changes = _version_changes(state, body, None)
+            version = Version(state.next_version_id, **changes)
+            state.versions[version.id] = version
+            state.next_version_id += 1
+            state.touch()
+            return flask.jsonify(version_json(version, f"{root_url()}/rest/api/{api}")), 201
+
+    @api_route(app, "/version/<version_id>", ["GET", "PUT"])
+    def version(api: str, version_id: str) -> flask.Response:
+        with state.lock:
+            found = state.versions.get(int(version_id)) if version_id.isdigit() else None
+            if found is None:
+                raise jira_error(404, [f"Could not find version for id '{version_id}'"])
+            if flask.request.method == "PUT":
+                for attribute, value in _version_changes(state, read_body(), found).items():
+                    setattr(found, attribute, value)
+                state.touch()
+            return flask.jsonify(version_json(found, f"{root_url()}/rest/api/{api}"))
+
+
+def _register_knobs(app: flask.Flask, state: JiraState) -> None:
+    @sandbox_route(app, "/jira/config", methods=["GET", "POST"])
+    def jira_config() -> flask.Response:
+        if flask.request.method == "POST":
+            body = flask.request.get_json(silent=True) or {}
+            with state.lock:
+                if "timezone" in body:
+                    state.timezone = str(body["timezone"])
+                if "short_pages" in body:
+                    state.short_pages = bool(body["short_pages"])
+        return flask.jsonify({"timezone": state.timezone, "short_pages": state.short_pages})
+
+    @sandbox_route(app, "/jira/expire-tokens", methods=["POST"])
+    def expire_tokens() -> flask.Response:
+        with state.lock:
+            state.token_generation += 1
+        return flask.Response(status=204)
+
+    @sandbox_route(app, "/jira/edit-during-paging", methods=["POST"])
+    def edit_during_paging() -> tuple[flask.Response, int]:
+        body = flask.request.get_json(silent=True) or {}
+        edits = body.get("edits") or [{"issue": key, "fields": body.get("fields") or {}} for key in body.get("issues", [])]
+        if not edits:
+            return flask.jsonify({"error": "give 'edits': [{'issue', 'fields'|'update'}] or 'issues' and 'fields'"}), 400
+
+        def apply() -> None:
+            with state.lock:
+                for change in edits:
+                    issue = state.find_issue(str(change["issue"]))
+                    if issue is not None:
+                        payload = {k: change[k] for k in ("fields", "update") if k in change}
+                        edit_issue(state, issue, payload, api="3", author=state.editor)
+
+        controls(app).schedule("jira.search.next_page", apply)
+        return flask.jsonify({"scheduled": len(edits)}), 202
+
+    @sandbox_route(app, "/jira/issues/<key>", methods=["GET"])
+    def raw_issue(key: str) -> flask.Response:
+        with state.lock:
+            issue = find_issue_or_404(state, key)
+            fields = select_fields(None, default="*all")
+            return flask.jsonify(issue_json(state, issue, root=root_url(), api="3", fields=fields, expand={"changelog"}))
+
+
+__all__ = ["create_jira_app", "state_of"]
