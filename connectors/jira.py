@@ -131,7 +131,7 @@ class JiraConnector:
     def client(self) -> JIRA:
         """The jira client, connected on first use (serverInfo is its first call)."""
         if self._client is None:
-            options: dict[str, Any] = {"verify": self.config.ca_bundle or True}
+            options: dict[str, Any] = {"verify": self.config.ca_bundle or True, "rest_api_version": "3"}
             auth: dict[str, Any] = (
                 {"basic_auth": (self._email, self._token)}
                 if self._email

@@ -94,7 +94,7 @@ def build_sources(config: Config, env: Mapping[str, str] | None = None) -> dict[
             fields = [p.split(".")[1] for p in mapping.source_paths() if p.startswith("fields.") and "." in p]
             connector = JiraConnector(name, source, fields=fields, email=email, token=token)
         else:  # pragma: no cover - the schema admits no other kind yet
-            raise ConfigError(f"{path}.kind: unsupported source kind {source.kind!r}")
+            raise ConfigError(f"{path}.kind", f"unsupported source kind {source.kind!r}")
         sources[name] = Source(name, connector, mapping)
     return sources
 

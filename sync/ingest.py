@@ -95,13 +95,21 @@ def store_page(
                 )
                 continue
             else:
-                counts.changed += 1
                 row["first_seen_at"] = old["first_seen_at"]
+                changes = [
+                    _event(now, run_id, source, request, name, old[name], row[name])
+                    for name in AUDITED_FIELDS
+                    if old[name] != row[name]
+                ]
                 if old["deleted_at"] is not None:
-                    events.append(_event(now, run_id, source, request, "deleted_at", old["deleted_at"], None))
-                for name in AUDITED_FIELDS:
-                    if old[name] != row[name]:
-                        events.append(_event(now, run_id, source, request, name, old[name], row[name]))
+                    changes.append(_event(now, run_id, source, request, "deleted_at", old["deleted_at"], None))
+                # No audited field differs: relsync's own write-back came home, or only
+                # unmapped content moved. The row still takes the new hash and version.
+                if changes:
+                    counts.changed += 1
+                else:
+                    counts.unchanged += 1
+                events.extend(changes)
             rows.append(row)
         if rows:
             db["change_requests"].upsert_all(rows, pk="key")

@@ -13,14 +13,19 @@ the order of the lists. The rules, first match wins:
 2. Started (in_progress, testing, deployed): keeps its release, whatever it is, and is
    never re-planned; an unassigned started request stays unassigned.
 3. Pinned: never moves, and counts against its release's capacity.
-4. Assigned to a live release: keeps it, so requesters get a predictable date; a
-   higher-priority newcomer does not bump it. If the release holds more than its
+4. Assigned to a live release: keeps it, so requesters get a predictable date, except
+   as rule 7 says. If the release holds more than its
    capacity (capacity lowered, pins added), the movable requests (not pinned, not
    started) leave, lowest priority then newest first, until it fits; eligible ones are
    re-planned, others are left unassigned.
 5. Assigned to a release that is no longer live (past or cancelled): re-planned if its
    status is eligible, otherwise it leaves.
 6. Unassigned and eligible: planned.
+7. A request being planned that finds no room takes the seat of a strictly
+   lower-priority, movable request in an earlier open release (the lowest priority,
+   newest one); that request is planned again from there, so it lands in the next
+   release with room. Equal priorities never bump each other: age decides only
+   among requests planned in the same pass.
 
 Planning takes the requests of rules 4-6 in priority order (critical, high, medium,
 low, none), then ``created_at`` ascending (unknown last), then key, and puts each into
@@ -34,6 +39,7 @@ a release missing from ``releases`` is treated as one to a past release (rule 5)
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from dataclasses import dataclass
 
 from mapping.model import PRIORITIES, STATUSES
@@ -119,6 +125,23 @@ def _leaves(candidate: Candidate, live: dict[str, PlannedRelease]) -> str | None
     return None
 
 
+def _seat(
+    candidate: Candidate,
+    releases: list[PlannedRelease],
+    load: dict[str, int],
+    seated: dict[str, list[Candidate]],
+) -> tuple[PlannedRelease | None, Candidate | None]:
+    """The earliest open release with room, or with a less urgent request to bump."""
+    rank = _order(candidate)[0]
+    for release in releases:
+        if load[release.id] < release.capacity:
+            return release, None
+        lower = [c for c in seated[release.id] if _order(c)[0] > rank]
+        if lower:
+            return release, max(lower, key=_order)
+    return None, None
+
+
 def plan_releases(
     releases: list[PlannedRelease],
     candidates: list[Candidate],
@@ -183,15 +206,33 @@ def plan_releases(
                 )
 
     open_for_new = [r for r in calendar if r.state == "open" and now < r.freeze_at]
-    for candidate, cause in sorted(queue, key=lambda item: _order(item[0])):
-        target = next((r for r in open_for_new if load[r.id] < r.capacity), None)
-        if target is not None:
-            load[target.id] += 1
-            how = "planned" if cause is None else f"moved from {name(candidate.release or '')} ({cause})"
-            decisions[candidate.key] = Decision(candidate.key, target.id, f"{how}: {_why(candidate)}")
-        elif candidate.release is not None:
-            decisions[candidate.key] = Decision(
-                candidate.key, None,
-                f"left release {name(candidate.release)}: {cause}, no open release has room",
-            )
+    # Who sits in each open release and may give up the seat to a more urgent request (rule 7).
+    queued = {c.key for c, _ in queue}
+    seated = {r.id: [c for c in movable[r.id] if c.key not in decisions and c.key not in queued] for r in open_for_new}
+    pending = [(_order(c), c, cause) for c, cause in queue]
+    heapq.heapify(pending)
+    while pending:
+        _, candidate, cause = heapq.heappop(pending)
+        target, bumped = _seat(candidate, open_for_new, load, seated)
+        if bumped is not None:
+            seated[target.id].remove(bumped)
+            load[target.id] -= 1
+            decisions.pop(bumped.key, None)
+            why = f"bumped by {candidate.key}, priority {candidate.priority}"
+            heapq.heappush(pending, (_order(bumped), bumped, why if bumped.release else None))
+        if target is None:
+            decisions.pop(candidate.key, None)
+            if candidate.release is not None:
+                decisions[candidate.key] = Decision(
+                    candidate.key, None,
+                    f"left release {name(candidate.release)}: {cause}, no open release has room",
+                )
+            continue
+        load[target.id] += 1
+        seated[target.id].append(candidate)
+        if candidate.release == target.id:
+            decisions.pop(candidate.key, None)  # bumped and back where it was: no change
+            continue
+        how = "planned" if cause is None else f"moved from {name(candidate.release or '')} ({cause})"
+        decisions[candidate.key] = Decision(candidate.key, target.id, f"{how}: {_why(candidate)}")
     return [decisions[key] for key in sorted(decisions)]

@@ -6,6 +6,7 @@ store, writes its decisions back and audits every move with its reason.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +58,12 @@ def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> 
     )
 
 
-def _age_out(db: sqlite_utils.Database, train: str, now: dt.datetime) -> None:
-    """Releases no longer materialized keep their row; their state follows the calendar."""
-    stamp = iso(now)
+def _age_out(db: sqlite_utils.Database, train: str, current: list[PlannedRelease]) -> None:
+    """Releases no longer materialized keep their row; they have been released."""
     db.execute(
-        "update releases set state = 'released' where train = ? and deploy_at <= ? "
-        "and state not in ('cancelled', 'released')",
-        [train, stamp],
+        "update releases set state = 'released' where train = ? and state not in ('cancelled', 'released') "
+        "and id not in (select value from json_each(?))",
+        [train, json.dumps([r.id for r in current])],
     )
 
 
@@ -96,7 +96,7 @@ def plan_into_store(
     stamp = iso(now)
     with db.atomic():
         save_releases(db, releases)
-        _age_out(db, train.name, now)
+        _age_out(db, train.name, releases)
         names = {row["id"]: row["name"] for row in db.query("select id, name from releases")}
         current = {c.key: c for c in candidates(db)}
         decisions = plan_releases(

@@ -222,13 +222,38 @@ def test_new_requests_go_in_priority_then_age_order_into_the_earliest_release_wi
     ]
 
 
-def test_a_newcomer_does_not_bump_requests_already_planned():
+def test_an_urgent_newcomer_bumps_the_least_urgent_planned_request_to_the_next_release():
     decisions = plan([R1, R2], [
         req("jira:1", "low", release="BS-20261201"),
         req("jira:2", "low", release="BS-20261201", status="scheduled"),
         req("jira:3", "critical"),
     ])
-    assert decisions == {"jira:3": ("BS-20261215", "planned: priority critical, status approved, created 2026-10-01")}
+    assert decisions == {
+        "jira:3": ("BS-20261201", "planned: priority critical, status approved, created 2026-10-01"),
+        "jira:2": (
+            "BS-20261215",
+            "moved from BS 20261201 (bumped by jira:3, priority critical): "
+            "priority low, status scheduled, created 2026-10-01",
+        ),
+    }
+
+
+def test_a_newcomer_of_equal_priority_does_not_bump_requests_already_planned():
+    decisions = plan([R1, R2], [
+        req("jira:1", "high", release="BS-20261201"),
+        req("jira:2", "high", "2026-10-05T00:00:00Z", release="BS-20261201"),
+        req("jira:3", "high", "2026-01-01T00:00:00Z"),
+    ])
+    assert decisions == {"jira:3": ("BS-20261215", "planned: priority high, status approved, created 2026-01-01")}
+
+
+def test_a_frozen_release_is_never_bumped():
+    frozen = release("BS-20261124", "2026-11-24 18:00", state="frozen")
+    decisions = plan([frozen, R1], [
+        req("jira:1", "low", release="BS-20261124"),
+        req("jira:2", "critical"),
+    ])
+    assert decisions == {"jira:2": ("BS-20261201", "planned: priority critical, status approved, created 2026-10-01")}
 
 
 def test_frozen_and_deploying_releases_take_no_newcomers():
@@ -246,9 +271,9 @@ def test_pins_stay_put_and_take_up_room():
         req("jira:1", "low", release="BS-20261201", pinned=True, status="triaged"),
         req("jira:2", "low", release="BS-20240101", pinned=True),
         req("jira:3", "high", release="BS-20261201"),
-        req("jira:4", "critical"),
+        req("jira:4", "high"),
     ])
-    assert decisions == {"jira:4": ("BS-20261215", "planned: priority critical, status approved, created 2026-10-01")}
+    assert decisions == {"jira:4": ("BS-20261215", "planned: priority high, status approved, created 2026-10-01")}
 
 
 @pytest.mark.parametrize(
@@ -316,9 +341,18 @@ def test_an_overfull_release_sheds_its_least_urgent_newest_requests_first():
 
 def test_no_room_anywhere_leaves_newcomers_unassigned_without_a_decision():
     assert plan([dataclasses.replace(R1, capacity=1)], [
-        req("jira:1", release="BS-20261201"), req("jira:2", "critical")
+        req("jira:1", "critical", release="BS-20261201"), req("jira:2", "critical")
     ]) == {}
     assert plan([], [req("jira:1")]) == {}
+
+
+def test_a_request_bumped_with_no_room_elsewhere_leaves_its_release():
+    assert plan([dataclasses.replace(R1, capacity=1)], [
+        req("jira:1", "low", release="BS-20261201"), req("jira:2", "critical")
+    ]) == {
+        "jira:1": (None, "left release BS 20261201: bumped by jira:2, priority critical, no open release has room"),
+        "jira:2": ("BS-20261201", "planned: priority critical, status approved, created 2026-10-01"),
+    }
 
 
 def test_bad_input_is_refused():

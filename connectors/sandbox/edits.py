@@ -18,6 +18,7 @@ def jira_client(description: dict[str, Any]) -> JIRA:
         server=jira["url"],
         basic_auth=(env["RELSYNC_JIRA_EMAIL"], env["RELSYNC_JIRA_TOKEN"]),
         max_retries=0,
+        options={"rest_api_version": "3"},
     )
 
 

@@ -1,0 +1,59 @@
+"""Shared fixtures: a live Jira sandbox on 127.0.0.1 and a relsync config pointing at it."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from config.loader import load_config
+from config.schema import Config
+from connectors.sandbox.server import start_sandboxes
+from sync.demo import write_config
+
+
+@dataclass
+class World:
+    """A running sandbox, the config that points at it and the env holding its secrets."""
+
+    description: dict[str, Any]
+    config_path: Path
+    config: Config
+    env: dict[str, str]
+
+    @property
+    def jira_url(self) -> str:
+        return self.description["jira"]["url"]
+
+    def calls(self) -> dict[str, int]:
+        """The sandbox's per-endpoint call counter."""
+        return requests.get(f"{self.jira_url}/_sandbox/calls", timeout=10).json()["calls"]
+
+    def reset_calls(self) -> None:
+        requests.post(f"{self.jira_url}/_sandbox/calls/reset", timeout=10).raise_for_status()
+
+    def fault(self, **rule: Any) -> None:
+        """Add a fault-injection rule to the Jira sandbox."""
+        requests.post(f"{self.jira_url}/_sandbox/faults", json=rule, timeout=10).raise_for_status()
+
+
+def make_world(tmp_path: Path, records: int, seed: int = 11) -> Iterator[World]:
+    with start_sandboxes(records=records, seed=seed) as sandboxes:
+        description = sandboxes.describe()
+        path = write_config(description, tmp_path / "relsync.yaml")
+        yield World(description, path, load_config(path), dict(description["jira"]["env"]))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """250 seeded Jira change requests, a fresh store, a config and its env."""
+    yield from make_world(tmp_path, records=250)
+
+
+@pytest.fixture
+def small_world(tmp_path: Path) -> Iterator[World]:
+    """30 seeded Jira change requests."""
+    yield from make_world(tmp_path, records=30)
