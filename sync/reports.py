@@ -102,7 +102,14 @@ def history_text(key: str, events: list[dict[str, Any]]) -> str:
     lines = [f"audit history of {key}:"]
     for event in events:
         old, new = event.get("old"), event.get("new")
-        change = f"{_short(old)} -> {_short(new)}" if event["field"] != "*" else f"created {_short(new)}"
+        if event["field"] == "*":
+            change = f"created {_short(new)}"
+        elif isinstance(new, dict) and "reason" in new:
+            change = f"{_short(old)} -> {_short(new.get('release'))} ({new['reason']})"
+        elif isinstance(new, dict) and "conflict" in new:
+            change = f"CONFLICT, not written: {new.get('message')}"
+        else:
+            change = f"{_short(old)} -> {_short(new)}"
         lines.append(f"  {event['at']}  {event['origin']:<7} by {event['actor']:<10} {event['field']}: {change}")
     return "\n".join(lines)
 

@@ -26,9 +26,9 @@ class PlanCounts:
     unassigned: int = 0
 
 
-def iso(moment: dt.datetime) -> str:
+def iso(moment: dt.datetime, timespec: str = "seconds") -> str:
     """UTC ISO-8601 with ``Z``."""
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
@@ -93,7 +93,7 @@ def plan_into_store(
     """Materialize the train's releases, plan requests into them and record every move."""
     releases = materialize_releases(train, now)
     counts = PlanCounts(releases=len(releases))
-    stamp = iso(now)
+    stamp = iso(now, "milliseconds")
     with db.atomic():
         save_releases(db, releases)
         _age_out(db, train.name, releases)
