@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import math
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -19,6 +20,7 @@ from typing import Any
 import flask
 
 SANDBOX_PREFIX = "/_sandbox"
+_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^:<>]+)>")  # Flask's <converter:name> or <name>
 CONTROLS_KEY = "relsync_sandbox_core"
 
 
@@ -248,29 +250,15 @@ def route_key(request: flask.Request) -> str:
     rule = request.url_rule
     if rule is None:
         return f"{request.method} {request.path}"
-    route = rule.rule
-    for argument in rule.arguments:
-        route = _replace_argument(route, argument)
+    route = _ARGUMENT.sub(lambda m: "{" + m.group(1) + "}", rule.rule)
     return f"{request.method} {route}"
-
-
-def _replace_argument(route: str, argument: str) -> str:
-    start = 0
-    while True:
-        open_at = route.find("<", start)
-        if open_at < 0:
-            return route
-        close_at = route.find(">", open_at)
-        inner = route[open_at + 1 : close_at]
-        if inner.split(":")[-1] == argument:
-            return route[:open_at] + "{" + argument + "}" + route[close_at + 1 :]
-        start = close_at + 1
 
 
 def sandbox_route(app: flask.Flask, rule: str, **options: Any) -> Callable[[Callable], Callable]:
     """Register a test knob at ``/_sandbox<rule>``: unauthenticated, uncounted, never faulted."""
 
     def register(view: Callable) -> Callable:
+        """Add ``view`` under the knob prefix."""
         endpoint = options.pop("endpoint", f"sandbox_{view.__name__}")
         app.add_url_rule(SANDBOX_PREFIX + rule, endpoint=endpoint, view_func=view, **options)
         return view
@@ -305,6 +293,7 @@ def make_app(
 
     @app.before_request
     def gate() -> flask.Response | None:
+        """Count, delay, authenticate, throttle and fault every vendor request, in that order."""
         request = flask.request
         if request.path == SANDBOX_PREFIX or request.path.startswith(SANDBOX_PREFIX + "/"):
             return None
@@ -333,6 +322,7 @@ def make_app(
 
     @app.after_request
     def count_status(response: flask.Response) -> flask.Response:
+        """Count the status of every counted request, errors included."""
         if flask.g.get("relsync_counted"):
             state.calls.status(response.status_code)
         return response
@@ -364,15 +354,18 @@ def _bad_knob(message: str) -> flask.Response:
 def _register_knobs(app: flask.Flask, state: SandboxControls) -> None:
     @sandbox_route(app, "/calls", methods=["GET"])
     def calls() -> flask.Response:
+        """GET /_sandbox/calls: requests by route and by status."""
         return flask.jsonify(state.calls.snapshot())
 
     @sandbox_route(app, "/calls/reset", methods=["POST"])
     def calls_reset() -> flask.Response:
+        """POST /_sandbox/calls/reset: zero the counter."""
         state.calls.reset()
         return flask.Response(status=204)
 
     @sandbox_route(app, "/config", methods=["GET", "POST"])
     def config() -> flask.Response:
+        """GET or POST /_sandbox/config: rate limit (null: off) and latency."""
         if flask.request.method == "POST":
             body = flask.request.get_json(silent=True)
             if not isinstance(body, dict):
@@ -398,6 +391,7 @@ def _register_knobs(app: flask.Flask, state: SandboxControls) -> None:
 
     @sandbox_route(app, "/faults", methods=["GET", "POST", "DELETE"])
     def faults() -> flask.Response:
+        """GET, POST (append a rule) or DELETE (clear) /_sandbox/faults."""
         if flask.request.method == "DELETE":
             state.faults.clear()
             return flask.Response(status=204)

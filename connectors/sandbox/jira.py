@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import zoneinfo
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -22,7 +23,6 @@ from connectors.sandbox.core import controls, make_app, sandbox_route
 from connectors.sandbox.jira_data import PRIORITIES, SERVER_VERSION, STATUS_BY_KEY, STATUSES, JiraState, Version, field_catalog
 from connectors.sandbox.jira_edit import EditError, available_transitions, create_issue, edit_issue, transition_issue
 from connectors.sandbox.jira_http import (
-    API_VERSIONS,
     STATE_KEY,
     JiraHttpError,
     api_route,
@@ -60,6 +60,7 @@ REMOVED_SEARCH = (
 
 def _authorized(state: JiraState) -> Callable[[flask.Request], bool]:
     def check(request: flask.Request) -> bool:
+        """Basic email:token or Bearer token; serverInfo is public."""
         if request.path.endswith("/serverInfo"):
             return True  # Jira answers serverInfo to anyone
         header = request.headers.get("Authorization", "")
@@ -121,28 +122,40 @@ def create_jira_app(
 
     @app.errorhandler(JiraHttpError)
     def jira_http_error(error: JiraHttpError) -> flask.Response:
+        """Render a refusal in the body Jira uses for it."""
         response = flask.Response(json.dumps(error.body, ensure_ascii=False), status=error.status, mimetype=error.mimetype)
         response.headers.update(error.headers)
         return response
 
     @app.errorhandler(EditError)
     def edit_error(error: EditError) -> flask.Response:
+        """A refused write: 400 with errorMessages and per-field errors."""
         return jira_http_error(JiraHttpError(400, error.body()))
 
     @app.errorhandler(JqlError)
     def jql_error(error: JqlError) -> flask.Response:
+        """A refused query: 400 with Jira's JQL messages."""
         return jira_http_error(jira_error(400, error.messages))
 
     @app.errorhandler(404)
     def no_endpoint(_: Exception) -> flask.Response:
+        """A path Jira serves nothing at: RFC 7807 404."""
         return jira_http_error(problem(404, f"No endpoint {flask.request.method} {flask.request.path}."))
 
     @app.errorhandler(405)
     def no_method(error: Exception) -> flask.Response:
+        """A method the route does not take: RFC 7807 405 with Allow."""
         refusal = problem(405, f"Method '{flask.request.method}' is not supported.")
         allowed = getattr(error, "valid_methods", None) or []
         refusal.headers["Allow"] = ", ".join(m for m in allowed if m not in ("HEAD", "OPTIONS"))
         return jira_http_error(refusal)
+
+    @app.after_request
+    def json_charset(response: flask.Response) -> flask.Response:
+        """Jira names the charset on every JSON answer."""
+        if response.mimetype in ("application/json", "application/problem+json") and "charset" not in response.content_type:
+            response.content_type = f"{response.mimetype};charset=UTF-8"
+        return response
 
     _register_meta_routes(app, state)
     _register_issue_routes(app, state)
@@ -155,6 +168,7 @@ def create_jira_app(
 def _register_meta_routes(app: flask.Flask, state: JiraState) -> None:
     @api_route(app, "/serverInfo", ["GET"])
     def server_info(api: str) -> flask.Response:
+        """GET serverInfo: version, build and deployment type (Cloud)."""
         return flask.jsonify({
             "baseUrl": root_url(), "displayUrl": root_url(), "version": ".".join(map(str, SERVER_VERSION)) + "-SNAPSHOT",
             "versionNumbers": SERVER_VERSION, "deploymentType": "Cloud", "buildNumber": 100293,
@@ -164,6 +178,7 @@ def _register_meta_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/myself", ["GET"])
     def myself(api: str) -> flask.Response:
+        """GET myself: the authenticated account, email included."""
         body = user_json(caller(state), f"{root_url()}/rest/api/{api}", with_email=True) or {}
         body.update({"timeZone": state.timezone, "locale": "en_US", "groups": {"size": 2, "items": []},
                      "applicationRoles": {"size": 1, "items": []}, "expand": "groups,applicationRoles"})
@@ -171,26 +186,32 @@ def _register_meta_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/field", ["GET"])
     def fields(api: str) -> flask.Response:
+        """GET field: system and custom fields with clause names."""
         return flask.jsonify(field_catalog())
 
     @api_route(app, "/issuetype", ["GET"])
     def issue_types(api: str) -> flask.Response:
+        """GET issuetype: the one issue type."""
         return flask.jsonify([issuetype_json(f"{root_url()}/rest/api/{api}")])
 
     @api_route(app, "/priority", ["GET"])
     def priorities(api: str) -> flask.Response:
+        """GET priority: Highest to Lowest."""
         return flask.jsonify([priority_json(name, f"{root_url()}/rest/api/{api}") for _, name in PRIORITIES])
 
     @api_route(app, "/status", ["GET"])
     def statuses(api: str) -> flask.Response:
+        """GET status: the workflow's statuses."""
         return flask.jsonify([status_json(s, f"{root_url()}/rest/api/{api}") for s in STATUSES])
 
     @api_route(app, "/project", ["GET"])
     def projects(api: str) -> flask.Response:
+        """GET project: the one project."""
         return flask.jsonify([project_json(state, f"{root_url()}/rest/api/{api}")])
 
     @api_route(app, "/project/<project>", ["GET"])
     def project(api: str, project: str) -> flask.Response:
+        """GET project/{project}: the project with issue types and versions."""
         require_project(state, project)
         with state.lock:
             return flask.jsonify(project_json(state, f"{root_url()}/rest/api/{api}", full=True))
@@ -199,6 +220,7 @@ def _register_meta_routes(app: flask.Flask, state: JiraState) -> None:
 def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
     @api_route(app, "/issue", ["POST"])
     def create(api: str) -> tuple[flask.Response, int]:
+        """POST issue: create; 201 with id, key and self."""
         body = read_body()
         with state.lock:
             issue = create_issue(state, body, api=api, author=caller(state))
@@ -206,6 +228,7 @@ def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/issue/<key>", ["GET"])
     def get_issue(api: str, key: str) -> flask.Response:
+        """GET issue/{key}: the issue with the fields asked for (all by default)."""
         args = flask.request.args
         requested = parse_fields(args.getlist("fields")) if "fields" in args else None
         expand = {e.strip() for e in args.get("expand", "").split(",") if e.strip()}
@@ -216,6 +239,7 @@ def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/issue/<key>", ["PUT"])
     def edit(api: str, key: str) -> flask.Response:
+        """PUT issue/{key}: edit via fields/update; 204, or 200 with returnIssue."""
         body = read_body()
         with state.lock:
             issue = find_issue_or_404(state, key)
@@ -227,6 +251,7 @@ def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/issue/<key>", ["DELETE"])
     def delete(api: str, key: str) -> flask.Response:
+        """DELETE issue/{key}: 204."""
         with state.lock:
             issue = find_issue_or_404(state, key)
             del state.issues[issue.id]
@@ -236,6 +261,7 @@ def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/issue/<key>/transitions", ["GET"])
     def transitions(api: str, key: str) -> flask.Response:
+        """GET issue/{key}/transitions: those leaving the current status."""
         base = f"{root_url()}/rest/api/{api}"
         wanted = flask.request.args.get("transitionId")
         with_fields = "transitions.fields" in flask.request.args.get("expand", "")
@@ -255,20 +281,17 @@ def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/issue/<key>/transitions", ["POST"])
     def do_transition(api: str, key: str) -> flask.Response:
+        """POST issue/{key}/transitions: move the issue; 204."""
         body = read_body()
         with state.lock:
             issue = find_issue_or_404(state, key)
             transition_issue(state, issue, body, author=caller(state))
         return flask.Response(status=204)
 
-    for api in API_VERSIONS:
-        for method in ("GET", "POST"):
-            app.add_url_rule(f"/rest/api/{api}/search", endpoint=f"removed_search_{api}_{method}",
-                             view_func=_removed_search, methods=[method])
-
-
-def _removed_search() -> flask.Response:
-    raise jira_error(410, [REMOVED_SEARCH])
+    @api_route(app, "/search", ["GET", "POST"])
+    def removed_search(api: str) -> flask.Response:
+        """GET or POST search: removed from Jira Cloud (CHANGE-2046), 410 Gone."""
+        raise jira_error(410, [REMOVED_SEARCH])
 
 
 def _version_date(body: dict[str, Any], name: str, errors: dict[str, str]) -> dt.date | None:
@@ -318,6 +341,7 @@ def _version_changes(state: JiraState, body: Any, current: Version | None) -> di
 def _register_version_routes(app: flask.Flask, state: JiraState) -> None:
     @api_route(app, "/project/<project>/versions", ["GET"])
     def project_versions(api: str, project: str) -> flask.Response:
+        """GET project/{project}/versions: every version, oldest first."""
         require_project(state, project)
         base = f"{root_url()}/rest/api/{api}"
         with state.lock:
@@ -325,6 +349,7 @@ def _register_version_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/version", ["POST"])
     def create_version(api: str) -> tuple[flask.Response, int]:
+        """POST version: create a version; 201 with it."""
         body = read_body()
         with state.lock:
             changes = _version_changes(state, body, None)
@@ -336,6 +361,7 @@ def _register_version_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/version/<version_id>", ["GET", "PUT"])
     def version(api: str, version_id: str) -> flask.Response:
+        """GET or PUT version/{id}."""
         with state.lock:
             found = state.versions.get(int(version_id)) if version_id.isdigit() else None
             if found is None:
@@ -349,11 +375,16 @@ def _register_version_routes(app: flask.Flask, state: JiraState) -> None:
 
 def _register_knobs(app: flask.Flask, state: JiraState) -> None:
     @sandbox_route(app, "/jira/config", methods=["GET", "POST"])
-    def jira_config() -> flask.Response:
+    def jira_config() -> flask.Response | tuple[flask.Response, int]:
+        """GET or POST /_sandbox/jira/config: profile time zone, short pages."""
         if flask.request.method == "POST":
             body = flask.request.get_json(silent=True) or {}
             with state.lock:
                 if "timezone" in body:
+                    try:
+                        zoneinfo.ZoneInfo(str(body["timezone"]))
+                    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                        return flask.jsonify({"error": f"unknown time zone {body['timezone']!r}"}), 400
                     state.timezone = str(body["timezone"])
                 if "short_pages" in body:
                     state.short_pages = bool(body["short_pages"])
@@ -361,18 +392,21 @@ def _register_knobs(app: flask.Flask, state: JiraState) -> None:
 
     @sandbox_route(app, "/jira/expire-tokens", methods=["POST"])
     def expire_tokens() -> flask.Response:
+        """POST /_sandbox/jira/expire-tokens: every outstanding page token stops working."""
         with state.lock:
             state.token_generation += 1
         return flask.Response(status=204)
 
     @sandbox_route(app, "/jira/edit-during-paging", methods=["POST"])
     def edit_during_paging() -> tuple[flask.Response, int]:
+        """POST /_sandbox/jira/edit-during-paging: edit issues just before the next search page."""
         body = flask.request.get_json(silent=True) or {}
         edits = body.get("edits") or [{"issue": key, "fields": body.get("fields") or {}} for key in body.get("issues", [])]
         if not edits:
             return flask.jsonify({"error": "give 'edits': [{'issue', 'fields'|'update'}] or 'issues' and 'fields'"}), 400
 
         def apply() -> None:
+            """Apply the edits as the sandbox editor account."""
             with state.lock:
                 for change in edits:
                     issue = state.find_issue(str(change["issue"]))
@@ -385,6 +419,7 @@ def _register_knobs(app: flask.Flask, state: JiraState) -> None:
 
     @sandbox_route(app, "/jira/issues/<key>", methods=["GET"])
     def raw_issue(key: str) -> flask.Response:
+        """GET /_sandbox/jira/issues/{key}: the issue with every field and its changelog."""
         with state.lock:
             issue = find_issue_or_404(state, key)
             fields = select_fields(None, default="*all")

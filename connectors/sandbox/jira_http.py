@@ -81,6 +81,7 @@ def api_route(app: flask.Flask, rule: str, methods: list[str]) -> Callable[[Call
     """Register a view under both ``/rest/api/2`` and ``/rest/api/3``; it gets ``api``."""
 
     def register(view: Callable) -> Callable:
+        """Add ``view`` under both API versions."""
         for api in API_VERSIONS:
             app.add_url_rule(f"/rest/api/{api}{rule}", endpoint=f"{view.__name__}_v{api}", view_func=view,
                              methods=methods, defaults={"api": api})

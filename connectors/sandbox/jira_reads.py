@@ -7,9 +7,9 @@ from urllib.parse import urlencode
 import flask
 
 from connectors.sandbox.core import controls
-from connectors.sandbox.jira_data import JiraState
+from connectors.sandbox.jira_data import FIELD_NAMES, JiraState
 from connectors.sandbox.jira_http import api_route, caller, find_issue_or_404, jira_error, problem, read_body, root_url
-from connectors.sandbox.jira_render import history_json, only_ids, parse_fields, search_issue_json
+from connectors.sandbox.jira_render import history_json, only_ids, parse_fields, search_issue_json, select_fields
 from connectors.sandbox.jira_search import (
     BAD_TOKEN,
     UNBOUNDED,
@@ -68,6 +68,7 @@ def register_read_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/search/jql", ["GET", "POST"])
     def search(api: str) -> flask.Response:
+        """GET or POST search/jql: one page of issues and the token for the next."""
         params = _search_params()
         jql, token = str(params["jql"]), params["token"]
         with state.lock:
@@ -99,6 +100,8 @@ def register_read_routes(app: flask.Flask, state: JiraState) -> None:
                            for issue in page]
             }
             following = offset + size
+            if "names" in expand:
+                body["names"] = {f: FIELD_NAMES[f] for f in select_fields(params["fields"] or ["*navigable"], default="*navigable")}
             if following < len(ids):
                 body["nextPageToken"] = issue_token(state, jql, following)
             body["isLast"] = following >= len(ids)
@@ -106,6 +109,7 @@ def register_read_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/issue/<key>/changelog", ["GET"])
     def changelog(api: str, key: str) -> flask.Response:
+        """GET issue/{key}/changelog: the history, oldest first, paged by startAt."""
         start = max(0, _int_param("startAt", 0))
         limit = min(100, max(1, _int_param("maxResults", 100)))
         base = f"{root_url()}/rest/api/{api}"
@@ -123,6 +127,7 @@ def register_read_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/changelog/bulkfetch", ["POST"])
     def bulk_changelog(api: str) -> flask.Response:
+        """POST changelog/bulkfetch: histories of many issues, paged by nextPageToken."""
         body = read_body()
         wanted = body.get("issueIdsOrKeys") if isinstance(body, dict) else None
         if not isinstance(wanted, list) or not wanted:

@@ -265,4 +265,6 @@ def search_issue_json(
     """An issue in search results: just ``id`` when no fields were asked for."""
     if not requested:
         return {"id": str(issue.id)}
-    return issue_json(state, issue, root=root, api=api, fields=select_fields(requested, default="*navigable"), expand=expand)
+    # Search reports field names once, at the top of the page, not per issue.
+    fields = select_fields(requested, default="*navigable")
+    return issue_json(state, issue, root=root, api=api, fields=fields, expand=expand - {"names"})

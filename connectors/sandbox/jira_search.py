@@ -79,9 +79,9 @@ def field_lookup(state: JiraState, author: User) -> Callable[[str], FieldBinding
         return resolve
 
     def user(text: str, name: str) -> str:
-        lowered = text.lower()
+        # Jira Cloud JQL names users by account id, or by an exact email address.
         for candidate in state.users.values():
-            if text == candidate.account_id or lowered in (candidate.email.lower(), candidate.name.lower()):
+            if text == candidate.account_id or text.lower() == candidate.email.lower():
                 return candidate.account_id
         raise _value_error(text, name)
 
@@ -90,7 +90,7 @@ def field_lookup(state: JiraState, author: User) -> Callable[[str], FieldBinding
 
     def version(text: str) -> int:
         for candidate in state.versions.values():
-            if text == candidate.name or text == str(candidate.id):
+            if text.lower() == candidate.name.lower() or text == str(candidate.id):
                 return candidate.id
         raise _value_error(text, "fixVersion")
 

@@ -135,6 +135,8 @@ def test_post_search_equals_get_and_refuses_fields_it_does_not_know(client: JIRA
     by_get = client.enhanced_search_issues(jql, maxResults=100, fields=["priority"], json_result=True)
     by_post = client.enhanced_search_issues(jql, maxResults=100, fields=["priority"], json_result=True, use_post=True)
     assert by_post == by_get and by_get["issues"]
+    named = client.enhanced_search_issues(jql, maxResults=5, fields=["priority", "Department"], expand="names", json_result=True)
+    assert named["names"] == {"priority": "Priority", "customfield_10070": "Department"} and "names" not in named["issues"][0]
     answer = http.post(f"{jira_sandbox.url}/rest/api/3/search/jql", json={"jql": jql, "startAt": 0})
     assert answer.status_code == 400
     assert answer.json()["errorMessages"] == ["Invalid request payload. Refer to the REST API documentation and try again."]
@@ -421,6 +423,7 @@ def test_call_counter_keys_by_route_and_reset(http: requests.Session, jira_sandb
     }
     knob(jira_sandbox, "/calls/reset")
     assert calls(jira_sandbox)["total"] == 0
+    assert requests.post(f"{url}/_sandbox/jira/config", json={"timezone": "Mars/Olympus"}).status_code == 400
 
 
 def test_rate_limit_answers_429_with_retry_after(client: JIRA, jira_sandbox: RunningSandbox) -> None:
