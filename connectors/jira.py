@@ -22,7 +22,7 @@ from jira import JIRA, JIRAError
 
 from config.schema import JiraSource
 from connectors.base import Page, SourceRecord, Write, WriteResult
-from connectors.errors import ConnectorError, RetriableError, SourceConfigError, classify_status
+from connectors.errors import ConnectorError, FatalError, RetriableError, SourceConfigError, classify_status
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy, call_with_retry
 
@@ -230,16 +230,29 @@ class JiraConnector:
 
     def _current(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """What Jira shows now for ``keys``: one search call per 100 issues."""
+        fields = ["fixVersions", "status", "issuetype", "updated"]
         jql = f"key in ({', '.join(jql_string(k) for k in keys)})"
-        response = self._call(
-            lambda: self.client.enhanced_search_issues(
-                jql,
-                maxResults=len(keys),
-                fields=["fixVersions", "status", "issuetype", "updated"],
-                json_result=True,
+        try:
+            response = self._call(
+                lambda: self.client.enhanced_search_issues(
+                    jql, maxResults=len(keys), fields=fields, json_result=True
+                )
             )
-        )
+        except FatalError:
+            # Jira refuses the whole query when one key no longer exists (deleted or
+            # moved); read the batch issue by issue so the others are still written.
+            return self._current_one_by_one(keys, fields)
         return {issue["key"]: issue for issue in response.get("issues", [])}
+
+    def _current_one_by_one(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            try:
+                issue = self._call(lambda: self.client.issue(key, fields=",".join(fields)))
+            except FatalError:
+                continue
+            found[key] = issue.raw
+        return found
 
     def _push_issue(
         self, key: str, writes: list[Write], issue: dict[str, Any] | None

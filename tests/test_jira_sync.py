@@ -179,3 +179,20 @@ def test_store_file_is_private(world):
 
     assert stat.S_IMODE(os.stat(world.config.store).st_mode) == 0o600
     assert sqlite_utils.Database(world.config.store).journal_mode == "wal"
+
+
+def test_an_issue_deleted_before_the_push_fails_alone(world):
+    db = open_store(world.config.store)
+    sources = engine.build_sources(world.config, world.env)
+    engine.pull_sources(db, sources, run_id=1)
+    engine.plan(db, world.config, run_id=1, now=engine.utc_now())
+    planned = [r["request"] for r in db.query("select request from assignments order by request")]
+    gone = planned[0].split(":", 1)[1]
+    edits.jira_client(world.description).issue(gone).delete()
+
+    pushed = engine.push_writebacks(db, sources, run_id=1)
+
+    states = {(r["request"], r["state"]) for r in db.query("select request, state from outbox")}
+    assert (planned[0], "failed") in states
+    assert pushed["jira"].written == 2 * (len(planned) - 1)
+    db.close()
