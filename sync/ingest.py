@@ -16,23 +16,12 @@ import sqlite_utils
 
 from connectors.base import Page
 from mapping.fields import SourceMapping
-from mapping.model import ChangeRequest
+from mapping.model import SOURCE_OWNED, ChangeRequest
 from sync.audit import AuditEvent, append_events
 from sync.store import get_watermark, set_watermark
 
 STREAM = "requests"
-AUDITED_FIELDS: tuple[str, ...] = (
-    "title",
-    "description",
-    "type",
-    "department",
-    "requester",
-    "owner",
-    "priority",
-    "status",
-    "source_status",
-    "release",
-)
+AUDITED_FIELDS: tuple[str, ...] = (*SOURCE_OWNED, "release")
 
 
 @dataclass
