@@ -74,7 +74,23 @@ def _start_jira(records: int, seed: int) -> tuple[RunningSandbox, dict[str, Any]
     return running, description
 
 
-STARTERS: dict[str, Callable[[int, int], tuple[RunningSandbox, dict[str, Any]]]] = {"jira": _start_jira}
+def _start_airtable(records: int, seed: int) -> tuple[RunningSandbox, dict[str, Any]]:
+    from connectors.sandbox.airtable import start_airtable
+
+    return start_airtable(records, seed)
+
+
+def _start_salesforce(records: int, seed: int) -> tuple[RunningSandbox, dict[str, Any]]:
+    from connectors.sandbox.salesforce import start_salesforce
+
+    return start_salesforce(records, seed)
+
+
+STARTERS: dict[str, Callable[[int, int], tuple[RunningSandbox, dict[str, Any]]]] = {
+    "jira": _start_jira,
+    "airtable": _start_airtable,
+    "salesforce": _start_salesforce,
+}
 """How to start each system's sandbox; Airtable and Salesforce register here too."""
 
 
