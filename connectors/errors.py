@@ -67,6 +67,8 @@ def classify_status(
     """Map an HTTP status and the API's message to one of our error kinds."""
     if status is None or status == 429 or status >= 500 or status == 408:
         return RetriableError(system, message, status=status, retry_after=parse_retry_after(retry_after))
-    if status in (401, 403):
-        return SourceConfigError(system, message, status=status)
+    if status == 401:
+        return SourceConfigError(system, f"{message} (HTTP 401: check the credentials in sources.*.auth)", status=status)
+    if status == 403:
+        return SourceConfigError(system, f"{message} (HTTP 403: the account lacks a permission)", status=status)
     return FatalError(system, message, status=status)

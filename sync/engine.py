@@ -168,6 +168,16 @@ def push_writebacks(
     }
 
 
+def _close_abandoned_runs(db: sqlite_utils.Database) -> None:
+    """Runs still 'running' while we hold the lock were killed; say so in their rows."""
+    with db.atomic():
+        db.execute(
+            "update runs set status = 'failed', exit_code = 1, ended_at = coalesce(ended_at, started_at), "
+            "message = 'the process ended before the run finished (killed?); its stored pages are kept' "
+            "where status = 'running'"
+        )
+
+
 def run(
     config: Config,
     *,
@@ -176,42 +186,45 @@ def run(
     progress: Callable[[str], None] | None = None,
 ) -> RunReport:
     """One unattended sync run. Never raises for API or data problems: see the report."""
-    db = open_store(config.store)
+    lock = RunLock(config.store)
     try:
-        lock = RunLock(config.store)
-        lock.__enter__()
+        lock.acquire()
     except LockedError as error:
         return RunReport(None, "locked", EXIT_LOCKED, messages=[str(error)])
-    run_id = start_run(db)
-    report = RunReport(run_id, "running", EXIT_OK)
-    sources: dict[str, Source] = {}
+    db = open_store(config.store)
     try:
-        sources = build_sources(config, env if env is not None else os.environ)
-        pulled = pull_sources(db, sources, run_id=run_id, progress=progress)
-        report.pulled = {name: asdict(c) for name, c in pulled.items()}
-        report.planned = asdict(plan(db, config, run_id=run_id, now=now or utc_now()))
-        pushed = push_writebacks(db, sources, run_id=run_id)
-        report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
-        report.messages = [m for c in pushed.values() for m in c.messages]
-        trouble = any(c.conflicts or c.failed for c in pushed.values())
-        report.status, report.exit_code = ("partial", EXIT_PARTIAL) if trouble else ("ok", EXIT_OK)
-    except (ConfigError, MappingError, SourceConfigError) as error:
-        report.status, report.exit_code = "config_error", EXIT_CONFIG
-        report.messages.append(str(error))
-    except ConnectorError as error:
-        report.status, report.exit_code = "failed", EXIT_PARTIAL
-        report.messages.append(str(error))
+        _close_abandoned_runs(db)
+        run_id = start_run(db)
+        report = RunReport(run_id, "running", EXIT_OK)
+        sources: dict[str, Source] = {}
+        try:
+            sources = build_sources(config, env if env is not None else os.environ)
+            pulled = pull_sources(db, sources, run_id=run_id, progress=progress)
+            report.pulled = {name: asdict(c) for name, c in pulled.items()}
+            report.planned = asdict(plan(db, config, run_id=run_id, now=now or utc_now()))
+            pushed = push_writebacks(db, sources, run_id=run_id)
+            report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
+            report.messages = [m for c in pushed.values() for m in c.messages]
+            trouble = any(c.conflicts or c.failed for c in pushed.values())
+            report.status, report.exit_code = ("partial", EXIT_PARTIAL) if trouble else ("ok", EXIT_OK)
+        except (ConfigError, MappingError, SourceConfigError) as error:
+            report.status, report.exit_code = "config_error", EXIT_CONFIG
+            report.messages.append(str(error))
+        except ConnectorError as error:
+            report.status, report.exit_code = "failed", EXIT_PARTIAL
+            report.messages.append(str(error))
+        finally:
+            report.api_calls = {name: s.connector.call_counts() for name, s in sources.items()}
+            finish_run(
+                db,
+                run_id,
+                status=report.status if report.status != "running" else "failed",
+                exit_code=report.exit_code,
+                counts={"pulled": report.pulled, "planned": report.planned, "pushed": report.pushed},
+                api_calls=report.api_calls,
+                message="\n".join(report.messages) or None,
+            )
     finally:
-        report.api_calls = {name: s.connector.call_counts() for name, s in sources.items()}
-        finish_run(
-            db,
-            run_id,
-            status=report.status,
-            exit_code=report.exit_code,
-            counts={"pulled": report.pulled, "planned": report.planned, "pushed": report.pushed},
-            api_calls=report.api_calls,
-            message="\n".join(report.messages) or None,
-        )
-        lock.__exit__(None, None, None)
         db.close()
+        lock.release()
     return report
