@@ -72,11 +72,18 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
         first = engine.run(config, env=env)
         say("== First sync ==")
         say(first.summary())
-        say("\n== Release plan ==")
         db = open_store(config.store)
+        say("\n== Pulled into the store ==")
+        for line in pulled_lines(db):
+            say(line)
+        say("\n== Release plan ==")
         plan = schedule.release_plan(db)
         for release in plan:
             say(reports.plan_line(release))
+        if plan:
+            say(f"  phases of {plan[0]['name']}:")
+            for line in reports.phase_lines(plan[0]):
+                say(line)
         written = list(
             db.query(
                 "select o.request, o.field, o.value from outbox o where o.state = 'done' order by o.request, o.field"
@@ -127,6 +134,23 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
                 )
             )
     return max(first.exit_code, second.exit_code)
+
+
+def pulled_lines(db: Any, examples: int = 5) -> list[str]:
+    """Counts by source and status, and a few example requests."""
+    lines = []
+    for row in db.query(
+        "select source, count(*) as n, group_concat(status || ' ' || c, ', ') as statuses from "
+        "(select source, status, count(*) as c from change_requests group by source, status order by c desc) "
+        "group by source"
+    ):
+        lines.append(f"  {row['source']}: by status {row['statuses']}")
+    for row in db.query(
+        "select key, priority, status, department, title from change_requests order by key limit ?", [examples]
+    ):
+        title = row["title"] if len(row["title"]) <= 60 else row["title"][:59] + "…"
+        lines.append(f"  {row['key']:<14} {row['priority'] or '-':<8} {row['status']:<11} {row['department'] or '-':<14} {title}")
+    return lines
 
 
 def _an_approved_request(store: str, *, exclude: str) -> str:

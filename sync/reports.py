@@ -68,7 +68,10 @@ def status_text(data: dict[str, Any]) -> str:
         "  by status: " + ", ".join(f"{s} {n}" for s, n in sorted(data["requests"]["by_status"].items()))
     )
     lines.append("releases:")
-    lines += [plan_line(r) for r in data["releases"]] or ["  none planned"]
+    for release in data["releases"]:
+        lines += [plan_line(release), *phase_lines(release)]
+    if not data["releases"]:
+        lines.append("  none planned")
     lines.append("outbox: " + (", ".join(f"{s} {n}" for s, n in data["outbox"].items()) or "empty"))
     lines.append("last runs:")
     lines += [
@@ -78,14 +81,19 @@ def status_text(data: dict[str, Any]) -> str:
 
 
 def plan_line(release: dict[str, Any]) -> str:
-    """One release with its dates, state, load and phase owners."""
-    owners = ", ".join(f"{p['phase']} {p['owner']}" for p in release["phases"])
+    """One release with its dates, state and load."""
     return (
         f"  {release['name']:<18} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
-        f"freeze {release['freeze_at'][:10]}  {release['state']:<8} "
+        f"freeze {release['freeze_at'][:10]}  {release['state']:<9} "
         f"{release['requests']}/{release['capacity']} requests"
-        + (f"\n      owners: {owners}" if owners else "")
     )
+
+
+def phase_lines(release: dict[str, Any]) -> list[str]:
+    """The SDLC phases of one release: dates and owners."""
+    return [
+        f"      {p['phase']:<13} {p['starts'][:10]} .. {p['ends'][:10]}  {p['owner']}" for p in release["phases"]
+    ]
 
 
 def history(config: Config, key: str) -> list[dict[str, Any]]:
