@@ -40,7 +40,11 @@ from connectors.sandbox.salesforce_http import (
 from connectors.sandbox.salesforce_knobs import register_knobs
 from connectors.sandbox.salesforce_query import register_query_routes
 from connectors.sandbox.salesforce_records import register_record_routes
-from connectors.sandbox.salesforce_schema import GLOBAL_TYPES, describe_object, global_entry
+from connectors.sandbox.salesforce_schema import (
+    GLOBAL_TYPES,
+    describe_object,
+    global_entry,
+)
 from connectors.sandbox.server import RunningSandbox, serve
 
 SANDBOX_USERNAME = "relsync@example.com"

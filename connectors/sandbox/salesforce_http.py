@@ -104,10 +104,13 @@ def unauthorized() -> flask.Response:
 
 
 def throttled(seconds: float) -> flask.Response:
-    """Salesforce has no per-second REST limit; its concurrency limit answers 403 REQUEST_LIMIT_EXCEEDED."""
-    error = sf_error(403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")
-    error.headers["Retry-After"] = str(int(seconds))
-    return render_error(error)
+    """The rate-limit knob as Salesforce's concurrency limit: 403 REQUEST_LIMIT_EXCEEDED, no Retry-After.
+
+    Salesforce has no per-second REST limit and never answers 429; too many long-running
+    requests at once are refused with "ConcurrentPerOrgLongTxn Limit exceeded." (transient),
+    unlike the daily "TotalRequests Limit exceeded." (not transient).
+    """
+    return render_error(sf_error(403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."))
 
 
 def fault_body(status: int) -> list[dict[str, str]]:

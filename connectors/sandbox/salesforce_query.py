@@ -108,7 +108,7 @@ def register_query_routes(app: flask.Flask, state: SalesforceState) -> None:
     def updated(version: str, name: str) -> flask.Response:
         """GET sobjects/{type}/updated/?start=&end=: ids changed in the window (last 30 days)."""
         with state.lock:
-            obj, start, end, covered = _window(state, name)
+            obj, start, _end, covered = _window(state, name)
             if start < (state.now() - UPDATED_WINDOW).replace(second=0):
                 raise sf_error(400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 30 days ago")
             ids = [row["Id"] for row in state.rows(obj, include_deleted=False)
@@ -119,7 +119,7 @@ def register_query_routes(app: flask.Flask, state: SalesforceState) -> None:
     def deleted(version: str, name: str) -> flask.Response:
         """GET sobjects/{type}/deleted/?start=&end=: records deleted in the window (last 15 days)."""
         with state.lock:
-            obj, start, end, covered = _window(state, name)
+            obj, start, _end, covered = _window(state, name)
             earliest = state.earliest_deleted_available()
             if start < earliest:
                 raise sf_error(400, "INVALID_REPLICATION_DATE",

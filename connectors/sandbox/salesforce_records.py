@@ -12,7 +12,14 @@ from typing import Any
 import flask
 
 from connectors.sandbox.salesforce_data import Row, SalesforceState
-from connectors.sandbox.salesforce_http import NOT_FOUND, SalesforceHttpError, http_date, parse_http_date, read_json, sf_error
+from connectors.sandbox.salesforce_http import (
+    NOT_FOUND,
+    SalesforceHttpError,
+    http_date,
+    parse_http_date,
+    read_json,
+    sf_error,
+)
 from connectors.sandbox.salesforce_schema import SObject
 from connectors.sandbox.salesforce_values import canonical_id
 from connectors.sandbox.salesforce_writes import (
@@ -83,7 +90,7 @@ def register_record_routes(app: flask.Flask, state: SalesforceState) -> None:
         body = read_json()
         with state.lock:
             if not obj.writable:
-                raise sf_error(405, "METHOD_NOT_ALLOWED", f"HTTP Method 'POST' not allowed. Allowed are GET,HEAD")
+                raise sf_error(405, "METHOD_NOT_ALLOWED", "HTTP Method 'POST' not allowed. Allowed are GET,HEAD")
             try:
                 changes = validate(state, obj, body, current=None)
             except WriteRefused as refusal:

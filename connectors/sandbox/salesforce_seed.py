@@ -15,7 +15,13 @@ from typing import Any
 
 from connectors.sandbox.salesforce_schema import ORIGINS
 from connectors.sandbox.salesforce_values import make_id, to_second
-from connectors.sandbox.seed import ANCHOR, SPAN_MS, Person, SeedRequest, iter_seed_requests
+from connectors.sandbox.seed import (
+    ANCHOR,
+    SPAN_MS,
+    Person,
+    SeedRequest,
+    iter_seed_requests,
+)
 
 Row = dict[str, Any]
 STATUS_BY_SEED = {"new": "New", "triaged": "Triage", "approved": "Approved", "in_progress": "In Progress",

@@ -20,7 +20,7 @@ _ID_CHARS = re.compile(r"[0-9A-Za-z]+")
 _DATETIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?(Z|[+-]\d{2}:?\d{2})$"
 )
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def id_suffix(id15: str) -> str:

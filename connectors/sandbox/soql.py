@@ -16,10 +16,25 @@ numbers, ``null``, ``true``, ``false``. Anything else raises :class:`SoqlError` 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from connectors.sandbox.salesforce_values import parse_date, parse_datetime
+from connectors.sandbox.soql_ast import (
+    BoolOp,
+    Comparison,
+    FieldPath,
+    Literal,
+    Not,
+    OrderItem,
+    Query,
+    SoqlError,
+    Token,
+    malformed,
+    positioned,
+)
+
+__all__ = ["BoolOp", "Comparison", "FieldPath", "Literal", "Not", "OrderItem", "Query", "SoqlError", "Token",
+           "decode_string", "malformed", "parse", "positioned", "tokenize"]
 
 _KEYWORDS = {"select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc", "desc", "nulls",
              "first", "last", "limit", "offset", "null", "true", "false", "count"}
@@ -31,120 +46,6 @@ _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\dT])")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-OPERATORS = ("=", "!=", "<>", "<=", ">=", "<", ">")
-
-
-class SoqlError(Exception):
-    """A query Salesforce refuses with 400; ``code`` is its errorCode, ``message`` its message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code, self.message = code, message
-        super().__init__(f"{code}: {message}")
-
-
-def positioned(query: str, pos: int, reason: str) -> str:
-    """Salesforce's positioned message: the line, a caret, ``ERROR at Row:R:Column:C`` and the reason."""
-    before = query[:pos]
-    row = before.count("\n") + 1
-    line_start = before.rfind("\n") + 1
-    line_end = query.find("\n", pos)
-    line = query[line_start : len(query) if line_end < 0 else line_end]
-    column = pos - line_start + 1
-    start = 0 if len(line) <= 100 else max(0, column - 41)
-    snippet = line[start : start + 100]
-    return f"\n{snippet}\n{' ' * (column - 1 - start)}^\nERROR at Row:{row}:Column:{column}\n{reason}"
-
-
-def malformed(query: str, pos: int, reason: str) -> SoqlError:
-    """A MALFORMED_QUERY at ``pos``."""
-    return SoqlError("MALFORMED_QUERY", positioned(query, pos, reason))
-
-
-@dataclass(frozen=True)
-class Token:
-    """One lexical token; ``pos`` is the 0-based offset in the query."""
-
-    kind: str  # ident | string | datetime | date | number | op | ( | ) | , | eof
-    text: str
-    pos: int
-    raw: str = ""  # a string literal's text between the quotes, escapes intact
-
-    @property
-    def word(self) -> str:
-        """The lower-cased identifier text ('' for other kinds)."""
-        return self.text.lower() if self.kind == "ident" else ""
-
-
-@dataclass(frozen=True)
-class FieldPath:
-    """A field reference such as ``Status`` or ``Owner.Name``."""
-
-    parts: tuple[str, ...]
-    pos: int
-
-    @property
-    def text(self) -> str:
-        """The path as written."""
-        return ".".join(self.parts)
-
-
-@dataclass(frozen=True)
-class Literal:
-    """A value in a condition: kind is string | datetime | date | number | boolean | null."""
-
-    kind: str
-    value: Any
-    text: str
-    pos: int
-    raw: str = ""
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """``path op value``; op is one of OPERATORS (``<>`` normalised to ``!=``), LIKE, IN or NOT IN."""
-
-    path: FieldPath
-    op: str
-    value: Literal | tuple[Literal, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    """NOT applied to a term."""
-
-    operand: Any
-
-
-@dataclass(frozen=True)
-class BoolOp:
-    """Terms joined by one operator (AND or OR)."""
-
-    op: str
-    operands: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class OrderItem:
-    """One ORDER BY key."""
-
-    path: FieldPath
-    descending: bool
-    nulls_last: bool
-
-
-@dataclass(frozen=True)
-class Query:
-    """A parsed query; ``fields`` is empty for ``SELECT COUNT()``."""
-
-    text: str
-    fields: tuple[FieldPath, ...]
-    count: bool
-    sobject: str
-    sobject_pos: int
-    where: Any
-    order_by: tuple[OrderItem, ...]
-    limit: int | None
-    offset: int | None
 
 
 def _read_string(query: str, start: int) -> tuple[str, int]:

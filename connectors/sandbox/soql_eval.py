@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.sandbox.salesforce_schema import Field, SObject
-from connectors.sandbox.salesforce_values import canonical_id, format_date, format_datetime, to_second
-from connectors.sandbox.soql import (
+from connectors.sandbox.salesforce_values import (
+    canonical_id,
+    format_date,
+    format_datetime,
+    to_second,
+)
+from connectors.sandbox.soql import decode_string
+from connectors.sandbox.soql_ast import (
     BoolOp,
     Comparison,
     FieldPath,
@@ -27,7 +33,6 @@ from connectors.sandbox.soql import (
     Query,
     SoqlError,
     Token,
-    decode_string,
     positioned,
 )
 

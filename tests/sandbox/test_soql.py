@@ -27,11 +27,16 @@ import pytest
 from simple_salesforce import format_soql
 
 from connectors.sandbox.salesforce_schema import build_catalog
-from connectors.sandbox.salesforce_values import canonical_id, id_suffix, make_id, parse_datetime
+from connectors.sandbox.salesforce_values import (
+    canonical_id,
+    id_suffix,
+    make_id,
+    parse_datetime,
+)
 from connectors.sandbox.soql import SoqlError, decode_string, parse, tokenize
 from connectors.sandbox.soql_eval import bind
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CATALOG = build_catalog()
 USER = {"Id": make_id("005", 1), "Name": "Zoë Novak", "Alias": "znovak", "Email": "zoe@example.com",
         "Username": "zoe@x", "IsActive": True, "Type": "User"}
@@ -96,13 +101,13 @@ def test_datetime_literals_in_every_documented_form() -> None:
 @pytest.mark.parametrize("value", ["O'Brien", 'say "hi"', "back\\slash", "two\nlines\ttab\r", "naïve 東京 ✅", "\b\f"])
 def test_format_soql_escapes_round_trip(value: str) -> None:
     soql = format_soql("SELECT Id FROM Case WHERE Subject = {}", value)
-    literal = [t for t in tokenize(soql) if t.kind == "string"][0]
+    literal = next(t for t in tokenize(soql) if t.kind == "string")
     assert decode_string(soql, literal) == value
 
 
 def test_unicode_escape_and_illegal_escape() -> None:
     soql = "SELECT Id FROM Case WHERE Subject = 'caf\\u00e9'"
-    assert decode_string(soql, [t for t in tokenize(soql) if t.kind == "string"][0]) == "café"
+    assert decode_string(soql, next(t for t in tokenize(soql) if t.kind == "string")) == "café"
     error = refused("SELECT Id FROM Case WHERE Subject = 'a\\qb'")
     assert error.code == "MALFORMED_QUERY" and "Illegal character sequence '\\q'" in error.message
     assert refused("SELECT Id FROM Case WHERE Subject = '100\\%'").code == "MALFORMED_QUERY"  # \\% only in LIKE
