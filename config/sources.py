@@ -1,0 +1,190 @@
+"""One model per source system; what they share lives in SourceBase."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from config.base import KeyPathError, Strict, _resolve_path
+from config.fieldmap import FieldMapping, WriteTargets, check_write_status
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SECRET_WORDS = re.compile(r"token|password|passwd|secret|api_?key|credential|^pat$", re.IGNORECASE)
+
+
+class EnvAuth(Strict):
+    """Credentials by environment-variable name: secrets never live in the config file."""
+
+    secret_hint: ClassVar[str] = "token_env: RELSYNC_TOKEN"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields and _SECRET_WORDS.search(str(key)):
+                    env_key = cls.secret_hint.split(":")[0]
+                    raise KeyPathError(
+                        (key,),
+                        f"secrets never go in the config file; put the secret in an environment "
+                        f"variable and use {env_key} to name it (e.g. {cls.secret_hint})",
+                    )
+        return data
+
+    @field_validator("*")
+    @classmethod
+    def _env_names(cls, value: Any) -> Any:
+        # Deliberately not echoing the value: it may be a pasted secret.
+        if isinstance(value, str) and not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "must be the name of an environment variable (letters, digits and _, "
+                f"like {cls.secret_hint.split(': ')[1]}), not the secret itself"
+            )
+        return value
+
+
+class JiraAuth(EnvAuth):
+    """Jira Cloud credentials: account email and API token, by environment-variable name."""
+
+    secret_hint: ClassVar[str] = "token_env: RELSYNC_JIRA_TOKEN"
+
+    email_env: str | None = None
+    token_env: str
+
+
+class AirtableAuth(EnvAuth):
+    """An Airtable personal access token, by environment-variable name."""
+
+    secret_hint: ClassVar[str] = "token_env: RELSYNC_AIRTABLE_TOKEN"
+
+    token_env: str
+
+
+class SalesforceAuth(EnvAuth):
+    """A Salesforce connected app's OAuth client credentials (and optional refresh token)."""
+
+    secret_hint: ClassVar[str] = "client_secret_env: RELSYNC_SF_CLIENT_SECRET"
+
+    client_id_env: str
+    client_secret_env: str
+    refresh_token_env: str | None = None
+
+
+class SourceBase(Strict):
+    """What every source has: where it is, how to trust it, the mapping and the write-back."""
+
+    url: str
+    ca_bundle: str | None = None
+    overlap_seconds: int = Field(default=120, ge=0)
+    timeout_seconds: float = Field(default=30, gt=0)
+    fields: FieldMapping
+    write: WriteTargets = Field(default_factory=WriteTargets)
+
+    @field_validator("url")
+    @classmethod
+    def _site(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+            raise ValueError(f"{value!r} is not a site address like https://your-site.example.com")
+        return value.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = _resolve_path(value, info)
+        if (info.context or {}).get("base_dir") is not None and not Path(path).is_file():
+            raise ValueError(f"no file at {path} (the CA certificate bundle to trust)")
+        return path
+
+    @model_validator(mode="after")
+    def _write_back_reads_back(self) -> SourceBase:
+        check_write_status(self.fields, self.write)
+        return self
+
+
+class JiraSource(SourceBase):
+    """A Jira Cloud project as a source of change requests."""
+
+    kind: Literal["jira"]
+    auth: JiraAuth
+    project: str
+    jql: str | None = None
+    page_size: int = Field(default=100, ge=1, le=100)
+
+    @field_validator("project")
+    @classmethod
+    def _project_key(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]+", value):
+            raise ValueError(f"{value!r} is not a Jira project key like OPS (letters, digits and _)")
+        return value.upper()
+
+
+class AirtableSource(SourceBase):
+    """An Airtable table as a source of change requests.
+
+    ``modified_field`` names a last-modified-time field: pulls then ask only for
+    records modified since the watermark (minus the overlap). Without it every
+    pull lists the table and changes are found by content hash. Deleted records are
+    found by listing record ids: on every full listing for free, otherwise every
+    ``reconcile_every_hours`` (0: on every run, at ceil(N/100) extra calls).
+    """
+
+    kind: Literal["airtable"]
+    url: str = "https://api.airtable.com"
+    auth: AirtableAuth
+    base: str
+    table: str = Field(min_length=1)
+    view: str | None = None
+    formula: str | None = None
+    modified_field: str | None = None
+    reconcile_every_hours: float = Field(default=24, ge=0)
+    page_size: int = Field(default=100, ge=1, le=100)
+    requests_per_second: float = Field(default=5, gt=0, le=5)
+    penalty_seconds: float = Field(default=30, ge=0)
+
+    @field_validator("base")
+    @classmethod
+    def _base_id(cls, value: str) -> str:
+        if not re.fullmatch(r"app[A-Za-z0-9]{14}", value):
+            raise ValueError(f"{value!r} is not an Airtable base id like appXXXXXXXXXXXXXX (from the base's URL)")
+        return value
+
+
+class SalesforceSource(SourceBase):
+    """A Salesforce object (Case or a custom object) as a source of change requests.
+
+    ``url`` is the org's My Domain (``https://acme.my.salesforce.com``): relsync
+    gets a token from its OAuth endpoint. ``record_type`` and ``where`` narrow the
+    selection; the run stops cleanly once ``quota_share`` of the daily API limit is
+    used, and the next run continues where it stopped.
+    """
+
+    kind: Literal["salesforce"]
+    auth: SalesforceAuth
+    api_version: str = "59.0"
+    object: str = "Case"
+    record_type: str | None = None
+    where: str | None = None
+    page_size: int = Field(default=2000, ge=200, le=2000)
+    quota_share: float = Field(default=0.8, gt=0, le=1)
+
+    @field_validator("object")
+    @classmethod
+    def _object_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
+            raise ValueError(f"{value!r} is not an sObject API name like Case or Change_Request__c")
+        return value
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{2}\.0", value):
+            raise ValueError(f"{value!r} is not an API version like 59.0")
+        return value
+
+
+Source = Annotated[JiraSource | AirtableSource | SalesforceSource, Field(discriminator="kind")]
+"""Any configured source, told apart by its ``kind``."""
