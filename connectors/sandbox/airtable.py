@@ -183,6 +183,15 @@ def _register_knobs(app: flask.Flask, state: AirtableState) -> None:
         if not isinstance(edits, list) or not isinstance(deletes, list) or not (edits or deletes):
             return _bad_knob("give 'edits': [{'record', 'fields'}] and/or 'deletes': [record ids]")
         typecast = bool(body.get("typecast", False))
+        with state.lock:  # refuse now what would fail later, inside somebody's list request
+            for change in edits:
+                table = state.table(str(change.get("table", CHANGE_REQUESTS))) if isinstance(change, dict) else None
+                if table is None or str(change.get("record")) not in table.records:
+                    return _bad_knob(f"no such record to edit: {change!r}")
+                try:
+                    prepare(state, table, change.get("fields") or {}, typecast)
+                except AirtableError as refused:
+                    return _bad_knob(f"the edit {change!r} would be refused: {refused.body}")
         controls(app).schedule(NEXT_PAGE, lambda: _apply_edits(state, edits, [str(d) for d in deletes], typecast))
         return flask.jsonify({"scheduled": len(edits) + len(deletes)}), 202
 
@@ -193,9 +202,9 @@ def _register_knobs(app: flask.Flask, state: AirtableState) -> None:
             for table in state.tables:
                 record = table.records.get(record_id)
                 if record is not None:
-                    names = {f.id: f.name for f in table.fields}
+                    stamps = {f.name: record.changed_at(f.id) for f in table.fields if not f.computed}
                     return flask.jsonify({"table": table.name, "record": render(state, table, record),
-                                          "modified": {names[k]: iso(v) for k, v in record.modified.items() if k in names}})
+                                          "modified": {name: iso(stamp) for name, stamp in stamps.items() if stamp}})
         return flask.jsonify({"error": f"no record {record_id}"}), 404
 
 

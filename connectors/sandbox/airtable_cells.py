@@ -230,7 +230,7 @@ def context(state: AirtableState, table: Table, record: Record, now: dt.datetime
             return None
         if found.computed:
             return record.last_modified if found.type == "lastModifiedTime" else record.created
-        return record.modified.get(found.id)
+        return record.changed_at(found.id)
 
     return RecordContext(record.id, record.created, record.last_modified or record.created, value, modified, now)
 

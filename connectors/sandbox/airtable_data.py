@@ -36,14 +36,13 @@ COLORS = ("blueLight2", "cyanLight2", "tealLight2", "greenLight2", "yellowLight2
 COMPUTED_TYPES = ("createdTime", "lastModifiedTime")
 
 
+_TO_ALPHABET = bytes(ord(_ALPHABET[b % 62]) for b in range(256))
+
+
 def airtable_id(prefix: str, *parts: object) -> str:
     """``prefix`` and 14 base-62 characters derived from ``parts``: stable, unique in practice."""
-    number = int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:12], "big")
-    chars = []
-    for _ in range(14):
-        number, digit = divmod(number, 62)
-        chars.append(_ALPHABET[digit])
-    return prefix + "".join(chars)
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=14).digest()
+    return prefix + digest.translate(_TO_ALPHABET).decode("ascii")
 
 
 def iso(moment: dt.datetime) -> str:
@@ -81,15 +80,27 @@ class Field:
         return next((c for c in self.choices or () if c.name == name), None)
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class Record:
-    """A row: cells by field id (empty cells absent) and when each field last changed."""
+    """A row: cells by field id (empty cells absent) and when each field last changed.
+
+    Seeded records keep one ``seeded`` stamp for all their seeded cells instead of a
+    per-field entry, which keeps a million-record sandbox in memory.
+    """
 
     id: str
     created: dt.datetime
     cells: dict[str, Any] = field(default_factory=dict)
     modified: dict[str, dt.datetime] = field(default_factory=dict)
     last_modified: dt.datetime | None = None
+    seeded: dt.datetime | None = None
+
+    def changed_at(self, field_id: str) -> dt.datetime | None:
+        """When the field last changed; None if it never held a value."""
+        stamp = self.modified.get(field_id)
+        if stamp is None and self.seeded is not None and field_id in self.cells:
+            return self.seeded
+        return stamp
 
 
 @dataclass
@@ -208,10 +219,8 @@ class AirtableState:
                 return candidate
 
 
-def _stamp(state: AirtableState, record: Record, table: Table, when: dt.datetime) -> None:
-    for fid in record.cells:
-        record.modified[fid] = when
-    record.last_modified = when
+def _stamp(record: Record, table: Table, when: dt.datetime) -> None:
+    record.seeded = record.last_modified = when
     table.records[record.id] = record
 
 
@@ -219,11 +228,11 @@ def _seed_release(state: AirtableState, name: str, deploy: str) -> Record:
     created = dt.datetime.fromisoformat(deploy).replace(tzinfo=UTC) - dt.timedelta(days=42)
     record = Record(airtable_id("rec", state.seed, RELEASES, name), truncate(created, state.precision))
     record.cells = {state.releases.field("Name").id: name, state.releases.field("Deploy Date").id: deploy}  # type: ignore[union-attr]
-    _stamp(state, record, state.releases, record.created)
+    _stamp(record, state.releases, record.created)
     return record
 
 
-def _request_cells(table: Table, request: SeedRequest, release: tuple[str, str, str] | None) -> dict[str, Any]:
+def _request_cells(ids: dict[str, str], request: SeedRequest, release: tuple[str, str, str] | None) -> dict[str, Any]:
     values: dict[str, Any] = {
         "Title": request.title, "Description": request.description, "Department": request.department,
         "Request Type": request.request_type, "Priority": request.priority.capitalize(),
@@ -233,7 +242,7 @@ def _request_cells(table: Table, request: SeedRequest, release: tuple[str, str, 
     if release is not None:
         name, deploy, record_id = release
         values.update({"Release": name, "Release Select": name, "Release Link": [record_id], "Target Date": deploy})
-    return {table.field(name).id: value for name, value in values.items() if value}  # type: ignore[union-attr]
+    return {ids[name]: value for name, value in values.items() if value}
 
 
 def seed_state(state: AirtableState, count: int) -> None:
@@ -243,14 +252,15 @@ def seed_state(state: AirtableState, count: int) -> None:
     update; every seeded field counts as last changed at the request's ``updated``.
     """
     releases = [(name, deploy, _seed_release(state, name, deploy).id) for name, deploy in SEED_RELEASES]
+    ids = {f.name: f.id for f in state.requests.fields}
     for request in iter_seed_requests(state.seed, count):
         release = None
         if request.status in ("deployed", "closed"):
             shipped = [r for r in releases if r[1] <= request.updated.date().isoformat()]
             release = shipped[-1] if shipped else None
         record = Record(airtable_id("rec", state.seed, CHANGE_REQUESTS, request.seq), truncate(request.created, state.precision))
-        record.cells = _request_cells(state.requests, request, release)
-        _stamp(state, record, state.requests, truncate(request.updated, state.precision))
+        record.cells = _request_cells(ids, request, release)
+        _stamp(record, state.requests, truncate(request.updated, state.precision))
 
 
 __all__ = ["AirtableState", "Choice", "Field", "Record", "Table", "airtable_id", "build_tables", "iso", "seed_state"]

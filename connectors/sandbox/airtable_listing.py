@@ -100,8 +100,9 @@ def _finish(options: ListOptions, raw: dict[str, Any]) -> ListOptions:
         raise invalid_request()
     if options.cell_format == "string":
         # Airtable requires timeZone and userLocale with string cells; the sandbox renders json only.
-        message = "cellFormat=string is not supported by the relsync sandbox" if options.time_zone and options.user_locale else None
-        raise invalid_request(message) if message else invalid_request()
+        if options.time_zone and options.user_locale:
+            raise invalid_request("cellFormat=string is not supported by the relsync sandbox")
+        raise invalid_request()
     if options.time_zone is not None:
         try:
             zoneinfo.ZoneInfo(options.time_zone)
