@@ -19,6 +19,13 @@ Knobs (unauthenticated, uncounted):
 - the core's ``/_sandbox/calls``, ``/_sandbox/config`` (rate limit: Airtable's is
   ``{"requests": 5, "per_seconds": 1}``; the penalty window defaults to 30 s) and
   ``/_sandbox/faults``.
+
+Known differences from Airtable (none of them used by relsync): ``cellFormat=string`` is
+refused with a 422 (json only); there are no comments (``commentCount`` is always 0); one
+grid view per table; the 50 requests/s per-token limit is not modelled. Bodies not seen
+in any public source, so written in Airtable's style: the 400 for unparseable JSON, the
+414 for URLs over 16,000 characters, an upsert matching several records, unknown views,
+an unknown id in a batch delete (answered like a batch update's ROW_DOES_NOT_EXIST).
 """
 from __future__ import annotations
 
@@ -31,10 +38,25 @@ import flask
 
 from connectors.sandbox.airtable_cells import commit, prepare, render
 from connectors.sandbox.airtable_data import (
-    BASE_NAME, CHANGE_REQUESTS, RELEASES, AirtableState, Field, Table, airtable_id, build_tables, iso, seed_state,
+    BASE_NAME,
+    CHANGE_REQUESTS,
+    RELEASES,
+    AirtableState,
+    Field,
+    Table,
+    airtable_id,
+    build_tables,
+    iso,
+    seed_state,
 )
 from connectors.sandbox.airtable_http import (
-    RETRIABLE, STATE_KEY, AirtableError, error, no_model, route_not_found, state_of,
+    RETRIABLE,
+    STATE_KEY,
+    AirtableError,
+    error,
+    no_model,
+    route_not_found,
+    state_of,
 )
 from connectors.sandbox.airtable_listing import expire_iterators
 from connectors.sandbox.airtable_records import NEXT_PAGE, register_record_routes
@@ -83,7 +105,10 @@ def _fault_body(status: int) -> Any:
     }
     if status in known:
         return known[status]
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
     return {"error": {"type": "SERVER_ERROR" if status >= 500 else "INVALID_REQUEST_UNKNOWN", "message": phrase}}
 
 

@@ -208,7 +208,7 @@ def formula_value(state: AirtableState, table: Table, found: Field, record: Reco
         return record.last_modified or record.created
     if found.type == "date":
         raw = record.cells.get(found.id)
-        return None if raw is None else dt.datetime.fromisoformat(raw).replace(tzinfo=dt.timezone.utc)
+        return None if raw is None else dt.datetime.fromisoformat(raw).replace(tzinfo=dt.UTC)
     if found.type == "multipleRecordLinks":
         linked = state.table(found.linked_table or "")
         assert linked is not None

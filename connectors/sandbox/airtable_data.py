@@ -22,7 +22,7 @@ CHANGE_REQUESTS = "Change Requests"
 RELEASES = "Releases"
 BASE_NAME = "Relsync Ops"
 _ALPHABET = string.digits + string.ascii_letters
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 PRIORITY_CHOICES = ("Critical", "High", "Medium", "Low")
 STATUS_CHOICES = ("New", "Triage", "Approved", "Scheduled", "In Progress", "Testing", "Deployed", "Closed", "Rejected")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from connectors.sandbox.airtable_formula import Binary, Call, FieldRef, Formula, Literal, Negate, Node
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class EvalError(ValueError):
@@ -41,7 +41,7 @@ def matches(formula: Formula, record: RecordContext) -> bool:
     """Whether Airtable would keep ``record``: a truthy value, and no ``#ERROR!``."""
     try:
         return truthy(evaluate(formula.tree, record))
-    except (EvalError, OverflowError, ValueError):
+    except (EvalError, OverflowError, TypeError, ValueError):
         return False
 
 

@@ -13,7 +13,14 @@ import flask
 from connectors.sandbox.airtable_cells import Write, commit, create, prepare, render, resolve_field
 from connectors.sandbox.airtable_data import AirtableState, Record, Table
 from connectors.sandbox.airtable_http import (
-    current_state, error, flag, invalid_request, read_body, record_not_found, require_table, row_missing,
+    current_state,
+    error,
+    flag,
+    invalid_request,
+    read_body,
+    record_not_found,
+    require_table,
+    row_missing,
 )
 from connectors.sandbox.airtable_listing import list_page, options_from_body, options_from_query
 from connectors.sandbox.core import controls

@@ -18,12 +18,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pyairtable.formulas import AND, EQ, GTE, NE, Field, IS_AFTER, LAST_MODIFIED_TIME, match, quoted, to_formula_str
+from pyairtable.formulas import AND, EQ, GTE, IS_AFTER, LAST_MODIFIED_TIME, NE, Field, match, quoted, to_formula_str
 
 from connectors.sandbox.airtable_formula import GENERIC_MESSAGE, FieldRef, FormulaError, compile_formula, parse
 from connectors.sandbox.airtable_formula_eval import RecordContext, evaluate, matches, parse_with_format
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CREATED = dt.datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 EDITED = dt.datetime(2026, 6, 15, 12, 30, 45, tzinfo=UTC)
 FIELDS: dict[str, object] = {

@@ -58,7 +58,7 @@ from typing import Any
 import pytest
 import requests
 from pyairtable import Api, Table
-from pyairtable.formulas import GTE, Field, IS_AFTER, LAST_MODIFIED_TIME, match, to_formula_str
+from pyairtable.formulas import GTE, IS_AFTER, LAST_MODIFIED_TIME, Field, match, to_formula_str
 
 from connectors.sandbox.airtable import create_airtable_app, start_airtable
 from connectors.sandbox.airtable_data import SEED_STATUS, airtable_id
@@ -179,7 +179,7 @@ def test_formulas_from_pyairtable_helpers_select_exactly(sandbox: Sandbox) -> No
     assert "\\'" in to_formula_str(match({"Title": quoted_title}))  # pyairtable escapes the quotes
     found = {r["id"] for r in sandbox.table.all(formula=match({"Title": quoted_title}))}
     assert found and found == ids_where(lambda s: s.title == quoted_title)
-    since = dt.datetime(2026, 8, 1, tzinfo=dt.timezone.utc)
+    since = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
     found = {r["id"] for r in sandbox.table.all(formula=GTE(Field("Created"), since))}
     assert found == ids_where(lambda s: s.created.replace(microsecond=0) >= since)
     found = {r["id"] for r in sandbox.table.all(formula="AND(NOT({Owner} = ''), FIND('Dashboard', {Request Type}))")}
