@@ -33,6 +33,16 @@ RELEASE = "release"
 STATUS = "status"
 
 
+def connect(
+    name: str, config: JiraSource, paths: list[str], read_secret: Callable[[str, str], str]
+) -> JiraConnector:
+    """A connector for one configured Jira source; ``paths`` are the mapped source paths."""
+    email = read_secret(config.auth.email_env, "email_env") if config.auth.email_env else None
+    token = read_secret(config.auth.token_env, "token_env")
+    fields = [p.split(".")[1] for p in paths if p.startswith("fields.") and p.count(".") >= 1]
+    return JiraConnector(name, config, fields=fields, email=email, token=token)
+
+
 def jql_string(value: str) -> str:
     """Quote ``value`` as a JQL string literal, escaping what JQL treats specially."""
     escaped = (

@@ -19,12 +19,31 @@ from sync.store import open_store
 EXAMPLES = Path(__file__).resolve().parent.parent / "config" / "examples"
 
 
-def sandbox_config(description: dict[str, Any], store: Path) -> dict[str, Any]:
-    """A complete relsync config for the described sandboxes, built from the shipped examples."""
-    config = yaml.safe_load((EXAMPLES / "jira.yaml").read_text())
+SYSTEMS = ("jira", "airtable", "salesforce")
+
+
+def sandbox_config(description: dict[str, Any], store: Path, folder: Path) -> dict[str, Any]:
+    """A complete relsync config for the described sandboxes, built from the shipped examples.
+
+    Sources whose sandbox is not running are left out; the Salesforce sandbox's CA
+    is written beside the config and named in ``ca_bundle``.
+    """
+    config = yaml.safe_load((EXAMPLES / "all-three.yaml").read_text())
     config["store"] = str(store)
-    config["sources"]["jira"]["url"] = description["jira"]["url"]
-    config["sources"]["jira"]["project"] = description["jira"]["project"]
+    sources = config["sources"]
+    for name in list(sources):
+        if name not in description:
+            del sources[name]
+    if "jira" in description:
+        sources["jira"].update(url=description["jira"]["url"], project=description["jira"]["project"])
+    if "airtable" in description:
+        box = description["airtable"]
+        sources["airtable"].update(url=box["url"], base=box["base"], table=box["table"])
+    if "salesforce" in description:
+        box = description["salesforce"]
+        ca = folder / "salesforce-sandbox-ca.pem"
+        ca.write_text(box["ca_pem"])
+        sources["salesforce"].update(url=box["url"], object=box["object"], record_type=box["record_type"], ca_bundle=str(ca))
     return config
 
 
@@ -32,7 +51,7 @@ def write_config(description: dict[str, Any], path: Path) -> Path:
     """Write a config for the sandboxes to ``path``, its store beside it."""
     path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = sandbox_config(description, path.with_suffix(".db"))
+    config = sandbox_config(description, path.with_suffix(".db"), path.parent)
     path.write_text(
         "# relsync config for the sandboxes started by `relsync sandbox`.\n"
         "# Credentials come from the environment variables printed by that command.\n"
@@ -46,7 +65,7 @@ def serve_sandboxes(*, records: int, seed: int, config_file: Path | None, echo: 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with start_sandboxes(records=records, seed=seed) as sandboxes:
+    with start_sandboxes(records=records, seed=seed, systems=SYSTEMS) as sandboxes:
         description = sandboxes.describe()
         if config_file is not None:
             description["config"] = str(write_config(description, config_file))
@@ -61,12 +80,13 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
     for stale in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
         stale.unlink(missing_ok=True)
     say = (lambda text: None) if as_json else echo
-    with start_sandboxes(records=records, seed=7) as sandboxes:
+    with start_sandboxes(records=records, seed=7, systems=SYSTEMS) as sandboxes:
         description = sandboxes.describe()
         config_path = write_config(description, folder / "relsync.yaml")
         env = {k: v for system in description.values() for k, v in system["env"].items()}
         config = load_config(config_path)
-        say(f"Sandboxes up: Jira at {description['jira']['url']} with {records} change requests.")
+        where = ", ".join(f"{system} at {box['url']}" for system, box in description.items())
+        say(f"Sandboxes up: {where}, with {records} change requests each.")
         say(f"Config written to {config_path}\n")
 
         first = engine.run(config, env=env)
@@ -86,15 +106,19 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
                 say(line)
         written = list(
             db.query(
-                "select o.request, o.field, o.value from outbox o where o.state = 'done' order by o.request, o.field"
+                "select o.request, o.system, o.field, o.value from outbox o where o.state = 'done' "
+                "order by o.system, o.request, o.field"
             )
         )
         db.close()
-        say(f"\n== Written back to Jira: {len(written)} field updates ==")
-        for row in written[:8]:
-            say(f"  {row['request']:<14} {row['field']:<8} -> {json.loads(row['value'])}")
-        if len(written) > 8:
-            say(f"  ... and {len(written) - 8} more")
+        per_system: dict[str, list[dict[str, Any]]] = {}
+        for row in written:
+            per_system.setdefault(row["system"], []).append(row)
+        say(f"\n== Written back: {len(written)} field updates ==")
+        for system, rows in per_system.items():
+            say(f"  {system}: {len(rows)} updates, e.g.")
+            for row in rows[:2]:
+                say(f"    {row['request']:<28} {row['field']:<8} -> {json.loads(row['value'])}")
 
         client = edits.jira_client(description)
         project = description["jira"]["project"]
@@ -159,7 +183,7 @@ def _an_approved_request(store: str, *, exclude: str) -> str:
         row = next(
             iter(
                 db.query(
-                    "select key from change_requests where status in ('approved', 'scheduled') "
+                    "select key from change_requests where source = 'jira' and status in ('approved', 'scheduled') "
                     "and priority != 'critical' and key != ? order by key limit 1",
                     [exclude],
                 )

@@ -17,16 +17,32 @@ from typing import Any
 import sqlite_utils
 
 from config.loader import ConfigError, secret
-from config.schema import Config, JiraSource
+from config.schema import Config
 from connectors.base import Page
+from connectors import airtable, jira, salesforce
 from connectors.errors import ConnectorError, SourceConfigError
-from connectors.jira import JiraConnector
 from mapping.fields import MappingError, SourceMapping
 from sync import ingest, outbox, schedule
 from sync.lock import LockedError, RunLock
 from sync.store import finish_run, get_watermark, open_store, start_run
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
+CONNECTORS: dict[str, Callable[..., Any]] = {
+    "jira": jira.connect,
+    "airtable": airtable.connect,
+    "salesforce": salesforce.connect,
+}
+"""Per source kind: connect(name, config, mapped paths, read_secret) -> connector."""
+
+
+def describe(error: BaseException) -> str:
+    """An error as one line for the report; unexpected ones keep their type name."""
+    if isinstance(error, ConnectorError):
+        return error.message
+    if isinstance(error, CONFIG_ERRORS):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 @dataclass
@@ -85,63 +101,103 @@ def stamp(moment: dt.datetime) -> str:
 def build_sources(config: Config, env: Mapping[str, str] | None = None) -> dict[str, Source]:
     """Connectors and mappings for every configured source; secrets read from the environment."""
     sources: dict[str, Source] = {}
-    for name, source in config.sources.items():
+    for name, spec in config.sources.items():
         path = f"sources.{name}"
-        mapping = SourceMapping(name, source.kind, source.fields, source.write, config_path=path)
-        if isinstance(source, JiraSource):
-            email = secret(source.auth.email_env, f"{path}.auth.email_env", env) if source.auth.email_env else None
-            token = secret(source.auth.token_env, f"{path}.auth.token_env", env)
-            fields = [p.split(".")[1] for p in mapping.source_paths() if p.startswith("fields.") and "." in p]
-            connector = JiraConnector(name, source, fields=fields, email=email, token=token)
-        else:  # pragma: no cover - the schema admits no other kind yet
-            raise ConfigError(f"{path}.kind", f"unsupported source kind {source.kind!r}")
-        sources[name] = Source(name, connector, mapping)
+        mapping = SourceMapping(name, spec.kind, spec.fields, spec.write, config_path=path)
+
+        def read_secret(env_name: str, key: str, _path: str = path) -> str:
+            return secret(env_name, f"{_path}.auth.{key}", env)
+
+        connect = CONNECTORS[spec.kind]
+        sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret), mapping)
     return sources
+
+
+@dataclass
+class PullResult:
+    """Per source: what its pull stored, and the error that stopped it, if any."""
+
+    counts: dict[str, ingest.PullCounts]
+    failures: dict[str, BaseException]
 
 
 def pull_sources(
     db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, progress: Callable[[str], None] | None = None
-) -> dict[str, ingest.PullCounts]:
-    """Pull every source concurrently; pages are stored one transaction each, in this thread."""
+) -> PullResult:
+    """Pull every source concurrently; pages are stored one transaction each, in this thread.
+
+    A source that fails stops alone: what it stored so far stays, its watermark
+    where its last stored page left it, and the other sources go on.
+    """
     pages: queue.Queue[tuple[str, Page | BaseException | None]] = queue.Queue(maxsize=4)
     watermarks = {name: get_watermark(db, name, ingest.STREAM) for name in sources}
+    stopped: set[str] = set()
 
     def produce(name: str) -> None:
         try:
             for page in sources[name].connector.pull(watermarks[name]):
+                if name in stopped:
+                    return
                 pages.put((name, page))
             pages.put((name, None))
-        except BaseException as error:  # handed to the consumer, which raises it
+        except BaseException as error:  # handed to the consumer
             pages.put((name, error))
 
     threads = [threading.Thread(target=produce, args=(name,), daemon=True) for name in sources]
     for thread in threads:
         thread.start()
-    counts = {name: ingest.PullCounts() for name in sources}
-    open_sources, failure = set(sources), None
-    while open_sources:
+    result = PullResult({name: ingest.PullCounts() for name in sources}, {})
+    running = set(sources)
+    while running:
         name, item = pages.get()
         if item is None or isinstance(item, BaseException):
-            open_sources.discard(name)
-            failure = failure or item
+            running.discard(name)
+            if isinstance(item, BaseException) and name not in result.failures:
+                result.failures[name] = item
             continue
-        if failure is not None:
-            continue  # drain other producers; their pages are not stored after a failure
+        if name in result.failures:
+            continue
         try:
-            counts[name].add(
-                ingest.store_page(
-                    db, source=name, mapping=sources[name].mapping, page=item, run_id=run_id, now=stamp(utc_now())
-                )
+            page_counts = ingest.store_page(
+                db, source=name, mapping=sources[name].mapping, page=item, run_id=run_id, now=stamp(utc_now())
             )
+            result.counts[name].add(page_counts)
         except BaseException as error:
-            failure = error
+            result.failures[name] = error
+            stopped.add(name)
+            running.discard(name)
         if progress:
-            progress(f"{name}: {counts[name].pulled} pulled")
+            progress(f"{name}: {result.counts[name].pulled} pulled")
     for thread in threads:
         thread.join(timeout=5)
-    if failure is not None:
-        raise failure
-    return counts
+    for name, source in sources.items():
+        if name not in result.failures:
+            try:
+                result.counts[name].deleted += reconcile_deletions(db, name, source, run_id=run_id)
+            except ConnectorError as error:
+                result.failures[name] = error
+    return result
+
+
+def reconcile_deletions(db: sqlite_utils.Database, name: str, source: Source, *, run_id: int) -> int:
+    """Ask a connector that can tell which known records are gone; mark them deleted."""
+    reconcile = getattr(source.connector, "reconcile", None)
+    if reconcile is None:
+        return 0
+    every = getattr(source.connector.config, "reconcile_every_hours", None)
+    last = get_watermark(db, name, ingest.RECONCILED)
+    now = utc_now()
+    due = every is not None and (
+        last is None or (now - dt.datetime.fromisoformat(last.replace("Z", "+00:00"))).total_seconds() >= every * 3600
+    )
+    known = {row["native_id"] for row in db.query(
+        "select native_id from change_requests where source = ? and deleted_at is null", [name]
+    )}
+    gone = reconcile(known, due=due)
+    if gone is None:
+        return 0
+    return ingest.store_deletions(db, source=name, system=source.mapping.system, native_ids=gone,
+                                  run_id=run_id, now=stamp(now))
 
 
 def plan(db: sqlite_utils.Database, config: Config, *, run_id: int, now: dt.datetime) -> schedule.PlanCounts:
@@ -200,14 +256,24 @@ def run(
         try:
             sources = build_sources(config, env if env is not None else os.environ)
             pulled = pull_sources(db, sources, run_id=run_id, progress=progress)
-            report.pulled = {name: asdict(c) for name, c in pulled.items()}
+            report.pulled = {name: asdict(c) for name, c in pulled.counts.items()}
             report.planned = asdict(plan(db, config, run_id=run_id, now=now or utc_now()))
-            pushed = push_writebacks(db, sources, run_id=run_id)
+            # A source whose pull failed is not written to: its view may be stale, and a
+            # quota stop must not spend more calls.
+            healthy = {name: s for name, s in sources.items() if name not in pulled.failures}
+            pushed = push_writebacks(db, healthy, run_id=run_id)
             report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
-            report.messages = [m for c in pushed.values() for m in c.messages]
-            trouble = any(c.conflicts or c.failed for c in pushed.values())
-            report.status, report.exit_code = ("partial", EXIT_PARTIAL) if trouble else ("ok", EXIT_OK)
-        except (ConfigError, MappingError, SourceConfigError) as error:
+            report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()]
+            report.messages += [m for c in pushed.values() for m in c.messages]
+            if any(isinstance(e, CONFIG_ERRORS) for e in pulled.failures.values()):
+                report.status, report.exit_code = "config_error", EXIT_CONFIG
+            elif pulled.failures:
+                report.status, report.exit_code = "failed", EXIT_PARTIAL
+            elif any(c.conflicts or c.failed for c in pushed.values()):
+                report.status, report.exit_code = "partial", EXIT_PARTIAL
+            else:
+                report.status, report.exit_code = "ok", EXIT_OK
+        except CONFIG_ERRORS as error:
             report.status, report.exit_code = "config_error", EXIT_CONFIG
             report.messages.append(str(error))
         except ConnectorError as error:

@@ -21,6 +21,7 @@ from sync.audit import AuditEvent, append_events
 from sync.store import get_watermark, set_watermark
 
 STREAM = "requests"
+RECONCILED = "reconciled"
 AUDITED_FIELDS: tuple[str, ...] = (*SOURCE_OWNED, "release")
 
 
@@ -120,13 +121,14 @@ def _mark_deleted(
     now: str,
     events: list[AuditEvent],
 ) -> int:
+    """Mark stored, live requests of ``source`` with these native ids deleted (caller's transaction)."""
     if not native_ids:
         return 0
     rows = list(
         db.query(
             "select key from change_requests where source = ? and deleted_at is null "
             "and native_id in (select value from json_each(?))",
-            [source, json.dumps(native_ids)],
+            [source, json.dumps(sorted(native_ids))],
         )
     )
     for row in rows:
@@ -138,6 +140,18 @@ def _mark_deleted(
             )
         )
     return len(rows)
+
+
+def store_deletions(
+    db: sqlite_utils.Database, *, source: str, system: str, native_ids: list[str], run_id: int, now: str
+) -> int:
+    """Record a reconcile's result: deletions, audited, and when it ran, in one transaction."""
+    events: list[AuditEvent] = []
+    with db.atomic():
+        count = _mark_deleted(db, source, system, native_ids, run_id, now, events)
+        append_events(db, events)
+        set_watermark(db, source, RECONCILED, now)
+    return count
 
 
 def _event(

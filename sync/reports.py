@@ -86,6 +86,7 @@ def plan_line(release: dict[str, Any]) -> str:
         f"  {release['name']:<18} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
         f"freeze {release['freeze_at'][:10]}  {release['state']:<9} "
         f"{release['requests']}/{release['capacity']} requests"
+        + (f" ({', '.join(f'{s} {n}' for s, n in release['by_source'].items())})" if release.get("by_source") else "")
     )
 
 

@@ -150,6 +150,14 @@ def release_plan(db: sqlite_utils.Database) -> list[dict[str, Any]]:
         )
     )
     for release in releases:
+        release["by_source"] = {
+            row["source"]: row["n"]
+            for row in db.query(
+                "select r.source, count(*) as n from assignments a join change_requests r on r.key = a.request "
+                "where a.release = ? group by r.source order by r.source",
+                [release["id"]],
+            )
+        }
         release["phases"] = list(
             db.query(
                 "select phase, starts, ends, owner from release_phases where release = ? order by starts",

@@ -1,0 +1,392 @@
+"""Airtable over ``pyairtable``.
+
+Pull: with a last-modified-time field configured, only records modified since the
+watermark minus the overlap (a ``filterByFormula`` built with pyairtable's formula
+helpers, sorted by that field); otherwise the whole table, changes found by content
+hash. An expired list iterator (422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE) restarts
+the listing, skipping what this pull already yielded. Deleted records are found by
+reconciling record ids: free after a full listing, otherwise when due.
+Push: one read per 100 records to compare before writing, then ``batch_update``
+10 records per call; a refused batch is retried record by record so one bad value
+does not hold back nine good ones. Requests are throttled to the configured rate
+per base (Airtable allows 5/s; a 429 costs a 30-second penalty).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import requests
+from pyairtable import Api
+from pyairtable.formulas import AND, DATETIME_PARSE, IS_BEFORE, NOT, OR, RECORD_ID, EQ, Field, Formula, to_formula_str
+
+from config.schema import AirtableSource
+from connectors.base import Page, SourceRecord, Write, WriteResult
+from connectors.errors import ConnectorError, FatalError, RetriableError, SourceConfigError, classify_status
+from connectors.http import trust
+from connectors.paging import iter_pages
+from connectors.retry import RetryPolicy, call_with_retry
+
+T = TypeVar("T")
+SYSTEM = "airtable"
+BATCH = 10
+READ_BATCH = 100
+ITERATOR_EXPIRED = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
+
+
+class IteratorExpired(Exception):
+    """Airtable dropped the list iterator; the listing must start again."""
+
+
+def connect(
+    name: str, config: AirtableSource, paths: list[str], read_secret: Callable[[str, str], str]
+) -> AirtableConnector:
+    """A connector for one configured Airtable source; ``paths`` are the mapped source paths."""
+    return AirtableConnector(name, config, paths=paths, token=read_secret(config.auth.token_env, "token_env"))
+
+
+def field_of(path: str) -> str | None:
+    """The Airtable field a mapping path reads (``fields.Status`` -> ``Status``)."""
+    if not path.startswith("fields."):
+        return None
+    return path.split(".", 2)[1]
+
+
+def iso_utc(value: str) -> str:
+    """An Airtable timestamp as UTC ISO-8601 with milliseconds and ``Z`` (sortable text)."""
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Throttle:
+    """At most ``rate`` requests per second: consecutive requests are spaced 1/rate apart."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1.0 / rate
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Block until the next request may go."""
+        with self._lock:
+            now = self._clock()
+            if now < self._next:
+                self._sleep(self._next - now)
+                now = self._next
+            self._next = now + self.interval
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (a penalty window)."""
+        with self._lock:
+            self._next = max(self._next, self._clock() + seconds)
+
+
+def error_of(response: requests.Response | None) -> tuple[str, str]:
+    """(type, message) of an Airtable error body."""
+    if response is None:
+        return "", "no response"
+    try:
+        body = response.json()
+    except ValueError:
+        return "", (response.text or f"HTTP {response.status_code}").strip()[:500]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("type", "")), str(error.get("message", error.get("type", "")))
+    if isinstance(error, str):
+        return error, str(body.get("message") or error)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("error", "")), str(errors[0].get("message", ""))
+    return "", str(body)[:500]
+
+
+class AirtableConnector:
+    """One Airtable table as a relsync source."""
+
+    system = SYSTEM
+
+    def __init__(self, name: str, config: AirtableSource, *, paths: list[str], token: str, policy: RetryPolicy | None = None) -> None:
+        self.name = name
+        self.config = config
+        self.status_field = field_of(config.fields.status.path)
+        self.release_target = config.write.release
+        wanted = {f for f in map(field_of, paths) if f}
+        if config.modified_field:
+            wanted.add(config.modified_field)
+        self.fields = sorted(wanted)
+        self._policy = policy or RetryPolicy()
+        self._calls: Counter[str] = Counter()
+        self._throttle = Throttle(config.requests_per_second)
+        self.api = Api(token, endpoint_url=config.url, retry_strategy=None, timeout=(10, config.timeout_seconds))
+        trust(self.api.session, config.ca_bundle)
+        self.api.session.hooks["response"].append(self._count)
+        self.table = self.api.table(config.base, config.table)
+        self._listed: set[str] | None = None
+        self._links: dict[str, str] | None = None
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        path = urlparse(response.request.url or "").path
+        kind = "meta" if "/meta/" in path else "records"
+        self._calls[f"{response.request.method} {kind}"] += 1
+
+    def call_counts(self) -> dict[str, int]:
+        """API calls made so far, by method and kind."""
+        return dict(self._calls)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """One throttled API call under the retry policy, its failures classified."""
+
+        def attempt() -> T:
+            self._throttle.wait()
+            try:
+                return fn()
+            except requests.HTTPError as error:
+                kind, message = error_of(error.response)
+                status = error.response.status_code if error.response is not None else None
+                if status == 422 and kind == ITERATOR_EXPIRED:
+                    raise IteratorExpired(message) from None
+                if status == 429:
+                    # Airtable sends no Retry-After: the penalty is documented as 30 seconds.
+                    self._throttle.hold(self.config.penalty_seconds)
+                    raise RetriableError(SYSTEM, message or "rate limited", status=429, retry_after=0) from None
+                text = f"{kind}: {message}" if kind and kind not in message else message
+                raise classify_status(SYSTEM, status, text) from None
+            except requests.exceptions.SSLError as error:
+                raise SourceConfigError(SYSTEM, f"TLS verification failed for {self.config.url}: {error}") from None
+            except requests.RequestException as error:
+                raise RetriableError(SYSTEM, f"{type(error).__name__} talking to {self.config.url}") from None
+
+        return call_with_retry(attempt, self._policy)
+
+    def _list(self, options: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Pages of records, each page one throttled, retried call."""
+
+        def fetch(offset: str | None) -> dict[str, Any]:
+            page_options = dict(options, offset=offset) if offset else options
+            return self._call(
+                lambda: self.api.request(
+                    "get", self.table.urls.records, fallback=("post", self.table.urls.records_post), options=page_options
+                )
+            )
+
+        for page in iter_pages(SYSTEM, fetch, "offset"):
+            yield page.get("records", [])
+
+    # -- pull -------------------------------------------------------------------
+
+    def _selection(self, since: str | None) -> str | None:
+        parts: list[Formula] = []
+        if self.config.formula:
+            parts.append(Formula(self.config.formula))
+        if since is not None and self.config.modified_field:
+            start = dt.datetime.fromisoformat(since.replace("Z", "+00:00")) - dt.timedelta(
+                seconds=self.config.overlap_seconds
+            )
+            parts.append(NOT(IS_BEFORE(Field(self.config.modified_field), DATETIME_PARSE(iso_utc(start.isoformat())))))
+        if not parts:
+            return None
+        return to_formula_str(parts[0] if len(parts) == 1 else AND(*parts))
+
+    def pull(self, since: str | None) -> Iterator[Page]:
+        """Yield pages of records (modified at or after ``since`` when a modified field is set)."""
+        modified = self.config.modified_field
+        incremental = modified is not None and since is not None
+        listed: set[str] = set()
+        yielded: dict[str, str | None] = {}
+        start = since if incremental else None
+        latest: str | None = None
+        while True:
+            options: dict[str, Any] = {"page_size": self.config.page_size, "fields": self.fields}
+            formula = self._selection(start)
+            if formula:
+                options["formula"] = formula
+            if modified:
+                options["sort"] = [modified]
+            if self.config.view:
+                options["view"] = self.config.view
+            try:
+                for records in self._list(options):
+                    listed.update(record["id"] for record in records)
+                    page = self._page(records, yielded)
+                    if page.watermark and (latest is None or page.watermark > latest):
+                        latest = page.watermark
+                    yield page
+                break
+            except IteratorExpired:
+                # Start again (from the newest stamp already yielded, when sorted by it);
+                # records this pull already yielded unchanged are skipped.
+                if modified and latest is not None:
+                    start = latest
+        self._listed = None if incremental else listed
+
+    def _page(self, records: list[dict[str, Any]], yielded: dict[str, str | None]) -> Page:
+        modified = self.config.modified_field
+        out: list[SourceRecord] = []
+        stamps: list[str] = []
+        for record in records:
+            fields = record.get("fields") or {}
+            version = iso_utc(fields[modified]) if modified and fields.get(modified) else None
+            if record["id"] in yielded and yielded[record["id"]] == version:
+                continue
+            yielded[record["id"]] = version
+            if version:
+                stamps.append(version)
+            out.append(SourceRecord(native_id=record["id"], native_key=None, url=self._url(record["id"]), version=version, raw=record))
+        return Page(records=out, watermark=max(stamps) if stamps else None)
+
+    def _url(self, record_id: str) -> str | None:
+        table = self.config.table
+        if table.startswith("tbl"):
+            return f"https://airtable.com/{self.config.base}/{table}/{record_id}"
+        return None
+
+    def reconcile(self, known: set[str], *, due: bool) -> list[str] | None:
+        """Known record ids Airtable no longer has (None when not checked this run)."""
+        if self._listed is not None:
+            return sorted(known - self._listed)
+        if not due:
+            return None
+        options: dict[str, Any] = {"page_size": READ_BATCH, "fields": [field_of(self.config.fields.title.path) or "Name"]}
+        formula = self._selection(None)
+        if formula:
+            options["formula"] = formula
+        present: set[str] = set()
+        for records in self._list(options):
+            present.update(r["id"] for r in records)
+        return sorted(known - present)
+
+    # -- push -------------------------------------------------------------------
+
+    def _target(self, write: Write) -> str | None:
+        if write.field == "release" and self.release_target is not None:
+            return self.release_target.field
+        if write.field == "status":
+            return self.status_field
+        return None
+
+    def _current(self, record_ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(record_ids), READ_BATCH):
+            batch = record_ids[start : start + READ_BATCH]
+            formula = to_formula_str(OR(*[EQ(RECORD_ID(), record_id) for record_id in batch]))
+            options = {"fields": fields, "formula": formula, "page_size": READ_BATCH}
+            for records in self._list(options):
+                found.update({r["id"]: r.get("fields") or {} for r in records})
+        return found
+
+    def _shown(self, write: Write, fields: dict[str, Any]) -> Any:
+        value = fields.get(self._target(write) or "")
+        if write.field == "release" and self.release_target is not None and self.release_target.as_ == "link":
+            names = self._link_names()
+            return next((names.get(v, v) for v in value or []), None)
+        return value if value not in ("", []) else None
+
+    def push(self, writes: list[Write]) -> list[WriteResult]:
+        """Compare, then write in batches of 10; conflicts and refusals become results."""
+        results: list[WriteResult] = []
+        targets = sorted({t for w in writes if (t := self._target(w))})
+        current = self._current(sorted({w.native_id for w in writes}), targets)
+        pending: dict[str, list[Write]] = {}
+        for write in writes:
+            target = self._target(write)
+            if target is None:
+                results.append(WriteResult(write, "failed", f"relsync has no Airtable field configured for {write.field!r}"))
+                continue
+            if write.native_id not in current:
+                results.append(WriteResult(write, "failed", f"record {write.native_id} no longer exists or left the selection"))
+                continue
+            shown = self._shown(write, current[write.native_id])
+            if shown == write.value:
+                results.append(WriteResult(write, "ok", "already set", current=shown))
+            elif shown != write.base:
+                message = f"{write.native_id} {target} changed in Airtable since the last pull: {write.base!r} -> {shown!r}"
+                results.append(WriteResult(write, "conflict", message, current=shown))
+            else:
+                pending.setdefault(write.native_id, []).append(write)
+        record_ids = list(pending)
+        for start in range(0, len(record_ids), BATCH):
+            chunk = {rid: pending[rid] for rid in record_ids[start : start + BATCH]}
+            results.extend(self._update(chunk))
+        return results
+
+    def _update(self, chunk: dict[str, list[Write]]) -> list[WriteResult]:
+        typecast = self.release_target is not None and self.release_target.as_ == "select"
+        try:
+            payload = [{"id": rid, "fields": {self._target(w): self._native(w) for w in ws}} for rid, ws in chunk.items()]
+            self._call(lambda: self.table.batch_update(payload, typecast=typecast))
+        except (FatalError, RetriableError) as error:
+            if len(chunk) > 1 and isinstance(error, FatalError):
+                # Airtable refuses the whole batch for one bad value: find it record by record.
+                return [r for rid, ws in chunk.items() for r in self._update({rid: ws})]
+            return [WriteResult(w, "failed", error.message) for ws in chunk.values() for w in ws]
+        except ConnectorError as error:
+            if isinstance(error, SourceConfigError):
+                raise
+            return [WriteResult(w, "failed", error.message) for ws in chunk.values() for w in ws]
+        return [WriteResult(w, "ok") for ws in chunk.values() for w in ws]
+
+    def _native(self, write: Write) -> Any:
+        if write.field == "release" and self.release_target is not None and self.release_target.as_ == "link":
+            return [self._link_id(write.value)] if write.value else []
+        return write.value
+
+    def _link_names(self) -> dict[str, str]:
+        """Record id -> primary value in the release link table (read once per run)."""
+        if self._links is None:
+            assert self.release_target is not None and self.release_target.link_table
+            table = self.api.table(self.config.base, self.release_target.link_table)
+            names: dict[str, str] = {}
+
+            def fetch(offset: str | None) -> dict[str, Any]:
+                options = {"page_size": READ_BATCH, **({"offset": offset} if offset else {})}
+                return self._call(lambda: self.api.request("get", table.urls.records, options=options))
+
+            for page in iter_pages(SYSTEM, fetch, "offset"):
+                for record in page.get("records", []):
+                    values = list((record.get("fields") or {}).values())
+                    primary = (record.get("fields") or {}).get("Name", values[0] if values else None)
+                    if primary:
+                        names[record["id"]] = str(primary)
+            self._links = names
+        return self._links
+
+    def _link_id(self, name: str) -> str:
+        names = self._link_names()
+        for record_id, value in names.items():
+            if value == name:
+                return record_id
+        assert self.release_target is not None and self.release_target.link_table
+        table = self.api.table(self.config.base, self.release_target.link_table)
+        created = self._call(lambda: table.create({"Name": name}))
+        names[created["id"]] = name
+        return created["id"]
+
+    # -- check ------------------------------------------------------------------
+
+    def check(self, statuses: list[str]) -> list[str]:
+        """Credentials, mapped fields and select choices against the metadata API."""
+        schema = self._call(lambda: self.table.schema(force=True))
+        problems: list[str] = []
+        by_name = {field.name: field for field in schema.fields}
+        for name in self.fields + [t for t in (self.release_target.field if self.release_target else None,) if t]:
+            if name not in by_name:
+                problems.append(f"field {name!r} does not exist in table {self.config.table!r}")
+        status = by_name.get(self.status_field or "")
+        choices = {c.name for c in getattr(getattr(status, "options", None), "choices", [])} if status else set()
+        if status is not None and choices:
+            for value in statuses:
+                if value not in choices:
+                    problems.append(f"status {value!r} is not a choice of single select {self.status_field!r}")
+        if self.config.modified_field and self.config.modified_field in by_name:
+            kind = by_name[self.config.modified_field].type
+            if kind != "lastModifiedTime":
+                problems.append(f"modified_field {self.config.modified_field!r} is a {kind} field, not lastModifiedTime")
+        return problems

@@ -1,0 +1,400 @@
+"""Salesforce over ``simple-salesforce``.
+
+Login: an OAuth 2.0 token from the org's My Domain (client credentials, or a
+refresh token), then ``Salesforce(instance_url=..., session_id=..., session=...)``.
+Pull: one ``queryAll`` ordered by (SystemModstamp, Id) from the watermark minus the
+overlap, so records sharing a modstamp are never lost across page or run
+boundaries and soft deletes arrive in the same query (IsDeleted); hard deletes come
+from Get Deleted, or from a full id reconcile when its window was missed. An
+expired query locator restarts the query just after the last record yielded.
+Every response's Sforce-Limit-Info is read, and the pull stops cleanly once the
+configured share of the daily quota is used.
+Push: one query per 800 records compares before writing, then sObject Collections
+PATCHes of 200 records with allOrNone false and per-record results.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce import Salesforce, format_soql
+from simple_salesforce.exceptions import SalesforceError
+
+from config.schema import SalesforceSource
+from connectors.base import Page, SourceRecord, Write, WriteResult
+from connectors.errors import ConnectorError, FatalError, RetriableError, SourceConfigError, classify_status
+from connectors.http import trust
+from connectors.retry import RetryPolicy, call_with_retry
+
+T = TypeVar("T")
+SYSTEM = "salesforce"
+WRITE_BATCH = 200
+READ_BATCH = 800
+DELETED_WINDOW = dt.timedelta(days=15)
+BASE_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
+LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+class QuotaReached(ConnectorError):
+    """The configured share of the org's daily API quota is used: stop, resume next run."""
+
+
+class LocatorExpired(Exception):
+    """Salesforce dropped the query cursor; the query must start again."""
+
+
+def connect(
+    name: str, config: SalesforceSource, paths: list[str], read_secret: Callable[[str, str], str]
+) -> SalesforceConnector:
+    """A connector for one configured Salesforce source; ``paths`` are the mapped source paths."""
+    auth = config.auth
+    return SalesforceConnector(
+        name,
+        config,
+        paths=paths,
+        client_id=read_secret(auth.client_id_env, "client_id_env"),
+        client_secret=read_secret(auth.client_secret_env, "client_secret_env"),
+        refresh_token=read_secret(auth.refresh_token_env, "refresh_token_env") if auth.refresh_token_env else None,
+    )
+
+
+def parse_time(value: str) -> dt.datetime:
+    """Salesforce's ``2026-11-20T10:15:30.000+0000`` (or ISO with ``Z``) as an aware datetime."""
+    text = value.replace("Z", "+00:00")
+    if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
+        text = f"{text[:-2]}:{text[-2:]}"
+    return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
+
+
+def iso_utc(moment: dt.datetime) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z``."""
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def watermark_of(record: dict[str, Any]) -> str:
+    """``<SystemModstamp as ISO Z>|<Id>``: sorts as text the way the pull orders records."""
+    return f"{iso_utc(parse_time(record['SystemModstamp']))}|{record['Id']}"
+
+
+def soql_datetime(moment: dt.datetime) -> str:
+    """A SOQL dateTime literal (unquoted, UTC)."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def error_message(error: SalesforceError) -> tuple[str, str]:
+    """(errorCode, message) from a Salesforce error body."""
+    content = error.content
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        first = content[0]
+        return str(first.get("errorCode", "")), str(first.get("message", ""))
+    if isinstance(content, dict):
+        return str(content.get("error", "")), str(content.get("error_description") or content.get("message") or content)
+    return "", str(content)[:500]
+
+
+class SalesforceConnector:
+    """One Salesforce object as a relsync source."""
+
+    system = SYSTEM
+
+    def __init__(
+        self,
+        name: str,
+        config: SalesforceSource,
+        *,
+        paths: list[str],
+        client_id: str,
+        client_secret: str,
+        refresh_token: str | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.fields = list(dict.fromkeys([*BASE_FIELDS, *paths]))
+        self.status_field = config.fields.status.path
+        self._credentials = (client_id, client_secret, refresh_token)
+        self._policy = policy or RetryPolicy()
+        self._calls: Counter[str] = Counter()
+        self.usage: tuple[int, int] | None = None
+        self.session = trust(requests.Session(), config.ca_bundle)
+        self.session.hooks["response"].append(self._observe)
+        self._sf: Salesforce | None = None
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        path = requests.utils.urlparse(response.request.url or "").path
+        parts = [p for p in path.split("/") if p]
+        kind = parts[3] if len(parts) > 3 and parts[0] == "services" and parts[1] == "data" else "/".join(parts[:3])
+        self._calls[f"{response.request.method} {kind}"] += 1
+        found = LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+        if found:
+            self.usage = (int(found.group(1)), int(found.group(2)))
+
+    def call_counts(self) -> dict[str, int]:
+        """API calls made so far, by method and resource."""
+        return dict(self._calls)
+
+    def _guard_quota(self) -> None:
+        if self.usage is None:
+            return
+        used, limit = self.usage
+        if limit and used >= self.config.quota_share * limit:
+            raise QuotaReached(
+                SYSTEM,
+                f"stopped at {used}/{limit} daily API requests ({self.config.quota_share:.0%} of the limit, "
+                f"sources.{self.name}.quota_share); the next run continues where this one stopped",
+            )
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """One API call under the retry policy, its failures classified."""
+
+        def attempt() -> T:
+            self._guard_quota()
+            try:
+                return fn()
+            except SalesforceError as error:
+                code, message = error_message(error)
+                if code == "INVALID_QUERY_LOCATOR":
+                    raise LocatorExpired(message) from None
+                if code == "REQUEST_LIMIT_EXCEEDED":
+                    raise QuotaReached(SYSTEM, f"{code}: {message}", status=error.status) from None
+                text = f"{code}: {message}" if code else message
+                if code == "ConcurrentPerOrgLongTxn" or "ConcurrentPerOrg" in message:
+                    raise RetriableError(SYSTEM, text, status=error.status) from None
+                raise classify_status(SYSTEM, error.status, text) from None
+            except requests.exceptions.SSLError as error:
+                raise SourceConfigError(SYSTEM, f"TLS verification failed for {self.config.url}: {error}") from None
+            except requests.RequestException as error:
+                raise RetriableError(SYSTEM, f"{type(error).__name__} talking to {self.config.url}") from None
+
+        return call_with_retry(attempt, self._policy)
+
+    @property
+    def sf(self) -> Salesforce:
+        """The simple-salesforce client, logged in on first use."""
+        if self._sf is None:
+            token, instance_url = self._login()
+            self._sf = Salesforce(
+                instance_url=instance_url, session_id=token, session=self.session, version=self.config.api_version
+            )
+        return self._sf
+
+    def _login(self) -> tuple[str, str]:
+        client_id, client_secret, refresh_token = self._credentials
+        data = {"client_id": client_id, "client_secret": client_secret}
+        data |= {"grant_type": "refresh_token", "refresh_token": refresh_token} if refresh_token else {
+            "grant_type": "client_credentials"
+        }
+
+        def post() -> requests.Response:
+            try:
+                return self.session.post(
+                    f"{self.config.url}/services/oauth2/token", data=data, timeout=self.config.timeout_seconds
+                )
+            except requests.exceptions.SSLError as error:
+                raise SourceConfigError(SYSTEM, f"TLS verification failed for {self.config.url}: {error}") from None
+            except requests.RequestException as error:
+                raise RetriableError(SYSTEM, f"{type(error).__name__} talking to {self.config.url}") from None
+
+        response = call_with_retry(lambda: self._checked_login(post()), self._policy)
+        body = response.json()
+        return body["access_token"], body["instance_url"]
+
+    def _checked_login(self, response: requests.Response) -> requests.Response:
+        if response.status_code == 200:
+            return response
+        try:
+            body = response.json()
+            message = f"{body.get('error')}: {body.get('error_description')}"
+        except ValueError:
+            message = response.text[:300]
+        if response.status_code in (400, 401, 403):
+            raise SourceConfigError(SYSTEM, f"login refused by {self.config.url}: {message} (check sources.{self.name}.auth)")
+        raise classify_status(SYSTEM, response.status_code, message)
+
+    # -- pull -------------------------------------------------------------------
+
+    def _soql(self, fields: list[str], conditions: list[str], order: bool = True) -> str:
+        where = [f"({c})" for c in conditions]
+        if self.config.record_type:
+            where.insert(0, format_soql("RecordType.Name = {}", self.config.record_type))
+        if self.config.where:
+            where.insert(0, f"({self.config.where})")
+        soql = f"SELECT {', '.join(fields)} FROM {self.config.object}"
+        if where:
+            soql += " WHERE " + " AND ".join(where)
+        return soql + (" ORDER BY SystemModstamp ASC, Id ASC" if order else "")
+
+    def _query(self, soql: str) -> Iterator[dict[str, Any]]:
+        """Pages of one queryAll (deleted records included), following nextRecordsUrl."""
+        headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
+        page = self._call(lambda: self.sf.query(soql, include_deleted=True, headers=headers))
+        seen: set[str] = set()
+        while True:
+            yield page
+            next_url = page.get("nextRecordsUrl")
+            if page.get("done", True) or not next_url:
+                return
+            if next_url in seen:
+                raise FatalError(SYSTEM, f"Salesforce returned locator {next_url!r} twice; stopping")
+            seen.add(next_url)
+            page = self._call(lambda: self.sf.query_more(next_url, identifier_is_url=True, headers=headers))
+
+    def pull(self, since: str | None) -> Iterator[Page]:
+        """Pages of records changed (or soft-deleted) at or after ``since`` minus the overlap."""
+        conditions: list[str] = []
+        if since is not None:
+            stamp = dt.datetime.fromisoformat(since.split("|", 1)[0].replace("Z", "+00:00"))
+            start = stamp - dt.timedelta(seconds=self.config.overlap_seconds)
+            conditions.append(f"SystemModstamp >= {soql_datetime(start)}")
+        self._since = since
+        last: dict[str, Any] | None = None
+        while True:
+            resume = [] if last is None else [
+                format_soql(
+                    "SystemModstamp > {0:literal} OR (SystemModstamp = {0:literal} AND Id > {1})",
+                    soql_datetime(parse_time(last["SystemModstamp"])), last["Id"],
+                )
+            ]
+            try:
+                for response in self._query(self._soql(self.fields, conditions + resume)):
+                    records = response.get("records", [])
+                    if records:
+                        last = records[-1]
+                    yield self._page(records)
+                return
+            except LocatorExpired:
+                continue  # start again just after the last record yielded
+
+    def _page(self, records: list[dict[str, Any]]) -> Page:
+        live = [r for r in records if not r.get("IsDeleted")]
+        deleted = [r["Id"] for r in records if r.get("IsDeleted")]
+        host = self.config.url
+        out = [
+            SourceRecord(
+                native_id=r["Id"],
+                native_key=None,
+                url=f"{host}/lightning/r/{self.config.object}/{r['Id']}/view",
+                version=r.get("SystemModstamp"),
+                raw={k: v for k, v in r.items() if k != "attributes"},
+            )
+            for r in live
+        ]
+        return Page(records=out, watermark=watermark_of(records[-1]) if records else None, deleted=deleted)
+
+    def reconcile(self, known: set[str], *, due: bool) -> list[str] | None:
+        """Hard-deleted records: Get Deleted within its window, else a full id reconcile."""
+        since = getattr(self, "_since", None)
+        if since is None:
+            return None  # a first pull has nothing known to lose
+        now = dt.datetime.now(dt.timezone.utc)
+        start = dt.datetime.fromisoformat(since.split("|", 1)[0].replace("Z", "+00:00")) - dt.timedelta(
+            seconds=self.config.overlap_seconds
+        )
+        sobject = getattr(self.sf, self.config.object)
+        if now - start < DELETED_WINDOW - dt.timedelta(minutes=5):
+            try:
+                result = self._call(lambda: sobject.deleted(start, now))
+                return sorted({d["id"] for d in result.get("deletedRecords", [])} & known)
+            except FatalError:
+                pass  # e.g. the window moved: fall back to a full reconcile
+        present: set[str] = set()
+        for response in self._query(self._soql(["Id", "IsDeleted", "SystemModstamp"], [], order=True)):
+            present.update(r["Id"] for r in response.get("records", []) if not r.get("IsDeleted"))
+        return sorted(known - present)
+
+    # -- push -------------------------------------------------------------------
+
+    def _target(self, write: Write) -> str | None:
+        if write.field == "release" and self.config.write.release is not None:
+            return self.config.write.release.field
+        if write.field == "status":
+            return self.status_field
+        return None
+
+    def _current(self, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), READ_BATCH):
+            batch = ids[start : start + READ_BATCH]
+            soql = format_soql(f"SELECT Id, {', '.join(fields)} FROM {self.config.object} WHERE Id IN {{}}", batch)
+            for response in self._query(soql):
+                found.update({r["Id"]: r for r in response.get("records", []) if not r.get("IsDeleted")})
+        return found
+
+    def push(self, writes: list[Write]) -> list[WriteResult]:
+        """Compare, then PATCH 200 records per sObject Collections call (allOrNone false)."""
+        results: list[WriteResult] = []
+        targets = sorted({t for w in writes if (t := self._target(w))})
+        current = self._current(sorted({w.native_id for w in writes}), targets) if targets else {}
+        pending: dict[str, list[Write]] = {}
+        for write in writes:
+            target = self._target(write)
+            if target is None:
+                results.append(WriteResult(write, "failed", f"relsync has no Salesforce field configured for {write.field!r}"))
+            elif write.native_id not in current:
+                results.append(WriteResult(write, "failed", f"record {write.native_id} no longer exists"))
+            elif (shown := current[write.native_id].get(target)) == write.value:
+                results.append(WriteResult(write, "ok", "already set", current=shown))
+            elif shown != write.base:
+                message = f"{write.native_id} {target} changed in Salesforce since the last pull: {write.base!r} -> {shown!r}"
+                results.append(WriteResult(write, "conflict", message, current=shown))
+            else:
+                pending.setdefault(write.native_id, []).append(write)
+        ids = list(pending)
+        for start in range(0, len(ids), WRITE_BATCH):
+            results.extend(self._update({i: pending[i] for i in ids[start : start + WRITE_BATCH]}))
+        return results
+
+    def _update(self, chunk: dict[str, list[Write]]) -> list[WriteResult]:
+        body = {
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": self.config.object}, "id": rid, **{self._target(w): w.value for w in ws}}
+                for rid, ws in chunk.items()
+            ],
+        }
+        try:
+            answers = self._call(lambda: self.sf.restful("composite/sobjects", method="PATCH", json=body))
+        except SourceConfigError:
+            raise
+        except ConnectorError as error:
+            return [WriteResult(w, "failed", error.message) for ws in chunk.values() for w in ws]
+        results: list[WriteResult] = []
+        for (rid, ws), answer in zip(chunk.items(), answers):
+            if answer.get("success"):
+                results += [WriteResult(w, "ok") for w in ws]
+            else:
+                message = "; ".join(
+                    f"{e.get('statusCode')}: {e.get('message')}" for e in answer.get("errors") or []
+                ) or "refused without a message"
+                results += [WriteResult(w, "failed", f"{rid}: {message}") for w in ws]
+        return results
+
+    # -- check ------------------------------------------------------------------
+
+    def check(self, statuses: list[str]) -> list[str]:
+        """Credentials, mapped fields and picklist values against describe."""
+        sobject = getattr(self.sf, self.config.object)
+        described = self._call(lambda: sobject.describe())
+        fields = {f["name"]: f for f in described.get("fields", [])}
+        relationships = {f["relationshipName"]: f for f in described.get("fields", []) if f.get("relationshipName")}
+        problems: list[str] = []
+        for path in self.fields:
+            head = path.split(".", 1)[0]
+            if head not in fields and head not in relationships:
+                problems.append(f"field {path!r} does not exist on {self.config.object}")
+        status = fields.get(self.status_field)
+        if status is not None and status.get("picklistValues"):
+            values = {v["value"] for v in status["picklistValues"] if v.get("active", True)}
+            problems += [f"status {s!r} is not an active {self.status_field} picklist value" for s in statuses if s not in values]
+        release = self.config.write.release
+        if release is not None and release.field not in fields:
+            problems.append(f"release field {release.field!r} does not exist on {self.config.object}")
+        elif release is not None and not fields[release.field].get("updateable", True):
+            problems.append(f"release field {release.field!r} is not updateable")
+        return problems
