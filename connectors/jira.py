@@ -23,6 +23,7 @@ from jira import JIRA, JIRAError
 from config.schema import JiraSource
 from connectors.base import Page, SourceRecord, Write, WriteResult
 from connectors.errors import ConnectorError, FatalError, RetriableError, SourceConfigError, classify_status
+from connectors.http import trust
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy, call_with_retry
 
@@ -156,6 +157,7 @@ class JiraConnector:
                 get_server_info=False,
                 **auth,
             )
+            trust(client._session, self.config.ca_bundle)
             client._session.hooks["response"].append(self._count)
             # Asked here rather than by the constructor so the call is retried and counted.
             info = self._call(client.server_info)

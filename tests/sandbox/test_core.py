@@ -210,8 +210,8 @@ def test_start_sandboxes_describes_jira_and_makes_a_fresh_token_each_start() -> 
         assert described["jira"]["env"]["RELSYNC_JIRA_TOKEN"] != two.describe()["jira"]["env"]["RELSYNC_JIRA_TOKEN"]
         with pytest.raises(AttributeError, match="no 'airtable' sandbox"):
             one.airtable  # noqa: B018
-    with pytest.raises(ValueError, match="no sandbox for salesforce"):
-        start_sandboxes(systems=("jira", "salesforce"))
+    with pytest.raises(ValueError, match="no sandbox for servicenow"):
+        start_sandboxes(systems=("jira", "servicenow"))
 
 
 # -- seed ---------------------------------------------------------------------------
