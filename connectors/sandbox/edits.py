@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
 from jira import JIRA
+from pyairtable import Api, Table
+from simple_salesforce import Salesforce
 
 
 def jira_client(description: dict[str, Any]) -> JIRA:
@@ -67,3 +70,30 @@ def jira_new_request(
 def jira_set_priority(client: JIRA, key: str, priority: str) -> None:
     """Change an issue's priority, as a triager would."""
     client.issue(key, fields="priority").update(fields={"priority": {"name": priority}})
+
+
+def airtable_table(description: dict[str, Any]) -> Table:
+    """The change-request table of the Airtable sandbox, through pyairtable."""
+    box = description["airtable"]
+    api = Api(box["env"]["RELSYNC_AIRTABLE_TOKEN"], endpoint_url=box["url"], retry_strategy=None)
+    return api.table(box["base"], box["table"])
+
+
+def salesforce_client(description: dict[str, Any], ca_file: str) -> Salesforce:
+    """A simple-salesforce client logged in to the Salesforce sandbox (client credentials)."""
+    box = description["salesforce"]
+    session = requests.Session()
+    session.verify = ca_file
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise replace the sandbox's CA
+    token = session.post(
+        f"{box['url']}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": box["env"]["RELSYNC_SF_CLIENT_ID"],
+            "client_secret": box["env"]["RELSYNC_SF_CLIENT_SECRET"],
+        },
+        timeout=30,
+    )
+    token.raise_for_status()
+    body = token.json()
+    return Salesforce(instance_url=body["instance_url"], session_id=body["access_token"], session=session)

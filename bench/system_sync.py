@@ -1,0 +1,140 @@
+"""Benchmark one system's sync against its sandbox: API calls per run vs the minimum, speed, memory.
+
+    python bench/system_sync.py --system airtable --records 10000
+
+The sandboxes run in their own process (`relsync sandbox`), so the time and peak
+memory reported are relsync's alone. Four syncs on a fresh store holding only the
+chosen source: the initial pull (with the plan's write-back), the run that reads
+relsync's own writes back, a no-op run, and a run after 5 approved requests were
+raised to the top priority through the system's own client. API calls are read
+from the sandbox's own counter, per endpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from config.loader import load_config  # noqa: E402
+from connectors.sandbox import edits  # noqa: E402
+from sync import engine  # noqa: E402
+
+PAGE = {"jira": 100, "airtable": 100, "salesforce": 2000}
+WRITE_BATCH = {"jira": 1, "airtable": 10, "salesforce": 200}
+
+
+def raise_five(system: str, description: dict, folder: Path) -> None:
+    """Raise 5 approved, not-yet-top-priority requests to the top priority, as a triager would."""
+    if system == "jira":
+        client = edits.jira_client(description)
+        found = client.enhanced_search_issues(
+            'project = OPS AND status = Approved AND priority != Highest ORDER BY key ASC', maxResults=5
+        )
+        for issue in found:
+            edits.jira_set_priority(client, issue.key, "Highest")
+    elif system == "airtable":
+        table = edits.airtable_table(description)
+        found = table.all(formula="AND({Status}='Approved',{Priority}!='Critical')", max_records=5)
+        table.batch_update([{"id": r["id"], "fields": {"Priority": "Critical"}} for r in found])
+    else:
+        sf = edits.salesforce_client(description, str(folder / "salesforce-sandbox-ca.pem"))
+        found = sf.query("SELECT Id FROM Case WHERE Status = 'Approved' AND Priority != 'Critical' LIMIT 5")
+        for record in found["records"]:
+            sf.Case.update(record["Id"], {"Priority": "Critical"})
+
+
+class Counter:
+    """One sandbox's per-endpoint call counter."""
+
+    def __init__(self, url: str, verify: str | bool) -> None:
+        self.url, self.verify = url, verify
+
+    def take(self) -> dict[str, int]:
+        counted = requests.get(f"{self.url}/_sandbox/calls", timeout=10, verify=self.verify).json()["calls"]
+        requests.post(f"{self.url}/_sandbox/calls/reset", timeout=10, verify=self.verify)
+        return counted
+
+
+def run_all(system: str, description: dict, config_path: Path, folder: Path) -> list[dict]:
+    config = load_config(config_path)
+    env = {k: v for box in description.values() if isinstance(box, dict) for k, v in box.get("env", {}).items()}
+    verify: str | bool = str(folder / "salesforce-sandbox-ca.pem") if system == "salesforce" else True
+    counter = Counter(description[system]["url"], verify)
+    counter.take()
+    steps: list[tuple[str, Callable[[], None] | None]] = [
+        ("initial", None),
+        ("own writes back", None),
+        ("no-op", None),
+        ("5 raised", lambda: raise_five(system, description, folder)),
+    ]
+    results = []
+    for label, prepare in steps:
+        if prepare:
+            prepare()
+            counter.take()
+        started = time.perf_counter()
+        report = engine.run(config, env=env)
+        elapsed = time.perf_counter() - started
+        counted = counter.take()
+        pulled = report.pulled[system]["pulled"]
+        written = report.pushed.get(system, {}).get("written", 0)
+        results.append(
+            {
+                "run": label,
+                "exit": report.exit_code,
+                "pulled": pulled,
+                "written_fields": written,
+                "calls_total": sum(counted.values()),
+                "minimum_pull_calls": max(1, math.ceil(pulled / PAGE[system])),
+                "seconds": round(elapsed, 2),
+                "records_per_s": round(pulled / elapsed) if elapsed else None,
+                "by_endpoint": counted,
+            }
+        )
+    return results
+
+
+def main(argv: list[str] | None = None, system: str | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if system is None:
+        parser.add_argument("--system", choices=sorted(PAGE), required=True)
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    system = system or args.system
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        config_path = folder / "relsync.yaml"
+        sandbox = subprocess.Popen(
+            [sys.executable, "-m", "sync", "sandbox", "--records", str(args.records), "--seed", str(args.seed),
+             "--write-config", str(config_path)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            description = json.loads(sandbox.stdout.readline())
+            data = yaml.safe_load(config_path.read_text())
+            data["sources"] = {system: data["sources"][system]}
+            config_path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+            results = run_all(system, description, config_path, folder)
+        finally:
+            sandbox.send_signal(signal.SIGTERM)
+            sandbox.wait(timeout=60)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"system": system, "records": args.records, "peak_rss_mb": round(peak_mb), "runs": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
