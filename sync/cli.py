@@ -177,3 +177,108 @@ def sandbox(records: int, seed: int, write_config: Path | None) -> None:
     from sync.demo import serve_sandboxes
 
     serve_sandboxes(records=records, seed=seed, config_file=write_config, echo=click.echo)
+
+
+def _store(config_path: Path) -> Any:
+    from sync.store import open_store
+
+    return open_store(load_config(config_path).store)
+
+
+def _manual(config_path: Path, action: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """Run a manual action under the store's run lock (a sync in progress -> exit 3)."""
+    from sync.lock import RunLock
+    from sync.manual import ManualError
+
+    config = load_config(config_path)
+    with RunLock(config.store):
+        db = _store(config_path)
+        try:
+            return action(db)
+        except ManualError as error:
+            raise Failure(str(error), engine.EXIT_PARTIAL) from None
+        finally:
+            db.close()
+
+
+@main.group()
+def release() -> None:
+    """Releases: list, show, cancel."""
+
+
+@release.command("list")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def release_list(config_path: Path, as_json: bool) -> None:
+    """Upcoming releases with dates, state and load."""
+    from sync import schedule
+
+    db = _store(config_path)
+    try:
+        plan = schedule.release_plan(db)
+    finally:
+        db.close()
+    emit(plan, as_json, "\n".join(reports.plan_line(r) for r in plan) or "no releases yet (run relsync sync)")
+
+
+@release.command("show")
+@click.argument("release_ref", metavar="RELEASE")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def release_show(release_ref: str, config_path: Path, as_json: bool) -> None:
+    """One release: phases with owners and every request in it."""
+    from sync.manual import ManualError, release_detail
+
+    db = _store(config_path)
+    try:
+        detail = release_detail(db, release_ref)
+    except ManualError as error:
+        raise Failure(str(error), engine.EXIT_PARTIAL) from None
+    finally:
+        db.close()
+    emit(detail, as_json, reports.release_text(detail))
+
+
+@release.command("cancel")
+@click.argument("release_ref", metavar="RELEASE")
+@click.option("--reason", default="", help="Why (recorded in the audit).")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def release_cancel(release_ref: str, reason: str, config_path: Path, as_json: bool) -> None:
+    """Cancel a release; its requests are re-planned on the next sync."""
+    from sync.manual import cancel_release
+
+    done = _manual(config_path, lambda db: cancel_release(db, release_ref, reason=reason))
+    emit(done, as_json, f"cancelled {done['release']}; {len(done['requests'])} requests will be re-planned on the next sync")
+
+
+@main.command()
+@click.argument("key")
+@click.argument("release_ref", metavar="RELEASE")
+@click.option("--reason", required=True, help="Why (recorded in the audit).")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def assign(key: str, release_ref: str, reason: str, config_path: Path, as_json: bool) -> None:
+    """Pin a request to a release; the planner will not move it."""
+    from sync.manual import assign as pin
+
+    done = _manual(config_path, lambda db: pin(db, key, release_ref, reason=reason))
+    emit(done, as_json, f"{key} pinned to {done['release']} (was {done['previous'] or 'unassigned'}); written back on the next sync")
+
+
+@main.command()
+@click.argument("key")
+@click.option("--reason", default="", help="Why (recorded in the audit).")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def unassign(key: str, reason: str, config_path: Path, as_json: bool) -> None:
+    """Remove a request's release assignment (the planner may plan it again)."""
+    from sync.manual import unassign as unpin
+
+    done = _manual(config_path, lambda db: unpin(db, key, reason=reason))
+    emit(done, as_json, f"{key} removed from {done['previous']}")

@@ -90,6 +90,22 @@ def plan_line(release: dict[str, Any]) -> str:
     )
 
 
+def release_text(detail: dict[str, Any]) -> str:
+    """One release in full: dates, phases and requests."""
+    lines = [
+        f"{detail['name']} ({detail['train']}): deploy {detail['deploy_at']}, freeze {detail['freeze_at']}, "
+        f"{detail['state']}, {len(detail['requests'])}/{detail['capacity']} requests"
+    ]
+    lines += phase_lines(detail)
+    for request in detail["requests"]:
+        pin = " [pinned]" if request["pinned"] else ""
+        lines.append(
+            f"  {request['key']:<28} {request['priority'] or '-':<8} {request['department'] or '-':<14} "
+            f"{_short(request['title'], 60)}{pin}"
+        )
+    return "\n".join(lines)
+
+
 def phase_lines(release: dict[str, Any]) -> list[str]:
     """The SDLC phases of one release: dates and owners."""
     return [

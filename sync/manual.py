@@ -1,0 +1,145 @@
+"""What a release manager does by hand: pin a request to a release, unpin it, cancel a release.
+
+Every action is one transaction with its audit event (origin ``manual``, the acting
+user as actor). Pins are honoured by the planner and never moved by it; a cancelled
+release is no longer live, so the next run re-plans its requests.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from typing import Any
+
+import sqlite_utils
+
+from sync.audit import AuditEvent, append_events
+
+
+class ManualError(LookupError):
+    """A manual action names something that does not exist or cannot be done."""
+
+
+def acting_user() -> str:
+    """Who is acting: the login name of the process."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def find_release(db: sqlite_utils.Database, ref: str) -> dict[str, Any]:
+    """A release by id or name; the error lists what exists."""
+    rows = list(db.query("select * from releases where id = ? or name = ?", [ref, ref]))
+    if rows:
+        return rows[0]
+    known = [r["name"] for r in db.query("select name from releases order by deploy_at")]
+    raise ManualError(f"no release {ref!r}; releases: {', '.join(known) or 'none yet (run relsync sync first)'}")
+
+
+def find_request(db: sqlite_utils.Database, key: str) -> dict[str, Any]:
+    """A stored request by key (``jira:OPS-12``)."""
+    rows = list(db.query("select key, system, status, deleted_at from change_requests where key = ?", [key]))
+    if not rows:
+        raise ManualError(f"no request {key!r} in the store (keys look like jira:OPS-12, airtable:rec…, salesforce:500…)")
+    return rows[0]
+
+
+def current_release(db: sqlite_utils.Database, key: str) -> str | None:
+    """The name of the release ``key`` is assigned to, if any."""
+    rows = list(
+        db.query(
+            "select rel.name from assignments a join releases rel on rel.id = a.release where a.request = ?", [key]
+        )
+    )
+    return rows[0]["name"] if rows else None
+
+
+def assign(db: sqlite_utils.Database, key: str, release_ref: str, *, reason: str, user: str | None = None) -> dict[str, Any]:
+    """Pin ``key`` to a release; the planner will not move it."""
+    if not reason.strip():
+        raise ManualError("say why: --reason is required for a manual assignment")
+    request = find_request(db, key)
+    release = find_release(db, release_ref)
+    if release["state"] in ("released", "cancelled"):
+        raise ManualError(f"release {release['name']} is {release['state']}; pick an upcoming release")
+    if request["deleted_at"]:
+        raise ManualError(f"{key} was deleted in its source on {request['deleted_at']}")
+    user = user or acting_user()
+    now = _now()
+    with db.atomic():
+        before = current_release(db, key)
+        db["assignments"].upsert(
+            {"request": key, "release": release["id"], "pinned": 1, "reason": f"pinned: {reason}",
+             "assigned_by": user, "assigned_at": now},
+            pk="request",
+        )
+        append_events(db, [AuditEvent(
+            at=now, run=None, actor=user, origin="manual", request=key, system=request["system"],
+            field="release", old=before, new={"release": release["name"], "reason": f"pinned by {user}: {reason}"},
+        )])
+    return {"request": key, "release": release["name"], "previous": before, "by": user}
+
+
+def unassign(db: sqlite_utils.Database, key: str, *, reason: str = "", user: str | None = None) -> dict[str, Any]:
+    """Remove ``key``'s assignment (pinned or planned); the planner may plan it again."""
+    request = find_request(db, key)
+    user = user or acting_user()
+    now = _now()
+    with db.atomic():
+        before = current_release(db, key)
+        if before is None:
+            raise ManualError(f"{key} is not assigned to a release")
+        db.execute("delete from assignments where request = ?", [key])
+        why = f"unassigned by {user}" + (f": {reason}" if reason else "")
+        append_events(db, [AuditEvent(
+            at=now, run=None, actor=user, origin="manual", request=key, system=request["system"],
+            field="release", old=before, new={"release": None, "reason": why},
+        )])
+    return {"request": key, "previous": before, "by": user}
+
+
+def cancel_release(db: sqlite_utils.Database, release_ref: str, *, reason: str = "", user: str | None = None) -> dict[str, Any]:
+    """Cancel a release: its requests lose their assignment and are re-planned on the next run."""
+    release = find_release(db, release_ref)
+    if release["state"] in ("released", "cancelled"):
+        raise ManualError(f"release {release['name']} is already {release['state']}")
+    user = user or acting_user()
+    now = _now()
+    why = f"release {release['name']} cancelled by {user}" + (f": {reason}" if reason else "")
+    with db.atomic():
+        members = list(
+            db.query(
+                "select a.request, r.system from assignments a join change_requests r on r.key = a.request "
+                "where a.release = ? order by a.request",
+                [release["id"]],
+            )
+        )
+        db.execute("update releases set state = 'cancelled' where id = ?", [release["id"]])
+        db.execute("delete from assignments where release = ?", [release["id"]])
+        append_events(db, [
+            AuditEvent(at=now, run=None, actor=user, origin="manual", request=m["request"], system=m["system"],
+                       field="release", old=release["name"], new={"release": None, "reason": why})
+            for m in members
+        ])
+    return {"release": release["name"], "requests": [m["request"] for m in members], "by": user}
+
+
+def release_detail(db: sqlite_utils.Database, release_ref: str) -> dict[str, Any]:
+    """One release with its phases and requests."""
+    release = find_release(db, release_ref)
+    release["phases"] = list(
+        db.query("select phase, starts, ends, owner from release_phases where release = ? order by starts", [release["id"]])
+    )
+    release["requests"] = list(
+        db.query(
+            "select r.key, r.system, r.priority, r.status, r.department, r.title, r.url, a.pinned, a.reason, "
+            "a.assigned_by from assignments a join change_requests r on r.key = a.request where a.release = ? "
+            "order by r.department, r.key",
+            [release["id"]],
+        )
+    )
+    return release
