@@ -239,8 +239,20 @@ class AirtableConnector:
             yielded[record["id"]] = version
             if version:
                 stamps.append(version)
-            out.append(SourceRecord(native_id=record["id"], native_key=None, url=self._url(record["id"]), version=version, raw=record))
+            raw = self._named_links(record)
+            out.append(SourceRecord(native_id=record["id"], native_key=None, url=self._url(record["id"]), version=version, raw=raw))
         return Page(records=out, watermark=max(stamps) if stamps else None)
+
+    def _named_links(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record with a linked release given as the linked records' names, as relsync writes it."""
+        if self.release_target is None or self.release_target.as_ != "link":
+            return record
+        fields = record.get("fields") or {}
+        links = fields.get(self.release_target.field)
+        if not links:
+            return record
+        names = self._link_names()
+        return {**record, "fields": {**fields, self.release_target.field: [names.get(link, link) for link in links]}}
 
     def _url(self, record_id: str) -> str | None:
         table = self.config.table
