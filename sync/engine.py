@@ -129,6 +129,7 @@ def pull_sources(
     A source that fails stops alone: what it stored so far stays, its watermark
     where its last stored page left it, and the other sources go on.
     """
+    started = utc_now()
     pages: queue.Queue[tuple[str, Page | BaseException | None]] = queue.Queue(maxsize=4)
     watermarks = {name: get_watermark(db, name, ingest.STREAM) for name in sources}
     stopped: set[str] = set()
@@ -173,27 +174,34 @@ def pull_sources(
     for name, source in sources.items():
         if name not in result.failures:
             try:
-                result.counts[name].deleted += reconcile_deletions(db, name, source, run_id=run_id)
+                result.counts[name].deleted += reconcile_deletions(db, name, source, run_id=run_id, started=started)
             except ConnectorError as error:
                 result.failures[name] = error
     return result
 
 
-def reconcile_deletions(db: sqlite_utils.Database, name: str, source: Source, *, run_id: int) -> int:
-    """Ask a connector that can tell which known records are gone; mark them deleted."""
+def reconcile_deletions(
+    db: sqlite_utils.Database, name: str, source: Source, *, run_id: int, started: dt.datetime | None = None
+) -> int:
+    """Ask a connector that can tell which known records are gone; mark them deleted.
+
+    The connector hears when the last reconcile's pull started (``since``): every
+    deletion before then is known. This reconcile is recorded at ``started``, when
+    this run's pull began, so a deletion made while it paged is asked for next time.
+    """
     reconcile = getattr(source.connector, "reconcile", None)
     if reconcile is None:
         return 0
     every = getattr(source.connector.config, "reconcile_every_hours", None)
     last = get_watermark(db, name, ingest.RECONCILED)
-    now = utc_now()
+    now = started or utc_now()
     due = every is not None and (
         last is None or (now - dt.datetime.fromisoformat(last.replace("Z", "+00:00"))).total_seconds() >= every * 3600
     )
     known = {row["native_id"] for row in db.query(
         "select native_id from change_requests where source = ? and deleted_at is null", [name]
     )}
-    gone = reconcile(known, due=due)
+    gone = reconcile(known, due=due, since=last)
     if gone is None:
         return 0
     return ingest.store_deletions(db, source=name, system=source.mapping.system, native_ids=gone,
@@ -212,11 +220,14 @@ def plan(db: sqlite_utils.Database, config: Config, *, run_id: int, now: dt.date
 
 
 def push_writebacks(
-    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int
+    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, at: dt.datetime | None = None
 ) -> dict[str, outbox.PushCounts]:
-    """Queue the plan's differences and send them, source by source."""
+    """Queue the plan's differences and send them, source by source.
+
+    ``at`` is the moment the release calendar is read at (default: now).
+    """
     now = stamp(utc_now())
-    wanted = outbox.wanted_writes(db, {name: s.mapping for name, s in sources.items()})
+    wanted = outbox.wanted_writes(db, {name: s.mapping for name, s in sources.items()}, now=stamp(at or utc_now()))
     outbox.queue(db, wanted, run_id=run_id, now=now)
     return {
         name: outbox.send(db, name, s.connector.push, s.mapping, run_id=run_id, now=now)
@@ -261,7 +272,7 @@ def run(
             # A source whose pull failed is not written to: its view may be stale, and a
             # quota stop must not spend more calls.
             healthy = {name: s for name, s in sources.items() if name not in pulled.failures}
-            pushed = push_writebacks(db, healthy, run_id=run_id)
+            pushed = push_writebacks(db, healthy, run_id=run_id, at=now)
             report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
             report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()]
             report.messages += [m for c in pushed.values() for m in c.messages]

@@ -10,6 +10,7 @@ tried again on the next run while still wanted).
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +20,14 @@ import sqlite_utils
 
 from connectors.base import Write, WriteResult
 from mapping.fields import SourceMapping
+from mapping.model import STATUSES
 from sync.audit import AuditEvent, append_events
 
 RELEASE = "release"
 STATUS = "status"
+STAGES: tuple[str, ...] = ("scheduled", "testing", "deployed")
+"""The statuses a request shows as its release moves through its life."""
+PLANNABLE = frozenset({"approved"})
 OPEN_STATES = ("pending", "failed", "conflict")
 
 
@@ -51,12 +56,17 @@ class Wanted:
     status: str | None = None
 
 
-def wanted_writes(db: sqlite_utils.Database, mappings: dict[str, SourceMapping]) -> list[Wanted]:
+def wanted_writes(
+    db: sqlite_utils.Database, mappings: dict[str, SourceMapping], *, now: str | None = None
+) -> list[Wanted]:
     """Differences between the plan and what each source last showed."""
+    now = now or dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     ours = {row["name"] for row in db.query("select name from releases")}
     rows = db.query(
         "select r.key, r.source, r.system, r.status, r.source_status, r.release, r.source_version, "
-        "rel.name as planned from change_requests r "
+        "rel.name as planned, rel.deploy_at, rel.state as release_state, "
+        "(select p.starts from release_phases p where p.release = rel.id and p.phase = 'testing') as testing_at "
+        "from change_requests r "
         "left join assignments a on a.request = r.key left join releases rel on rel.id = a.release "
         "where r.deleted_at is null order by r.key"
     )
@@ -74,20 +84,45 @@ def wanted_writes(db: sqlite_utils.Database, mappings: dict[str, SourceMapping])
         planned = row["planned"]
         if mapping.release_field() and (planned or row["release"] in ours) and planned != row["release"]:
             want(RELEASE, planned, row["release"])
-        target = desired_status(row["status"], planned is not None, row["release"] in ours)
+        stage = release_stage(row, now) if planned else None
+        target = desired_status(row["status"], stage, row["release"] in ours, set(mapping.write.status))
         native = mapping.source_status_for(target) if target else None
         if native and native != row["source_status"]:
             want(STATUS, native, row["source_status"], target)
     return wanted
 
 
-def desired_status(status: str, planned: bool, shows_our_release: bool) -> str | None:
-    """The normalized status relsync sets: approved requests become scheduled when planned."""
-    if planned and status == "approved":
-        return "scheduled"
-    if not planned and status == "scheduled" and shows_our_release:
-        return "approved"
-    return None
+def release_stage(row: dict[str, Any], now: str) -> str:
+    """Where the request's release is in its life, as the status its requests should show."""
+    if row["release_state"] in ("deploying", "released") or (row["deploy_at"] and now >= row["deploy_at"]):
+        return "deployed"
+    if row["testing_at"] and now >= row["testing_at"]:
+        return "testing"
+    return "scheduled"
+
+
+def desired_status(status: str, stage: str | None, shows_our_release: bool, configured: set[str]) -> str | None:
+    """The normalized status relsync sets, if any.
+
+    A planned request shows the furthest configured status its release has
+    reached (scheduled, then testing once the release's testing phase starts, then
+    deployed once it deploys), and relsync only ever moves a request forward:
+    never back past what its team set, never out of closed or rejected. A request
+    that left its release goes back from scheduled to approved.
+    """
+    if stage is None:
+        if status == "scheduled" and shows_our_release and "approved" in configured:
+            return "approved"
+        return None
+    if status in ("closed", "rejected") or status not in STATUSES:
+        return None
+    reached = [s for s in STAGES[: STAGES.index(stage) + 1] if s in configured]
+    if not reached:
+        return None
+    target = reached[-1]
+    if status not in PLANNABLE and target == "scheduled":
+        return None  # only approved requests become scheduled; new or triaged ones wait
+    return target if STATUSES.index(target) > STATUSES.index(status) else None
 
 
 def queue(db: sqlite_utils.Database, wanted: list[Wanted], *, run_id: int, now: str) -> int:
