@@ -343,6 +343,32 @@ class JiraConnector:
             f"(available: {', '.join(names) or 'none'}); not forced"
         )
 
+    def estimate(self, writes: list[Write]) -> dict[str, Any]:
+        """The calls ``push(writes)`` would make, when nothing changed in between.
+
+        Reads the project's versions (one call) to know which releases need one.
+        """
+        issues = {w.native_key or w.native_id for w in writes}
+        releases = {w.value for w in writes if w.field == RELEASE and w.value}
+        statuses = [w for w in writes if w.field == STATUS]
+        missing = 0
+        if releases:
+            if self._versions is None:
+                listed = self._call(lambda: self.client.project_versions(self.config.project))
+                self._versions = {v.name: v.id for v in listed}
+            missing = len(releases - set(self._versions))
+        calls = {
+            "check searches": -(-len(issues) // CHECK_BATCH) if issues else 0,
+            "version list": 1 if releases else 0,
+            "project read": 1 if missing else 0,
+            "version creates": missing,
+            "issue edits (PUT)": sum(1 for w in writes if w.field == RELEASE),
+            "transition lookups": len({w.base for w in statuses}),
+            "transitions (POST)": len(statuses),
+        }
+        return {"calls": sum(calls.values()), "by_kind": calls,
+                "limit": "Jira Cloud rate limits by cost per hour; these are ordinary REST calls"}
+
     # -- check ------------------------------------------------------------------
 
     def check(self, statuses: list[str]) -> list[str]:

@@ -282,3 +282,15 @@ def unassign(key: str, reason: str, config_path: Path, as_json: bool) -> None:
 
     done = _manual(config_path, lambda db: unpin(db, key, reason=reason))
     emit(done, as_json, f"{key} removed from {done['previous']}")
+
+
+@main.command("plan")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def plan_command(config_path: Path, as_json: bool) -> None:
+    """Dry run: what the next sync would change and write, and what it would cost. Writes nothing."""
+    from sync.dryrun import dry_run
+
+    result = dry_run(load_config(config_path))
+    emit(result.as_dict(), as_json, reports.dry_run_text(result.as_dict()))

@@ -113,6 +113,28 @@ def phase_lines(release: dict[str, Any]) -> list[str]:
     ]
 
 
+def dry_run_text(data: dict[str, Any]) -> str:
+    """Human-readable ``relsync plan``."""
+    lines = ["Release plan after this sync (dry run: nothing is written):"]
+    lines += [plan_line(r) for r in data["releases"]] or ["  no releases"]
+    lines.append(f"\nMoves ({len(data['moves'])}):")
+    for move in data["moves"]:
+        reason = move["reason"] if isinstance(move["reason"], str) else json.dumps(move["reason"])
+        lines.append(f"  {move['request']:<28} {move['from'] or '-'} -> {move['to'] or '-'}  ({_short(reason, 70)})")
+    for system, writes in data["writes"].items():
+        cost = data["costs"].get(system, {})
+        lines.append(f"\n{system}: {len(writes)} writes, {cost.get('calls', '?')} API calls ({cost.get('limit', '')})")
+        for kind, n in (cost.get("by_kind") or {}).items():
+            if n:
+                lines.append(f"    {kind}: {n}")
+        for w in writes[:20]:
+            lines.append(f"  {w['request']:<28} {w['field']:<8} {_short(w['old'], 30)} -> {_short(w['new'], 30)}")
+        if len(writes) > 20:
+            lines.append(f"  ... and {len(writes) - 20} more (--json lists all)")
+    lines += [f"\n{m}" for m in data["messages"]]
+    return "\n".join(lines)
+
+
 def history(config: Config, key: str) -> list[dict[str, Any]]:
     """The audit events of one request, oldest first."""
     db = open_store(config.store)

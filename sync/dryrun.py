@@ -1,0 +1,114 @@
+"""``relsync plan``: what the next sync would change, without writing to any source.
+
+It pulls (so the plan is made on current data, exactly as ``relsync sync`` would
+make it), then plans and computes the write-backs inside a transaction that is
+rolled back. Per release: who moves in or out and why. Per system: the exact
+writes (record, field, old -> new) and the API calls they would cost, weighed
+against that system's limits.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.schema import Config
+from connectors.base import Write
+from sync import engine, outbox
+from sync.lock import RunLock
+from sync.store import open_store, start_run, finish_run
+
+
+class _Rollback(Exception):
+    """Raised inside the transaction to undo the plan once it has been read."""
+
+
+@dataclass
+class DryRun:
+    """The plan a sync would apply."""
+
+    releases: list[dict[str, Any]] = field(default_factory=list)
+    moves: list[dict[str, Any]] = field(default_factory=list)
+    writes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    costs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"releases": self.releases, "moves": self.moves, "writes": self.writes, "costs": self.costs,
+                "messages": self.messages}
+
+
+def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.datetime | None = None) -> DryRun:
+    """Pull, then plan and diff without keeping the plan or writing to any source."""
+    now = now or engine.utc_now()
+    result = DryRun()
+    with RunLock(config.store):
+        db = open_store(config.store)
+        try:
+            sources = engine.build_sources(config, env if env is not None else os.environ)
+            run_id = start_run(db)
+            pulled = engine.pull_sources(db, sources, run_id=run_id)
+            result.messages = [f"{n}: {engine.describe(e)}" for n, e in pulled.failures.items()]
+            finish_run(db, run_id, status="ok" if not pulled.failures else "failed", exit_code=0,
+                       counts={"pulled": {n: vars(c) for n, c in pulled.counts.items()}, "dry_run": True},
+                       api_calls={n: s.connector.call_counts() for n, s in sources.items()},
+                       message="relsync plan: pulled only; nothing planned or written")
+            try:
+                with db.atomic():
+                    _read_plan(db, config, sources, now, result)
+                    raise _Rollback
+            except _Rollback:
+                pass
+            for name, writes in result.writes.items():
+                result.costs[name] = estimate(sources[name].connector, writes)
+        finally:
+            db.close()
+    return result
+
+
+def _read_plan(db: Any, config: Config, sources: dict[str, engine.Source], now: dt.datetime, result: DryRun) -> None:
+    before = {r["request"]: r["release"] for r in db.query("select request, release from assignments")}
+    engine.plan(db, config, run_id=0, now=now)
+    after = {r["request"]: (r["release"], r["reason"]) for r in db.query("select request, release, reason from assignments")}
+    names = {r["id"]: r["name"] for r in db.query("select id, name from releases")}
+    for key in sorted(set(before) | set(after)):
+        old, (new, reason) = before.get(key), after.get(key, (None, None))
+        if old != new:
+            result.moves.append({"request": key, "from": names.get(old), "to": names.get(new),
+                                 "reason": reason or _left_reason(db, key)})
+    result.releases = engine.schedule.release_plan(db)
+    wanted = outbox.wanted_writes(db, {n: s.mapping for n, s in sources.items()}, now=engine.stamp(now))
+    for w in wanted:
+        if w.source in sources:
+            result.writes.setdefault(w.source, []).append(
+                {"request": w.request, "field": w.field, "old": w.base, "new": w.value}
+            )
+
+
+def _left_reason(db: Any, key: str) -> str | None:
+    rows = list(db.query(
+        "select new from audit where request = ? and origin = 'planned' order by id desc limit 1", [key]))
+    return rows[0]["new"] if rows else None
+
+
+def estimate(connector: Any, writes: list[dict[str, Any]]) -> dict[str, Any]:
+    """API calls the writes would cost on ``connector``'s system, and what that means there."""
+    native = _natives(connector, writes)
+    return connector.estimate(native)
+
+
+def _natives(connector: Any, writes: list[dict[str, Any]]) -> list[Write]:
+    db_writes = []
+    for w in writes:
+        native_id = w["request"].split(":", 1)[1]
+        db_writes.append(Write(native_id, native_id, w["field"], w["new"], w["old"]))
+    return db_writes
+
+
+def batches(count: int, size: int) -> int:
+    """Calls needed for ``count`` items at ``size`` per call."""
+    return math.ceil(count / size) if count else 0
