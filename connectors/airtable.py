@@ -16,8 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -64,27 +65,42 @@ def iso_utc(value: str) -> str:
 
 
 class Throttle:
-    """At most ``rate`` requests per second: consecutive requests are spaced 1/rate apart."""
+    """At most ``rate`` requests per second as the server counts them, and penalty windows.
+
+    Spacing sends 1/rate apart is not enough: a request that travels a little slower
+    than the fifth one after it puts six into one of the server's seconds, and Airtable
+    answers that with a 30-second penalty. So a request starts only once the one
+    ``burst`` places before it has *finished* a full window ago: the server saw that one
+    before it answered, so it never sees more than ``burst`` in any window. Requests
+    through one throttle run one at a time.
+    """
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.interval = 1.0 / rate
+        self.burst = max(1, int(rate))
+        self.window = self.burst / rate
         self._clock, self._sleep = clock, sleep
-        self._next = 0.0
+        self._finished: deque[float] = deque(maxlen=self.burst)
+        self._not_before = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
-        """Block until the next request may go."""
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Wait for a free slot, then run one request (the ``with`` body) in it."""
         with self._lock:
+            start = self._not_before
+            if len(self._finished) == self.burst:
+                start = max(start, self._finished[0] + self.window)
             now = self._clock()
-            if now < self._next:
-                self._sleep(self._next - now)
-                now = self._next
-            self._next = now + self.interval
+            if start > now:
+                self._sleep(start - now)
+            try:
+                yield
+            finally:
+                self._finished.append(self._clock())
 
     def hold(self, seconds: float) -> None:
-        """Send nothing for ``seconds`` (a penalty window)."""
-        with self._lock:
-            self._next = max(self._next, self._clock() + seconds)
+        """Send nothing for ``seconds`` from now (a penalty window); callable inside a slot."""
+        self._not_before = max(self._not_before, self._clock() + seconds)
 
 
 def error_of(response: requests.Response | None) -> tuple[str, str]:
@@ -145,9 +161,9 @@ class AirtableConnector:
         """One throttled API call under the retry policy, its failures classified."""
 
         def attempt() -> T:
-            self._throttle.wait()
             try:
-                return fn()
+                with self._throttle.slot():
+                    return fn()
             except requests.HTTPError as error:
                 kind, message = error_of(error.response)
                 status = error.response.status_code if error.response is not None else None
@@ -260,8 +276,8 @@ class AirtableConnector:
             return f"https://airtable.com/{self.config.base}/{table}/{record_id}"
         return None
 
-    def reconcile(self, known: set[str], *, due: bool) -> list[str] | None:
-        """Known record ids Airtable no longer has (None when not checked this run)."""
+    def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
+        """Known record ids Airtable no longer has (None when not checked this run); ``since`` is unused."""
         if self._listed is not None:
             return sorted(known - self._listed)
         if not due:
@@ -336,8 +352,12 @@ class AirtableConnector:
             self._call(lambda: self.table.batch_update(payload, typecast=typecast))
         except (FatalError, RetriableError) as error:
             if len(chunk) > 1 and isinstance(error, FatalError):
-                # Airtable refuses the whole batch for one bad value: find it record by record.
+                # Airtable refuses the whole batch for one bad value: find it record by record,
                 return [r for rid, ws in chunk.items() for r in self._update({rid: ws})]
+            [(rid, ws)] = chunk.items()
+            if len(ws) > 1 and isinstance(error, FatalError):
+                # then field by field, so a bad status does not hold back the release.
+                return [r for w in ws for r in self._update({rid: [w]})]
             return [WriteResult(w, "failed", error.message) for ws in chunk.values() for w in ws]
         except ConnectorError as error:
             if isinstance(error, SourceConfigError):

@@ -148,6 +148,12 @@ def only_eligible(world: AirtableWorld, approved: int, scheduled: int = 0) -> li
     return chosen
 
 
+def planned_releases(world: AirtableWorld) -> dict[str, str]:
+    """Request key -> the name of the release the plan put it in."""
+    return {r["request"]: r["name"] for r in world.rows(
+        "select a.request, rel.name from assignments a join releases rel on rel.id = a.release")}
+
+
 def written_records(world: AirtableWorld, run: int | None = None) -> set[str]:
     sql = "select distinct request from outbox where state = 'done'" + (" and run = ?" if run else "")
     return {r["request"] for r in world.rows(sql, [run] if run else [])}
@@ -278,8 +284,7 @@ def test_release_and_status_are_written_back_in_batches_of_ten(small_world, kind
     report = world.run()
 
     assert report.exit_code == 0, report.messages
-    planned = {r["request"]: r["name"] for r in world.rows(
-        "select a.request, rel.name from assignments a join releases rel on rel.id = a.release")}
+    planned = planned_releases(world)
     assert sorted(planned) == sorted(f"airtable:{rid}" for rid in chosen)
     assert report.pushed["airtable"]["written"] == 50  # release and status of 25 records
     calls = world.calls()
@@ -419,3 +424,84 @@ def test_no_op_run_does_not_reconcile_before_it_is_due(world):
     assert world.calls() == {LIST[0]: 1}
     assert report.pulled["airtable"]["deleted"] == 0
     assert deleted_rows(world) == []
+
+
+# -- 6. rate limits -----------------------------------------------------------------------
+
+
+def test_a_429_is_waited_out_for_the_whole_penalty(small_world):
+    world = small_world
+    world.edit_source(penalty_seconds=2)
+    world.knob("/config", {"rate_limit": {"requests": 5, "per_seconds": 1, "penalty_seconds": 2}})
+    # Another client of the base spends this second's five requests just before the run.
+    headers = {"Authorization": f"Bearer {world.env['RELSYNC_AIRTABLE_TOKEN']}"}
+    base = world.description["airtable"]["base"]
+    for _ in range(5):
+        requests.get(f"{world.url}/v0/{base}/Releases", headers=headers, timeout=10).raise_for_status()
+
+    report = world.run()
+
+    assert report.exit_code == 0, report.messages
+    assert report.pulled["airtable"]["pulled"] == 40
+    # Any request inside the 2-second penalty window would have been refused too.
+    assert world.statuses() == {"200": sum(world.calls().values()) - 1, "429": 1}
+
+
+def test_requests_stay_under_five_per_second(tmp_path):
+    for world in make_world(tmp_path, records=600):
+        world.knob("/config", {"rate_limit": {"requests": 5, "per_seconds": 1, "penalty_seconds": 2}})
+
+        report = world.run()
+
+        assert report.exit_code == 0, report.messages
+        assert report.pulled["airtable"]["pulled"] == 600
+        calls = world.calls()
+        assert lists(calls) >= 6 and patches(calls) > 0
+        assert world.statuses() == {"200": sum(calls.values())}
+
+
+# -- 7. errors ---------------------------------------------------------------------------
+
+
+def test_server_errors_are_retried(small_world):
+    world = small_world
+    world.fault(method="GET", path="/v0/*", status=503, times=2)
+
+    report = world.run()
+
+    assert report.exit_code == 0, report.messages
+    assert report.pulled["airtable"]["pulled"] == 40
+    assert world.statuses()["503"] == 2
+    assert world.rows("select count(*) as n from change_requests")[0]["n"] == 40
+
+
+def test_a_refused_value_fails_alone_with_airtables_message(small_world):
+    world = small_world
+    data = yaml.safe_load(world.config_path.read_text())
+    source = data["sources"]["airtable"]
+    source["fields"]["status"]["map"]["Planned"] = "scheduled"  # not a choice of the Status select
+    source["write"]["status"] = {"scheduled": "Planned"}
+    world.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    chosen = only_eligible(world, approved=1, scheduled=9)
+    bad = f"airtable:{chosen[0]}"
+    world.reset_calls()
+
+    report = world.run()
+
+    assert report.exit_code == 1
+    assert report.status == "partial"
+    outbox = {(r["request"], r["field"]): r for r in world.rows("select * from outbox")}
+    assert len(outbox) == 11  # ten releases and one status
+    failed = outbox.pop((bad, "status"))
+    assert failed["state"] == "failed"
+    message = 'INVALID_MULTIPLE_CHOICE_OPTIONS: Insufficient permissions to create new select option ""Planned""'
+    assert failed["last_error"] == message
+    assert report.messages == [f"{bad} status: {message}"]
+    assert {r["state"] for r in outbox.values()} == {"done"}  # the other nine records, and the bad one's release
+    shown = {r["id"]: r["fields"] for r in world.table().all(fields=["Release", "Status"])}
+    planned = planned_releases(world)
+    assert {rid: shown[rid]["Release"] for rid in chosen} == {rid: planned[f"airtable:{rid}"] for rid in chosen}
+    assert shown[chosen[0]]["Status"] == "Approved"
+    # The batch, then its ten records one by one, then the bad record field by field.
+    assert patches(world.calls()) == 1 + 10 + 2
+    assert world.statuses()["422"] == 3
