@@ -38,10 +38,16 @@ SYSTEM = "airtable"
 BATCH = 10
 READ_BATCH = 100
 ITERATOR_EXPIRED = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
+RESTARTS = 3
 
 
 class IteratorExpired(Exception):
     """Airtable dropped the list iterator; the listing must start again."""
+
+
+def too_many_restarts() -> FatalError:
+    """A listing whose iterator keeps expiring: stop rather than loop."""
+    return FatalError(SYSTEM, f"{ITERATOR_EXPIRED}: the record listing expired {RESTARTS + 1} times in a row; giving up")
 
 
 def connect(
@@ -182,19 +188,28 @@ class AirtableConnector:
 
         return call_with_retry(attempt, self._policy)
 
-    def _list(self, options: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    def _list(self, options: dict[str, Any], table: str | None = None) -> Iterator[list[dict[str, Any]]]:
         """Pages of records, each page one throttled, retried call."""
+        urls = (self.api.table(self.config.base, table) if table else self.table).urls
 
         def fetch(offset: str | None) -> dict[str, Any]:
             page_options = dict(options, offset=offset) if offset else options
             return self._call(
-                lambda: self.api.request(
-                    "get", self.table.urls.records, fallback=("post", self.table.urls.records_post), options=page_options
-                )
+                lambda: self.api.request("get", urls.records, fallback=("post", urls.records_post), options=page_options)
             )
 
         for page in iter_pages(SYSTEM, fetch, "offset"):
             yield page.get("records", [])
+
+    def _listing(self, options: dict[str, Any], table: str | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of a whole listing; an expired iterator starts it again, so pages may repeat."""
+        for _ in range(RESTARTS + 1):
+            try:
+                yield from self._list(options, table)
+                return
+            except IteratorExpired:
+                continue
+        raise too_many_restarts()
 
     # -- pull -------------------------------------------------------------------
 
@@ -219,7 +234,7 @@ class AirtableConnector:
         yielded: dict[str, str | None] = {}
         start = since if incremental else None
         latest: str | None = None
-        while True:
+        for _ in range(RESTARTS + 1):
             options: dict[str, Any] = {"page_size": self.config.page_size, "fields": self.fields}
             formula = self._selection(start)
             if formula:
@@ -241,6 +256,8 @@ class AirtableConnector:
                 # records this pull already yielded unchanged are skipped.
                 if modified and latest is not None:
                     start = latest
+        else:
+            raise too_many_restarts()
         self._listed = None if incremental else listed
 
     def _page(self, records: list[dict[str, Any]], yielded: dict[str, str | None]) -> Page:
@@ -287,7 +304,7 @@ class AirtableConnector:
         if formula:
             options["formula"] = formula
         present: set[str] = set()
-        for records in self._list(options):
+        for records in self._listing(options):
             present.update(r["id"] for r in records)
         return sorted(known - present)
 
@@ -306,7 +323,7 @@ class AirtableConnector:
             batch = record_ids[start : start + READ_BATCH]
             formula = to_formula_str(OR(*[EQ(RECORD_ID(), record_id) for record_id in batch]))
             options = {"fields": fields, "formula": formula, "page_size": READ_BATCH}
-            for records in self._list(options):
+            for records in self._listing(options):
                 found.update({r["id"]: r.get("fields") or {} for r in records})
         return found
 
@@ -374,15 +391,9 @@ class AirtableConnector:
         """Record id -> primary value in the release link table (read once per run)."""
         if self._links is None:
             assert self.release_target is not None and self.release_target.link_table
-            table = self.api.table(self.config.base, self.release_target.link_table)
             names: dict[str, str] = {}
-
-            def fetch(offset: str | None) -> dict[str, Any]:
-                options = {"page_size": READ_BATCH, **({"offset": offset} if offset else {})}
-                return self._call(lambda: self.api.request("get", table.urls.records, options=options))
-
-            for page in iter_pages(SYSTEM, fetch, "offset"):
-                for record in page.get("records", []):
+            for records in self._listing({"page_size": READ_BATCH}, self.release_target.link_table):
+                for record in records:
                     values = list((record.get("fields") or {}).values())
                     primary = (record.get("fields") or {}).get("Name", values[0] if values else None)
                     if primary:

@@ -505,3 +505,78 @@ def test_a_refused_value_fails_alone_with_airtables_message(small_world):
     # The batch, then its ten records one by one, then the bad record field by field.
     assert patches(world.calls()) == 1 + 10 + 2
     assert world.statuses()["422"] == 3
+
+
+# -- 8. expired list iterators ------------------------------------------------------------
+
+
+def expire_offsets_after_first_page(world: AirtableWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the pull's first and second page, Airtable forgets every list iterator."""
+    connect = engine.CONNECTORS["airtable"]
+    fired: list[str] = []
+
+    def expire(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if not fired and response.request.method == "GET" and "offset" in response.json():
+            fired.append(response.json()["offset"])
+            world.knob("/airtable/expire-offsets")
+
+    def connect_and_hook(*args: Any, **kwargs: Any) -> Any:
+        connector = connect(*args, **kwargs)
+        connector.api.session.hooks["response"].append(expire)
+        return connector
+
+    monkeypatch.setitem(engine.CONNECTORS, "airtable", connect_and_hook)
+
+
+def assert_stored_once(world: AirtableWorld, report: engine.RunReport) -> None:
+    assert report.exit_code == 0, report.messages
+    assert report.pulled["airtable"]["pulled"] == 250
+    assert report.pulled["airtable"]["created"] == 250
+    assert world.rows("select count(*) as n from change_requests")[0]["n"] == 250
+    events = world.rows("select request, field, count(*) as n from audit where origin = 'pulled' group by request, field")
+    assert len(events) == 250 and {(e["field"], e["n"]) for e in events} == {("*", 1)}
+    assert world.statuses()["422"] == 1
+
+
+def test_an_expired_iterator_restarts_the_listing_from_the_newest_stamp(world, monkeypatch):
+    stamps = sorted((r["fields"]["Last Modified"], r["id"]) for r in world.table().all(fields=["Last Modified"]))
+    latest = engine.dt.datetime.fromisoformat(stamps[99][0].replace("Z", "+00:00"))
+    restart_from = (latest - engine.dt.timedelta(seconds=120)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    again = sum(1 for stamp, _ in stamps if stamp >= restart_from)
+    assert 0 < again < 250
+    world.reset_calls()
+    expire_offsets_after_first_page(world, monkeypatch)
+
+    report = world.run()
+
+    assert_stored_once(world, report)
+    written = written_records(world)
+    # First page, the refused second one, then from the first page's newest stamp (minus the overlap).
+    assert lists(world.calls()) == 2 + math.ceil(again / 100) + math.ceil(len(written) / 100)
+
+
+def test_an_expired_iterator_restarts_a_full_scan(world, monkeypatch):
+    world.edit_source(modified_field=None)
+    expire_offsets_after_first_page(world, monkeypatch)
+
+    report = world.run()
+
+    assert_stored_once(world, report)
+    written = written_records(world)
+    assert lists(world.calls()) == 2 + 3 + math.ceil(len(written) / 100)
+
+
+def test_an_iterator_that_keeps_expiring_stops_the_pull_with_a_message(small_world):
+    world = small_world
+    world.edit_source(page_size=10, modified_field=None)
+    world.knob("/airtable/config", {"iterator_ttl_seconds": 0})  # every offset is stale at once
+
+    report = world.run()
+
+    assert report.exit_code == 1
+    assert report.messages == [
+        "airtable: LIST_RECORDS_ITERATOR_NOT_AVAILABLE: the record listing expired 4 times in a row; giving up"
+    ]
+    assert world.statuses() == {"200": 4, "422": 4}  # four times: the first page, then a refused offset
+    assert report.pulled["airtable"]["pulled"] == 10  # the first page, stored once
+    assert world.rows("select count(*) as n from change_requests")[0]["n"] == 10
