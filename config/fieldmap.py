@@ -119,6 +119,9 @@ class FieldMapping(Strict):
     priority: PriorityFieldMap | None = None
     status: StatusFieldMap
     release: FieldMap | None = None
+    affected: FieldMap | None = None
+    """What the change touches (a Salesforce object, an Airtable table, a Jira component):
+    two requests in one release touching the same thing are flagged as a clash."""
     created_at: FieldMap | None = None
     updated_at: FieldMap | None = None
 

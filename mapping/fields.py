@@ -134,6 +134,7 @@ class SourceMapping:
             status=values["status"] or "",
             source_status=source_status,
             release=values.get("release"),
+            affected=values.get("affected"),
             created_at=values.get("created_at"),
             updated_at=values.get("updated_at"),
             source_version=record.version,

@@ -32,6 +32,7 @@ SOURCE_OWNED: tuple[str, ...] = (
     "priority",
     "status",
     "source_status",
+    "affected",
 )
 """Fields that flow source -> store only."""
 
@@ -66,6 +67,7 @@ class ChangeRequest:
     created_at: str | None
     updated_at: str | None
     source_version: str | None
+    affected: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def content_hash(self) -> str:

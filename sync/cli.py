@@ -294,3 +294,49 @@ def plan_command(config_path: Path, as_json: bool) -> None:
 
     result = dry_run(load_config(config_path))
     emit(result.as_dict(), as_json, reports.dry_run_text(result.as_dict()))
+
+
+@release.command("notes")
+@click.argument("release_ref", metavar="RELEASE")
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
+@CONFIG_OPTION
+@library_errors
+def release_notes_command(release_ref: str, fmt: str, output: Path | None, config_path: Path) -> None:
+    """Release notes for stakeholders: requests by department and type, links, phases and owners."""
+    from sync.notes import UnknownReleaseError, release_notes, render_html, render_markdown
+
+    db = _store(config_path)
+    try:
+        notes = release_notes(db, release_ref)
+    except UnknownReleaseError as error:
+        raise Failure(str(error), engine.EXIT_PARTIAL) from None
+    finally:
+        db.close()
+    text = render_html(notes) if fmt == "html" else render_markdown(notes)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output} ({notes.request_count} requests)")
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.option("--ics", "ics_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .ics file to write.")
+@click.option("--train", "trains", multiple=True, help="Only these trains (repeatable).")
+@CONFIG_OPTION
+@library_errors
+def calendar(ics_path: Path, trains: tuple[str, ...], config_path: Path) -> None:
+    """Releases, freezes and SDLC phases as calendar events (.ics) for stakeholders."""
+    from sync.ics import UnknownTrainError, calendar_ics
+
+    db = _store(config_path)
+    try:
+        data = calendar_ics(db, trains=list(trains) or None)
+    except UnknownTrainError as error:
+        raise Failure(str(error), engine.EXIT_PARTIAL) from None
+    finally:
+        db.close()
+    ics_path.write_bytes(data)
+    click.echo(f"wrote {ics_path} ({data.count(b'BEGIN:VEVENT')} events)")

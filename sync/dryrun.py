@@ -18,6 +18,7 @@ from typing import Any
 from config.schema import Config
 from connectors.base import Write
 from sync import engine, outbox
+from sync.clashes import all_clashes
 from sync.lock import RunLock
 from sync.store import open_store, start_run, finish_run
 
@@ -35,11 +36,12 @@ class DryRun:
     writes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    clashes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"releases": self.releases, "moves": self.moves, "writes": self.writes, "costs": self.costs,
-                "messages": self.messages}
+                "clashes": self.clashes, "messages": self.messages}
 
 
 def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.datetime | None = None) -> DryRun:
@@ -81,6 +83,7 @@ def _read_plan(db: Any, config: Config, sources: dict[str, engine.Source], now: 
             result.moves.append({"request": key, "from": names.get(old), "to": names.get(new),
                                  "reason": reason or _left_reason(db, key)})
     result.releases = engine.schedule.release_plan(db)
+    result.clashes = all_clashes(db)
     wanted = outbox.wanted_writes(db, {n: s.mapping for n, s in sources.items()}, now=engine.stamp(now))
     for w in wanted:
         if w.source in sources:

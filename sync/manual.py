@@ -13,6 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from sync.audit import AuditEvent, append_events
+from sync.clashes import release_clashes
 
 
 class ManualError(LookupError):
@@ -142,4 +143,5 @@ def release_detail(db: sqlite_utils.Database, release_ref: str) -> dict[str, Any
             [release["id"]],
         )
     )
+    release["clashes"] = release_clashes(db, release["id"])
     return release

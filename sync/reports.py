@@ -8,6 +8,7 @@ from config.schema import Config
 from connectors.errors import ConnectorError
 from sync import engine, schedule
 from sync.audit import request_history, verify_chain
+from sync.clashes import release_clashes
 from sync.store import open_store
 
 
@@ -46,10 +47,13 @@ def status(config: Config) -> dict[str, Any]:
             {**row, "counts": json.loads(row["counts"] or "{}"), "api_calls": json.loads(row["api_calls"] or "{}")}
             for row in db.query("select * from runs order by id desc limit 5")
         ]
+        releases = schedule.release_plan(db)
+        for release in releases:
+            release["clashes"] = release_clashes(db, release["id"])
         return {
             "store": config.store,
             "requests": {"by_source": by_source, "by_status": by_status},
-            "releases": schedule.release_plan(db),
+            "releases": releases,
             "outbox": outbox,
             "runs": runs,
         }
@@ -87,6 +91,8 @@ def plan_line(release: dict[str, Any]) -> str:
         f"freeze {release['freeze_at'][:10]}  {release['state']:<9} "
         f"{release['requests']}/{release['capacity']} requests"
         + (f" ({', '.join(f'{s} {n}' for s, n in release['by_source'].items())})" if release.get("by_source") else "")
+        + (f"  CLASHES: {'; '.join(c['object'] + ' x' + str(len(c['requests'])) for c in release['clashes'])}"
+           if release.get("clashes") else "")
     )
 
 
@@ -97,6 +103,8 @@ def release_text(detail: dict[str, Any]) -> str:
         f"{detail['state']}, {len(detail['requests'])}/{detail['capacity']} requests"
     ]
     lines += phase_lines(detail)
+    for clash in detail.get("clashes", []):
+        lines.append(f"  CLASH: {clash['object']} is changed by {', '.join(clash['requests'])}")
     for request in detail["requests"]:
         pin = " [pinned]" if request["pinned"] else ""
         lines.append(
@@ -131,6 +139,9 @@ def dry_run_text(data: dict[str, Any]) -> str:
             lines.append(f"  {w['request']:<28} {w['field']:<8} {_short(w['old'], 30)} -> {_short(w['new'], 30)}")
         if len(writes) > 20:
             lines.append(f"  ... and {len(writes) - 20} more (--json lists all)")
+    for release, clashes in (data.get("clashes") or {}).items():
+        for clash in clashes:
+            lines.append(f"CLASH in {release}: {clash['object']} is changed by {', '.join(clash['requests'])}")
     lines += [f"\n{m}" for m in data["messages"]]
     return "\n".join(lines)
 

@@ -164,6 +164,13 @@ def _initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="0002_affected_object")
+def _affected_object(db: sqlite_utils.Database) -> None:
+    # What a request changes (object, table, component), for the release clash check.
+    db.execute("alter table change_requests add column affected text")
+    db.execute("create index change_requests_affected on change_requests (affected)")
+
+
 def utc_text(moment: dt.datetime | None = None) -> str:
     """``moment`` (default: now) as UTC ISO-8601 with ``Z``, to the second."""
     moment = moment or dt.datetime.now(dt.timezone.utc)

@@ -295,3 +295,31 @@ def test_calendar_for_some_trains(db: sqlite_utils.Database) -> None:
 def test_empty_store_gives_an_empty_calendar(tmp_path: Path) -> None:
     calendar = icalendar.Calendar.from_ical(calendar_ics(open_store(tmp_path / "empty.db")))
     assert calendar.walk("VEVENT") == [] and str(calendar["VERSION"]) == "2.0"
+
+
+def test_release_notes_and_calendar_from_the_cli_after_a_sync(small_world, tmp_path):
+    import icalendar
+    from click.testing import CliRunner
+
+    from sync import engine
+    from sync.cli import main
+
+    world = small_world
+    engine.run(world.config, env=world.env)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["release", "list", "--json", "--config", str(world.config_path)], env=world.env)
+    first = __import__("json").loads(listed.output)[0]
+
+    md = runner.invoke(main, ["release", "notes", first["name"], "--config", str(world.config_path)], env=world.env)
+    html_file = tmp_path / "notes.html"
+    html = runner.invoke(main, ["release", "notes", first["id"], "--format", "html", "--output", str(html_file),
+                                "--config", str(world.config_path)], env=world.env)
+    ics_file = tmp_path / "plan.ics"
+    ics = runner.invoke(main, ["calendar", "--ics", str(ics_file), "--config", str(world.config_path)], env=world.env)
+
+    assert md.exit_code == 0 and first["name"] in md.output and "/browse/OPS-" in md.output
+    assert html.exit_code == 0 and html_file.read_text().startswith("<!DOCTYPE html>")
+    assert ics.exit_code == 0
+    parsed = icalendar.Calendar.from_ical(ics_file.read_bytes())
+    deploys = [e for e in parsed.walk("VEVENT") if str(e["SUMMARY"]).startswith("Deploy ")]
+    assert sorted(str(e["UID"]) for e in deploys) == sorted(f"{r['id']}@relsync" for r in __import__("json").loads(listed.output))

@@ -65,7 +65,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     open_store(path).close()
     db = open_store(path)
     applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
-    assert applied == [("relsync", "0001_initial")]
+    assert applied == [("relsync", "0001_initial"), ("relsync", "0002_affected_object")]
     db.close()
 
 
@@ -75,7 +75,7 @@ def test_schema_has_the_documented_tables_and_columns(store):
             "key", "source", "system", "native_id", "native_key", "url", "title", "description",
             "type", "department", "requester", "owner", "priority", "status", "source_status",
             "release", "created_at", "updated_at", "source_version", "deleted_at", "content_hash",
-            "raw", "first_seen_at", "last_pulled_at",
+            "raw", "first_seen_at", "last_pulled_at", "affected",
         ],
         "releases": ["id", "name", "train", "deploy_at", "freeze_at", "capacity", "state"],
         "release_phases": ["release", "phase", "starts", "ends", "owner"],
@@ -214,3 +214,21 @@ def test_in_memory_store_for_tests():
     with open_store(":memory:") as db:
         assert "audit" in db.table_names()
         assert db.execute("pragma foreign_keys").fetchone()[0] == 1
+
+
+def test_a_store_made_before_a_migration_is_upgraded_in_place(tmp_path):
+    from sync.store import MIGRATIONS
+
+    import sqlite_utils
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0002_affected_object")
+    old["change_requests"].insert({"key": "jira:OPS-1", "source": "jira", "system": "jira", "native_id": "1",
+                                   "title": "kept", "status": "new"})
+    old.close()
+
+    db = open_store(path)
+    row = next(iter(db.query("select key, title, affected from change_requests")))
+    db.close()
+    assert row == {"key": "jira:OPS-1", "title": "kept", "affected": None}
