@@ -15,6 +15,7 @@ PATCHes of 200 records with allOrNone false and per-record results.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -120,6 +121,7 @@ class SalesforceConnector:
         self._policy = policy or RetryPolicy()
         self._calls: Counter[str] = Counter()
         self.usage: tuple[int, int] | None = None
+        self.server_time: dt.datetime | None = None  # from the last answer's Date header
         self.session = trust(requests.Session(), config.ca_bundle)
         self.session.hooks["response"].append(self._observe)
         self._sf: Salesforce | None = None
@@ -134,6 +136,8 @@ class SalesforceConnector:
         found = LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
         if found:
             self.usage = (int(found.group(1)), int(found.group(2)))
+        if response.headers.get("Date"):
+            self.server_time = email.utils.parsedate_to_datetime(response.headers["Date"])
 
     def call_counts(self) -> dict[str, int]:
         """API calls made so far, by method and resource."""
@@ -246,13 +250,19 @@ class SalesforceConnector:
             page = self._call(lambda: self.sf.query_more(next_url, identifier_is_url=True, headers=headers))
 
     def pull(self, since: str | None) -> Iterator[Page]:
-        """Pages of records changed (or soft-deleted) at or after ``since`` minus the overlap."""
+        """Pages of records changed (or soft-deleted) at or after ``since`` minus the overlap.
+
+        A cursor renders each page as the records are now, so one edited while we page
+        arrives with a modstamp newer than the query, out of order. Only records older
+        than the server's time before the query (``settled``) may advance the watermark or
+        the point an expired locator's query restarts from; the others are stored anyway.
+        """
         conditions: list[str] = []
         if since is not None:
-            stamp = dt.datetime.fromisoformat(since.split("|", 1)[0].replace("Z", "+00:00"))
-            start = stamp - dt.timedelta(seconds=self.config.overlap_seconds)
+            start = parse_time(since.split("|", 1)[0]) - dt.timedelta(seconds=self.config.overlap_seconds)
             conditions.append(f"SystemModstamp >= {soql_datetime(start)}")
         self._since = since
+        horizon = self.server_time if self.sf is not None else None  # after login: the token's Date
         last: dict[str, Any] | None = None
         while True:
             resume = [] if last is None else [
@@ -264,45 +274,50 @@ class SalesforceConnector:
             try:
                 for response in self._query(self._soql(self.fields, conditions + resume)):
                     records = response.get("records", [])
-                    if records:
-                        last = records[-1]
-                    yield self._page(records)
+                    settled = [r for r in records if not horizon or parse_time(r["SystemModstamp"]) < horizon]
+                    last = settled[-1] if settled else last
+                    yield self._page(records, watermark_of(settled[-1]) if settled else None)
                 return
             except LocatorExpired:
-                continue  # start again just after the last record yielded
+                continue  # start again just after the last settled record
 
-    def _page(self, records: list[dict[str, Any]]) -> Page:
+    def _page(self, records: list[dict[str, Any]], watermark: str | None) -> Page:
         live = [r for r in records if not r.get("IsDeleted")]
         deleted = [r["Id"] for r in records if r.get("IsDeleted")]
-        host = self.config.url
         out = [
             SourceRecord(
                 native_id=r["Id"],
                 native_key=None,
-                url=f"{host}/lightning/r/{self.config.object}/{r['Id']}/view",
+                url=f"{self.config.url}/lightning/r/{self.config.object}/{r['Id']}/view",
                 version=r.get("SystemModstamp"),
                 raw={k: v for k, v in r.items() if k != "attributes"},
             )
             for r in live
         ]
-        return Page(records=out, watermark=watermark_of(records[-1]) if records else None, deleted=deleted)
+        return Page(records=out, watermark=watermark, deleted=deleted)
 
-    def reconcile(self, known: set[str], *, due: bool) -> list[str] | None:
-        """Hard-deleted records: Get Deleted within its window, else a full id reconcile."""
-        since = getattr(self, "_since", None)
-        if since is None:
-            return None  # a first pull has nothing known to lose
+    def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
+        """Hard-deleted records: Get Deleted within its window, else a full id reconcile.
+
+        Deletions are asked for from the later of the pull's watermark and ``since``
+        (when the last reconcile's pull began), less the overlap: a quiet org whose
+        newest record is weeks old still costs one Get Deleted call, not a full reconcile.
+        """
+        watermark = getattr(self, "_since", None)
+        if watermark is None:
+            return []  # a first pull read every record live: nothing known is gone yet
+        marks = [parse_time(watermark.split("|", 1)[0])] + ([parse_time(since)] if since else [])
+        start = max(marks) - dt.timedelta(seconds=self.config.overlap_seconds)
         now = dt.datetime.now(dt.timezone.utc)
-        start = dt.datetime.fromisoformat(since.split("|", 1)[0].replace("Z", "+00:00")) - dt.timedelta(
-            seconds=self.config.overlap_seconds
-        )
         sobject = getattr(self.sf, self.config.object)
         if now - start < DELETED_WINDOW - dt.timedelta(minutes=5):
             try:
                 result = self._call(lambda: sobject.deleted(start, now))
                 return sorted({d["id"] for d in result.get("deletedRecords", [])} & known)
-            except FatalError:
-                pass  # e.g. the window moved: fall back to a full reconcile
+            except FatalError as error:
+                if not error.message.startswith("INVALID_REPLICATION_DATE"):
+                    raise
+                # The org's delete log no longer reaches back (purged, or older than 15 days).
         present: set[str] = set()
         for response in self._query(self._soql(["Id", "IsDeleted", "SystemModstamp"], [], order=True)):
             present.update(r["Id"] for r in response.get("records", []) if not r.get("IsDeleted"))
@@ -321,7 +336,7 @@ class SalesforceConnector:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), READ_BATCH):
             batch = ids[start : start + READ_BATCH]
-            soql = format_soql(f"SELECT Id, {', '.join(fields)} FROM {self.config.object} WHERE Id IN {{}}", batch)
+            soql = format_soql(f"SELECT Id, IsDeleted, {', '.join(fields)} FROM {self.config.object} WHERE Id IN {{}}", batch)
             for response in self._query(soql):
                 found.update({r["Id"]: r for r in response.get("records", []) if not r.get("IsDeleted")})
         return found
