@@ -7,8 +7,10 @@ script would, and are made before the counter is reset.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+import vcr
 import yaml
 from click.testing import CliRunner
 from pyairtable import Api, Table
@@ -540,8 +543,8 @@ def assert_stored_once(world: AirtableWorld, report: engine.RunReport) -> None:
 
 def test_an_expired_iterator_restarts_the_listing_from_the_newest_stamp(world, monkeypatch):
     stamps = sorted((r["fields"]["Last Modified"], r["id"]) for r in world.table().all(fields=["Last Modified"]))
-    latest = engine.dt.datetime.fromisoformat(stamps[99][0].replace("Z", "+00:00"))
-    restart_from = (latest - engine.dt.timedelta(seconds=120)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    latest = dt.datetime.fromisoformat(stamps[99][0].replace("Z", "+00:00"))
+    restart_from = (latest - dt.timedelta(seconds=120)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     again = sum(1 for stamp, _ in stamps if stamp >= restart_from)
     assert 0 < again < 250
     world.reset_calls()
@@ -580,3 +583,84 @@ def test_an_iterator_that_keeps_expiring_stops_the_pull_with_a_message(small_wor
     assert world.statuses() == {"200": 4, "422": 4}  # four times: the first page, then a refused offset
     assert report.pulled["airtable"]["pulled"] == 10  # the first page, stored once
     assert world.rows("select count(*) as n from change_requests")[0]["n"] == 10
+
+
+# -- 9. relsync check --online ------------------------------------------------------------
+
+
+def test_check_online_passes_a_clean_config_and_names_a_missing_choice(small_world):
+    world = small_world
+    runner = CliRunner()
+    args = ["check", "--config", str(world.config_path), "--online"]
+
+    clean = runner.invoke(main, args, env=world.env)
+
+    assert clean.exit_code == 0, clean.output
+    assert "airtable: online check passed" in clean.output
+
+    data = yaml.safe_load(world.config_path.read_text())
+    source = data["sources"]["airtable"]
+    source["fields"]["status"]["map"]["Planned"] = "scheduled"
+    source["write"]["status"] = {"scheduled": "Planned"}
+    world.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    broken = runner.invoke(main, [*args, "--json"], env=world.env)
+
+    assert broken.exit_code == 2, broken.output
+    assert json.loads(broken.output)["problems"] == {
+        "airtable": ["status 'Planned' is not a choice of single select 'Status'"]
+    }
+    assert world.env["RELSYNC_AIRTABLE_TOKEN"] not in broken.output
+    assert world.calls() == {"GET /v0/meta/bases/{base_id}/tables": 2}
+
+
+# -- 10. replay -----------------------------------------------------------------------------
+# A whole first sync replayed from a vcrpy cassette recorded against the sandbox, as in
+# tests/test_replay.py. To record anew: RELSYNC_RECORD=all python -m pytest tests/test_airtable_sync.py -k replays
+
+CASSETTES = Path(__file__).parent / "cassettes"
+RECORD_MODE = os.environ.get("RELSYNC_RECORD", "none")
+NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.timezone.utc)
+FAKE_ENV = {"RELSYNC_AIRTABLE_TOKEN": "replayed-token"}
+
+
+def _scrub_response(response: dict) -> dict:
+    headers = response.get("headers", {})
+    for name in list(headers):
+        if name.lower() in ("set-cookie", "date", "server"):
+            del headers[name]
+    return response
+
+
+recorder = vcr.VCR(
+    cassette_library_dir=str(CASSETTES),
+    record_mode=RECORD_MODE,
+    match_on=["method", "path", "query", "body"],
+    filter_headers=["authorization", "cookie"],
+    before_record_response=_scrub_response,
+    decode_compressed_response=True,
+)
+
+
+@pytest.fixture
+def replay_config(tmp_path):
+    """A config for the recorded sandbox; while recording, a live sandbox behind it."""
+    if RECORD_MODE == "none":
+        box = {"url": "http://127.0.0.1:9", "base": "appRelsyncOps0001", "table": "Change Requests", "env": FAKE_ENV}
+        yield load_config(write_config({"airtable": box}, tmp_path / "relsync.yaml")), FAKE_ENV
+        return
+    with start_sandboxes(records=30, seed=5, systems=("airtable",)) as sandboxes:
+        description = sandboxes.describe()
+        yield load_config(write_config(description, tmp_path / "relsync.yaml")), description["airtable"]["env"]
+
+
+def test_first_sync_replays_from_the_cassette(replay_config):
+    config, env = replay_config
+    with recorder.use_cassette("airtable_first_sync.yaml") as cassette:
+        report = engine.run(config, env=env, now=NOW)
+
+    assert report.exit_code == 0, report.messages
+    assert report.pulled["airtable"]["pulled"] == 30
+    assert report.pushed["airtable"]["written"] > 0
+    if RECORD_MODE == "none":
+        assert cassette.all_played
