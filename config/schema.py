@@ -22,7 +22,7 @@ from config.fieldmap import (  # noqa: F401 - re-exported
     check_write_status,
 )
 from config.sources import AirtableSource, JiraSource, SalesforceSource, Source  # noqa: F401
-from config.trains import PHASES, Cadence, Phase, Train  # noqa: F401
+from config.trains import PHASES, Blackout, Cadence, Capacity, Expedite, Match, Phase, Train, check_trains  # noqa: F401
 
 
 class Config(Strict):
@@ -51,10 +51,12 @@ class Config(Strict):
 
     @field_validator("trains")
     @classmethod
-    def _unique_trains(cls, value: list[Train]) -> list[Train]:
+    def _unique_trains(cls, value: list[Train], info: ValidationInfo) -> list[Train]:
         seen: set[str] = set()
         for index, train in enumerate(value):
             if train.name in seen:
                 raise KeyPathError((index, "name"), f"another train is already called {train.name!r}")
             seen.add(train.name)
+        sources = info.data.get("sources")  # absent when the sources themselves are wrong
+        check_trains(value, None if sources is None else set(sources))
         return value

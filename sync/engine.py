@@ -209,14 +209,8 @@ def reconcile_deletions(
 
 
 def plan(db: sqlite_utils.Database, config: Config, *, run_id: int, now: dt.datetime) -> schedule.PlanCounts:
-    """Materialize releases and plan requests into them."""
-    counts = schedule.PlanCounts()
-    for train in config.trains:
-        step = schedule.plan_into_store(db, train, now=now, run_id=run_id)
-        counts.releases += step.releases
-        counts.assigned += step.assigned
-        counts.unassigned += step.unassigned
-    return counts
+    """Materialize releases and plan requests into them (each request into its train's)."""
+    return schedule.plan_into_store(db, config.trains, now=now, run_id=run_id)
 
 
 def push_writebacks(

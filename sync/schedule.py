@@ -1,20 +1,29 @@
 """Putting the release plan into the store: releases, phases and assignments.
 
-The planner itself (sync.planner) is pure; this module reads its inputs from the
-store, writes its decisions back and audits every move with its reason.
+The planner itself (sync.routing, sync.planner) is pure; this module reads its inputs
+from the store, writes its decisions back and audits every move with its reason.
+
+Release states in the store: the calendar's (planned, open, frozen, deploying) for
+the releases it gives; a release it no longer gives is *released* once its deploy
+time has passed, *planned* if it now lies beyond the horizon, and otherwise
+*cancelled* (a blackout skipped it or merged it into another, or the cadence
+changed). *cancelled* is also what a user sets; it is never undone here.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
-from config.schema import Train
+from config.trains import Train
 from sync.audit import AuditEvent, append_events
-from sync.planner import Candidate, PlannedRelease, materialize_releases, plan_releases
+from sync.planner import Candidate, PlannedRelease, materialize_releases
+from sync.routing import plan_trains
 
 
 @dataclass
@@ -33,6 +42,7 @@ def iso(moment: dt.datetime, timespec: str = "seconds") -> str:
 
 def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
     """Upsert materialized releases and their phases (inside the caller's transaction)."""
+    _free_names(db, releases)
     db["releases"].upsert_all(
         [
             {
@@ -58,20 +68,68 @@ def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> 
     )
 
 
-def _age_out(db: sqlite_utils.Database, train: str, current: list[PlannedRelease]) -> None:
-    """Releases no longer materialized keep their row; they have been released."""
-    db.execute(
-        "update releases set state = 'released' where train = ? and state not in ('cancelled', 'released') "
-        "and id not in (select value from json_each(?))",
-        [train, json.dumps([r.id for r in current])],
+def _free_names(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
+    """Release names are unique; a blackout moving a release can hand its name to another id.
+
+    A stored release holding a name that another id now needs gives it up: one that is
+    materialized too gets a placeholder (its own upsert renames it), one that is not
+    keeps its name with its id appended.
+    """
+    wanted = {r.name: r.id for r in releases}
+    materialized = {r.id for r in releases}
+    rows = db.query(
+        "select id, name from releases where name in (select value from json_each(?))", [json.dumps(sorted(wanted))]
     )
+    for row in list(rows):
+        if row["id"] == wanted[row["name"]]:
+            continue
+        # NUL never appears in a formatted release name, so the placeholder cannot clash.
+        name = f"\0{row['id']}" if row["id"] in materialized else f"{row['name']} ({row['id']})"
+        db.execute("update releases set name = ? where id = ?", [name, row["id"]])
+
+
+def _age_out(db: sqlite_utils.Database, train: str, current: list[PlannedRelease], now: dt.datetime) -> None:
+    """Stored releases the calendar no longer gives: past ones were released; later ones
+    than the horizon wait as planned; the rest were dropped by a blackout or a cadence
+    change and are cancelled (a user's cancellation is never undone here)."""
+    ids = json.dumps([r.id for r in current])
+    last = max((iso(r.deploy_at) for r in current), default=iso(now))
+    missing = "train = ? and state not in ('cancelled', 'released') and id not in (select value from json_each(?))"
+    db.execute(f"update releases set state = 'released' where {missing} and deploy_at <= ?", [train, ids, iso(now)])
+    db.execute(f"update releases set state = 'planned' where {missing} and deploy_at > ?", [train, ids, last])
+    db.execute(
+        f"update releases set state = 'cancelled' where {missing} and deploy_at > ? and deploy_at <= ?",
+        [train, ids, iso(now), last],
+    )
+
+
+def _stored(db: sqlite_utils.Database, train: Train, current: list[PlannedRelease]) -> list[PlannedRelease]:
+    """Stored releases of the train that the calendar did not give but the planner must
+    know: cancelled ones (their requests are re-planned) and planned ones past the
+    horizon (they keep what is in them)."""
+    rows = db.query(
+        "select * from releases where train = ? and state in ('cancelled', 'planned') "
+        "and id not in (select value from json_each(?)) order by deploy_at, id",
+        [train.name, json.dumps([r.id for r in current])],
+    )
+    return [
+        PlannedRelease(
+            id=row["id"], name=row["name"], train=row["train"], deploy_at=_utc(row["deploy_at"]),
+            freeze_at=_utc(row["freeze_at"]), capacity=row["capacity"], state=row["state"], quotas=train.quotas,
+        )
+        for row in rows
+    ]
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def candidates(db: sqlite_utils.Database) -> list[Candidate]:
     """Every stored request as the planner sees it."""
     rows = db.query(
-        "select r.key, r.status, r.priority, r.created_at, r.deleted_at, a.release, a.pinned "
-        "from change_requests r left join assignments a on a.request = r.key"
+        "select r.key, r.source, r.status, r.priority, r.department, r.type, r.created_at, r.deleted_at, "
+        "a.release, a.pinned from change_requests r left join assignments a on a.request = r.key"
     )
     return [
         Candidate(
@@ -82,29 +140,39 @@ def candidates(db: sqlite_utils.Database) -> list[Candidate]:
             release=row["release"],
             pinned=bool(row["pinned"]),
             deleted=row["deleted_at"] is not None,
+            department=row["department"],
+            type=row["type"],
+            source=row["source"],
         )
         for row in rows
     ]
 
 
 def plan_into_store(
-    db: sqlite_utils.Database, train: Train, *, now: dt.datetime, run_id: int
+    db: sqlite_utils.Database, trains: Sequence[Train], *, now: dt.datetime, run_id: int
 ) -> PlanCounts:
-    """Materialize the train's releases, plan requests into them and record every move."""
-    releases = materialize_releases(train, now)
-    counts = PlanCounts(releases=len(releases))
+    """Materialize every train's releases, route and plan requests into them and record every move.
+
+    ``trains`` in config order: a request goes to the first train whose match takes it.
+    A release a user cancelled stays cancelled and its requests are planned again.
+    """
+    counts = PlanCounts()
     stamp = iso(now, "milliseconds")
     with db.atomic():
-        save_releases(db, releases)
-        _age_out(db, train.name, releases)
+        cancelled = {row["id"] for row in db.query("select id from releases where state = 'cancelled'")}
+        plans: list[tuple[Train, list[PlannedRelease]]] = []
+        for train in trains:
+            releases = [
+                dataclasses.replace(r, state="cancelled") if r.id in cancelled else r
+                for r in materialize_releases(train, now)
+            ]
+            counts.releases += len(releases)
+            save_releases(db, releases)
+            _age_out(db, train.name, releases, now)
+            plans.append((train, releases + _stored(db, train, releases)))
         names = {row["id"]: row["name"] for row in db.query("select id, name from releases")}
         current = {c.key: c for c in candidates(db)}
-        decisions = plan_releases(
-            releases,
-            list(current.values()),
-            eligible_statuses=set(train.eligible_statuses),
-            now=now,
-        )
+        decisions = plan_trains(plans, list(current.values()), now=now)
         events: list[AuditEvent] = []
         systems = {row["key"]: row["system"] for row in db.query("select key, system from change_requests")}
         for decision in decisions:
