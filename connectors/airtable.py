@@ -4,12 +4,13 @@ Pull: with a last-modified-time field configured, only records modified since th
 watermark minus the overlap (a ``filterByFormula`` built with pyairtable's formula
 helpers, sorted by that field); otherwise the whole table, changes found by content
 hash. An expired list iterator (422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE) restarts
-the listing, skipping what this pull already yielded. Deleted records are found by
-reconciling record ids: free after a full listing, otherwise when due.
+the listing (at most 3 times), skipping what this pull already yielded. Deleted
+records are found by reconciling record ids: free after a full listing, otherwise
+when due. A linked release is read back as the linked records' names.
 Push: one read per 100 records to compare before writing, then ``batch_update``
-10 records per call; a refused batch is retried record by record so one bad value
-does not hold back nine good ones. Requests are throttled to the configured rate
-per base (Airtable allows 5/s; a 429 costs a 30-second penalty).
+10 records per call; a refused batch is retried record by record, then field by
+field, so one bad value holds back nothing else. Requests are throttled to the
+configured rate per base (Airtable allows 5/s; a 429 costs a 30-second penalty).
 """
 from __future__ import annotations
 
@@ -59,9 +60,7 @@ def connect(
 
 def field_of(path: str) -> str | None:
     """The Airtable field a mapping path reads (``fields.Status`` -> ``Status``)."""
-    if not path.startswith("fields."):
-        return None
-    return path.split(".", 2)[1]
+    return path.split(".", 2)[1] if path.startswith("fields.") else None
 
 
 def iso_utc(value: str) -> str:
@@ -73,12 +72,10 @@ def iso_utc(value: str) -> str:
 class Throttle:
     """At most ``rate`` requests per second as the server counts them, and penalty windows.
 
-    Spacing sends 1/rate apart is not enough: a request that travels a little slower
-    than the fifth one after it puts six into one of the server's seconds, and Airtable
-    answers that with a 30-second penalty. So a request starts only once the one
-    ``burst`` places before it has *finished* a full window ago: the server saw that one
-    before it answered, so it never sees more than ``burst`` in any window. Requests
-    through one throttle run one at a time.
+    Spacing sends 1/rate apart is not enough (one slow request and the server sees six
+    in a second: a 30-second penalty). A request starts only once the one ``burst``
+    places before it *finished* a window ago, so the server, which saw that one before
+    answering, never counts more than ``burst`` per window. Requests run one at a time.
     """
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -138,10 +135,7 @@ class AirtableConnector:
         self.config = config
         self.status_field = field_of(config.fields.status.path)
         self.release_target = config.write.release
-        wanted = {f for f in map(field_of, paths) if f}
-        if config.modified_field:
-            wanted.add(config.modified_field)
-        self.fields = sorted(wanted)
+        self.fields = sorted({f for f in [*map(field_of, paths), config.modified_field] if f})
         self._policy = policy or RetryPolicy()
         self._calls: Counter[str] = Counter()
         self._throttle = Throttle(config.requests_per_second)
@@ -235,16 +229,10 @@ class AirtableConnector:
         start = since if incremental else None
         latest: str | None = None
         for _ in range(RESTARTS + 1):
-            options: dict[str, Any] = {"page_size": self.config.page_size, "fields": self.fields}
-            formula = self._selection(start)
-            if formula:
-                options["formula"] = formula
-            if modified:
-                options["sort"] = [modified]
-            if self.config.view:
-                options["view"] = self.config.view
+            options = {"page_size": self.config.page_size, "fields": self.fields, "formula": self._selection(start),
+                       "sort": [modified] if modified else None, "view": self.config.view}
             try:
-                for records in self._list(options):
+                for records in self._list({k: v for k, v in options.items() if v}):
                     listed.update(record["id"] for record in records)
                     page = self._page(records, yielded)
                     if page.watermark and (latest is None or page.watermark > latest):
@@ -289,9 +277,7 @@ class AirtableConnector:
 
     def _url(self, record_id: str) -> str | None:
         table = self.config.table
-        if table.startswith("tbl"):
-            return f"https://airtable.com/{self.config.base}/{table}/{record_id}"
-        return None
+        return f"https://airtable.com/{self.config.base}/{table}/{record_id}" if table.startswith("tbl") else None
 
     def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
         """Known record ids Airtable no longer has (None when not checked this run); ``since`` is unused."""
@@ -300,8 +286,7 @@ class AirtableConnector:
         if not due:
             return None
         options: dict[str, Any] = {"page_size": READ_BATCH, "fields": [field_of(self.config.fields.title.path) or "Name"]}
-        formula = self._selection(None)
-        if formula:
+        if formula := self._selection(None):
             options["formula"] = formula
         present: set[str] = set()
         for records in self._listing(options):
@@ -367,19 +352,17 @@ class AirtableConnector:
         try:
             payload = [{"id": rid, "fields": {self._target(w): self._native(w) for w in ws}} for rid, ws in chunk.items()]
             self._call(lambda: self.table.batch_update(payload, typecast=typecast))
-        except (FatalError, RetriableError) as error:
-            if len(chunk) > 1 and isinstance(error, FatalError):
+        except SourceConfigError:
+            raise
+        except ConnectorError as error:
+            if isinstance(error, FatalError) and len(chunk) > 1:
                 # Airtable refuses the whole batch for one bad value: find it record by record,
                 return [r for rid, ws in chunk.items() for r in self._update({rid: ws})]
             [(rid, ws)] = chunk.items()
-            if len(ws) > 1 and isinstance(error, FatalError):
+            if isinstance(error, FatalError) and len(ws) > 1:
                 # then field by field, so a bad status does not hold back the release.
                 return [r for w in ws for r in self._update({rid: [w]})]
-            return [WriteResult(w, "failed", error.message) for ws in chunk.values() for w in ws]
-        except ConnectorError as error:
-            if isinstance(error, SourceConfigError):
-                raise
-            return [WriteResult(w, "failed", error.message) for ws in chunk.values() for w in ws]
+            return [WriteResult(w, "failed", error.message) for w in ws]
         return [WriteResult(w, "ok") for ws in chunk.values() for w in ws]
 
     def _native(self, write: Write) -> Any:
@@ -394,9 +377,8 @@ class AirtableConnector:
             names: dict[str, str] = {}
             for records in self._listing({"page_size": READ_BATCH}, self.release_target.link_table):
                 for record in records:
-                    values = list((record.get("fields") or {}).values())
-                    primary = (record.get("fields") or {}).get("Name", values[0] if values else None)
-                    if primary:
+                    fields = record.get("fields") or {}
+                    if primary := fields.get("Name", next(iter(fields.values()), None)):
                         names[record["id"]] = str(primary)
             self._links = names
         return self._links
@@ -423,11 +405,9 @@ class AirtableConnector:
             if name not in by_name:
                 problems.append(f"field {name!r} does not exist in table {self.config.table!r}")
         status = by_name.get(self.status_field or "")
-        choices = {c.name for c in getattr(getattr(status, "options", None), "choices", [])} if status else set()
-        if status is not None and choices:
-            for value in statuses:
-                if value not in choices:
-                    problems.append(f"status {value!r} is not a choice of single select {self.status_field!r}")
+        choices = {c.name for c in getattr(getattr(status, "options", None), "choices", None) or []}
+        problems += [f"status {value!r} is not a choice of single select {self.status_field!r}"
+                     for value in statuses if choices and value not in choices]
         if self.config.modified_field and self.config.modified_field in by_name:
             kind = by_name[self.config.modified_field].type
             if kind != "lastModifiedTime":

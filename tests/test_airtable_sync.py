@@ -432,20 +432,40 @@ def test_no_op_run_does_not_reconcile_before_it_is_due(world):
 # -- 6. rate limits -----------------------------------------------------------------------
 
 
-def test_a_429_is_waited_out_for_the_whole_penalty(small_world):
+def after_each_response(monkeypatch: pytest.MonkeyPatch, hook: Any) -> None:
+    """Run ``hook(response)`` after each response relsync's Airtable connector receives."""
+    connect = engine.CONNECTORS["airtable"]
+
+    def connect_and_hook(*args: Any, **kwargs: Any) -> Any:
+        connector = connect(*args, **kwargs)
+        connector.api.session.hooks["response"].append(hook)
+        return connector
+
+    monkeypatch.setitem(engine.CONNECTORS, "airtable", connect_and_hook)
+
+
+def test_a_429_is_waited_out_for_the_whole_penalty(small_world, monkeypatch):
     world = small_world
     world.edit_source(penalty_seconds=2)
     world.knob("/config", {"rate_limit": {"requests": 5, "per_seconds": 1, "penalty_seconds": 2}})
-    # Another client of the base spends this second's five requests just before the run.
     headers = {"Authorization": f"Bearer {world.env['RELSYNC_AIRTABLE_TOKEN']}"}
     base = world.description["airtable"]["base"]
-    for _ in range(5):
-        requests.get(f"{world.url}/v0/{base}/Releases", headers=headers, timeout=10).raise_for_status()
+    others: list[int] = []
+
+    def another_client(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        # Right after relsync's first request, another client of the base spends the
+        # rest of this second's five: relsync's next request is refused with a penalty.
+        if not others:
+            others.extend(requests.get(f"{world.url}/v0/{base}/Releases", headers=headers, timeout=10).status_code
+                          for _ in range(4))
+
+    after_each_response(monkeypatch, another_client)
 
     report = world.run()
 
     assert report.exit_code == 0, report.messages
     assert report.pulled["airtable"]["pulled"] == 40
+    assert others == [200] * 4
     # Any request inside the 2-second penalty window would have been refused too.
     assert world.statuses() == {"200": sum(world.calls().values()) - 1, "429": 1}
 
@@ -515,7 +535,6 @@ def test_a_refused_value_fails_alone_with_airtables_message(small_world):
 
 def expire_offsets_after_first_page(world: AirtableWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     """Between the pull's first and second page, Airtable forgets every list iterator."""
-    connect = engine.CONNECTORS["airtable"]
     fired: list[str] = []
 
     def expire(response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -523,12 +542,7 @@ def expire_offsets_after_first_page(world: AirtableWorld, monkeypatch: pytest.Mo
             fired.append(response.json()["offset"])
             world.knob("/airtable/expire-offsets")
 
-    def connect_and_hook(*args: Any, **kwargs: Any) -> Any:
-        connector = connect(*args, **kwargs)
-        connector.api.session.hooks["response"].append(expire)
-        return connector
-
-    monkeypatch.setitem(engine.CONNECTORS, "airtable", connect_and_hook)
+    after_each_response(monkeypatch, expire)
 
 
 def assert_stored_once(world: AirtableWorld, report: engine.RunReport) -> None:
@@ -543,7 +557,7 @@ def assert_stored_once(world: AirtableWorld, report: engine.RunReport) -> None:
 
 def test_an_expired_iterator_restarts_the_listing_from_the_newest_stamp(world, monkeypatch):
     stamps = sorted((r["fields"]["Last Modified"], r["id"]) for r in world.table().all(fields=["Last Modified"]))
-    latest = dt.datetime.fromisoformat(stamps[99][0].replace("Z", "+00:00"))
+    latest = dt.datetime.fromisoformat(stamps[99][0])
     restart_from = (latest - dt.timedelta(seconds=120)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     again = sum(1 for stamp, _ in stamps if stamp >= restart_from)
     assert 0 < again < 250
@@ -620,7 +634,7 @@ def test_check_online_passes_a_clean_config_and_names_a_missing_choice(small_wor
 
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORD_MODE = os.environ.get("RELSYNC_RECORD", "none")
-NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 FAKE_ENV = {"RELSYNC_AIRTABLE_TOKEN": "replayed-token"}
 
 
