@@ -1,21 +1,22 @@
 """Salesforce over ``simple-salesforce``.
 
 Login: an OAuth 2.0 token from the org's My Domain (client credentials, or a
-refresh token), then ``Salesforce(instance_url=..., session_id=..., session=...)``.
-Pull: one ``queryAll`` ordered by (SystemModstamp, Id) from the watermark minus the
-overlap, so records sharing a modstamp are never lost across page or run
-boundaries and soft deletes arrive in the same query (IsDeleted); hard deletes come
-from Get Deleted, or from a full id reconcile when its window was missed. An
-expired query locator restarts the query just after the last record yielded.
-Every response's Sforce-Limit-Info is read, and the pull stops cleanly once the
-configured share of the daily quota is used.
-Push: one query per 800 records compares before writing, then sObject Collections
+refresh token), then ``Salesforce(instance_url=..., session_id=..., session=...)``;
+an expired session logs in again once. Pull: one ``queryAll`` ordered by
+(SystemModstamp, Id) from the watermark minus the overlap, so records sharing a
+modstamp are never lost across page or run boundaries and soft deletes arrive in the
+same query (IsDeleted); hard deletes come from Get Deleted, or from a full id
+reconcile when its window was missed. An expired query locator restarts the query
+just after the last settled record. Every response's Sforce-Limit-Info is read, and
+the pull stops cleanly once the configured share of the daily quota is used.
+Push: one query per 400 records compares before writing, then sObject Collections
 PATCHes of 200 records with allOrNone false and per-record results.
 """
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ from connectors.retry import RetryPolicy, call_with_retry
 T = TypeVar("T")
 SYSTEM = "salesforce"
 WRITE_BATCH = 200
-READ_BATCH = 800
+READ_BATCH = 400  # ids per compare query: URI and headers may take 16,384 bytes (28 per encoded id)
 DELETED_WINDOW = dt.timedelta(days=15)
 BASE_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
 LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
@@ -97,6 +98,18 @@ def error_message(error: SalesforceError) -> tuple[str, str]:
     return "", str(content)[:500]
 
 
+def classified(code: str, message: str, status: int | None) -> Exception:
+    """Our error kind for a refusal with Salesforce's errorCode and message."""
+    if code == "INVALID_QUERY_LOCATOR":
+        return LocatorExpired(message)
+    text = f"{code}: {message}" if code else message
+    if "ConcurrentPerOrg" in message:  # 403 REQUEST_LIMIT_EXCEEDED too, but transient: too many long requests
+        return RetriableError(SYSTEM, text, status=status)
+    if code == "REQUEST_LIMIT_EXCEEDED":  # the daily allocation is spent
+        return QuotaReached(SYSTEM, text, status=status)
+    return classify_status(SYSTEM, status, text)
+
+
 class SalesforceConnector:
     """One Salesforce object as a relsync source."""
 
@@ -124,6 +137,8 @@ class SalesforceConnector:
         self.server_time: dt.datetime | None = None  # from the last answer's Date header
         self.session = trust(requests.Session(), config.ca_bundle)
         self.session.hooks["response"].append(self._observe)
+        # simple-salesforce passes no timeout: without one a stalled connection hangs the run.
+        self.session.request = functools.partial(self.session.request, timeout=config.timeout_seconds)  # type: ignore[method-assign]
         self._sf: Salesforce | None = None
 
     # -- plumbing ---------------------------------------------------------------
@@ -154,23 +169,23 @@ class SalesforceConnector:
                 f"sources.{self.name}.quota_share); the next run continues where this one stopped",
             )
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        """One API call under the retry policy, its failures classified."""
+    def _call(self, fn: Callable[[Salesforce], T]) -> T:
+        """One API call under the retry policy (logging in first if need be), its failures classified."""
+        renewed = False
 
         def attempt() -> T:
+            nonlocal renewed
             self._guard_quota()
             try:
-                return fn()
+                if self._sf is None:
+                    self._sf = self._login()
+                return fn(self._sf)
             except SalesforceError as error:
                 code, message = error_message(error)
-                if code == "INVALID_QUERY_LOCATOR":
-                    raise LocatorExpired(message) from None
-                if code == "REQUEST_LIMIT_EXCEEDED":
-                    raise QuotaReached(SYSTEM, f"{code}: {message}", status=error.status) from None
-                text = f"{code}: {message}" if code else message
-                if code == "ConcurrentPerOrgLongTxn" or "ConcurrentPerOrg" in message:
-                    raise RetriableError(SYSTEM, text, status=error.status) from None
-                raise classify_status(SYSTEM, error.status, text) from None
+                if code == "INVALID_SESSION_ID" and not renewed:
+                    renewed, self._sf = True, None
+                    raise RetriableError(SYSTEM, "the session expired; logging in again", status=401) from None
+                raise classified(code, message, error.status) from None
             except requests.exceptions.SSLError as error:
                 raise SourceConfigError(SYSTEM, f"TLS verification failed for {self.config.url}: {error}") from None
             except requests.RequestException as error:
@@ -178,48 +193,28 @@ class SalesforceConnector:
 
         return call_with_retry(attempt, self._policy)
 
-    @property
-    def sf(self) -> Salesforce:
-        """The simple-salesforce client, logged in on first use."""
-        if self._sf is None:
-            token, instance_url = self._login()
-            self._sf = Salesforce(
-                instance_url=instance_url, session_id=token, session=self.session, version=self.config.api_version
-            )
-        return self._sf
-
-    def _login(self) -> tuple[str, str]:
+    def _login(self) -> Salesforce:
+        """A client on a new session: a token from the org's OAuth endpoint (refusals name the auth keys)."""
         client_id, client_secret, refresh_token = self._credentials
-        data = {"client_id": client_id, "client_secret": client_secret}
-        data |= {"grant_type": "refresh_token", "refresh_token": refresh_token} if refresh_token else {
+        grant = {"grant_type": "refresh_token", "refresh_token": refresh_token} if refresh_token else {
             "grant_type": "client_credentials"
         }
-
-        def post() -> requests.Response:
-            try:
-                return self.session.post(
-                    f"{self.config.url}/services/oauth2/token", data=data, timeout=self.config.timeout_seconds
-                )
-            except requests.exceptions.SSLError as error:
-                raise SourceConfigError(SYSTEM, f"TLS verification failed for {self.config.url}: {error}") from None
-            except requests.RequestException as error:
-                raise RetriableError(SYSTEM, f"{type(error).__name__} talking to {self.config.url}") from None
-
-        response = call_with_retry(lambda: self._checked_login(post()), self._policy)
-        body = response.json()
-        return body["access_token"], body["instance_url"]
-
-    def _checked_login(self, response: requests.Response) -> requests.Response:
-        if response.status_code == 200:
-            return response
+        response = self.session.post(f"{self.config.url}/services/oauth2/token",
+                                     data={"client_id": client_id, "client_secret": client_secret, **grant})
         try:
             body = response.json()
-            message = f"{body.get('error')}: {body.get('error_description')}"
         except ValueError:
-            message = response.text[:300]
+            body = None
+        if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
+            return Salesforce(instance_url=body["instance_url"], session_id=body["access_token"], session=self.session,
+                              version=self.config.api_version)
+        if isinstance(body, dict) and body.get("error"):
+            refusal = f"{body['error']}: {body.get('error_description')}"
+        else:  # a 200 without a token is not echoed: it could hold one
+            refusal = f"HTTP {response.status_code}: " + (response.text[:200] if response.status_code != 200 else "no token")
         if response.status_code in (400, 401, 403):
-            raise SourceConfigError(SYSTEM, f"login refused by {self.config.url}: {message} (check sources.{self.name}.auth)")
-        raise classify_status(SYSTEM, response.status_code, message)
+            raise SourceConfigError(SYSTEM, f"login refused by {self.config.url}: {refusal} (check sources.{self.name}.auth)")
+        raise classify_status(SYSTEM, response.status_code, f"login at {self.config.url} failed: {refusal}")
 
     # -- pull -------------------------------------------------------------------
 
@@ -237,7 +232,7 @@ class SalesforceConnector:
     def _query(self, soql: str) -> Iterator[dict[str, Any]]:
         """Pages of one queryAll (deleted records included), following nextRecordsUrl."""
         headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
-        page = self._call(lambda: self.sf.query(soql, include_deleted=True, headers=headers))
+        page = self._call(lambda sf: sf.query(soql, include_deleted=True, headers=headers))
         seen: set[str] = set()
         while True:
             yield page
@@ -247,7 +242,7 @@ class SalesforceConnector:
             if next_url in seen:
                 raise FatalError(SYSTEM, f"Salesforce returned locator {next_url!r} twice; stopping")
             seen.add(next_url)
-            page = self._call(lambda: self.sf.query_more(next_url, identifier_is_url=True, headers=headers))
+            page = self._call(lambda sf: sf.query_more(next_url, identifier_is_url=True, headers=headers))
 
     def pull(self, since: str | None) -> Iterator[Page]:
         """Pages of records changed (or soft-deleted) at or after ``since`` minus the overlap.
@@ -262,7 +257,7 @@ class SalesforceConnector:
             start = parse_time(since.split("|", 1)[0]) - dt.timedelta(seconds=self.config.overlap_seconds)
             conditions.append(f"SystemModstamp >= {soql_datetime(start)}")
         self._since = since
-        horizon = self.server_time if self.sf is not None else None  # after login: the token's Date
+        horizon = self._call(lambda sf: self.server_time)  # logged in: the token's answer dated it
         last: dict[str, Any] | None = None
         while True:
             resume = [] if last is None else [
@@ -309,10 +304,9 @@ class SalesforceConnector:
         marks = [parse_time(watermark.split("|", 1)[0])] + ([parse_time(since)] if since else [])
         start = max(marks) - dt.timedelta(seconds=self.config.overlap_seconds)
         now = dt.datetime.now(dt.timezone.utc)
-        sobject = getattr(self.sf, self.config.object)
         if now - start < DELETED_WINDOW - dt.timedelta(minutes=5):
             try:
-                result = self._call(lambda: sobject.deleted(start, now))
+                result = self._call(lambda sf: getattr(sf, self.config.object).deleted(start, now))
                 return sorted({d["id"] for d in result.get("deletedRecords", [])} & known)
             except FatalError as error:
                 if not error.message.startswith("INVALID_REPLICATION_DATE"):
@@ -374,7 +368,7 @@ class SalesforceConnector:
             ],
         }
         try:
-            answers = self._call(lambda: self.sf.restful("composite/sobjects", method="PATCH", json=body))
+            answers = self._call(lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body))
         except SourceConfigError:
             raise
         except ConnectorError as error:
@@ -394,8 +388,7 @@ class SalesforceConnector:
 
     def check(self, statuses: list[str]) -> list[str]:
         """Credentials, mapped fields and picklist values against describe."""
-        sobject = getattr(self.sf, self.config.object)
-        described = self._call(lambda: sobject.describe())
+        described = self._call(lambda sf: getattr(sf, self.config.object).describe())
         fields = {f["name"]: f for f in described.get("fields", [])}
         relationships = {f["relationshipName"]: f for f in described.get("fields", []) if f.get("relationshipName")}
         problems: list[str] = []

@@ -6,6 +6,7 @@ relsync against a fresh store. API calls are counted by the sandbox itself.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import ssl
@@ -18,7 +19,8 @@ import pytest
 import requests
 import trustme
 import yaml
-from simple_salesforce import Salesforce
+from click.testing import CliRunner
+from simple_salesforce import Salesforce, format_soql
 
 from config.loader import load_config
 from config.schema import Config
@@ -27,6 +29,7 @@ from connectors.sandbox.salesforce import create_salesforce_app, sandbox_state
 from connectors.sandbox.salesforce_query import PAGING_TRIGGER
 from connectors.sandbox.server import RunningSandbox, serve
 from sync import engine
+from sync.cli import main
 from sync.demo import EXAMPLES, sandbox_config
 from sync.store import open_store
 
@@ -38,6 +41,8 @@ QUERY = "GET /services/data/v{version}/queryAll/"
 QUERY_MORE = "GET /services/data/v{version}/queryAll/{cursor}"
 DELETED = "GET /services/data/v{version}/sobjects/{name}/deleted/"
 COMPOSITE = "PATCH /services/data/v{version}/composite/sobjects"
+NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)
+"""Plans are read at this moment: releases deploy 8 Dec, 22 Dec and 5 Jan, none frozen yet."""
 
 
 @pytest.fixture(scope="module")
@@ -215,26 +220,27 @@ def test_a_modstamp_tie_across_pages_and_a_stopped_run_loses_and_duplicates_noth
 
 @pytest.fixture
 def org_5000(authority, tmp_path) -> Iterator[Org]:
-    """5,000 change-request Cases, default page size (2,000)."""
-    yield from start_org(authority, tmp_path, 5000)
+    """5,000 change-request Cases, default page size (2,000); three releases of 250."""
+    yield from start_org(authority, tmp_path, 5000, train={"capacity": 250, "horizon": 3})
 
 
 def test_initial_pull_costs_the_minimum_and_a_quiet_run_two_calls(org_5000):
     org = org_5000
-    first = org.run()
+    first = org.run(now=NOW)
 
     assert first.exit_code == 0, first.messages
     assert first.pulled["salesforce"]["pulled"] == 5000
     written = org.one("select count(distinct request) from outbox where state = 'done'")
-    assert written > 0
+    assert written == 750
     calls = org.calls()
     assert calls[TOKEN] == 1
-    assert queries(calls) == math.ceil(5000 / 2000) + math.ceil(written / 800)  # pull + compare before writing
+    # The pull, then compare queries of 400 ids each (a GET's URI and headers may take 16,384 bytes).
+    assert queries(calls) == math.ceil(5000 / 2000) + math.ceil(written / 400)
     assert calls[COMPOSITE] == math.ceil(written / 200)
     assert sum(calls.values()) == 1 + queries(calls) + calls[COMPOSITE]
 
     org.reset_calls()
-    second = org.run()  # relsync's own writes come back
+    second = org.run(now=NOW)  # relsync's own writes come back
 
     assert second.exit_code == 0, second.messages
     assert second.pulled["salesforce"]["pulled"] >= written
@@ -244,7 +250,7 @@ def test_initial_pull_costs_the_minimum_and_a_quiet_run_two_calls(org_5000):
     assert calls[TOKEN] == 1 and queries(calls) + count(calls, DELETED) == 2 and writes(calls) == 0
 
     org.reset_calls()
-    quiet = org.run()
+    quiet = org.run(now=NOW)
 
     calls = org.calls()
     assert quiet.exit_code == 0
@@ -363,3 +369,213 @@ def test_a_record_edited_while_paging_then_an_expired_locator_loses_nothing(auth
         assert org.one("select count(*) from change_requests") == 2500, f"first run stored {stopped_at}"
         assert org.one("select title from change_requests where native_id = ?", [edited]) == \
             "Edited while relsync paged"
+
+
+# -- writing back -------------------------------------------------------------------------
+
+@pytest.fixture
+def org_1500(authority, tmp_path) -> Iterator[Org]:
+    """1,500 change-request Cases (523 approved) in pages of 1,000; three releases of 150 each."""
+    yield from start_org(authority, tmp_path, 1500, source={"page_size": 1000}, train={"capacity": 150, "horizon": 3})
+
+
+def test_450_writes_cost_three_collection_calls_and_one_refused_record_fails_alone(org_1500):
+    org = org_1500
+    sf = org.sf()
+    first_page = change_request_ids(org)[:1000]
+    approved = sf.query("SELECT Id FROM Case WHERE RecordType.Name = 'Change Request' AND Status = 'Approved' "
+                        "AND Priority = 'Critical' ORDER BY CreatedDate ASC")["records"]
+    refused = next(r["Id"] for r in approved if r["Id"] in first_page)
+    # Someone rejects it in Salesforce just after relsync read it: relsync plans it as approved,
+    # and the org's validation rule refuses a release on a rejected request.
+    org.knob("/salesforce/edit-during-paging", {"ids": [refused], "fields": {"Status": "Rejected"}})
+    org.reset_calls()
+
+    first = org.run(now=NOW)
+
+    assert first.exit_code == 1 and first.status == "partial"
+    planned = org.rows("select r.native_id, rel.name from assignments a join change_requests r on r.key = a.request "
+                       "join releases rel on rel.id = a.release")
+    assert len(planned) == 450 and refused in {p["native_id"] for p in planned}
+    calls = org.calls()
+    assert calls[COMPOSITE] == 3  # 450 records: 200 + 200 + 50
+    assert calls[QUERY_MORE] == 1 and calls[QUERY] == 1 + 2  # the pull (1,000 + 500), then compare 400 + 50 ids
+    assert writes(calls) == 3
+    outbox = {(r["field"], r["state"]): r for r in org.rows(
+        "select o.* from outbox o join change_requests r on r.key = o.request where r.native_id = ?", [refused])}
+    failed = outbox[("release", "failed")]
+    assert failed["attempts"] == 1
+    assert "FIELD_CUSTOM_VALIDATION_EXCEPTION: A rejected change request can't be scheduled into a release." \
+        in failed["last_error"]
+    assert ("status", "conflict") in outbox  # its Status changed since the pull: not overwritten
+    assert first.pushed["salesforce"]["failed"] == 1 and first.pushed["salesforce"]["conflicts"] == 1
+    assert org.one("select count(*) from outbox where state = 'done'") == 2 * 449
+    shown = {r["Id"]: r["Release__c"] for r in sf.query_all(format_soql(
+        "SELECT Id, Release__c FROM Case WHERE Id IN {}", [p["native_id"] for p in planned]))["records"]}
+    assert shown == {p["native_id"]: (None if p["native_id"] == refused else p["name"]) for p in planned}
+
+    sf.Case.update(refused, {"Status": "Approved"})  # the rejection was a mistake
+    second = org.run(now=NOW)
+
+    assert second.exit_code == 0, second.messages
+    retried = org.rows("select o.field, o.state, o.attempts from outbox o join change_requests r on r.key = o.request "
+                       "where r.native_id = ? order by o.field", [refused])
+    assert [(r["field"], r["state"], r["attempts"]) for r in retried] == [("release", "done", 2), ("status", "done", 2)]
+    assert sf.Case.get(refused)["Release__c"] == next(p["name"] for p in planned if p["native_id"] == refused)
+
+
+def test_quota_share_stops_the_pull_cleanly_and_the_next_run_resumes(authority, tmp_path):
+    for org in start_org(authority, tmp_path, 2500, source={"page_size": 500, "quota_share": 0.8}):
+        org.knob("/salesforce/limits", {"used": 77, "max": 100})  # 80 % is reached after three calls
+
+        first = org.run()
+
+        assert first.exit_code == 1 and first.status == "failed"
+        assert any("sources.salesforce.quota_share" in m and "80/100" in m for m in first.messages), first.messages
+        assert org.one("select count(*) from change_requests") == 1500  # the three stored pages are kept
+        calls = org.calls()
+        assert queries(calls) == 3 and writes(calls) == 0 and DELETED not in calls
+        assert org.state.quota.used == 80
+        assert org.one("select count(*) from outbox where state = 'done'") == 0
+
+        org.knob("/salesforce/limits", {"max": 15000})
+        second = org.run()
+
+        assert second.exit_code == 0, second.messages
+        assert second.pulled["salesforce"]["created"] == 1000
+        assert org.one("select count(*) from change_requests") == 2500
+        created = org.rows("select request, count(*) as n from audit where field = '*' group by request")
+        assert len(created) == 2500 and {r["n"] for r in created} == {1}
+        assert second.pushed["salesforce"]["written"] > 0
+
+
+def test_an_edit_between_pull_and_push_is_a_conflict_not_an_overwrite(org_450):
+    org = org_450
+    db = open_store(org.config.store)
+    try:
+        sources = engine.build_sources(org.config, org.env)
+        engine.pull_sources(db, sources, run_id=1)
+        engine.plan(db, org.config, run_id=1, now=engine.utc_now())
+        planned = [r["native_id"] for r in db.query(
+            "select r.native_id from assignments a join change_requests r on r.key = a.request order by r.native_id")]
+        status_edited, release_edited = planned[:2]
+        sf = org.sf()
+        sf.Case.update(status_edited, {"Status": "In Progress"})
+        sf.Case.update(release_edited, {"Release__c": "Hotfix 2026-11"})
+
+        pushed = engine.push_writebacks(db, sources, run_id=1)
+
+        states = {(r["native_id"], r["field"]): r["state"] for r in db.query(
+            "select r.native_id, o.field, o.state from outbox o join change_requests r on r.key = o.request")}
+        conflicts = {key for key, state in states.items() if state == "conflict"}
+        assert conflicts == {(status_edited, "status"), (release_edited, "release")}
+        assert pushed["salesforce"].conflicts == 2
+        assert pushed["salesforce"].written == 2 * len(planned) - 2
+        assert sf.Case.get(status_edited)["Status"] == "In Progress"
+        assert sf.Case.get(release_edited)["Release__c"] == "Hotfix 2026-11"
+        events = list(db.query("select new from audit where origin = 'pushed' and field = 'release' and "
+                               "request = ?", [f"salesforce:{release_edited}"]))
+        assert len(events) == 1 and json.loads(events[0]["new"])["conflict"]
+    finally:
+        db.close()
+
+
+# -- failures -----------------------------------------------------------------------------
+
+
+def test_a_refused_client_secret_exits_2_with_salesforces_message_and_no_secret(org_450):
+    org = org_450
+    wrong = "not-the-consumer-secret-7c1e"
+    result = CliRunner().invoke(main, ["sync", "--config", str(org.config_path)],
+                                env={**org.env, "RELSYNC_SF_CLIENT_SECRET": wrong})
+
+    assert result.exit_code == 2, result.output
+    assert "invalid_client: invalid client credentials" in result.output
+    assert "sources.salesforce.auth" in result.output
+    stored = org.one("select message from runs order by id desc limit 1")
+    for text in (result.output, stored):
+        assert wrong not in text and CLIENT_SECRET not in text and CLIENT_ID not in text
+    assert org.calls() == {TOKEN: 1}
+
+
+def test_server_errors_timeouts_and_the_concurrency_limit_are_retried_by_one_policy(org_450):
+    org = org_450
+    org.with_source(timeout_seconds=0.5)
+    org.fault(method="POST", path="/services/oauth2/token", status=503, times=1)
+    org.fault(method="GET", path="/services/data/v59.0/queryAll/", status=503, times=1)
+    org.fault(method="GET", path="/services/data/v59.0/queryAll/", delay_seconds=0.8, times=1)
+    org.fault(method="PATCH", path="/services/data/v59.0/composite/sobjects", status=500, times=1)
+
+    report = org.run()
+
+    assert report.exit_code == 0, report.messages
+    assert report.pulled["salesforce"]["pulled"] == 450
+    written = org.one("select count(distinct request) from outbox where state = 'done'")
+    calls = org.calls()
+    # token: 503, ok; pull: 503, timed out, ok; compare query: ok; writes: 500, then all
+    assert calls[TOKEN] == 2 and calls[QUERY] == 3 + 1 and calls[COMPOSITE] == 1 + math.ceil(written / 200)
+    assert org.statuses() == {"200": 1 + 2 + 1 + math.ceil(written / 200), "503": 2, "500": 1}
+
+    # Salesforce's concurrency limit is a 403 REQUEST_LIMIT_EXCEEDED too, but transient: not the quota.
+    org.sf().Case.update(org.one("select native_id from change_requests limit 1"), {"Subject": "Busy org"})
+    org.knob("/config", {"rate_limit": {"requests": 1, "per_seconds": 0.5}})
+    calm = org.run()
+    assert calm.exit_code == 0, calm.messages
+    assert calm.pulled["salesforce"]["changed"] == 1
+    assert org.statuses()["403"] >= 1
+
+
+def test_a_session_that_expires_mid_pull_logs_in_again(authority, tmp_path):
+    for org in start_org(authority, tmp_path, 2500, source={"page_size": 1000}):
+        def expire_sessions() -> None:
+            with org.state.lock:
+                org.state.sessions.access.clear()
+
+        org.on_next_page(expire_sessions)
+
+        report = org.run()
+
+        assert report.exit_code == 0, report.messages
+        assert org.one("select count(*) from change_requests") == 2500
+        assert org.calls()[TOKEN] == 2 and org.statuses()["401"] == 1
+
+
+# -- relsync check --online and the custom object ------------------------------------------
+
+
+def test_check_online_names_a_status_missing_from_the_picklist(org_450):
+    org = org_450
+    runner = CliRunner()
+    clean = runner.invoke(main, ["check", "--config", str(org.config_path), "--online"], env=org.env)
+    assert clean.exit_code == 0, clean.output
+    assert "salesforce: online check passed" in clean.output
+
+    status = yaml.safe_load(org.config_path.read_text())["sources"]["salesforce"]["fields"]["status"]
+    status["map"]["Awaiting CAB"] = "triaged"
+    org.with_source(fields={**org.config.sources["salesforce"].fields.model_dump(exclude_none=True, by_alias=True),
+                            "status": status})
+    broken = runner.invoke(main, ["check", "--config", str(org.config_path), "--online"], env=org.env)
+
+    assert broken.exit_code == 2
+    assert "salesforce: status 'Awaiting CAB' is not an active Status picklist value" in broken.output
+    assert "Triage" not in broken.output
+
+
+def test_a_custom_object_syncs_like_cases(authority, tmp_path):
+    for org in start_org(authority, tmp_path, 300, object_name="Change_Request__c"):
+        check = CliRunner().invoke(main, ["check", "--config", str(org.config_path), "--online"], env=org.env)
+        assert check.exit_code == 0, check.output
+
+        report = org.run()
+
+        assert report.exit_code == 0, report.messages
+        assert report.pulled["salesforce"]["pulled"] == 300
+        assert org.one("select count(*) from change_requests where key like 'salesforce:a0%'") == 300
+        planned = {r["native_id"]: r["name"] for r in org.rows(
+            "select r.native_id, rel.name from assignments a join change_requests r on r.key = a.request "
+            "join releases rel on rel.id = a.release")}
+        assert planned
+        shown = org.sf().query_all(format_soql("SELECT Id, Release__c, Status__c FROM Change_Request__c "
+                                               "WHERE Id IN {}", list(planned)))
+        assert {r["Id"]: r["Release__c"] for r in shown["records"]} == planned
+        assert {r["Status__c"] for r in shown["records"]} <= {"Scheduled", "Testing", "Deployed"}

@@ -51,6 +51,7 @@ SANDBOX_USERNAME = "relsync@example.com"
 OBJECT_NAME = "Case"
 RECORD_TYPE = "Change Request"
 _API_PREFIX = "/services/data/v"
+MAX_REQUEST_BYTES = 16_384
 
 
 def create_salesforce_app(
@@ -85,6 +86,18 @@ def create_salesforce_app(
 
 def _register_errors(app: flask.Flask) -> None:
     app.register_error_handler(SalesforceHttpError, render_error)
+
+    @app.before_request
+    def request_size() -> flask.Response | None:
+        """URI and headers together take at most 16,384 bytes: 414 when the URI alone is over, else 431
+        (Salesforce Help 000386264, "Maximum number of rows returned by SOQL queries over the REST API")."""
+        uri = len(flask.request.environ.get("RAW_URI") or flask.request.full_path)
+        headers = sum(len(name) + len(value) + 4 for name, value in flask.request.headers.items())
+        if uri > MAX_REQUEST_BYTES:
+            return flask.Response("URI Too Long", status=414, mimetype="text/plain")
+        if uri + headers > MAX_REQUEST_BYTES:
+            return flask.Response("Request Header Fields Too Large", status=431, mimetype="text/plain")
+        return None
 
     @app.errorhandler(404)
     def no_resource(_: Exception) -> flask.Response:
