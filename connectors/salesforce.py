@@ -54,14 +54,9 @@ def connect(
 ) -> SalesforceConnector:
     """A connector for one configured Salesforce source; ``paths`` are the mapped source paths."""
     auth = config.auth
-    return SalesforceConnector(
-        name,
-        config,
-        paths=paths,
-        client_id=read_secret(auth.client_id_env, "client_id_env"),
-        client_secret=read_secret(auth.client_secret_env, "client_secret_env"),
-        refresh_token=read_secret(auth.refresh_token_env, "refresh_token_env") if auth.refresh_token_env else None,
-    )
+    refresh = read_secret(auth.refresh_token_env, "refresh_token_env") if auth.refresh_token_env else None
+    return SalesforceConnector(name, config, paths=paths, client_id=read_secret(auth.client_id_env, "client_id_env"),
+                               client_secret=read_secret(auth.client_secret_env, "client_secret_env"), refresh_token=refresh)
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -140,6 +135,7 @@ class SalesforceConnector:
         # simple-salesforce passes no timeout: without one a stalled connection hangs the run.
         self.session.request = functools.partial(self.session.request, timeout=config.timeout_seconds)  # type: ignore[method-assign]
         self._sf: Salesforce | None = None
+        self._since: str | None = None  # the watermark this run's pull started from
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -218,7 +214,7 @@ class SalesforceConnector:
 
     # -- pull -------------------------------------------------------------------
 
-    def _soql(self, fields: list[str], conditions: list[str], order: bool = True) -> str:
+    def _soql(self, fields: list[str], conditions: list[str], order: str = "SystemModstamp ASC, Id ASC") -> str:
         where = [f"({c})" for c in conditions]
         if self.config.record_type:
             where.insert(0, format_soql("RecordType.Name = {}", self.config.record_type))
@@ -227,7 +223,7 @@ class SalesforceConnector:
         soql = f"SELECT {', '.join(fields)} FROM {self.config.object}"
         if where:
             soql += " WHERE " + " AND ".join(where)
-        return soql + (" ORDER BY SystemModstamp ASC, Id ASC" if order else "")
+        return f"{soql} ORDER BY {order}"
 
     def _query(self, soql: str) -> Iterator[dict[str, Any]]:
         """Pages of one queryAll (deleted records included), following nextRecordsUrl."""
@@ -277,19 +273,12 @@ class SalesforceConnector:
                 continue  # start again just after the last settled record
 
     def _page(self, records: list[dict[str, Any]], watermark: str | None) -> Page:
-        live = [r for r in records if not r.get("IsDeleted")]
-        deleted = [r["Id"] for r in records if r.get("IsDeleted")]
         out = [
-            SourceRecord(
-                native_id=r["Id"],
-                native_key=None,
-                url=f"{self.config.url}/lightning/r/{self.config.object}/{r['Id']}/view",
-                version=r.get("SystemModstamp"),
-                raw={k: v for k, v in r.items() if k != "attributes"},
-            )
-            for r in live
+            SourceRecord(r["Id"], None, f"{self.config.url}/lightning/r/{self.config.object}/{r['Id']}/view",
+                         r.get("SystemModstamp"), {k: v for k, v in r.items() if k != "attributes"})
+            for r in records if not r.get("IsDeleted")
         ]
-        return Page(records=out, watermark=watermark, deleted=deleted)
+        return Page(records=out, watermark=watermark, deleted=[r["Id"] for r in records if r.get("IsDeleted")])
 
     def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
         """Hard-deleted records: Get Deleted within its window, else a full id reconcile.
@@ -298,10 +287,9 @@ class SalesforceConnector:
         (when the last reconcile's pull began), less the overlap: a quiet org whose
         newest record is weeks old still costs one Get Deleted call, not a full reconcile.
         """
-        watermark = getattr(self, "_since", None)
-        if watermark is None:
+        if self._since is None:
             return []  # a first pull read every record live: nothing known is gone yet
-        marks = [parse_time(watermark.split("|", 1)[0])] + ([parse_time(since)] if since else [])
+        marks = [parse_time(self._since.split("|", 1)[0])] + ([parse_time(since)] if since else [])
         start = max(marks) - dt.timedelta(seconds=self.config.overlap_seconds)
         now = dt.datetime.now(dt.timezone.utc)
         if now - start < DELETED_WINDOW - dt.timedelta(minutes=5):
@@ -313,9 +301,16 @@ class SalesforceConnector:
                     raise
                 # The org's delete log no longer reaches back (purged, or older than 15 days).
         present: set[str] = set()
-        for response in self._query(self._soql(["Id", "IsDeleted", "SystemModstamp"], [], order=True)):
-            present.update(r["Id"] for r in response.get("records", []) if not r.get("IsDeleted"))
-        return sorted(known - present)
+        after: list[str] = []  # an expired locator restarts the listing after the last id read
+        while True:
+            try:
+                for response in self._query(self._soql(["Id", "IsDeleted"], after, order="Id ASC")):
+                    records = response.get("records", [])
+                    present.update(r["Id"] for r in records if not r.get("IsDeleted"))
+                    after = [format_soql("Id > {}", records[-1]["Id"])] if records else after
+                return sorted(known - present)
+            except LocatorExpired:
+                continue
 
     # -- push -------------------------------------------------------------------
 

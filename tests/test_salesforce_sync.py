@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 import trustme
+import vcr
 import yaml
 from click.testing import CliRunner
 from simple_salesforce import Salesforce, format_soql
@@ -181,6 +184,15 @@ def change_request_ids(org: Org) -> list[str]:
     return [r["Id"] for r in found["records"]]
 
 
+def expire_locators(org: Org) -> Any:
+    """An action that invalidates every open query cursor of the org (for ``Org.on_next_page``)."""
+    def expire() -> None:
+        with org.state.lock:
+            for locator in org.state.locators.values():
+                locator.expired = True
+    return expire
+
+
 # -- pulling ------------------------------------------------------------------------------
 
 
@@ -205,6 +217,9 @@ def test_a_modstamp_tie_across_pages_and_a_stopped_run_loses_and_duplicates_noth
 
     assert first.exit_code == 1 and "quota_share" in " ".join(first.messages)
     assert first.pulled["salesforce"]["pulled"] == 2400
+    stored_of_tie = org.one("select count(*) from change_requests where native_id in (select value from json_each(?))",
+                            [json.dumps(tie["ids"])])
+    assert stored_of_tie == 2400 - tied[0]  # the run ended inside the tie
     org.knob("/salesforce/limits", {"used": 0, "max": 15000})
     second = org.run()
     third = org.run()
@@ -298,36 +313,34 @@ def test_soft_and_hard_deletes_are_marked_deleted_on_the_next_run(org_450):
     assert calls[QUERY] == 2 and writes(calls) == 0
 
 
-def test_a_gap_longer_than_the_delete_log_is_closed_by_a_full_id_reconcile(org_450):
-    org = org_450
-    org.run()
-    org.run()
-    victim = org.rows(UNPLANNED + " order by native_id desc limit 1")[0]
-    org.sf().Case.delete(victim["native_id"])
-    org.knob("/salesforce/purge-deleted")
-    org.knob("/salesforce/advance-clock", {"seconds": 16 * 24 * 3600})  # relsync was off for 16 days
-    org.reset_calls()
+def test_a_gap_longer_than_the_delete_log_is_closed_by_a_full_id_reconcile(authority, tmp_path):
+    for org in start_org(authority, tmp_path, 450, source={"page_size": 200}):
+        org.run()
+        org.run()
+        victim = org.rows(UNPLANNED + " order by native_id desc limit 1")[0]
+        org.sf().Case.delete(victim["native_id"])
+        org.knob("/salesforce/purge-deleted")
+        org.knob("/salesforce/advance-clock", {"seconds": 16 * 24 * 3600})  # relsync was off for 16 days
+        org.on_next_page(expire_locators(org))  # and the reconcile's cursor dies after its first page
+        org.reset_calls()
 
-    report = org.run()
+        report = org.run()
 
-    assert report.exit_code == 0, report.messages
-    assert report.pulled["salesforce"]["deleted"] == 1
-    assert org.one("select deleted_at from change_requests where key = ?", [victim["key"]])
-    assert deletion_events(org, victim["key"]) == 1
-    calls = org.calls()
-    assert calls[DELETED] == 1 and calls[QUERY] == 2  # refused window, then one full reconcile query
+        assert report.exit_code == 0, report.messages
+        assert report.pulled["salesforce"]["deleted"] == 1
+        assert org.one("select deleted_at from change_requests where key = ?", [victim["key"]])
+        assert deletion_events(org, victim["key"]) == 1
+        assert org.one("select count(*) from change_requests where deleted_at is null") == 449
+        calls = org.calls()
+        # The pull; Get Deleted refused (INVALID_REPLICATION_DATE); the id listing: 200, an expired
+        # locator, then the rest after the 200th id: 200 + 49.
+        assert calls[DELETED] == 1 and calls[QUERY] == 1 + 2 and calls[QUERY_MORE] == 2
+        assert org.statuses()["400"] == 2
+        assert writes(calls) == 0
     assert writes(calls) == 0
 
 
 # -- query cursors ------------------------------------------------------------------------
-
-
-def expire_locators(org: Org) -> Any:
-    def expire() -> None:
-        with org.state.lock:
-            for locator in org.state.locators.values():
-                locator.expired = True
-    return expire
 
 
 def test_an_expired_query_locator_restarts_just_after_the_last_record(authority, tmp_path):
@@ -579,3 +592,71 @@ def test_a_custom_object_syncs_like_cases(authority, tmp_path):
                                                "WHERE Id IN {}", list(planned)))
         assert {r["Id"]: r["Release__c"] for r in shown["records"]} == planned
         assert {r["Status__c"] for r in shown["records"]} <= {"Scheduled", "Testing", "Deployed"}
+
+
+# -- replay -------------------------------------------------------------------------------
+
+CASSETTE = Path(__file__).parent / "cassettes" / "salesforce_first_sync.yaml"
+RECORD_MODE = os.environ.get("RELSYNC_RECORD", "none")
+"""``none`` in CI: a request the cassette lacks fails. ``RELSYNC_RECORD=all`` records anew from a live org."""
+TOKEN_SHAPE = re.compile(r"00D[0-9A-Za-z]{12}![0-9A-Za-z_-]{20,}")
+"""How the sandbox's access tokens look (org id, "!", random)."""
+
+
+def _scrub_token_answer(response: dict[str, Any]) -> dict[str, Any]:
+    """Keep the token endpoint's answer but not its token or signature; drop noisy headers."""
+    headers = response.get("headers", {})
+    for name in list(headers):
+        if name.lower() in ("set-cookie", "date", "server"):
+            del headers[name]
+    body = response.get("body", {}).get("string")
+    if body and b'"access_token"' in (body if isinstance(body, bytes) else body.encode()):
+        answer = json.loads(body)
+        answer.update(access_token="FILTERED", signature="FILTERED")
+        response["body"]["string"] = json.dumps(answer).encode()
+        for name in [n for n in headers if n.lower() == "content-length"]:
+            headers[name] = [str(len(response["body"]["string"]))]
+    return response
+
+
+replay = vcr.VCR(
+    cassette_library_dir=str(CASSETTE.parent),
+    record_mode=RECORD_MODE,
+    match_on=["method", "path", "query", "body"],
+    filter_headers=["authorization", "cookie"],
+    filter_post_data_parameters=["client_id", "client_secret", "refresh_token"],
+    before_record_response=_scrub_token_answer,
+    decode_compressed_response=True,
+)
+
+
+@pytest.fixture
+def replay_org(authority, tmp_path) -> Iterator[tuple[Config, Org | None]]:
+    """The recorded org's config; while recording, the live org (210 requests: two pages of 200) behind it."""
+    if RECORD_MODE == "none":
+        ca_file = tmp_path / "replayed-ca.pem"
+        ca_file.write_text(authority[2].read_text())
+        path = org_config("https://127.0.0.1:9", ca_file, tmp_path, object_name="Case", source={"page_size": 200},
+                          train={})
+        yield load_config(path), None
+        return
+    for org in start_org(authority, tmp_path, 210, seed=5, source={"page_size": 200}):
+        yield org.config, org
+
+
+def test_first_sync_replays_from_the_cassette(replay_org):
+    config, live = replay_org
+    with replay.use_cassette(CASSETTE.name) as cassette:
+        report = engine.run(config, env=ENV, now=NOW)
+
+    assert report.exit_code == 0, report.messages
+    assert report.pulled["salesforce"]["pulled"] == 210 and report.pulled["salesforce"]["pages"] == 2
+    assert report.pushed["salesforce"]["written"] > 0
+    if RECORD_MODE == "none":
+        assert cassette.all_played
+    recorded = CASSETTE.read_text()
+    assert CLIENT_SECRET not in recorded and CLIENT_ID not in recorded
+    assert not TOKEN_SHAPE.search(recorded)
+    assert "authorization" not in recorded.lower()
+    if live is not None:
+        assert not any(token in recorded for token in live.state.sessions.access)
