@@ -14,6 +14,7 @@ PATCHes of 200 records with allOrNone false and per-record results.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import functools
@@ -147,8 +148,9 @@ class SalesforceConnector:
         found = LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
         if found:
             self.usage = (int(found.group(1)), int(found.group(2)))
-        if response.headers.get("Date"):
-            self.server_time = email.utils.parsedate_to_datetime(response.headers["Date"])
+        with contextlib.suppress(TypeError, ValueError):  # no Date, or not one we can read: keep the last
+            stamp = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+            self.server_time = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
 
     def call_counts(self) -> dict[str, int]:
         """API calls made so far, by method and resource."""
