@@ -326,7 +326,7 @@ def plan_releases(
             decisions.pop(candidate.key, None)  # bumped and back where it was: no change
             continue
         how = "planned" if cause is None else f"moved from {name(candidate.release or '')} ({cause})"
-        if now >= target.freeze_at:
+        if target.state == "frozen" or now >= target.freeze_at:
             how += " (expedited into a frozen release)"
         decisions[candidate.key] = Decision(candidate.key, target.id, f"{how}: {_why(candidate)}")
     return [decisions[key] for key in sorted(decisions)]

@@ -317,3 +317,126 @@ def test_config_error_from_one_message_keeps_the_key_path():
     assert (error.path, error.problem) == ("sources.jira.kind", "unsupported source kind 'x'")
     assert str(error) == "sources.jira.kind: unsupported source kind 'x'"
     assert ConfigError("the file is empty").path == ""
+
+
+# -- release trains: routing, cadence forms, timezone, blackouts, quotas, expedite -------------------
+
+HOTFIX = """
+  - name: hotfix
+    match: {priorities: [critical]}
+    cadence: {every_weeks: 1, weekday: thursday}
+"""
+
+
+def with_train_before(text: str, train: str = HOTFIX) -> str:
+    return text.replace("trains:\n", "trains:" + train, 1)
+
+
+def test_all_three_example_plans_critical_requests_on_a_weekly_hotfix_train():
+    config = load_config(EXAMPLES / "all-three.yaml")
+
+    hotfix, business = config.trains
+    assert hotfix.name == "hotfix" and hotfix.match.priorities == ["critical"]
+    assert (hotfix.cadence.every_weeks, hotfix.cadence.weekday, hotfix.capacity) == (1, "thursday", 3)
+    assert hotfix.expedite.priorities == ["critical"]
+    assert business.catch_all and business.capacity == 20
+    (year_end,) = business.blackouts
+    assert (year_end.start, year_end.end, year_end.action) == (dt.date(2026, 12, 19), dt.date(2026, 12, 28), "move")
+    # The other examples keep one catch-all train.
+    for single in ("jira.yaml", "airtable.yaml", "salesforce.yaml"):
+        (train,) = load_config(EXAMPLES / single).trains
+        assert train.catch_all and not train.blackouts and train.expedite is None
+
+
+def test_a_train_after_a_catch_all_is_an_error_naming_the_match(tmp_path):
+    second = "\n  - name: hotfix\n    match: {priorities: [critical]}\n    cadence: {every_weeks: 1, weekday: thursday}\n"
+    error = error_for(JIRA_EXAMPLE + second, tmp_path)
+    assert error.path == "trains.0.match"
+    assert "takes every request (no match), so 'hotfix' after it would never get any" in str(error)
+    assert load(with_train_before(JIRA_EXAMPLE), tmp_path).trains[0].name == "hotfix"
+
+
+def test_match_must_say_something_and_name_known_sources(tmp_path):
+    error = error_for(with_train_before(JIRA_EXAMPLE, HOTFIX.replace("{priorities: [critical]}", "{}")), tmp_path)
+    assert error.path == "trains.0.match"
+    assert "leave match out to take every request" in str(error)
+    error = error_for(with_train_before(JIRA_EXAMPLE, HOTFIX.replace("priorities: [critical]", "sources: [jira, sf]")),
+                      tmp_path)
+    assert error.path == "trains.0.match.sources.1"
+    assert "no source is called 'sf'; sources: jira" in str(error)
+    error = error_for(with_train_before(JIRA_EXAMPLE, HOTFIX.replace("[critical]", "[urgent]")), tmp_path)
+    assert error.path == "trains.0.match.priorities.0"
+
+
+@pytest.mark.parametrize(
+    ("cadence", "path", "problem"),
+    [
+        ("{every_weeks: 2, weekday: tuesday, anchor: 2026-01-07}", "anchor", "2026-01-07 is a wednesday, not a tuesday"),
+        ("{every_weeks: 2, weekday: tuesday}", "anchor", "a tuesday that deploys"),
+        ("{every_weeks: 1}", "weekday", "required key missing"),
+        ("{every_days: 7, every_weeks: 1, weekday: monday, anchor: 2026-01-05}", "every_days", "not both"),
+        ("{every_days: 7}", "anchor", "required key missing"),
+        ("{anchor: 2026-01-06}", "every_days", "every_days with anchor, or every_weeks with weekday"),
+        ("{every_weeks: 1, weekday: tues}", "weekday", "must be one of"),
+    ],
+)
+def test_cadence_mistakes_name_the_key(tmp_path, cadence, path, problem):
+    text = edit("    cadence:\n      every_days: 14\n      anchor: 2026-01-06\n", f"    cadence: {cadence}\n")
+    error = error_for(text, tmp_path)
+    assert error.path == f"trains.0.cadence.{path}"
+    assert problem in str(error)
+
+
+def test_every_n_weeks_on_a_weekday(tmp_path):
+    text = edit("    cadence:\n      every_days: 14\n      anchor: 2026-01-06\n",
+                "    cadence: {every_weeks: 2, weekday: Tuesday, anchor: 2026-01-06}\n")
+    (train,) = load(text, tmp_path).trains
+    assert (train.cadence.step_days, train.cadence.origin, train.cadence.weekday) == (14, dt.date(2026, 1, 6), "tuesday")
+
+
+def test_timezone_is_an_iana_name_and_excludes_an_offset_on_the_time(tmp_path):
+    (train,) = load(edit('deploy_time: "18:00"', 'deploy_time: "18:00"\n    timezone: Europe/Berlin'), tmp_path).trains
+    assert str(train.zone) == "Europe/Berlin"
+    error = error_for(edit('deploy_time: "18:00"', 'deploy_time: "18:00"\n    timezone: Europe/Berln'), tmp_path)
+    assert error.path == "trains.0.timezone"
+    assert "'Europe/Berln' is not an IANA timezone name" in str(error)
+    error = error_for(edit('deploy_time: "18:00"', 'deploy_time: "18:00+01:00"\n    timezone: Europe/Berlin'), tmp_path)
+    assert error.path == "trains.0.deploy_time"
+
+
+def test_blackouts_are_checked(tmp_path):
+    def blackout(spec: str) -> str:
+        return edit("    freeze_days: 3\n", f"    freeze_days: 3\n    blackouts:\n      - {spec}\n")
+
+    (train,) = load(blackout("{name: Year end, start: 2026-12-21, end: 2027-01-04}"), tmp_path).trains
+    assert train.blackouts[0].action == "move"  # the default
+    error = error_for(blackout("{name: Year end, start: 2027-01-04, end: 2026-12-21, action: skip}"), tmp_path)
+    assert error.path == "trains.0.blackouts.0.end"
+    assert "2026-12-21 is before start 2027-01-04" in str(error)
+    error = error_for(blackout("{name: Year end, start: 2026-12-21, end: 2027-01-04, action: delay}"), tmp_path)
+    assert error.path == "trains.0.blackouts.0.action"
+
+
+def test_capacity_is_a_count_or_a_total_with_department_quotas(tmp_path):
+    split = "capacity: {total: 12, by_department: {Sales Ops: 4, Finance Ops: 3}}"
+    (train,) = load(edit("capacity: 12", split), tmp_path).trains
+    assert (train.total_capacity, train.quotas) == (12, (("Sales Ops", 4), ("Finance Ops", 3)))
+    error = error_for(edit("capacity: 12", "capacity: {total: 5, by_department: {Sales Ops: 4, IT: 3}}"), tmp_path)
+    assert error.path == "trains.0.capacity.by_department"
+    assert "the quotas add up to 7, more than the total of 5" in str(error)
+    error = error_for(edit("capacity: 12", "capacity: {total: 5, by_department: {IT: 1, it: 1}}"), tmp_path)
+    assert error.path == "trains.0.capacity.by_department.it"
+    error = error_for(edit("capacity: 12", "capacity: {total: 0}"), tmp_path)
+    assert error.path == "trains.0.capacity.total"
+    assert "must be at least 1" in str(error)
+    error = error_for(edit("capacity: 12", "capacity: {totl: 5}"), tmp_path)
+    assert [path for path, _ in error.problems] == ["trains.0.capacity.total", "trains.0.capacity.totl"]
+    assert "unknown key 'totl'" in str(error)
+
+
+def test_expedite_and_open_releases(tmp_path):
+    text = edit("    freeze_days: 3\n", "    freeze_days: 3\n    open_releases: 2\n    expedite: {priorities: [critical, high]}\n")
+    (train,) = load(text, tmp_path).trains
+    assert (train.open_releases, train.expedite.priorities) == (2, ["critical", "high"])
+    error = error_for(edit("    freeze_days: 3\n", "    freeze_days: 3\n    expedite: {priorities: []}\n"), tmp_path)
+    assert error.path == "trains.0.expedite.priorities"

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from config.schema import Train
 from mapping.model import PRIORITIES, STATUSES
-from sync.planner import Candidate, Decision, PlannedRelease, materialize_releases, plan_releases
+from config.trains import folded
+from sync.planner import Candidate, Decision, PlannedRelease, bucket, limit, materialize_releases, plan_releases
+from sync.routing import plan_trains, train_for
 
 UTC = dt.timezone.utc
 ELIGIBLE = {"approved", "scheduled"}
@@ -58,9 +60,10 @@ R3 = release("BS-20261229", "2026-12-29 18:00")
 
 
 def req(key: str, priority: str | None = "medium", created: str | None = "2026-10-01T10:00:00Z", *,
-        status: str = "approved", release: str | None = None, pinned: bool = False, deleted: bool = False) -> Candidate:
+        status: str = "approved", release: str | None = None, pinned: bool = False, deleted: bool = False,
+        department: str | None = None, type: str | None = None, source: str | None = None) -> Candidate:
     return Candidate(key=key, status=status, priority=priority, created_at=created, release=release,
-                     pinned=pinned, deleted=deleted)
+                     pinned=pinned, deleted=deleted, department=department, type=type, source=source)
 
 
 def plan(releases, candidates, now=NOW):
@@ -238,6 +241,210 @@ def test_bad_input_is_refused():
     assert req("jira:1", created="").created() is None  # the store's "unknown"
 
 
+# --- department quotas ------------------------------------------------------------------
+
+SPLIT = (("Sales Ops", 1),)  # total 2: one seat for Sales Ops, one shared by everyone else
+
+
+def test_a_department_quota_caps_its_requests_and_the_others_share_the_rest():
+    r1, r2 = (dataclasses.replace(r, quotas=SPLIT) for r in (R1, R2))
+    assert plan([r1, r2], [
+        req("jira:1", "high", department="Sales Ops"),
+        req("jira:2", "high", department="sales ops "),  # names ignore case and outer spaces
+        req("jira:3", "low", department="Finance"),
+        req("jira:4", "low"),
+    ]) == {
+        "jira:1": ("BS-20261201", "planned: priority high, status approved, created 2026-10-01"),
+        "jira:2": ("BS-20261215", "planned: priority high, status approved, created 2026-10-01"),
+        "jira:3": ("BS-20261201", "planned: priority low, status approved, created 2026-10-01"),
+        "jira:4": ("BS-20261215", "planned: priority low, status approved, created 2026-10-01"),
+    }
+
+
+def test_a_full_quota_is_freed_only_by_its_own_department():
+    r1 = dataclasses.replace(R1, quotas=SPLIT)
+    assert plan([r1], [
+        req("jira:1", "low", release="BS-20261201", department="Finance"),
+        req("jira:2", "low", release="BS-20261201", department="Sales Ops"),
+        req("jira:3", "critical", department="Sales Ops"),
+    ]) == {
+        "jira:2": (None, "left release BS 20261201: bumped by jira:3, priority critical, no open release has room"),
+        "jira:3": ("BS-20261201", "planned: priority critical, status approved, created 2026-10-01"),
+    }
+
+
+def test_a_full_total_is_freed_by_any_less_urgent_request():
+    # Sales Ops has a seat left in its quota, but a pin outside any quota filled the total.
+    r1 = dataclasses.replace(R1, capacity=2, quotas=(("Sales Ops", 2),))
+    assert plan([r1], [
+        req("jira:1", "critical", release="BS-20261201", pinned=True, department="Finance"),
+        req("jira:2", "low", release="BS-20261201", department="Sales Ops"),
+        req("jira:3", "high", department="Sales Ops"),
+    ]) == {
+        "jira:2": (None, "left release BS 20261201: bumped by jira:3, priority high, no open release has room"),
+        "jira:3": ("BS-20261201", "planned: priority high, status approved, created 2026-10-01"),
+    }
+
+
+def test_a_release_over_a_quota_sheds_that_departments_least_urgent_request():
+    r1, r2 = (dataclasses.replace(r, capacity=3, quotas=SPLIT) for r in (R1, R2))
+    assert plan([r1, r2], [
+        req("jira:1", "high", release="BS-20261201", department="Sales Ops"),
+        req("jira:2", "low", release="BS-20261201", department="Sales Ops"),
+        req("jira:3", "low", release="BS-20261201", department="Finance"),
+    ]) == {"jira:2": ("BS-20261215", "moved from BS 20261201 (over capacity): priority low, status approved, created 2026-10-01")}
+
+
+def test_quota_helpers():
+    r1 = dataclasses.replace(R1, capacity=5, quotas=(("Sales Ops", 2), ("IT", 0)))
+    assert [bucket(req("jira:1", department=d), r1) for d in ("SALES OPS", "IT", "Finance", None)] == [
+        "sales ops", "it", None, None,
+    ]
+    assert [limit(r1, q) for q in ("sales ops", "it", None)] == [2, 0, 3]
+
+
+# --- expedite into frozen releases ----------------------------------------------------------
+
+FROZEN = release("BS-20261124", "2026-11-24 18:00", state="frozen", freeze_days=5)
+
+
+def expedited(releases, candidates, now=NOW):
+    decisions = plan_releases(releases, candidates, eligible_statuses=ELIGIBLE, now=now, expedite={"critical"})
+    return {d.key: (d.release, d.reason) for d in decisions}
+
+
+def test_an_expedited_request_enters_a_frozen_release_others_wait_for_the_next():
+    assert expedited([FROZEN, R1], [req("jira:1", "critical"), req("jira:2", "high")]) == {
+        "jira:1": ("BS-20261124", "planned (expedited into a frozen release): priority critical, status approved, "
+                                  "created 2026-10-01"),
+        "jira:2": ("BS-20261201", "planned: priority high, status approved, created 2026-10-01"),
+    }
+
+
+def test_an_expedited_request_may_bump_a_less_urgent_one_out_of_a_frozen_release():
+    full = dataclasses.replace(FROZEN, capacity=1)
+    assert expedited([full, R1], [req("jira:1", "low", release="BS-20261124"), req("jira:2", "critical")]) == {
+        "jira:1": ("BS-20261201", "moved from BS 20261124 (bumped by jira:2, priority critical): "
+                                  "priority low, status approved, created 2026-10-01"),
+        "jira:2": ("BS-20261124", "planned (expedited into a frozen release): priority critical, status approved, "
+                                  "created 2026-10-01"),
+    }
+    # Within capacity: a pinned or equally urgent request is never displaced.
+    assert expedited([full, R1], [req("jira:1", "critical", release="BS-20261124"), req("jira:2", "critical")]) == {
+        "jira:2": ("BS-20261201", "planned: priority critical, status approved, created 2026-10-01")
+    }
+
+
+def test_expedite_never_reaches_a_deploying_or_planned_release():
+    deploying = release("BS-20261120", "2026-11-20 08:00", state="deploying")
+    later = dataclasses.replace(R2, state="planned")
+    assert expedited([deploying, later], [req("jira:1", "critical")]) == {}
+
+
+# --- cancelled, planned and other trains' releases -----------------------------------------
+
+
+def test_requests_of_a_cancelled_release_are_planned_again_and_a_pin_in_it_is_removed():
+    cancelled = dataclasses.replace(R1, state="cancelled")
+    assert plan([cancelled, R2, R3], [
+        req("jira:1", "high", release="BS-20261201"),
+        req("jira:2", "low", release="BS-20261201", pinned=True),
+        req("jira:3", release="BS-20261201", status="in_progress"),
+        req("jira:4", release="BS-20261201", status="closed"),
+        req("jira:5", release="BS-20261201", status="triaged"),
+    ]) == {
+        "jira:1": ("BS-20261215", "moved from BS 20261201 (release BS 20261201 cancelled): "
+                                  "priority high, status approved, created 2026-10-01"),
+        "jira:2": ("BS-20261215", "moved from BS 20261201 (release BS 20261201 cancelled, pin removed): "
+                                  "priority low, status approved, created 2026-10-01"),
+        "jira:4": (None, "left release BS 20261201: status closed before release"),
+        "jira:5": (None, "left release BS 20261201: release BS 20261201 cancelled, status triaged is not eligible"),
+    }
+
+
+def test_a_planned_release_keeps_its_requests_but_takes_no_new_ones():
+    later = dataclasses.replace(R2, state="planned")
+    assert plan([R1, later], [
+        req("jira:1", "low", release="BS-20261215"),
+        req("jira:2", "high"), req("jira:3", "high"), req("jira:4", "high"),
+    ]) == {
+        "jira:2": ("BS-20261201", "planned: priority high, status approved, created 2026-10-01"),
+        "jira:3": ("BS-20261201", "planned: priority high, status approved, created 2026-10-01"),
+    }
+
+
+def test_a_request_from_another_trains_release_says_why_it_moved():
+    decisions = plan_releases([R1], [req("jira:1", release="HF-20261126")], eligible_statuses=ELIGIBLE, now=NOW,
+                              elsewhere={"HF-20261126": ("HF 2026.11.26", "routed to train BS")})
+    assert decisions == [Decision("jira:1", "BS-20261201", "moved from HF 2026.11.26 (routed to train BS): "
+                                                          "priority medium, status approved, created 2026-10-01")]
+
+
+# --- routing requests to trains ------------------------------------------------------------
+
+
+def trains_for_routing() -> list[Train]:
+    return [
+        train(name="hotfix", match={"priorities": ["critical"]}, expedite={"priorities": ["critical"]}),
+        train(name="sales", match={"departments": ["Sales Ops"], "sources": ["jira", "salesforce"]}),
+        train(name="BS"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "expected"),
+    [
+        (req("jira:1", "critical", department="Sales Ops"), "hotfix"),  # the first match wins
+        (req("jira:1", "high", department="SALES OPS", source="jira"), "sales"),
+        (req("airtable:1", "high", department="Sales Ops", source="airtable"), "BS"),
+        (req("jira:1", None, department=None, source="jira"), "BS"),
+    ],
+)
+def test_a_request_belongs_to_the_first_train_whose_match_takes_it(candidate, expected):
+    assert train_for(candidate, trains_for_routing()).name == expected
+
+
+def test_no_train_for_a_request_nothing_matches():
+    hotfix = trains_for_routing()[:1]
+    assert train_for(req("jira:1", "high"), hotfix) is None
+    assert train_for(req("jira:1", "critical"), hotfix).name == "hotfix"
+
+
+def test_each_train_plans_only_its_own_requests_and_a_rerouted_one_leaves_its_old_release():
+    hotfix_spec, _, bs_spec = trains_for_routing()
+    hotfix = [dataclasses.replace(R1, id="HF-20261201", name="HF 2026.12.01", train="hotfix", capacity=4)]
+    bs = [R1, R2]
+    decisions = plan_trains([(hotfix_spec, hotfix), (bs_spec, bs)], [
+        req("jira:1", "critical"),
+        req("jira:2", "high", release="HF-20261201"),  # was critical
+        req("jira:3", "high", release="HF-20261201", pinned=True),  # a pin wins over the match
+        req("jira:4", "high", release="HF-20261201", status="testing"),  # started work stays
+        req("jira:5", "critical", release="BS-20261201"),  # became critical: to the hotfix train
+    ], now=NOW)
+    assert {d.key: (d.release, d.reason) for d in decisions} == {
+        "jira:1": ("HF-20261201", "planned: priority critical, status approved, created 2026-10-01"),
+        "jira:2": ("BS-20261201", "moved from HF 2026.12.01 (routed to train BS): "
+                                  "priority high, status approved, created 2026-10-01"),
+        "jira:5": ("HF-20261201", "moved from BS 20261201 (routed to train hotfix): "
+                                  "priority critical, status approved, created 2026-10-01"),
+    }
+
+
+def test_a_request_no_train_takes_leaves_its_release():
+    hotfix_spec = trains_for_routing()[0]
+    hotfix = [dataclasses.replace(R1, id="HF-20261201", name="HF 2026.12.01", train="hotfix")]
+    decisions = plan_trains([(hotfix_spec, hotfix)], [
+        req("jira:1", "high", release="HF-20261201", department="IT", source="jira"),
+        req("jira:2", "high"),
+        req("jira:3", "high", release="HF-20261201", status="rejected"),
+    ], now=NOW)
+    assert decisions == [
+        Decision("jira:1", None, "left release HF 2026.12.01: no train takes it "
+                                 "(priority high, department IT, type none, source jira)"),
+        Decision("jira:3", None, "left release HF 2026.12.01: status rejected"),
+    ]
+
+
 # --- the planner: properties --------------------------------------------------------
 
 GONE = "BS-20240101"
@@ -365,3 +572,150 @@ def test_decisions_are_changes_and_planning_twice_changes_nothing_more(scenario)
     assert all(d.release != current[d.key] and d.reason for d in decisions)
     assert [d.key for d in decisions] == sorted(d.key for d in decisions)
     assert planned(releases, applied(candidates, decisions), now) == []
+
+
+# --- properties with department quotas, expedite, cancelled and planned releases --------------
+
+DEPARTMENTS = (None, "Sales Ops", "sales ops", "Finance", "IT")
+FOREIGN = "HF-20261203"
+
+
+@st.composite
+def rich_scenarios(draw):
+    """Like ``scenarios``, plus quotas, expedited priorities, user-cancelled releases,
+    ``open_releases`` (planned releases) and requests routed in from another train."""
+    spec = train(
+        cadence={"every_days": draw(st.integers(1, 21)), "anchor": "2026-12-01"},
+        freeze_days=draw(st.integers(0, 10)),
+        horizon=draw(st.integers(1, 5)),
+        open_releases=draw(st.none() | st.integers(1, 3)),
+        phases=[{"phase": "deployment", "days": draw(st.integers(0, 3)), "owner": "rm"}],
+    )
+    now = draw(st.datetimes(dt.datetime(2026, 11, 1), dt.datetime(2027, 1, 31), timezones=st.just(UTC)))
+    quotas = tuple(
+        (name, draw(st.integers(0, 2))) for name in ("Sales Ops", "IT") if draw(st.booleans())
+    )
+    releases = [
+        dataclasses.replace(
+            r,
+            capacity=sum(seats for _, seats in quotas) + draw(st.integers(0, 3)),
+            quotas=quotas,
+            state="cancelled" if draw(st.integers(0, 5)) == 0 else r.state,
+        )
+        for r in materialize_releases(spec, now)
+    ]
+    places = [None, GONE, FOREIGN] + [r.id for r in releases]
+    candidates = [
+        Candidate(
+            key=f"jira:{n}",
+            status=draw(st.sampled_from(STATUSES)),
+            priority=draw(st.sampled_from((*PRIORITIES, None))),
+            created_at=draw(st.sampled_from((None, "2026-09-01T00:00:00Z", "2026-10-01T00:00:00Z"))),
+            release=draw(st.sampled_from(places)),
+            pinned=draw(st.booleans()),
+            deleted=draw(st.integers(0, 9)) == 0,
+            department=draw(st.sampled_from(DEPARTMENTS)),
+        )
+        for n in range(draw(st.integers(0, 25)))
+    ]
+    expedite = frozenset(draw(st.sets(st.sampled_from(PRIORITIES), max_size=2)))
+    return releases, candidates, now, expedite
+
+
+def rich_planned(releases, candidates, now, expedite):
+    return plan_releases(releases, candidates, eligible_statuses=ELIGIBLE, now=now, expedite=expedite,
+                         elsewhere={FOREIGN: ("HF 2026.12.03", "routed to train BS")})
+
+
+def movable_after(c: Candidate) -> bool:
+    return not c.pinned and c.status not in STARTED | {"closed"}
+
+
+@SETTINGS
+@given(rich_scenarios())
+def test_total_capacity_and_department_quotas_are_never_exceeded_by_movable_requests(scenario):
+    releases, candidates, now, expedite = scenario
+    after = applied(candidates, rich_planned(releases, candidates, now, expedite))
+    for r in releases:
+        members = [c for c in after if c.release == r.id]
+        if r.state == "cancelled":
+            assert not [c for c in members if movable_after(c)], r.id
+            continue
+        assert len(members) <= r.capacity or not [c for c in members if movable_after(c)], r.id
+        for quota in {bucket(c, r) for c in members}:
+            held = [c for c in members if bucket(c, r) == quota]
+            assert len(held) <= limit(r, quota) or not [c for c in held if movable_after(c)], (r.id, quota)
+
+
+@SETTINGS
+@given(rich_scenarios())
+def test_pins_never_move_unless_their_release_is_cancelled(scenario):
+    releases, candidates, now, expedite = scenario
+    cancelled = {r.id for r in releases if r.state == "cancelled"}
+    decided = {d.key for d in rich_planned(releases, candidates, now, expedite)}
+    for c in candidates:
+        finished = c.deleted or c.status in ("rejected", "closed")
+        if c.pinned and c.release and not finished and c.status not in STARTED:
+            assert (c.key in decided) == (c.release in cancelled), c
+        if c.status in STARTED and not c.deleted:
+            assert c.key not in decided
+
+
+@SETTINGS
+@given(rich_scenarios())
+def test_no_newcomer_in_a_frozen_release_except_expedited_ones(scenario):
+    releases, candidates, now, expedite = scenario
+    by_id = {r.id: r for r in releases}
+    priority = {c.key: c.priority for c in candidates}
+    for decision in rich_planned(releases, candidates, now, expedite):
+        if decision.release is None:
+            continue
+        target = by_id[decision.release]
+        assert target.state in ("open", "frozen") and now < target.deploy_at
+        if not (target.state == "open" and now < target.freeze_at):
+            assert priority[decision.key] in expedite, decision
+            assert "expedited into a frozen release" in decision.reason
+
+
+@SETTINGS
+@given(rich_scenarios(), st.randoms(use_true_random=False))
+def test_rich_output_does_not_depend_on_input_order(scenario, random):
+    releases, candidates, now, expedite = scenario
+    shuffled_releases, shuffled_candidates = releases[:], candidates[:]
+    random.shuffle(shuffled_releases)
+    random.shuffle(shuffled_candidates)
+    assert rich_planned(shuffled_releases, shuffled_candidates, now, expedite) == rich_planned(
+        releases, candidates, now, expedite
+    )
+
+
+@SETTINGS
+@given(rich_scenarios())
+def test_priority_order_among_newly_placed_within_one_quota_and_one_kind(scenario):
+    # A department with a free quota may rightly go ahead of a more urgent request whose
+    # quota is full, and expedited requests have frozen releases to themselves: the
+    # order holds among requests that compete for the same seats.
+    releases, candidates, now, expedite = scenario
+    decisions = {d.key: d.release for d in rich_planned(releases, candidates, now, expedite)}
+    deploy = {r.id: r.deploy_at for r in releases}
+    quota_names = {folded(name) for r in releases for name, _ in r.quotas}
+
+    def kind(c: Candidate):
+        department = folded(c.department)
+        return (department if department in quota_names else None), c.priority in expedite
+
+    placed = sorted((c for c in candidates if decisions.get(c.key)), key=order)
+    for earlier in placed:
+        for later in placed:
+            if order(earlier) < order(later) and kind(earlier) == kind(later):
+                assert deploy[decisions[earlier.key]] <= deploy[decisions[later.key]], (earlier.key, later.key)
+
+
+@SETTINGS
+@given(rich_scenarios())
+def test_rich_decisions_have_reasons_and_planning_twice_changes_nothing_more(scenario):
+    releases, candidates, now, expedite = scenario
+    decisions = rich_planned(releases, candidates, now, expedite)
+    current = {c.key: c.release for c in candidates}
+    assert all(d.release != current[d.key] and d.reason for d in decisions)
+    assert rich_planned(releases, applied(candidates, decisions), now, expedite) == []
