@@ -64,7 +64,9 @@ class Cadence(Strict):
     def _one_form(self) -> Cadence:
         if self.every_days is not None:
             if self.every_weeks is not None or self.weekday is not None:
-                raise KeyPathError(("every_days",), "give either every_days (with anchor) or every_weeks with weekday, not both")
+                raise KeyPathError(
+                    ("every_days",), "give either every_days (with anchor) or every_weeks with weekday, not both"
+                )
             if self.anchor is None:
                 raise KeyPathError(("anchor",), "required key missing: every_days counts from this deploy date")
             return self
@@ -74,7 +76,9 @@ class Cadence(Strict):
                 "required key missing: say every_days with anchor, or every_weeks with weekday",
             )
         if self.weekday is None:
-            raise KeyPathError(("weekday",), f"required key missing: the day of the week to deploy on ({_one_of(WEEKDAYS)})")
+            raise KeyPathError(
+                ("weekday",), f"required key missing: the day of the week to deploy on ({_one_of(WEEKDAYS)})"
+            )
         if self.anchor is None and self.every_weeks > 1:
             raise KeyPathError(
                 ("anchor",), f"required key missing: a {self.weekday} that deploys, so relsync knows which weeks",

@@ -109,7 +109,9 @@ def _phases(train: Train, day: dt.date) -> tuple[PhaseWindow, ...]:
     deployed = day + _deploy_days(train) * DAY
     for phase in train.phases:
         if phase.phase == "deployment":
-            windows[phase.phase] = PhaseWindow(phase.phase, local_at(train, day), local_at(train, deployed), phase.owner)
+            windows[phase.phase] = PhaseWindow(
+                phase.phase, local_at(train, day), local_at(train, deployed), phase.owner
+            )
         elif phase.phase == "maintenance":
             windows[phase.phase] = PhaseWindow(
                 phase.phase, local_at(train, deployed), local_at(train, deployed + phase.days * DAY), phase.owner

@@ -62,6 +62,8 @@ __all__ = [
     "Decision",
     "PhaseWindow",
     "PlannedRelease",
+    "bucket",
+    "limit",
     "materialize_releases",
     "plan_releases",
 ]
@@ -193,7 +195,9 @@ class _Seats:
         for quota in sorted({bucket(c, release) for c in self.movable[release.id]}, key=str):
             excess = self.quota.get((release.id, quota), 0) - limit(release, quota)
             # Newest and least urgent leave first: the reverse of the planning order.
-            held = sorted((c for c in self.movable[release.id] if bucket(c, release) == quota), key=_order, reverse=True)
+            held = sorted(
+                (c for c in self.movable[release.id] if bucket(c, release) == quota), key=_order, reverse=True
+            )
             leaving += held[: max(excess, 0)]
         excess = self.total[release.id] - len(leaving) - release.capacity
         rest = sorted((c for c in self.movable[release.id] if c not in leaving), key=_order, reverse=True)
@@ -202,7 +206,9 @@ class _Seats:
             self.remove(release, candidate)
         return leaving
 
-    def seat(self, candidate: Candidate, allowed: list[PlannedRelease]) -> tuple[PlannedRelease | None, Candidate | None]:
+    def seat(
+        self, candidate: Candidate, allowed: list[PlannedRelease]
+    ) -> tuple[PlannedRelease | None, Candidate | None]:
         """The earliest allowed release with room, or with a less urgent request to bump."""
         rank = _order(candidate)[0]
         for release in allowed:

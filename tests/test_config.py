@@ -349,8 +349,7 @@ def test_all_three_example_plans_critical_requests_on_a_weekly_hotfix_train():
 
 
 def test_a_train_after_a_catch_all_is_an_error_naming_the_match(tmp_path):
-    second = "\n  - name: hotfix\n    match: {priorities: [critical]}\n    cadence: {every_weeks: 1, weekday: thursday}\n"
-    error = error_for(JIRA_EXAMPLE + second, tmp_path)
+    error = error_for(JIRA_EXAMPLE + HOTFIX, tmp_path)
     assert error.path == "trains.0.match"
     assert "takes every request (no match), so 'hotfix' after it would never get any" in str(error)
     assert load(with_train_before(JIRA_EXAMPLE), tmp_path).trains[0].name == "hotfix"
@@ -371,7 +370,8 @@ def test_match_must_say_something_and_name_known_sources(tmp_path):
 @pytest.mark.parametrize(
     ("cadence", "path", "problem"),
     [
-        ("{every_weeks: 2, weekday: tuesday, anchor: 2026-01-07}", "anchor", "2026-01-07 is a wednesday, not a tuesday"),
+        ("{every_weeks: 2, weekday: tuesday, anchor: 2026-01-07}", "anchor",
+         "2026-01-07 is a wednesday, not a tuesday"),
         ("{every_weeks: 2, weekday: tuesday}", "anchor", "a tuesday that deploys"),
         ("{every_weeks: 1}", "weekday", "required key missing"),
         ("{every_days: 7, every_weeks: 1, weekday: monday, anchor: 2026-01-05}", "every_days", "not both"),
@@ -391,7 +391,8 @@ def test_every_n_weeks_on_a_weekday(tmp_path):
     text = edit("    cadence:\n      every_days: 14\n      anchor: 2026-01-06\n",
                 "    cadence: {every_weeks: 2, weekday: Tuesday, anchor: 2026-01-06}\n")
     (train,) = load(text, tmp_path).trains
-    assert (train.cadence.step_days, train.cadence.origin, train.cadence.weekday) == (14, dt.date(2026, 1, 6), "tuesday")
+    cadence = train.cadence
+    assert (cadence.step_days, cadence.origin, cadence.weekday) == (14, dt.date(2026, 1, 6), "tuesday")
 
 
 def test_timezone_is_an_iana_name_and_excludes_an_offset_on_the_time(tmp_path):
@@ -435,7 +436,8 @@ def test_capacity_is_a_count_or_a_total_with_department_quotas(tmp_path):
 
 
 def test_expedite_and_open_releases(tmp_path):
-    text = edit("    freeze_days: 3\n", "    freeze_days: 3\n    open_releases: 2\n    expedite: {priorities: [critical, high]}\n")
+    text = edit("    freeze_days: 3\n",
+                "    freeze_days: 3\n    open_releases: 2\n    expedite: {priorities: [critical, high]}\n")
     (train,) = load(text, tmp_path).trains
     assert (train.open_releases, train.expedite.priorities) == (2, ["critical", "high"])
     error = error_for(edit("    freeze_days: 3\n", "    freeze_days: 3\n    expedite: {priorities: []}\n"), tmp_path)

@@ -9,9 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.schema import Train
-from mapping.model import PRIORITIES, STATUSES
 from config.trains import folded
-from sync.planner import Candidate, Decision, PlannedRelease, bucket, limit, materialize_releases, plan_releases
+from mapping.model import PRIORITIES, STATUSES
+from sync.planner import (
+    Candidate,
+    Decision,
+    PlannedRelease,
+    bucket,
+    limit,
+    materialize_releases,
+    plan_releases,
+)
 from sync.routing import plan_trains, train_for
 
 UTC = dt.timezone.utc
@@ -292,7 +300,9 @@ def test_a_release_over_a_quota_sheds_that_departments_least_urgent_request():
         req("jira:1", "high", release="BS-20261201", department="Sales Ops"),
         req("jira:2", "low", release="BS-20261201", department="Sales Ops"),
         req("jira:3", "low", release="BS-20261201", department="Finance"),
-    ]) == {"jira:2": ("BS-20261215", "moved from BS 20261201 (over capacity): priority low, status approved, created 2026-10-01")}
+    ]) == {"jira:2": (
+        "BS-20261215", "moved from BS 20261201 (over capacity): priority low, status approved, created 2026-10-01"
+    )}
 
 
 def test_quota_helpers():

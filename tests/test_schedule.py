@@ -34,7 +34,8 @@ def db(tmp_path):
     store.close()
 
 
-def add(db, key: str, priority: str, department: str, *, status: str = "approved", created: str = "2026-10-01T00:00:00Z"):
+def add(db, key: str, priority: str, department: str, *, status: str = "approved",
+        created: str = "2026-10-01T00:00:00Z"):
     source, native = key.split(":")
     db["change_requests"].insert({
         "key": key, "source": source, "system": source, "native_id": native, "title": key,
