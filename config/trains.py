@@ -319,8 +319,19 @@ class Train(Strict):
 
 def check_trains(trains: Sequence[Train], sources: Collection[str] | None) -> None:
     """Checks across trains: requests go to the first train whose match takes them, so
-    a catch-all (no ``match``) must be the last train; ``match.sources`` name sources."""
+    a catch-all (no ``match``) must be the last train; ``match.sources`` name sources;
+    release names of different trains differ."""
+    names: dict[str, str] = {}
     for index, train in enumerate(trains):
+        # Release names are unique across trains too: two trains deploying on one day
+        # must not name their releases alike.
+        sample = train.release_name_for(SAMPLE_DEPLOY)
+        if sample in names:
+            raise KeyPathError(
+                (index, "release_name"),
+                f"gives the same names as train {names[sample]!r} (e.g. {sample!r}); include {{train}} or another word",
+            )
+        names[sample] = train.name
         if train.catch_all and index != len(trains) - 1:
             later = ", ".join(repr(t.name) for t in trains[index + 1:])
             raise KeyPathError(

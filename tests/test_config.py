@@ -355,6 +355,12 @@ def test_a_train_after_a_catch_all_is_an_error_naming_the_match(tmp_path):
     assert load(with_train_before(JIRA_EXAMPLE), tmp_path).trains[0].name == "hotfix"
 
 
+def test_two_trains_may_not_name_their_releases_alike(tmp_path):
+    error = error_for(with_train_before(JIRA_EXAMPLE, HOTFIX + '    release_name: "BS {deploy:%Y.%m.%d}"\n'), tmp_path)
+    assert error.path == "trains.1.release_name"
+    assert "same names as train 'hotfix' (e.g. 'BS 2026.11.24')" in str(error)
+
+
 def test_match_must_say_something_and_name_known_sources(tmp_path):
     error = error_for(with_train_before(JIRA_EXAMPLE, HOTFIX.replace("{priorities: [critical]}", "{}")), tmp_path)
     assert error.path == "trains.0.match"
