@@ -55,9 +55,12 @@ def connect(
 ) -> SalesforceConnector:
     """A connector for one configured Salesforce source; ``paths`` are the mapped source paths."""
     auth = config.auth
-    refresh = read_secret(auth.refresh_token_env, "refresh_token_env") if auth.refresh_token_env else None
-    return SalesforceConnector(name, config, paths=paths, client_id=read_secret(auth.client_id_env, "client_id_env"),
-                               client_secret=read_secret(auth.client_secret_env, "client_secret_env"), refresh_token=refresh)
+    return SalesforceConnector(
+        name, config, paths=paths,
+        client_id=read_secret(auth.client_id_env, "client_id_env"),
+        client_secret=read_secret(auth.client_secret_env, "client_secret_env"),
+        refresh_token=read_secret(auth.refresh_token_env, "refresh_token_env") if auth.refresh_token_env else None,
+    )
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -134,7 +137,8 @@ class SalesforceConnector:
         self.session = trust(requests.Session(), config.ca_bundle)
         self.session.hooks["response"].append(self._observe)
         # simple-salesforce passes no timeout: without one a stalled connection hangs the run.
-        self.session.request = functools.partial(self.session.request, timeout=config.timeout_seconds)  # type: ignore[method-assign]
+        request = functools.partial(self.session.request, timeout=config.timeout_seconds)
+        self.session.request = request  # type: ignore[method-assign]
         self._sf: Salesforce | None = None
         self._since: str | None = None  # the watermark this run's pull started from
 
@@ -209,9 +213,11 @@ class SalesforceConnector:
         if isinstance(body, dict) and body.get("error"):
             refusal = f"{body['error']}: {body.get('error_description')}"
         else:  # a 200 without a token is not echoed: it could hold one
-            refusal = f"HTTP {response.status_code}: " + (response.text[:200] if response.status_code != 200 else "no token")
+            shown = response.text[:200] if response.status_code != 200 else "no token"
+            refusal = f"HTTP {response.status_code}: {shown}"
         if response.status_code in (400, 401, 403):
-            raise SourceConfigError(SYSTEM, f"login refused by {self.config.url}: {refusal} (check sources.{self.name}.auth)")
+            hint = f"check sources.{self.name}.auth"
+            raise SourceConfigError(SYSTEM, f"login refused by {self.config.url}: {refusal} ({hint})")
         raise classify_status(SYSTEM, response.status_code, f"login at {self.config.url} failed: {refusal}")
 
     # -- pull -------------------------------------------------------------------
@@ -327,7 +333,8 @@ class SalesforceConnector:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), READ_BATCH):
             batch = ids[start : start + READ_BATCH]
-            soql = format_soql(f"SELECT Id, IsDeleted, {', '.join(fields)} FROM {self.config.object} WHERE Id IN {{}}", batch)
+            select = f"SELECT Id, IsDeleted, {', '.join(fields)} FROM {self.config.object}"
+            soql = format_soql(select + " WHERE Id IN {}", batch)
             for response in self._query(soql):
                 found.update({r["Id"]: r for r in response.get("records", []) if not r.get("IsDeleted")})
         return found

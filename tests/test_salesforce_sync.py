@@ -6,13 +6,14 @@ relsync against a fresh store. API calls are counted by the sandbox itself.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import os
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from connectors.sandbox.salesforce_query import PAGING_TRIGGER
 from connectors.sandbox.server import RunningSandbox, serve
 from sync import engine
 from sync.cli import main
-from sync.demo import EXAMPLES, sandbox_config
+from sync.demo import EXAMPLES
 from sync.store import open_store
 
 CLIENT_ID = "3MVG9relsyncSyncTestsConsumerKey"
@@ -138,31 +139,36 @@ class Org:
 
 def org_config(url: str, ca_file: Path, folder: Path, *, object_name: str, source: dict[str, Any],
                train: dict[str, Any]) -> Path:
-    """A config file for the org, from the shipped example for the object, with overrides."""
-    if object_name == "Case":
-        description = {"salesforce": {"url": url, "env": ENV, "object": "Case", "record_type": "Change Request",
-                                      "ca_pem": ca_file.read_text()}}
-        raw = sandbox_config(description, folder / "relsync.db", folder)
-    else:
-        raw = yaml.safe_load((EXAMPLES / "salesforce-custom-object.yaml").read_text())
-        raw["store"] = str(folder / "relsync.db")
-        raw["sources"]["salesforce"].update(url=url, ca_bundle=str(ca_file))
-    raw["sources"]["salesforce"].update(source)
-    raw["trains"][0].update(train)
+    """A config file for the org: the shipped example for the object, pointed at the org, with overrides."""
+    example = "salesforce.yaml" if object_name == "Case" else "salesforce-custom-object.yaml"
+    raw = yaml.safe_load((EXAMPLES / example).read_text())
+    raw["store"] = str(folder / "relsync.db")
+    raw["sources"]["salesforce"].update(url=url, ca_bundle=str(ca_file), **source)
+    (only_train,) = raw["trains"]
+    only_train.update(train)
     path = folder / "relsync.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
 
+@contextlib.contextmanager
 def start_org(authority: tuple[trustme.CA, ssl.SSLContext, Path], folder: Path, records: int, *, seed: int = 7,
               object_name: str = "Case", source: dict[str, Any] | None = None,
               train: dict[str, Any] | None = None) -> Iterator[Org]:
+    """A seeded org served over HTTPS and a config for it (``source``/``train`` override the example)."""
     app = create_salesforce_app(records=records, seed=seed, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                                 object_name=object_name)
     with serve(app, ssl_context=authority[1]) as running:
         path = org_config(running.url, authority[2], folder, object_name=object_name, source=source or {},
                           train=train or {})
         yield Org(running, authority[2], path, load_config(path), dict(ENV))
+
+
+@pytest.fixture
+def make_org(authority, tmp_path) -> Iterator[Callable[..., Org]]:
+    """``make_org(records, **options)``: an org for this test, stopped at its end."""
+    with contextlib.ExitStack() as stack:
+        yield lambda records, **options: stack.enter_context(start_org(authority, tmp_path, records, **options))
 
 
 def count(calls: dict[str, int], *keys: str) -> int:
@@ -199,7 +205,8 @@ def expire_locators(org: Org) -> Any:
 @pytest.fixture
 def org_2500(authority, tmp_path) -> Iterator[Org]:
     """2,500 change-request Cases, pulled 400 per page."""
-    yield from start_org(authority, tmp_path, 2500, source={"page_size": 400})
+    with start_org(authority, tmp_path, 2500, source={"page_size": 400}) as org:
+        yield org
 
 
 def test_a_modstamp_tie_across_pages_and_a_stopped_run_loses_and_duplicates_nothing(org_2500):
@@ -236,7 +243,8 @@ def test_a_modstamp_tie_across_pages_and_a_stopped_run_loses_and_duplicates_noth
 @pytest.fixture
 def org_5000(authority, tmp_path) -> Iterator[Org]:
     """5,000 change-request Cases, default page size (2,000); three releases of 250."""
-    yield from start_org(authority, tmp_path, 5000, train={"capacity": 250, "horizon": 3})
+    with start_org(authority, tmp_path, 5000, train={"capacity": 250, "horizon": 3}) as org:
+        yield org
 
 
 def test_initial_pull_costs_the_minimum_and_a_quiet_run_two_calls(org_5000):
@@ -276,7 +284,8 @@ def test_initial_pull_costs_the_minimum_and_a_quiet_run_two_calls(org_5000):
 @pytest.fixture
 def org_450(authority, tmp_path) -> Iterator[Org]:
     """450 change-request Cases, default page size."""
-    yield from start_org(authority, tmp_path, 450)
+    with start_org(authority, tmp_path, 450) as org:
+        yield org
 
 
 UNPLANNED = "select key, native_id from change_requests where key not in (select request from assignments)"
@@ -313,75 +322,74 @@ def test_soft_and_hard_deletes_are_marked_deleted_on_the_next_run(org_450):
     assert calls[QUERY] == 2 and writes(calls) == 0
 
 
-def test_a_gap_longer_than_the_delete_log_is_closed_by_a_full_id_reconcile(authority, tmp_path):
-    for org in start_org(authority, tmp_path, 450, source={"page_size": 200}):
-        org.run()
-        org.run()
-        victim = org.rows(UNPLANNED + " order by native_id desc limit 1")[0]
-        org.sf().Case.delete(victim["native_id"])
-        org.knob("/salesforce/purge-deleted")
-        org.knob("/salesforce/advance-clock", {"seconds": 16 * 24 * 3600})  # relsync was off for 16 days
-        org.on_next_page(expire_locators(org))  # and the reconcile's cursor dies after its first page
-        org.reset_calls()
+def test_a_gap_longer_than_the_delete_log_is_closed_by_a_full_id_reconcile(make_org):
+    org = make_org(450, source={"page_size": 200})
+    org.run()
+    org.run()
+    victim = org.rows(UNPLANNED + " order by native_id desc limit 1")[0]
+    org.sf().Case.delete(victim["native_id"])
+    org.knob("/salesforce/purge-deleted")
+    org.knob("/salesforce/advance-clock", {"seconds": 16 * 24 * 3600})  # relsync was off for 16 days
+    org.on_next_page(expire_locators(org))  # and the reconcile's cursor dies after its first page
+    org.reset_calls()
 
-        report = org.run()
+    report = org.run()
 
-        assert report.exit_code == 0, report.messages
-        assert report.pulled["salesforce"]["deleted"] == 1
-        assert org.one("select deleted_at from change_requests where key = ?", [victim["key"]])
-        assert deletion_events(org, victim["key"]) == 1
-        assert org.one("select count(*) from change_requests where deleted_at is null") == 449
-        calls = org.calls()
-        # The pull; Get Deleted refused (INVALID_REPLICATION_DATE); the id listing: 200, an expired
-        # locator, then the rest after the 200th id: 200 + 49.
-        assert calls[DELETED] == 1 and calls[QUERY] == 1 + 2 and calls[QUERY_MORE] == 2
-        assert org.statuses()["400"] == 2
-        assert writes(calls) == 0
+    assert report.exit_code == 0, report.messages
+    assert report.pulled["salesforce"]["deleted"] == 1
+    assert org.one("select deleted_at from change_requests where key = ?", [victim["key"]])
+    assert deletion_events(org, victim["key"]) == 1
+    assert org.one("select count(*) from change_requests where deleted_at is null") == 449
+    calls = org.calls()
+    # The pull; Get Deleted refused (INVALID_REPLICATION_DATE); the id listing: 200, an expired
+    # locator, then the rest after the 200th id: 200 + 49.
+    assert calls[DELETED] == 1 and calls[QUERY] == 1 + 2 and calls[QUERY_MORE] == 2
+    assert org.statuses()["400"] == 2
     assert writes(calls) == 0
 
 
 # -- query cursors ------------------------------------------------------------------------
 
 
-def test_an_expired_query_locator_restarts_just_after_the_last_record(authority, tmp_path):
-    for org in start_org(authority, tmp_path, 2500, source={"page_size": 1000}):
-        org.on_next_page(expire_locators(org))  # the cursor dies between the first and second page
+def test_an_expired_query_locator_restarts_just_after_the_last_record(make_org):
+    org = make_org(2500, source={"page_size": 1000})
+    org.on_next_page(expire_locators(org))  # the cursor dies between the first and second page
 
-        report = org.run()
+    report = org.run()
 
-        assert report.exit_code == 0, report.messages
-        assert report.pulled["salesforce"]["pulled"] == 2500
-        assert org.one("select count(*) from change_requests") == 2500
-        created = org.rows("select request, count(*) as n from audit where field = '*' group by request")
-        assert len(created) == 2500 and {r["n"] for r in created} == {1}
-        written = org.one("select count(distinct request) from outbox where state = 'done'")
-        calls = org.calls()
-        # query (1,000) -> query-more refused -> query after the 1,000th record (1,000) -> query-more (500)
-        assert calls[QUERY] == 2 + math.ceil(written / 800)
-        assert calls[QUERY_MORE] == 2 and org.statuses()["400"] == 1
+    assert report.exit_code == 0, report.messages
+    assert report.pulled["salesforce"]["pulled"] == 2500
+    assert org.one("select count(*) from change_requests") == 2500
+    created = org.rows("select request, count(*) as n from audit where field = '*' group by request")
+    assert len(created) == 2500 and {r["n"] for r in created} == {1}
+    written = org.one("select count(distinct request) from outbox where state = 'done'")
+    calls = org.calls()
+    # query (1,000) -> query-more refused -> query after the 1,000th record (1,000) -> query-more (500)
+    assert calls[QUERY] == 2 + math.ceil(written / 800)
+    assert calls[QUERY_MORE] == 2 and org.statuses()["400"] == 1
 
 
-def test_a_record_edited_while_paging_then_an_expired_locator_loses_nothing(authority, tmp_path):
-    for org in start_org(authority, tmp_path, 2500, source={"page_size": 500}):
-        ordered = change_request_ids(org)
-        edited = ordered[999]  # the last record of the second page
-        state = org.state
+def test_a_record_edited_while_paging_then_an_expired_locator_loses_nothing(make_org):
+    org = make_org(2500, source={"page_size": 500})
+    ordered = change_request_ids(org)
+    edited = ordered[999]  # the last record of the second page
+    state = org.state
 
-        def edit_then_expire_later() -> None:
-            with state.lock:
-                row = state.tables["Case"][edited]
-                state.update(row, {"Subject": "Edited while relsync paged"}, state.stamp())
-            org.on_next_page(expire_locators(org))
+    def edit_then_expire_later() -> None:
+        with state.lock:
+            row = state.tables["Case"][edited]
+            state.update(row, {"Subject": "Edited while relsync paged"}, state.stamp())
+        org.on_next_page(expire_locators(org))
 
-        org.on_next_page(edit_then_expire_later)
-        first = org.run()
-        stopped_at = org.one("select count(*) from change_requests")
-        org.run()
+    org.on_next_page(edit_then_expire_later)
+    first = org.run()
+    stopped_at = org.one("select count(*) from change_requests")
+    org.run()
 
-        assert first.exit_code == 0, first.messages
-        assert org.one("select count(*) from change_requests") == 2500, f"first run stored {stopped_at}"
-        assert org.one("select title from change_requests where native_id = ?", [edited]) == \
-            "Edited while relsync paged"
+    assert first.exit_code == 0, first.messages
+    assert org.one("select count(*) from change_requests") == 2500, f"first run stored {stopped_at}"
+    assert org.one("select title from change_requests where native_id = ?", [edited]) == \
+        "Edited while relsync paged"
 
 
 # -- writing back -------------------------------------------------------------------------
@@ -389,7 +397,9 @@ def test_a_record_edited_while_paging_then_an_expired_locator_loses_nothing(auth
 @pytest.fixture
 def org_1500(authority, tmp_path) -> Iterator[Org]:
     """1,500 change-request Cases (523 approved) in pages of 1,000; three releases of 150 each."""
-    yield from start_org(authority, tmp_path, 1500, source={"page_size": 1000}, train={"capacity": 150, "horizon": 3})
+    with start_org(authority, tmp_path, 1500, source={"page_size": 1000},
+                   train={"capacity": 150, "horizon": 3}) as org:
+        yield org
 
 
 def test_450_writes_cost_three_collection_calls_and_one_refused_record_fails_alone(org_1500):
@@ -437,29 +447,29 @@ def test_450_writes_cost_three_collection_calls_and_one_refused_record_fails_alo
     assert sf.Case.get(refused)["Release__c"] == next(p["name"] for p in planned if p["native_id"] == refused)
 
 
-def test_quota_share_stops_the_pull_cleanly_and_the_next_run_resumes(authority, tmp_path):
-    for org in start_org(authority, tmp_path, 2500, source={"page_size": 500, "quota_share": 0.8}):
-        org.knob("/salesforce/limits", {"used": 77, "max": 100})  # 80 % is reached after three calls
+def test_quota_share_stops_the_pull_cleanly_and_the_next_run_resumes(make_org):
+    org = make_org(2500, source={"page_size": 500, "quota_share": 0.8})
+    org.knob("/salesforce/limits", {"used": 77, "max": 100})  # 80 % is reached after three calls
 
-        first = org.run()
+    first = org.run()
 
-        assert first.exit_code == 1 and first.status == "failed"
-        assert any("sources.salesforce.quota_share" in m and "80/100" in m for m in first.messages), first.messages
-        assert org.one("select count(*) from change_requests") == 1500  # the three stored pages are kept
-        calls = org.calls()
-        assert queries(calls) == 3 and writes(calls) == 0 and DELETED not in calls
-        assert org.state.quota.used == 80
-        assert org.one("select count(*) from outbox where state = 'done'") == 0
+    assert first.exit_code == 1 and first.status == "failed"
+    assert any("sources.salesforce.quota_share" in m and "80/100" in m for m in first.messages), first.messages
+    assert org.one("select count(*) from change_requests") == 1500  # the three stored pages are kept
+    calls = org.calls()
+    assert queries(calls) == 3 and writes(calls) == 0 and DELETED not in calls
+    assert org.state.quota.used == 80
+    assert org.one("select count(*) from outbox where state = 'done'") == 0
 
-        org.knob("/salesforce/limits", {"max": 15000})
-        second = org.run()
+    org.knob("/salesforce/limits", {"max": 15000})
+    second = org.run()
 
-        assert second.exit_code == 0, second.messages
-        assert second.pulled["salesforce"]["created"] == 1000
-        assert org.one("select count(*) from change_requests") == 2500
-        created = org.rows("select request, count(*) as n from audit where field = '*' group by request")
-        assert len(created) == 2500 and {r["n"] for r in created} == {1}
-        assert second.pushed["salesforce"]["written"] > 0
+    assert second.exit_code == 0, second.messages
+    assert second.pulled["salesforce"]["created"] == 1000
+    assert org.one("select count(*) from change_requests") == 2500
+    created = org.rows("select request, count(*) as n from audit where field = '*' group by request")
+    assert len(created) == 2500 and {r["n"] for r in created} == {1}
+    assert second.pushed["salesforce"]["written"] > 0
 
 
 def test_an_edit_between_pull_and_push_is_a_conflict_not_an_overwrite(org_450):
@@ -538,19 +548,20 @@ def test_server_errors_timeouts_and_the_concurrency_limit_are_retried_by_one_pol
     assert org.statuses()["403"] >= 1
 
 
-def test_a_session_that_expires_mid_pull_logs_in_again(authority, tmp_path):
-    for org in start_org(authority, tmp_path, 2500, source={"page_size": 1000}):
-        def expire_sessions() -> None:
-            with org.state.lock:
-                org.state.sessions.access.clear()
+def test_a_session_that_expires_mid_pull_logs_in_again(make_org):
+    org = make_org(2500, source={"page_size": 1000})
 
-        org.on_next_page(expire_sessions)
+    def expire_sessions() -> None:
+        with org.state.lock:
+            org.state.sessions.access.clear()
 
-        report = org.run()
+    org.on_next_page(expire_sessions)
 
-        assert report.exit_code == 0, report.messages
-        assert org.one("select count(*) from change_requests") == 2500
-        assert org.calls()[TOKEN] == 2 and org.statuses()["401"] == 1
+    report = org.run()
+
+    assert report.exit_code == 0, report.messages
+    assert org.one("select count(*) from change_requests") == 2500
+    assert org.calls()[TOKEN] == 2 and org.statuses()["401"] == 1
 
 
 # -- relsync check --online and the custom object ------------------------------------------
@@ -574,24 +585,24 @@ def test_check_online_names_a_status_missing_from_the_picklist(org_450):
     assert "Triage" not in broken.output
 
 
-def test_a_custom_object_syncs_like_cases(authority, tmp_path):
-    for org in start_org(authority, tmp_path, 300, object_name="Change_Request__c"):
-        check = CliRunner().invoke(main, ["check", "--config", str(org.config_path), "--online"], env=org.env)
-        assert check.exit_code == 0, check.output
+def test_a_custom_object_syncs_like_cases(make_org):
+    org = make_org(300, object_name="Change_Request__c")
+    check = CliRunner().invoke(main, ["check", "--config", str(org.config_path), "--online"], env=org.env)
+    assert check.exit_code == 0, check.output
 
-        report = org.run()
+    report = org.run()
 
-        assert report.exit_code == 0, report.messages
-        assert report.pulled["salesforce"]["pulled"] == 300
-        assert org.one("select count(*) from change_requests where key like 'salesforce:a0%'") == 300
-        planned = {r["native_id"]: r["name"] for r in org.rows(
-            "select r.native_id, rel.name from assignments a join change_requests r on r.key = a.request "
-            "join releases rel on rel.id = a.release")}
-        assert planned
-        shown = org.sf().query_all(format_soql("SELECT Id, Release__c, Status__c FROM Change_Request__c "
-                                               "WHERE Id IN {}", list(planned)))
-        assert {r["Id"]: r["Release__c"] for r in shown["records"]} == planned
-        assert {r["Status__c"] for r in shown["records"]} <= {"Scheduled", "Testing", "Deployed"}
+    assert report.exit_code == 0, report.messages
+    assert report.pulled["salesforce"]["pulled"] == 300
+    assert org.one("select count(*) from change_requests where key like 'salesforce:a0%'") == 300
+    planned = {r["native_id"]: r["name"] for r in org.rows(
+        "select r.native_id, rel.name from assignments a join change_requests r on r.key = a.request "
+        "join releases rel on rel.id = a.release")}
+    assert planned
+    shown = org.sf().query_all(format_soql("SELECT Id, Release__c, Status__c FROM Change_Request__c "
+                                           "WHERE Id IN {}", list(planned)))
+    assert {r["Id"]: r["Release__c"] for r in shown["records"]} == planned
+    assert {r["Status__c"] for r in shown["records"]} <= {"Scheduled", "Testing", "Deployed"}
 
 
 # -- replay -------------------------------------------------------------------------------
@@ -640,7 +651,8 @@ def replay_org(authority, tmp_path) -> Iterator[tuple[Config, Org | None]]:
                           train={})
         yield load_config(path), None
         return
-    for org in start_org(authority, tmp_path, 210, seed=5, source={"page_size": 200}):
+    CASSETTE.unlink(missing_ok=True)  # vcrpy's "all" would keep the old recording's interactions
+    with start_org(authority, tmp_path, 210, seed=5, source={"page_size": 200}) as org:
         yield org.config, org
 
 
