@@ -137,8 +137,7 @@ class SalesforceConnector:
         self.session = trust(requests.Session(), config.ca_bundle)
         self.session.hooks["response"].append(self._observe)
         # simple-salesforce passes no timeout: without one a stalled connection hangs the run.
-        request = functools.partial(self.session.request, timeout=config.timeout_seconds)
-        self.session.request = request  # type: ignore[method-assign]
+        self.session.request = functools.partial(self.session.request, timeout=config.timeout_seconds)  # type: ignore
         self._sf: Salesforce | None = None
         self._since: str | None = None  # the watermark this run's pull started from
 
@@ -161,15 +160,11 @@ class SalesforceConnector:
         return dict(self._calls)
 
     def _guard_quota(self) -> None:
-        if self.usage is None:
-            return
-        used, limit = self.usage
+        used, limit = self.usage or (0, 0)
         if limit and used >= self.config.quota_share * limit:
-            raise QuotaReached(
-                SYSTEM,
-                f"stopped at {used}/{limit} daily API requests ({self.config.quota_share:.0%} of the limit, "
-                f"sources.{self.name}.quota_share); the next run continues where this one stopped",
-            )
+            share = f"{self.config.quota_share:.0%} of the limit, sources.{self.name}.quota_share"
+            raise QuotaReached(SYSTEM, f"stopped at {used}/{limit} daily API requests ({share}); "
+                               "the next run continues where this one stopped")
 
     def _call(self, fn: Callable[[Salesforce], T]) -> T:
         """One API call under the retry policy (logging in first if need be), its failures classified."""
@@ -364,13 +359,9 @@ class SalesforceConnector:
         return results
 
     def _update(self, chunk: dict[str, list[Write]]) -> list[WriteResult]:
-        body = {
-            "allOrNone": False,
-            "records": [
-                {"attributes": {"type": self.config.object}, "id": rid, **{self._target(w): w.value for w in ws}}
-                for rid, ws in chunk.items()
-            ],
-        }
+        records = [{"attributes": {"type": self.config.object}, "id": rid, **{self._target(w): w.value for w in ws}}
+                   for rid, ws in chunk.items()]
+        body = {"allOrNone": False, "records": records}
         try:
             answers = self._call(lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body))
         except SourceConfigError:
