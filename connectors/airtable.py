@@ -15,24 +15,40 @@ configured rate per base (Airtable allows 5/s; a 429 costs a 30-second penalty).
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import requests
 from pyairtable import Api
-from pyairtable.formulas import AND, DATETIME_PARSE, IS_BEFORE, NOT, OR, RECORD_ID, EQ, Field, Formula, to_formula_str
+from pyairtable.formulas import (
+    AND,
+    DATETIME_PARSE,
+    EQ,
+    IS_BEFORE,
+    NOT,
+    OR,
+    RECORD_ID,
+    Field,
+    Formula,
+    to_formula_str,
+)
 
 from config.schema import AirtableSource
-from connectors.base import Page, SourceRecord, Write, WriteResult
-from connectors.errors import ConnectorError, FatalError, RetriableError, SourceConfigError, classify_status
+from connectors.base import Page, SourceRecord, Write, WriteResult, compare
+from connectors.errors import (
+    ConnectorError,
+    FatalError,
+    RetriableError,
+    SourceConfigError,
+    classify_status,
+)
 from connectors.http import trust
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy, call_with_retry
+from connectors.throttle import Throttle
+from connectors.timestamps import iso_utc
 
 T = TypeVar("T")
 SYSTEM = "airtable"
@@ -61,49 +77,6 @@ def connect(
 def field_of(path: str) -> str | None:
     """The Airtable field a mapping path reads (``fields.Status`` -> ``Status``)."""
     return path.split(".", 2)[1] if path.startswith("fields.") else None
-
-
-def iso_utc(value: str) -> str:
-    """An Airtable timestamp as UTC ISO-8601 with milliseconds and ``Z`` (sortable text)."""
-    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Throttle:
-    """At most ``rate`` requests per second as the server counts them, and penalty windows.
-
-    Spacing sends 1/rate apart is not enough (one slow request and the server sees six
-    in a second: a 30-second penalty). A request starts only once the one ``burst``
-    places before it *finished* a window ago, so the server, which saw that one before
-    answering, never counts more than ``burst`` per window. Requests run one at a time.
-    """
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.burst = max(1, int(rate))
-        self.window = self.burst / rate
-        self._clock, self._sleep = clock, sleep
-        self._finished: deque[float] = deque(maxlen=self.burst)
-        self._not_before = 0.0
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Wait for a free slot, then run one request (the ``with`` body) in it."""
-        with self._lock:
-            start = self._not_before
-            if len(self._finished) == self.burst:
-                start = max(start, self._finished[0] + self.window)
-            now = self._clock()
-            if start > now:
-                self._sleep(start - now)
-            try:
-                yield
-            finally:
-                self._finished.append(self._clock())
-
-    def hold(self, seconds: float) -> None:
-        """Send nothing for ``seconds`` from now (a penalty window); callable inside a slot."""
-        self._not_before = max(self._not_before, self._clock() + seconds)
 
 
 def error_of(response: requests.Response | None) -> tuple[str, str]:
@@ -334,13 +307,11 @@ class AirtableConnector:
                 results.append(WriteResult(write, "failed", f"record {write.native_id} no longer exists or left the selection"))
                 continue
             shown = self._shown(write, current[write.native_id])
-            if shown == write.value:
-                results.append(WriteResult(write, "ok", "already set", current=shown))
-            elif shown != write.base:
-                message = f"{write.native_id} {target} changed in Airtable since the last pull: {write.base!r} -> {shown!r}"
-                results.append(WriteResult(write, "conflict", message, current=shown))
-            else:
+            done = compare(write, shown, "Airtable", f"{write.native_id} {target}")
+            if done is None:
                 pending.setdefault(write.native_id, []).append(write)
+            else:
+                results.append(done)
         record_ids = list(pending)
         for start in range(0, len(record_ids), BATCH):
             chunk = {rid: pending[rid] for rid in record_ids[start : start + BATCH]}
@@ -393,6 +364,17 @@ class AirtableConnector:
         created = self._call(lambda: table.create({"Name": name}))
         names[created["id"]] = name
         return created["id"]
+
+    def estimate(self, writes: list[Write]) -> dict[str, Any]:
+        """The calls ``push(writes)`` would make when nothing changed in between, and their time."""
+        records = {w.native_id for w in writes}
+        calls = {"compare reads": -(-len(records) // READ_BATCH), "batch updates": -(-len(records) // BATCH)}
+        if self.release_target is not None and self.release_target.as_ == "link" and any(w.field == "release" for w in writes):
+            calls["release table read"] = 1
+        total = sum(calls.values())
+        seconds = total / self.config.requests_per_second
+        return {"calls": total, "by_kind": calls,
+                "limit": f"{self.config.requests_per_second:g} requests/s per base: at least {seconds:.1f} s"}
 
     # -- check ------------------------------------------------------------------
 

@@ -81,3 +81,18 @@ class Connector(Protocol):
     def call_counts(self) -> dict[str, int]:
         """API calls made by this connector so far, by kind."""
         ...
+
+
+def compare(write: Write, shown: Any, system: str, label: str) -> WriteResult | None:
+    """Compare before writing: None when ``write`` should go out.
+
+    ``shown`` is what the source shows now. Already showing the value is done;
+    showing something other than what the last pull saw means someone changed it
+    since: a conflict, recorded and not overwritten.
+    """
+    if shown == write.value:
+        return WriteResult(write, "ok", "already set", current=shown)
+    if shown != write.base:
+        message = f"{label} changed in {system} since the last pull: {write.base!r} -> {shown!r}"
+        return WriteResult(write, "conflict", message, current=shown)
+    return None

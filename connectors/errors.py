@@ -11,8 +11,8 @@ The engine only ever sees these three kinds:
 """
 from __future__ import annotations
 
-from email.utils import parsedate_to_datetime
 import datetime as dt
+from email.utils import parsedate_to_datetime
 
 
 class ConnectorError(Exception):

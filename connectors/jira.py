@@ -10,7 +10,6 @@ is reported as a conflict instead of being overwritten.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,11 +20,18 @@ import requests
 from jira import JIRA, JIRAError
 
 from config.schema import JiraSource
-from connectors.base import Page, SourceRecord, Write, WriteResult
-from connectors.errors import ConnectorError, FatalError, RetriableError, SourceConfigError, classify_status
+from connectors.base import Page, SourceRecord, Write, WriteResult, compare
+from connectors.errors import (
+    ConnectorError,
+    FatalError,
+    RetriableError,
+    SourceConfigError,
+    classify_status,
+)
 from connectors.http import trust
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy, call_with_retry
+from connectors.timestamps import iso_utc, parse_time
 
 T = TypeVar("T")
 SYSTEM = "jira"
@@ -58,20 +64,7 @@ def jql_string(value: str) -> str:
 
 def epoch_ms(timestamp: str) -> int:
     """Epoch milliseconds of an ISO-8601 timestamp (Jira reads bare numbers as UTC instants)."""
-    return int(parse_jira_time(timestamp).timestamp() * 1000)
-
-
-def parse_jira_time(value: str) -> dt.datetime:
-    """Parse Jira's ``2026-11-20T10:15:30.123+0000`` or ISO-8601 with ``Z``."""
-    text = value.replace("Z", "+00:00")
-    if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
-        text = f"{text[:-2]}:{text[-2:]}"
-    return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
-
-
-def iso_utc(moment: dt.datetime) -> str:
-    """UTC ISO-8601 with milliseconds and ``Z``: sortable as text, as watermarks are."""
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return int(parse_time(timestamp).timestamp() * 1000)
 
 
 def build_search_jql(project: str, selection: str | None, since_ms: int | None) -> str:
@@ -211,7 +204,7 @@ class JiraConnector:
         for response in iter_pages(SYSTEM, fetch, "nextPageToken"):
             records = [self._record(issue) for issue in response.get("issues", [])]
             versions = [r.version for r in records if r.version]
-            watermark = iso_utc(max(parse_jira_time(v) for v in versions)) if versions else None
+            watermark = iso_utc(max(parse_time(v) for v in versions)) if versions else None
             yield Page(records=records, watermark=watermark)
 
     def _record(self, issue: dict[str, Any]) -> SourceRecord:
@@ -278,14 +271,8 @@ class JiraConnector:
         }
         results = []
         for write in sorted(writes, key=lambda w: w.field):
-            now = shown.get(write.field)
-            if now == write.value:
-                results.append(WriteResult(write, "ok", "already set", current=now))
-            elif now != write.base:
-                message = f"{key} {write.field} changed in Jira since the last pull: {write.base!r} -> {now!r}"
-                results.append(WriteResult(write, "conflict", message, current=now))
-            else:
-                results.append(self._apply(key, write, fields))
+            done = compare(write, shown.get(write.field), "Jira", f"{key} {write.field}")
+            results.append(done if done is not None else self._apply(key, write, fields))
         return results
 
     def _apply(self, key: str, write: Write, fields: dict[str, Any]) -> WriteResult:

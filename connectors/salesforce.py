@@ -28,10 +28,17 @@ from simple_salesforce import Salesforce, format_soql
 from simple_salesforce.exceptions import SalesforceError
 
 from config.schema import SalesforceSource
-from connectors.base import Page, SourceRecord, Write, WriteResult
-from connectors.errors import ConnectorError, FatalError, RetriableError, SourceConfigError, classify_status
+from connectors.base import Page, SourceRecord, Write, WriteResult, compare
+from connectors.errors import (
+    ConnectorError,
+    FatalError,
+    RetriableError,
+    SourceConfigError,
+    classify_status,
+)
 from connectors.http import trust
 from connectors.retry import RetryPolicy, call_with_retry
+from connectors.timestamps import iso_utc, parse_time
 
 T = TypeVar("T")
 SYSTEM = "salesforce"
@@ -61,19 +68,6 @@ def connect(
         client_secret=read_secret(auth.client_secret_env, "client_secret_env"),
         refresh_token=read_secret(auth.refresh_token_env, "refresh_token_env") if auth.refresh_token_env else None,
     )
-
-
-def parse_time(value: str) -> dt.datetime:
-    """Salesforce's ``2026-11-20T10:15:30.000+0000`` (or ISO with ``Z``) as an aware datetime."""
-    text = value.replace("Z", "+00:00")
-    if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
-        text = f"{text[:-2]}:{text[-2:]}"
-    return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
-
-
-def iso_utc(moment: dt.datetime) -> str:
-    """UTC ISO-8601 with milliseconds and ``Z``."""
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def watermark_of(record: dict[str, Any]) -> str:
@@ -346,11 +340,8 @@ class SalesforceConnector:
                 results.append(WriteResult(write, "failed", f"relsync has no Salesforce field configured for {write.field!r}"))
             elif write.native_id not in current:
                 results.append(WriteResult(write, "failed", f"record {write.native_id} no longer exists"))
-            elif (shown := current[write.native_id].get(target)) == write.value:
-                results.append(WriteResult(write, "ok", "already set", current=shown))
-            elif shown != write.base:
-                message = f"{write.native_id} {target} changed in Salesforce since the last pull: {write.base!r} -> {shown!r}"
-                results.append(WriteResult(write, "conflict", message, current=shown))
+            elif done := compare(write, current[write.native_id].get(target), "Salesforce", f"{write.native_id} {target}"):
+                results.append(done)
             else:
                 pending.setdefault(write.native_id, []).append(write)
         ids = list(pending)
@@ -378,6 +369,19 @@ class SalesforceConnector:
                 ) or "refused without a message"
                 results += [WriteResult(w, "failed", f"{rid}: {message}") for w in ws]
         return results
+
+    def estimate(self, writes: list[Write]) -> dict[str, Any]:
+        """The calls ``push(writes)`` would make, and their share of the org's daily API limit."""
+        records = {w.native_id for w in writes}
+        calls = {"compare queries": -(-len(records) // READ_BATCH), "collection updates": -(-len(records) // WRITE_BATCH)}
+        total = sum(calls.values())
+        if self.usage is not None and self.usage[1]:
+            used, limit = self.usage
+            limit_text = (f"{total} of the {limit - used} API requests left today ({used}/{limit} used, "
+                          f"stops at {self.config.quota_share:.0%})")
+        else:
+            limit_text = "daily API limit not seen yet"
+        return {"calls": total, "by_kind": calls, "limit": limit_text}
 
     # -- check ------------------------------------------------------------------
 

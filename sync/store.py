@@ -17,7 +17,9 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 RELEASE_STATES: tuple[str, ...] = ("planned", "open", "frozen", "deploying", "released", "cancelled")
-OUTBOX_STATES: tuple[str, ...] = ("pending", "done", "conflict", "failed")
+OUTBOX_STATES: tuple[str, ...] = ("pending", "done", "conflict", "failed", "superseded")
+"""superseded: the plan changed before the write went out; the row stays as a record."""
+_OUTBOX_STATES_0001 = ("pending", "done", "conflict", "failed")  # what migration 0001 allowed
 ORIGINS: tuple[str, ...] = ("pulled", "planned", "pushed", "manual")
 RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error")
 GENESIS_HASH = "0" * 64
@@ -115,7 +117,7 @@ def _initial(db: sqlite_utils.Database) -> None:
             base text,
             base_version text,
             attempts integer not null default 0,
-            state text not null default 'pending' {_check("state", OUTBOX_STATES)},
+            state text not null default 'pending' {_check("state", _OUTBOX_STATES_0001)},
             last_error text,
             run integer,
             created_at text,
@@ -169,6 +171,37 @@ def _affected_object(db: sqlite_utils.Database) -> None:
     # What a request changes (object, table, component), for the release clash check.
     db.execute("alter table change_requests add column affected text")
     db.execute("create index change_requests_affected on change_requests (affected)")
+
+
+@MIGRATIONS(name="0003_outbox_superseded")
+def _outbox_superseded(db: sqlite_utils.Database) -> None:
+    # SQLite cannot change a CHECK constraint in place: rebuild the table, rows kept.
+    db.executescript(
+        f"""
+        create table outbox_new (
+            id integer primary key,
+            request text not null,
+            source text not null,
+            system text not null,
+            field text not null,
+            value text,
+            base text,
+            base_version text,
+            attempts integer not null default 0,
+            state text not null default 'pending' {_check("state", OUTBOX_STATES)},
+            last_error text,
+            run integer,
+            created_at text,
+            updated_at text,
+            unique (request, field, value)
+        );
+        insert into outbox_new select id, request, source, system, field, value, base, base_version,
+            attempts, state, last_error, run, created_at, updated_at from outbox;
+        drop table outbox;
+        alter table outbox_new rename to outbox;
+        create index outbox_state on outbox (state);
+        """
+    )
 
 
 def utc_text(moment: dt.datetime | None = None) -> str:

@@ -39,3 +39,52 @@ def test_plan_then_sync_jira(world):
     assert sum(calls.values()) - pull == plan["costs"]["jira"]["calls"]
     moved_in = {m["request"] for m in plan["moves"] if m["to"]}
     assert moved_in == {w["request"] for w in plan["writes"]["jira"] if w["field"] == "release"}
+
+
+def test_plan_then_sync_on_all_three_systems(tmp_path):
+    import requests
+
+    from config.loader import load_config
+    from connectors.sandbox.server import start_sandboxes
+    from sync.demo import SYSTEMS, write_config
+
+    with start_sandboxes(records=60, seed=4, systems=SYSTEMS) as boxes:
+        description = boxes.describe()
+        path = write_config(description, tmp_path / "relsync.yaml")
+        env = {k: v for box in description.values() for k, v in box["env"].items()}
+        ca = str(tmp_path / "salesforce-sandbox-ca.pem")
+        verify = {"jira": True, "airtable": True, "salesforce": ca}
+
+        def reset():
+            for system, box in description.items():
+                requests.post(f"{box['url']}/_sandbox/calls/reset", timeout=10, verify=verify[system])
+
+        def calls(system):
+            box = description[system]
+            return requests.get(f"{box['url']}/_sandbox/calls", timeout=10, verify=verify[system]).json()["calls"]
+
+        runner = CliRunner()
+        planned = runner.invoke(main, ["plan", "--json", "--config", str(path)], env=env, catch_exceptions=False)
+        assert planned.exit_code == 0, planned.output
+        plan = json.loads(planned.output)
+        reset()
+        synced = runner.invoke(main, ["sync", "--json", "--config", str(path)], env=env, catch_exceptions=False)
+        assert synced.exit_code == 0, synced.output
+
+        db = open_store(load_config(path).store)
+        for system in SYSTEMS:
+            done = sorted(
+                (r["request"], r["field"], json.loads(r["value"]))
+                for r in db.query("select request, field, value from outbox where state = 'done' and source = ?", [system])
+            )
+            assert done == sorted((w["request"], w["field"], w["new"]) for w in plan["writes"][system]), system
+            assert done, system
+        db.close()
+        # The write phase of the sync cost exactly what the plan priced.
+        airtable = calls("airtable")
+        assert sum(airtable.values()) - 1 == plan["costs"]["airtable"]["calls"]  # minus the one pull list call
+        salesforce = calls("salesforce")
+        pull = sum(n for k, n in salesforce.items() if "oauth2" in k or "/deleted/" in k) + 1  # token, deletions, pull
+        assert sum(salesforce.values()) - pull == plan["costs"]["salesforce"]["calls"]
+        assert "requests/s per base" in plan["costs"]["airtable"]["limit"]
+        assert "API requests left today" in plan["costs"]["salesforce"]["limit"]

@@ -65,7 +65,9 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     open_store(path).close()
     db = open_store(path)
     applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
-    assert applied == [("relsync", "0001_initial"), ("relsync", "0002_affected_object")]
+    assert applied == [
+        ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded")
+    ]
     db.close()
 
 
@@ -226,9 +228,14 @@ def test_a_store_made_before_a_migration_is_upgraded_in_place(tmp_path):
     MIGRATIONS.apply(old, stop_before="0002_affected_object")
     old["change_requests"].insert({"key": "jira:OPS-1", "source": "jira", "system": "jira", "native_id": "1",
                                    "title": "kept", "status": "new"})
+    old["outbox"].insert({"request": "jira:OPS-1", "source": "jira", "system": "jira", "field": "release",
+                          "value": '"BS 1"', "state": "pending"})
     old.close()
 
     db = open_store(path)
     row = next(iter(db.query("select key, title, affected from change_requests")))
+    db.execute("update outbox set state = 'superseded'")
+    outbox = list(db.query("select request, value, state from outbox"))
     db.close()
     assert row == {"key": "jira:OPS-1", "title": "kept", "affected": None}
+    assert outbox == [{"request": "jira:OPS-1", "value": '"BS 1"', "state": "superseded"}]

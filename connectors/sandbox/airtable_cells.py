@@ -11,9 +11,24 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.sandbox.airtable_data import COLORS, AirtableState, Choice, Field, Record, Table, airtable_id, iso
+from connectors.sandbox.airtable_data import (
+    COLORS,
+    AirtableState,
+    Choice,
+    Field,
+    Record,
+    Table,
+    airtable_id,
+    iso,
+)
 from connectors.sandbox.airtable_formula_eval import RecordContext, parse_iso, text
-from connectors.sandbox.airtable_http import AirtableError, cannot_accept, error, row_missing, unknown_field
+from connectors.sandbox.airtable_http import (
+    AirtableError,
+    cannot_accept,
+    error,
+    row_missing,
+    unknown_field,
+)
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TEXT_TYPES = ("singleLineText", "multilineText", "email")

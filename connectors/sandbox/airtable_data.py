@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.sandbox.core import Clock
-from connectors.sandbox.seed import DEPARTMENTS, REQUEST_TYPES, SeedRequest, iter_seed_requests
+from connectors.sandbox.seed import (
+    DEPARTMENTS,
+    REQUEST_TYPES,
+    SeedRequest,
+    iter_seed_requests,
+)
 
 CHANGE_REQUESTS = "Change Requests"
 RELEASES = "Releases"

@@ -16,7 +16,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connectors.sandbox.airtable_formula import Binary, Call, FieldRef, Formula, Literal, Negate, Node
+from connectors.sandbox.airtable_formula import (
+    Binary,
+    Call,
+    FieldRef,
+    Formula,
+    Literal,
+    Negate,
+    Node,
+)
 
 UTC = dt.UTC
 

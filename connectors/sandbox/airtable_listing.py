@@ -23,7 +23,14 @@ from connectors.sandbox.airtable_cells import context, render, resolve_field, so
 from connectors.sandbox.airtable_data import AirtableState, Table, airtable_id
 from connectors.sandbox.airtable_formula import FormulaError, compile_formula
 from connectors.sandbox.airtable_formula_eval import matches
-from connectors.sandbox.airtable_http import AirtableError, error, flag, invalid_formula, invalid_request, query_array
+from connectors.sandbox.airtable_http import (
+    AirtableError,
+    error,
+    flag,
+    invalid_formula,
+    invalid_request,
+    query_array,
+)
 
 MAX_PAGE_SIZE = 100
 MAX_ITERATORS = 256

@@ -10,7 +10,14 @@ from typing import Any
 
 import flask
 
-from connectors.sandbox.airtable_cells import Write, commit, create, prepare, render, resolve_field
+from connectors.sandbox.airtable_cells import (
+    Write,
+    commit,
+    create,
+    prepare,
+    render,
+    resolve_field,
+)
 from connectors.sandbox.airtable_data import AirtableState, Record, Table
 from connectors.sandbox.airtable_http import (
     current_state,
@@ -22,7 +29,11 @@ from connectors.sandbox.airtable_http import (
     require_table,
     row_missing,
 )
-from connectors.sandbox.airtable_listing import list_page, options_from_body, options_from_query
+from connectors.sandbox.airtable_listing import (
+    list_page,
+    options_from_body,
+    options_from_query,
+)
 from connectors.sandbox.core import controls
 
 MAX_BATCH = 10

@@ -20,8 +20,22 @@ from urllib.parse import quote
 import flask
 
 from connectors.sandbox.core import controls, make_app, sandbox_route
-from connectors.sandbox.jira_data import PRIORITIES, SERVER_VERSION, STATUS_BY_KEY, STATUSES, JiraState, Version, field_catalog
-from connectors.sandbox.jira_edit import EditError, available_transitions, create_issue, edit_issue, transition_issue
+from connectors.sandbox.jira_data import (
+    PRIORITIES,
+    SERVER_VERSION,
+    STATUS_BY_KEY,
+    STATUSES,
+    JiraState,
+    Version,
+    field_catalog,
+)
+from connectors.sandbox.jira_edit import (
+    EditError,
+    available_transitions,
+    create_issue,
+    edit_issue,
+    transition_issue,
+)
 from connectors.sandbox.jira_http import (
     STATE_KEY,
     JiraHttpError,

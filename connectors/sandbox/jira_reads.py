@@ -8,8 +8,22 @@ import flask
 
 from connectors.sandbox.core import controls
 from connectors.sandbox.jira_data import FIELD_NAMES, JiraState
-from connectors.sandbox.jira_http import api_route, caller, find_issue_or_404, jira_error, problem, read_body, root_url
-from connectors.sandbox.jira_render import history_json, only_ids, parse_fields, search_issue_json, select_fields
+from connectors.sandbox.jira_http import (
+    api_route,
+    caller,
+    find_issue_or_404,
+    jira_error,
+    problem,
+    read_body,
+    root_url,
+)
+from connectors.sandbox.jira_render import (
+    history_json,
+    only_ids,
+    parse_fields,
+    search_issue_json,
+    select_fields,
+)
 from connectors.sandbox.jira_search import (
     BAD_TOKEN,
     UNBOUNDED,

@@ -28,7 +28,12 @@ from connectors.sandbox.jira_data import (
     User,
 )
 from connectors.sandbox.jql import JqlError
-from connectors.sandbox.jql_eval import CompiledQuery, FieldBinding, JqlContext, compile_query
+from connectors.sandbox.jql_eval import (
+    CompiledQuery,
+    FieldBinding,
+    JqlContext,
+    compile_query,
+)
 
 UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 BAD_TOKEN = "The nextPageToken is invalid or has expired. Restart the search without a nextPageToken."

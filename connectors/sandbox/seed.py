@@ -7,8 +7,8 @@ smaller seeding is a prefix of a larger one.
 """
 from __future__ import annotations
 
-import datetime as dt
 import bisect
+import datetime as dt
 import itertools
 import random
 import unicodedata
