@@ -5,6 +5,7 @@ import json
 
 from click.testing import CliRunner
 
+from connectors.sandbox import edits
 from sync.cli import main
 from sync.store import open_store
 
@@ -48,7 +49,7 @@ def test_plan_then_sync_on_all_three_systems(tmp_path):
     from connectors.sandbox.server import start_sandboxes
     from sync.demo import SYSTEMS, write_config
 
-    with start_sandboxes(records=60, seed=4, systems=SYSTEMS) as boxes:
+    with start_sandboxes(records=200, seed=7, systems=SYSTEMS) as boxes:  # the demo's data
         description = boxes.describe()
         path = write_config(description, tmp_path / "relsync.yaml")
         env = {k: v for box in description.values() for k, v in box["env"].items()}
@@ -88,3 +89,28 @@ def test_plan_then_sync_on_all_three_systems(tmp_path):
         assert sum(salesforce.values()) - pull == plan["costs"]["salesforce"]["calls"]
         assert "requests/s per base" in plan["costs"]["airtable"]["limit"]
         assert "API requests left today" in plan["costs"]["salesforce"]["limit"]
+
+        # A request rejected in its source leaves its release, and the write-back says so.
+        db = open_store(load_config(path).store)
+        victim = next(iter(db.query(
+            "select a.request, rel.name from assignments a join releases rel on rel.id = a.release "
+            "join change_requests r on r.key = a.request "
+            "where a.request like 'jira:%' and r.status = 'scheduled' order by a.request limit 1")))
+        db.close()
+        client = edits.jira_client(description)
+        key = victim["request"].split(":", 1)[1]
+        edits.jira_move_to(client, key, "Approved")  # the workflow rejects from Approved, not from Scheduled
+        edits.jira_move_to(client, key, "Rejected")
+        again = runner.invoke(main, ["sync", "--json", "--config", str(path)], env=env, catch_exceptions=False)
+        assert again.exit_code == 0, again.output
+        db = open_store(load_config(path).store)
+        assert list(db.query("select * from assignments where request = ?", [victim["request"]])) == []
+        left = [json.loads(r["new"]) for r in db.query(
+            "select new from audit where request = ? and origin = 'planned' order by id desc limit 1", [victim["request"]])]
+        assert left == [{"release": None, "reason": f"left release {victim['name']}: status rejected"}]
+        cleared = list(db.query("select value, state from outbox where request = ? and field = 'release' "
+                                "and value = 'null'", [victim["request"]]))
+        db.close()
+        assert cleared == [{"value": "null", "state": "done"}]
+        issue = client.issue(key, fields="fixVersions,status")
+        assert issue.fields.fixVersions == [] and issue.fields.status.name == "Rejected"
