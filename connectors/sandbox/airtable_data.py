@@ -18,6 +18,7 @@ from typing import Any
 from connectors.sandbox.core import Clock
 from connectors.sandbox.seed import (
     DEPARTMENTS,
+    OBJECTS,
     REQUEST_TYPES,
     SeedRequest,
     iter_seed_requests,
@@ -155,6 +156,7 @@ def build_tables() -> tuple[Table, Table]:
             _plain(CHANGE_REQUESTS, "Description", "multilineText"),
             _select(CHANGE_REQUESTS, "Department", DEPARTMENTS),
             _select(CHANGE_REQUESTS, "Request Type", REQUEST_TYPES),
+            _select(CHANGE_REQUESTS, "Affected Object", OBJECTS),
             _select(CHANGE_REQUESTS, "Priority", PRIORITY_CHOICES),
             _select(CHANGE_REQUESTS, "Status", STATUS_CHOICES),
             _plain(CHANGE_REQUESTS, "Requester", "singleLineText"),
@@ -240,7 +242,7 @@ def _seed_release(state: AirtableState, name: str, deploy: str) -> Record:
 def _request_cells(ids: dict[str, str], request: SeedRequest, release: tuple[str, str, str] | None) -> dict[str, Any]:
     values: dict[str, Any] = {
         "Title": request.title, "Description": request.description, "Department": request.department,
-        "Request Type": request.request_type, "Priority": request.priority.capitalize(),
+        "Request Type": request.request_type, "Affected Object": request.affected_object, "Priority": request.priority.capitalize(),
         "Status": SEED_STATUS[request.status], "Requester": request.requester.name,
         "Requester Email": request.requester.email, "Owner": request.owner.name if request.owner else None,
     }

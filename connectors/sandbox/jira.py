@@ -21,6 +21,7 @@ import flask
 
 from connectors.sandbox.core import controls, make_app, sandbox_route
 from connectors.sandbox.jira_data import (
+    COMPONENTS,
     PRIORITIES,
     SERVER_VERSION,
     STATUS_BY_KEY,
@@ -51,6 +52,7 @@ from connectors.sandbox.jira_http import (
 )
 from connectors.sandbox.jira_reads import register_read_routes
 from connectors.sandbox.jira_render import (
+    component_json,
     issue_json,
     issuetype_json,
     jira_time,
@@ -229,6 +231,13 @@ def _register_meta_routes(app: flask.Flask, state: JiraState) -> None:
         require_project(state, project)
         with state.lock:
             return flask.jsonify(project_json(state, f"{root_url()}/rest/api/{api}", full=True))
+
+    @api_route(app, "/project/<project>/components", ["GET"])
+    def project_components(api: str, project: str) -> flask.Response:
+        """GET project/{project}/components: every component of the project (not paged)."""
+        require_project(state, project)
+        base = f"{root_url()}/rest/api/{api}"
+        return flask.jsonify([component_json(c, base, state) for c in COMPONENTS])
 
 
 def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.sandbox.core import Clock
-from connectors.sandbox.seed import SeedRequest, iter_seed_requests
+from connectors.sandbox.seed import OBJECTS, SeedRequest, iter_seed_requests
 
 PROJECT_ID = 10000
 FIRST_ISSUE_ID = 10001
 DEPARTMENT = "customfield_10070"
 REQUEST_TYPE = "customfield_10071"
 SERVER_VERSION = [1001, 0, 0]
+FIRST_COMPONENT_ID = 10300
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,22 @@ OPTIONS = {
         10200,
     ),
 }
+
+
+@dataclass(frozen=True)
+class Component:
+    """A project component: one per business object a change request can affect."""
+
+    id: int
+    name: str
+    description: str
+
+
+COMPONENTS = tuple(
+    Component(FIRST_COMPONENT_ID + index, name, f"Changes to the {name} object") for index, name in enumerate(OBJECTS)
+)
+COMPONENT_BY_ID = {c.id: c for c in COMPONENTS}
+COMPONENT_BY_NAME = {c.name: c for c in COMPONENTS}
 
 
 def option_id(field_id: str, value: str) -> str | None:
@@ -182,6 +199,7 @@ class Issue:
     updated: dt.datetime
     seed: SeedRequest | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    components: list[int] = field(default_factory=list)
 
 
 def account_id(email: str) -> str:
@@ -274,6 +292,7 @@ class JiraState:
             created=request.created,
             updated=request.updated,
             seed=request,
+            components=[COMPONENT_BY_NAME[request.affected_object].id] if request.affected_object in COMPONENT_BY_NAME else [],
         )
 
     def find_issue(self, id_or_key: str) -> Issue | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.sandbox.jira_data import (
+    COMPONENT_BY_ID,
+    COMPONENT_BY_NAME,
     DEPARTMENT,
     FIELD_NAMES,
     FIRST_ISSUE_ID,
@@ -134,11 +136,19 @@ class _Values:
 
     def _components(self, value: Any) -> Any:
         items = value if isinstance(value, list) else [value]
+        ids = []
         for item in items:
             item = item if isinstance(item, dict) else {}
-            label = "id" if "id" in item else "name"
-            return self.fail("components", f"Component {label} '{item.get(label)}' is not valid")
-        return []
+            if "id" in item:
+                if str(item["id"]).isdigit() and int(item["id"]) in COMPONENT_BY_ID:
+                    ids.append(int(item["id"]))
+                    continue
+                return self.fail("components", f"Component id '{item['id']}' is not valid")
+            found = COMPONENT_BY_NAME.get(item.get("name"))  # type: ignore[arg-type]
+            if found is None:
+                return self.fail("components", f"Component name '{item.get('name')}' is not valid")
+            ids.append(found.id)
+        return list(dict.fromkeys(ids))
 
     def _option(self, name: str, value: Any) -> Any:
         if value is None:
@@ -153,14 +163,12 @@ class _Values:
 
 
 _ATTRS = {"summary": "summary", "priority": "priority", "assignee": "assignee", "reporter": "reporter",
-          "labels": "labels", "fixVersions": "fix_versions", DEPARTMENT: "department", REQUEST_TYPE: "request_type"}
+          "labels": "labels", "fixVersions": "fix_versions", "components": "components", DEPARTMENT: "department", REQUEST_TYPE: "request_type"}
 
 
 def _current(issue: Issue, name: str) -> Any:
     if name == "description":
         return (issue.description, issue.description_adf)
-    if name == "components":
-        return []
     value = getattr(issue, _ATTRS[name])
     return list(value) if isinstance(value, list) else value
 
@@ -228,6 +236,11 @@ def _items(state: JiraState, issue: Issue, desired: dict[str, Any]) -> list[dict
                 items.append({**_item("Fix Version", "jira", state.versions[gone].name, None, str(gone), None), "fieldId": "fixVersions"})
             for added in [v for v in new if v not in old]:
                 items.append({**_item("Fix Version", "jira", None, state.versions[added].name, None, str(added)), "fieldId": "fixVersions"})
+        elif name == "components":
+            for gone in [c for c in old if c not in new]:
+                items.append({**_item("Component", "jira", COMPONENT_BY_ID[gone].name, None, str(gone), None), "fieldId": "components"})
+            for added in [c for c in new if c not in old]:
+                items.append({**_item("Component", "jira", None, COMPONENT_BY_ID[added].name, None, str(added)), "fieldId": "components"})
         elif name in OPTIONS and old != new:
             item = _item(OPTIONS[name][0], "custom", old, new, old and option_id(name, old), new and option_id(name, new))
             items.append({**item, "fieldId": name})
@@ -243,7 +256,7 @@ def _store(issue: Issue, desired: dict[str, Any]) -> None:
     for name, value in desired.items():
         if name == "description":
             issue.description, issue.description_adf = value
-        elif name != "components":
+        else:
             setattr(issue, _ATTRS[name], value)
 
 

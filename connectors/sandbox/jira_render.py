@@ -18,7 +18,10 @@ from connectors.sandbox.jira_data import (
     PRIORITIES,
     PROJECT_ID,
     REQUEST_TYPE,
+    COMPONENT_BY_ID,
+    COMPONENTS,
     STATUS_BY_KEY,
+    Component,
     Issue,
     JiraState,
     Status,
@@ -105,6 +108,17 @@ def option_json(field_id: str, value: str | None, base: str) -> dict[str, Any] |
     return {"self": f"{base}/customFieldOption/{ident}", "value": value, "id": ident}
 
 
+def component_json(component: Component, base: str, state: JiraState | None = None) -> dict[str, Any]:
+    """A component: ``self``, ``id``, ``name`` as an issue field; with ``state``, also the description
+    and project-level attributes that Get project and Get project components return."""
+    body: dict[str, Any] = {"self": f"{base}/component/{component.id}", "id": str(component.id), "name": component.name}
+    if state is not None:
+        body.update({"description": component.description, "assigneeType": "PROJECT_DEFAULT",
+                     "realAssigneeType": "PROJECT_DEFAULT", "isAssigneeTypeValid": False,
+                     "project": state.project_key, "projectId": PROJECT_ID})
+    return body
+
+
 def project_json(state: JiraState, base: str, *, full: bool = False) -> dict[str, Any]:
     """The project, short (as an issue field) or full (Get project)."""
     body: dict[str, Any] = {"self": f"{base}/project/{PROJECT_ID}", "id": str(PROJECT_ID), "key": state.project_key,
@@ -113,7 +127,8 @@ def project_json(state: JiraState, base: str, *, full: bool = False) -> dict[str
     if full:
         body = {"expand": "description,lead,issueTypes,url,projectKeys,permissions,insight", **body,
                 "description": "Business-system change requests from every ops team.",
-                "lead": user_json(state.me, base), "components": [], "issueTypes": [issuetype_json(base)],
+                "lead": user_json(state.me, base),
+                "components": [component_json(c, base, state) for c in COMPONENTS], "issueTypes": [issuetype_json(base)],
                 "assigneeType": "UNASSIGNED",
                 "versions": [version_json(v, base) for v in sorted(state.versions.values(), key=lambda v: v.id)],
                 "roles": {}, "projectKeys": [state.project_key], "style": "classic", "isPrivate": False, "properties": {}}
@@ -211,7 +226,7 @@ def field_value(state: JiraState, issue: Issue, field: str, base: str, api: str)
     if field == "labels":
         return sorted(issue.labels)
     if field == "components":
-        return []
+        return [component_json(COMPONENT_BY_ID[c], base) for c in issue.components if c in COMPONENT_BY_ID]
     if field == DEPARTMENT:
         return option_json(DEPARTMENT, issue.department, base)
     if field == REQUEST_TYPE:

@@ -16,6 +16,8 @@ from typing import Any
 
 from connectors.sandbox.jira_data import (
     CATEGORIES,
+    COMPONENT_BY_ID,
+    COMPONENTS,
     DEPARTMENT,
     OPTIONS,
     PRIORITIES,
@@ -99,6 +101,12 @@ def field_lookup(state: JiraState, author: User) -> Callable[[str], FieldBinding
                 return candidate.id
         raise _value_error(text, "fixVersion")
 
+    def component(text: str) -> int:
+        for candidate in COMPONENTS:
+            if text.lower() == candidate.name.lower() or text == str(candidate.id):
+                return candidate.id
+        raise _value_error(text, "component")
+
     def option(field_id: str, name: str) -> Callable[[str], str]:
         def resolve(text: str) -> str:
             for value in OPTIONS[field_id][1]:
@@ -136,6 +144,8 @@ def field_lookup(state: JiraState, author: User) -> Callable[[str], FieldBinding
         "fixversion": FieldBinding("fixVersion", "value", lambda i: frozenset(i.fix_versions), version, multi=True,
                                    sort=lambda i: min(i.fix_versions) if i.fix_versions else None,
                                    functions={"releasedversions": versions_of(True), "unreleasedversions": versions_of(False)}),
+        "component": FieldBinding("component", "value", lambda i: frozenset(i.components), component, multi=True,
+                                  sort=lambda i: min(COMPONENT_BY_ID[c].name for c in i.components) if i.components else None),
         "labels": FieldBinding("labels", "value", lambda i: frozenset(i.labels), lambda t: t, multi=True,
                                sort=lambda i: min(i.labels) if i.labels else None),
         "summary": FieldBinding("summary", "text", lambda i: i.summary, sort=lambda i: i.summary.lower()),

@@ -63,6 +63,8 @@ class SeedRequest:
     tags: tuple[str, ...]
     created: dt.datetime
     updated: dt.datetime
+    affected_object: str = ""
+    """The business object the change touches (one of ``OBJECTS``), for the clash check."""
 
 
 _FIRST = (
@@ -76,7 +78,8 @@ _LAST = (
     "Nguyen", "Walsh", "Schmidt", "Adeyemi", "Costa", "Novak", "Tanaka", "MacLeod", "Ortiz",
 )
 _DOMAINS = ("example.com", "corp.example", "ops.example.org")
-_OBJECTS = ("Opportunity", "Account", "Lead", "Case", "Contact", "Quote", "Contract", "Invoice", "Campaign", "Order")
+OBJECTS = ("Opportunity", "Account", "Lead", "Case", "Contact", "Quote", "Contract", "Invoice", "Campaign", "Order")
+_OBJECTS = OBJECTS
 _FIELDS = (
     "Renewal Risk", "Churn Reason", "Partner Tier", "Billing Region", "Next Step", "Expected Go-Live",
     "Competitor", "Discount Approver", "Customer's PO Number", "NPS Score", "Legal Entity", "Escalation Owner",
@@ -282,6 +285,7 @@ def iter_seed_requests(seed: int, count: int | None = None) -> Iterator[SeedRequ
             tags=tags,
             created=created,
             updated=updated,
+            affected_object=str(slots["object"]),
         )
         previous = request
         yield request

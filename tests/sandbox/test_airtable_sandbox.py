@@ -335,7 +335,7 @@ def test_metadata_describes_tables_fields_and_views(sandbox: Sandbox) -> None:
     types = {f.name: f.type for f in schema.fields}
     assert types == {
         "Title": "singleLineText", "Description": "multilineText", "Department": "singleSelect", "Request Type": "singleSelect",
-        "Priority": "singleSelect", "Status": "singleSelect", "Requester": "singleLineText", "Requester Email": "email",
+        "Affected Object": "singleSelect", "Priority": "singleSelect", "Status": "singleSelect", "Requester": "singleLineText", "Requester Email": "email",
         "Owner": "singleLineText", "Release": "singleLineText", "Release Select": "singleSelect",
         "Release Link": "multipleRecordLinks", "Target Date": "date", "Created": "createdTime", "Last Modified": "lastModifiedTime",
     }
@@ -462,3 +462,19 @@ def test_relsync_sandbox_starts_airtable_with_a_fresh_token() -> None:
         assert token.startswith("pat") and token != second.describe()["airtable"]["env"]["RELSYNC_AIRTABLE_TOKEN"]
         api = Api(token, endpoint_url=first.airtable.url, retry_strategy=None)
         assert len(api.table(described["base"], described["table"]).all()) == 5
+
+
+def test_affected_object_is_a_seeded_single_select(sandbox: Sandbox) -> None:
+    objects = ["Opportunity", "Account", "Lead", "Case", "Contact", "Quote", "Contract", "Invoice", "Campaign", "Order"]
+    field = sandbox.table.schema().field("Affected Object")
+    assert field.type == "singleSelect" and [c.name for c in field.options.choices] == objects
+    assert all(c.id.startswith("sel") for c in field.options.choices)
+    records = sandbox.table.all()
+    assert len(records) == RECORDS
+    by_id = {r["id"]: r["fields"] for r in records}
+    assert all(by_id[rec(seed.seq)]["Affected Object"] == seed.affected_object for seed in SEEDS)
+    found = sandbox.table.all(formula=match({"Affected Object": "Case"}))
+    assert {r["id"] for r in found} == ids_where(lambda r: r.affected_object == "Case")
+    refused = refusal(lambda: sandbox.table.update(rec(1), {"Affected Object": "Widget"}))
+    assert refused.status_code == 422
+    assert sandbox.table.update(rec(1), {"Affected Object": "Lead"})["fields"]["Affected Object"] == "Lead"

@@ -511,3 +511,33 @@ def test_unknown_routes_methods_and_unreadable_bodies(http: requests.Session, ji
     broken = http.post(f"{url}/rest/api/3/issue", data="{", headers={"Content-Type": "application/json"})
     assert broken.status_code == 400
     assert broken.json() == {"errorMessages": ["There was an error parsing JSON. Check that your request body is valid."]}
+
+
+def test_components_carry_the_affected_object(client: JIRA, http: requests.Session, jira_sandbox: RunningSandbox) -> None:
+    # Shapes from Atlassian's reference: Get project components returns the project's
+    # components (self, id, name, description, assigneeType, ...); an issue's components
+    # field holds {self, id, name}; Edit issue takes components by id or name.
+    issue = client.issue("OPS-1")
+    assert [c.name for c in issue.fields.components] == [SEEDS[0].affected_object]
+    components = client.project_components("OPS")
+    names = [c.name for c in components]
+    assert sorted(names) == sorted({"Opportunity", "Account", "Lead", "Case", "Contact", "Quote", "Contract", "Invoice",
+                                    "Campaign", "Order"})
+    by_name = {c.name: c for c in components}
+    raw = http.get(f"{jira_sandbox.url}/rest/api/3/project/OPS").json()["components"]
+    assert [c["id"] for c in raw] == [c.id for c in components]
+    assert set(raw[0]) >= {"self", "id", "name", "description"} and raw[0]["self"].endswith(f"/component/{raw[0]['id']}")
+    shown = http.get(f"{jira_sandbox.url}/rest/api/3/issue/OPS-1", params={"fields": "components"}).json()["fields"]["components"]
+    assert shown == [{"self": by_name[SEEDS[0].affected_object].self, "id": by_name[SEEDS[0].affected_object].id,
+                      "name": SEEDS[0].affected_object}]
+    other = next(n for n in names if n != SEEDS[0].affected_object)
+    issue.update(fields={"components": [{"name": other}]})
+    assert [c.name for c in client.issue("OPS-1").fields.components] == [other]
+    issue.update(update={"components": [{"add": {"id": by_name["Case"].id}}]})
+    assert {c.name for c in client.issue("OPS-1").fields.components} == {other, "Case"}
+    for bad, message in (({"name": "Widget"}, "Component name 'Widget' is not valid"), ({"id": "1"}, "Component id '1' is not valid")):
+        error = refused(lambda bad=bad: issue.update(fields={"components": [bad]}))
+        assert error.status_code == 400 and error.response.json()["errors"] == {"components": message}
+    assert set(search_keys(client, "project = OPS AND component = Lead")) == keys_where(lambda r: r.affected_object == "Lead") - {"OPS-1"}
+    assert set(search_keys(client, 'component in (Lead, "Case")')) == (
+        keys_where(lambda r: r.affected_object in ("Lead", "Case")) - {"OPS-1"}) | {"OPS-1"}
