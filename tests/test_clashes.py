@@ -36,3 +36,25 @@ def test_two_requests_on_one_object_in_one_release_clash(tmp_path):
     assert release_clashes(db, "BS-2") == []
     assert all_clashes(db) == {"BS 1": [{"object": "Opportunity", "requests": ["jira:OPS-1", "salesforce:500A"]}]}
     assert release_detail(db, "BS 1")["clashes"] == release_clashes(db, "BS-1")
+
+
+def test_sandboxes_carry_the_affected_object_end_to_end(tmp_path):
+    from config.loader import load_config
+    from connectors.sandbox.server import start_sandboxes
+    from sync import engine
+    from sync.demo import write_config
+
+    with start_sandboxes(records=60, seed=4, systems=("jira", "airtable", "salesforce")) as sandboxes:
+        description = sandboxes.describe()
+        path = write_config(description, tmp_path / "relsync.yaml")
+        env = {k: v for box in description.values() for k, v in box["env"].items()}
+        engine.run(load_config(path), env=env)
+    db = open_store(tmp_path / "relsync.db")
+    rows = list(db["change_requests"].rows)
+    assert {r["source"] for r in rows} == {"jira", "airtable", "salesforce"}
+    for source in ("jira", "airtable", "salesforce"):
+        mine = [r for r in rows if r["source"] == source]
+        assert len(mine) == 60 and all(r["affected"] for r in mine), source
+    objects = {"Opportunity", "Account", "Lead", "Case", "Contact", "Quote", "Contract", "Invoice", "Campaign", "Order"}
+    assert {r["affected"] for r in rows} <= objects
+    assert all_clashes(db)

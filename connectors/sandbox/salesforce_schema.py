@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.sandbox.seed import DEPARTMENTS, REQUEST_TYPES
+from connectors.sandbox.seed import DEPARTMENTS, OBJECTS, REQUEST_TYPES
 
 STATUSES = ("New", "Triage", "Approved", "Scheduled", "In Progress", "Testing", "Deployed", "Closed", "Rejected")
 PRIORITIES = ("Critical", "High", "Medium", "Low")
@@ -112,6 +112,7 @@ def _change_fields() -> tuple[Field, ...]:
     return (
         _picklist("Department__c", "Department", DEPARTMENTS, restricted=True, custom=True),
         _picklist("Request_Type__c", "Request Type", REQUEST_TYPES, restricted=False, custom=True),
+        _picklist("Affected_Object__c", "Affected Object", OBJECTS, restricted=False, custom=True),
         Field("Release__c", "Release", "string", 80, custom=True),
         _picklist("Release_Status__c", "Release Status", RELEASE_STATUSES, restricted=True, custom=True),
         Field("Target_Date__c", "Target Date", "date", custom=True),

@@ -80,7 +80,8 @@ def case_row(request: SeedRequest, *, number: int, record_type: str, owner: str,
         "Priority": request.priority.capitalize(), "Description": request.description, "OwnerId": owner,
         "CreatedDate": to_second(request.created), "CreatedById": creator, "LastModifiedDate": updated,
         "LastModifiedById": creator, "SystemModstamp": updated, "Department__c": request.department,
-        "Request_Type__c": request.request_type, **_release_fields(request),
+        "Request_Type__c": request.request_type, "Affected_Object__c": request.affected_object or None,
+        **_release_fields(request),
     }
 
 
@@ -93,7 +94,8 @@ def change_request_row(request: SeedRequest, *, number: int, owner: str, creator
         "LastModifiedById": creator, "SystemModstamp": updated, "Title__c": request.title,
         "Description__c": request.description, "Status__c": STATUS_BY_SEED[request.status],
         "Priority__c": request.priority.capitalize(), "Department__c": request.department,
-        "Request_Type__c": request.request_type, **_release_fields(request),
+        "Request_Type__c": request.request_type, "Affected_Object__c": request.affected_object or None,
+        **_release_fields(request),
         "Requester_Name__c": request.requester.name, "Requester_Email__c": request.requester.email,
     }
 
@@ -114,7 +116,7 @@ def support_cases(seed: int, count: int, *, first_number: int, record_type: str,
             "Priority": rng.choice(("High", "Medium", "Low")), "Description": f"{subject}. Reported via the help centre.",
             "OwnerId": owner, "CreatedDate": to_second(created), "CreatedById": creator,
             "LastModifiedDate": to_second(updated), "LastModifiedById": creator, "SystemModstamp": to_second(updated),
-            "Department__c": None, "Request_Type__c": None, "Release__c": None, "Release_Status__c": None,
+            "Department__c": None, "Request_Type__c": None, "Affected_Object__c": None, "Release__c": None, "Release_Status__c": None,
             "Target_Date__c": None,
         }
 

@@ -662,3 +662,24 @@ def test_rate_limit_knob_answers_like_the_concurrency_limit(org: RunningSandbox,
     knob(org, http, "/faults", {"path": "/services/data/*/query/", "status": 503})
     unavailable = refusal(SalesforceGeneralError, lambda: sf.query("SELECT Id FROM Case LIMIT 1"))
     assert unavailable.status == 503 and unavailable.content[0]["errorCode"] == "SERVER_UNAVAILABLE"
+
+
+def test_affected_object_picklist_on_case_and_the_custom_object(sf: Salesforce, authority: tuple[ssl.SSLContext, Path],
+                                                               http: requests.Session) -> None:
+    objects = ["Opportunity", "Account", "Lead", "Case", "Contact", "Quote", "Contract", "Invoice", "Campaign", "Order"]
+    rows = {r["Id"]: r["Affected_Object__c"] for r in sf.query_all_iter("SELECT Id, Affected_Object__c FROM Case")}
+    assert all(rows[make_id("500", r.seq)] == r.affected_object for r in SEEDS)
+    assert set(query_ids(sf, "SELECT Id FROM Case WHERE Affected_Object__c = 'Lead'")) == ids_where(lambda r: r.affected_object == "Lead")
+    sf.Case.update(CHANGE_IDS[0], {"Affected_Object__c": "Not In The List"})  # not restricted: any value is kept
+    assert sf.Case.get(CHANGE_IDS[0])["Affected_Object__c"] == "Not In The List"
+    app = create_salesforce_app(records=30, seed=SEED, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                object_name="Change_Request__c")
+    with serve(app, ssl_context=authority[0]) as running:
+        issued = client_token(running, http)
+        custom = Salesforce(instance_url=issued["instance_url"], session_id=issued["access_token"], session=http, version="59.0")
+        for client, name in ((sf, "Case"), (custom, "Change_Request__c")):
+            field = {f["name"]: f for f in getattr(client, name).describe()["fields"]}["Affected_Object__c"]
+            assert field["type"] == "picklist" and field["label"] == "Affected Object" and field["custom"] is True
+            assert field["restrictedPicklist"] is False and [p["value"] for p in field["picklistValues"]] == objects
+        records = custom.query_all("SELECT Name, Affected_Object__c FROM Change_Request__c ORDER BY Name")["records"]
+        assert [r["Affected_Object__c"] for r in records] == [r.affected_object for r in SEEDS[:30]]
