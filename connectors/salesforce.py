@@ -372,16 +372,12 @@ class SalesforceConnector:
 
     def estimate(self, writes: list[Write]) -> dict[str, Any]:
         """The calls ``push(writes)`` would make, and their share of the org's daily API limit."""
-        records = {w.native_id for w in writes}
-        calls = {"compare queries": -(-len(records) // READ_BATCH), "collection updates": -(-len(records) // WRITE_BATCH)}
-        total = sum(calls.values())
-        if self.usage is not None and self.usage[1]:
-            used, limit = self.usage
-            limit_text = (f"{total} of the {limit - used} API requests left today ({used}/{limit} used, "
-                          f"stops at {self.config.quota_share:.0%})")
-        else:
-            limit_text = "daily API limit not seen yet"
-        return {"calls": total, "by_kind": calls, "limit": limit_text}
+        records = len({w.native_id for w in writes})
+        calls = {"compare queries": -(-records // READ_BATCH), "collection updates": -(-records // WRITE_BATCH)}
+        used, limit = self.usage or (0, 0)
+        left = (f"{sum(calls.values())} of the {limit - used} API requests left today ({used}/{limit} used, "
+                f"stops at {self.config.quota_share:.0%})") if limit else "daily API limit not seen yet"
+        return {"calls": sum(calls.values()), "by_kind": calls, "limit": left}
 
     # -- check ------------------------------------------------------------------
 
