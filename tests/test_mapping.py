@@ -287,6 +287,7 @@ def test_source_paths_list_every_mapped_path_once(jira):
         "fields.priority.name",
         "fields.status.name",
         "fields.fixVersions.0.name",
+        "fields.components.0.name",
         "fields.created",
         "fields.updated",
     ]
