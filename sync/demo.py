@@ -14,6 +14,7 @@ from config.loader import load_config
 from connectors.sandbox import edits
 from connectors.sandbox.server import start_sandboxes
 from sync import engine, reports, schedule
+from sync.clashes import release_clashes
 from sync.store import open_store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "config" / "examples"
@@ -98,6 +99,8 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
             say(line)
         say("\n== Release plan ==")
         plan = schedule.release_plan(db)
+        for release in plan:
+            release["clashes"] = release_clashes(db, release["id"])
         for release in plan:
             say(reports.plan_line(release))
         if plan:
