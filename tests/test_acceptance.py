@@ -130,4 +130,5 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     assert stored["requests"]["by_source"] == {"jira": RECORDS, "airtable": RECORDS, "salesforce": RECORDS}
     for release in stored["releases"]:
         assert release["requests"] <= release["capacity"]
-        assert set(release["by_source"]) == {"jira", "airtable", "salesforce"}
+    # One plan over the three systems: a release mixes requests from all three.
+    assert any(set(r["by_source"]) == {"jira", "airtable", "salesforce"} for r in stored["releases"])

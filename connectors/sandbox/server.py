@@ -94,6 +94,10 @@ STARTERS: dict[str, Callable[[int, int], tuple[RunningSandbox, dict[str, Any]]]]
 """How to start each system's sandbox; Airtable and Salesforce register here too."""
 
 
+SEED_OFFSETS = {"jira": 0, "airtable": 1000, "salesforce": 2000}
+"""Per system, added to the seed: the same seed gives each system different requests."""
+
+
 class Sandboxes:
     """The running sandboxes of one start; attributes are named by system (``.jira``)."""
 
@@ -129,14 +133,18 @@ class Sandboxes:
 
 
 def start_sandboxes(*, records: int = 200, seed: int = 7, systems: tuple[str, ...] = ("jira",)) -> Sandboxes:
-    """Start the sandboxes for ``systems``, each seeded with ``records`` requests."""
+    """Start the sandboxes for ``systems``, each seeded with ``records`` requests.
+
+    Each system draws from its own seed (``seed`` plus a fixed offset per system), so
+    the three systems hold different requests, as three real teams' tools would.
+    """
     unknown = [s for s in systems if s not in STARTERS]
     if unknown:
         raise ValueError(f"no sandbox for {', '.join(unknown)}; available: {', '.join(STARTERS)}")
     sandboxes = Sandboxes()
     try:
         for system in systems:
-            sandboxes.add(system, *STARTERS[system](records, seed))
+            sandboxes.add(system, *STARTERS[system](records, seed + SEED_OFFSETS.get(system, 0)))
     except BaseException:
         sandboxes.stop()
         raise
