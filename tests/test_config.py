@@ -337,7 +337,7 @@ def test_all_three_example_plans_critical_requests_on_a_weekly_hotfix_train():
 
     hotfix, business = config.trains
     assert hotfix.name == "hotfix" and hotfix.match.priorities == ["critical"]
-    assert (hotfix.cadence.every_weeks, hotfix.cadence.weekday, hotfix.capacity) == (1, "thursday", 3)
+    assert (hotfix.cadence.every_weeks, hotfix.cadence.weekday, hotfix.capacity) == (1, "thursday", 6)
     assert hotfix.expedite.priorities == ["critical"]
     assert business.catch_all and business.capacity == 20
     (year_end,) = business.blackouts
