@@ -113,6 +113,8 @@ class JiraSource(SourceBase):
     project: str
     jql: str | None = None
     page_size: int = Field(default=100, ge=1, le=100)
+    reconcile_every_hours: float = Field(default=24, ge=0)
+    """Jira reports no deletions: this often, list the issue ids (5000 a call) to find them."""
 
     @field_validator("project")
     @classmethod

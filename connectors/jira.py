@@ -36,6 +36,7 @@ from connectors.timestamps import iso_utc, parse_time
 T = TypeVar("T")
 SYSTEM = "jira"
 CHECK_BATCH = 100
+ID_PAGE = 5000  # search/jql pages up to 5000 issues when only ids are asked for
 RELEASE = "release"
 STATUS = "status"
 
@@ -216,6 +217,30 @@ class JiraConnector:
             version=(issue.get("fields") or {}).get("updated"),
             raw=issue,
         )
+
+    def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
+        """Known issues Jira no longer returns (deleted, moved, or out of the selection).
+
+        Jira has no deletion feed, so this lists the selection's issue ids, 5000 a
+        call, when due. Nothing known before the first reconcile can be missing yet.
+        """
+        if since is None:
+            return []
+        if not due:
+            return None
+        jql = build_search_jql(self.config.project, self.config.jql, None)
+        present: set[str] = set()
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            return self._call(
+                lambda: self.client.enhanced_search_issues(
+                    jql, nextPageToken=token, maxResults=ID_PAGE, fields=[], json_result=True
+                )
+            )
+
+        for response in iter_pages(SYSTEM, fetch, "nextPageToken"):
+            present.update(str(issue["id"]) for issue in response.get("issues", []))
+        return sorted(known - present)
 
     # -- push -------------------------------------------------------------------
 

@@ -196,3 +196,29 @@ def test_an_issue_deleted_before_the_push_fails_alone(world):
     assert (planned[0], "failed") in states
     assert pushed["jira"].written == 2 * (len(planned) - 1)
     db.close()
+
+
+def test_an_issue_deleted_in_jira_is_marked_deleted_when_reconcile_is_due(world, tmp_path):
+    import yaml
+
+    from config.loader import load_config
+
+    data = yaml.safe_load(world.config_path.read_text())
+    data["sources"]["jira"]["reconcile_every_hours"] = 0
+    path = tmp_path / "reconcile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path)
+    engine.run(config, env=world.env)  # first run: nothing known before it, no listing
+    edits.jira_client(world.description).issue("OPS-7").delete()
+    world.reset_calls()
+
+    report = engine.run(config, env=world.env)
+
+    assert report.pulled["jira"]["deleted"] == 1
+    calls = world.calls()
+    assert search_calls(calls) == 1 + 1  # the incremental pull + one id listing (250 ids fit in one page)
+    row = rows(world, "select deleted_at from change_requests where key = 'jira:OPS-7'")
+    assert row[0]["deleted_at"] is not None
+    events = rows(world, "select field from audit where request = 'jira:OPS-7' and run = ?", [report.run_id])
+    assert {"field": "deleted_at"} in events
+    assert rows(world, "select count(*) as n from change_requests")[0]["n"] == 250  # kept, not removed
