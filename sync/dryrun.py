@@ -9,7 +9,7 @@ against that system's limits.
 from __future__ import annotations
 
 import datetime as dt
-import math
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +37,7 @@ class DryRun:
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     clashes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    natives: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -66,7 +67,7 @@ def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.dat
             except _Rollback:
                 pass
             for name, writes in result.writes.items():
-                result.costs[name] = estimate(sources[name].connector, writes)
+                result.costs[name] = estimate(sources[name].connector, writes, result.natives)
         finally:
             db.close()
     return result
@@ -85,11 +86,16 @@ def _read_plan(db: Any, config: Config, sources: dict[str, engine.Source], now: 
     result.releases = engine.schedule.release_plan(db)
     result.clashes = all_clashes(db)
     wanted = outbox.wanted_writes(db, {n: s.mapping for n, s in sources.items()}, now=engine.stamp(now))
+    natives = {r["key"]: (r["native_id"], r["native_key"]) for r in db.query(
+        "select key, native_id, native_key from change_requests where key in (select value from json_each(?))",
+        [json.dumps(sorted({w.request for w in wanted}))])}
     for w in wanted:
         if w.source in sources:
+            native_id, native_key = natives[w.request]
             result.writes.setdefault(w.source, []).append(
-                {"request": w.request, "field": w.field, "old": w.base, "new": w.value}
+                {"request": w.request, "record": native_key or native_id, "field": w.field, "old": w.base, "new": w.value}
             )
+    result.natives = {w.request: natives[w.request] for w in wanted}
 
 
 def _left_reason(db: Any, key: str) -> str | None:
@@ -98,20 +104,8 @@ def _left_reason(db: Any, key: str) -> str | None:
     return rows[0]["new"] if rows else None
 
 
-def estimate(connector: Any, writes: list[dict[str, Any]]) -> dict[str, Any]:
+def estimate(connector: Any, writes: list[dict[str, Any]], natives: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
     """API calls the writes would cost on ``connector``'s system, and what that means there."""
-    native = _natives(connector, writes)
-    return connector.estimate(native)
-
-
-def _natives(connector: Any, writes: list[dict[str, Any]]) -> list[Write]:
-    db_writes = []
-    for w in writes:
-        native_id = w["request"].split(":", 1)[1]
-        db_writes.append(Write(native_id, native_id, w["field"], w["new"], w["old"]))
-    return db_writes
-
-
-def batches(count: int, size: int) -> int:
-    """Calls needed for ``count`` items at ``size`` per call."""
-    return math.ceil(count / size) if count else 0
+    return connector.estimate(
+        [Write(*natives[w["request"]], w["field"], w["new"], w["old"]) for w in writes]
+    )
