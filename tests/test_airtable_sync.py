@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 
 import pytest
 import requests
-import vcr
 import yaml
 from click.testing import CliRunner
 from pyairtable import Api, Table
@@ -29,6 +27,7 @@ from connectors.sandbox.server import start_sandboxes
 from sync import engine
 from sync.cli import main
 from sync.demo import write_config
+from tests.recording import NOW, RECORD_MODE, recorder
 from sync.store import open_store
 
 LIST = ("GET /v0/{base_id}/{table}", "POST /v0/{base_id}/{table}/listRecords")
@@ -631,30 +630,9 @@ def test_check_online_passes_a_clean_config_and_names_a_missing_choice(small_wor
 
 # -- 10. replay -----------------------------------------------------------------------------
 # A whole first sync replayed from a vcrpy cassette recorded against the sandbox, as in
-# tests/test_replay.py. To record anew: RELSYNC_RECORD=all python -m pytest tests/test_airtable_sync.py -k replays
+# tests/test_replay.py (tests/recording.py says how to record anew).
 
-CASSETTES = Path(__file__).parent / "cassettes"
-RECORD_MODE = os.environ.get("RELSYNC_RECORD", "none")
-NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 FAKE_ENV = {"RELSYNC_AIRTABLE_TOKEN": "replayed-token"}
-
-
-def _scrub_response(response: dict) -> dict:
-    headers = response.get("headers", {})
-    for name in list(headers):
-        if name.lower() in ("set-cookie", "date", "server"):
-            del headers[name]
-    return response
-
-
-recorder = vcr.VCR(
-    cassette_library_dir=str(CASSETTES),
-    record_mode=RECORD_MODE,
-    match_on=["method", "path", "query", "body"],
-    filter_headers=["authorization", "cookie"],
-    before_record_response=_scrub_response,
-    decode_compressed_response=True,
-)
 
 
 @pytest.fixture

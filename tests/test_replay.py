@@ -8,39 +8,14 @@ cassette does not hold fails the test. To record anew:
 """
 from __future__ import annotations
 
-import datetime as dt
-import os
-from pathlib import Path
 
 import pytest
-import vcr
-
 from config.loader import load_config
 from sync import engine
 from sync.demo import write_config
+from tests.recording import CASSETTES, NOW, RECORD_MODE, recorder
 
-CASSETTES = Path(__file__).parent / "cassettes"
-RECORD_MODE = os.environ.get("RELSYNC_RECORD", "none")
-NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.timezone.utc)
 FAKE_ENV = {"RELSYNC_JIRA_EMAIL": "relsync@example.com", "RELSYNC_JIRA_TOKEN": "replayed-token"}
-
-
-def _scrub_response(response: dict) -> dict:
-    headers = response.get("headers", {})
-    for name in list(headers):
-        if name.lower() in ("set-cookie", "date", "server"):
-            del headers[name]
-    return response
-
-
-recorder = vcr.VCR(
-    cassette_library_dir=str(CASSETTES),
-    record_mode=RECORD_MODE,
-    match_on=["method", "path", "query", "body"],
-    filter_headers=["authorization", "cookie"],
-    before_record_response=_scrub_response,
-    decode_compressed_response=True,
-)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import contextlib
 import datetime as dt
 import json
 import math
-import os
 import re
 import ssl
 from collections.abc import Callable, Iterator
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 import requests
 import trustme
-import vcr
 import yaml
 from click.testing import CliRunner
 from simple_salesforce import Salesforce, format_soql
@@ -36,6 +34,7 @@ from sync import engine
 from sync.cli import main
 from sync.demo import EXAMPLES
 from sync.store import open_store
+from tests.recording import RECORD_MODE, recorder
 
 CLIENT_ID = "3MVG9relsyncSyncTestsConsumerKey"
 CLIENT_SECRET = "sync-tests-consumer-secret-4f9a1c"
@@ -608,37 +607,8 @@ def test_a_custom_object_syncs_like_cases(make_org):
 # -- replay -------------------------------------------------------------------------------
 
 CASSETTE = Path(__file__).parent / "cassettes" / "salesforce_first_sync.yaml"
-RECORD_MODE = os.environ.get("RELSYNC_RECORD", "none")
-"""``none`` in CI: a request the cassette lacks fails. ``RELSYNC_RECORD=all`` records anew from a live org."""
 TOKEN_SHAPE = re.compile(r"00D[0-9A-Za-z]{12}![0-9A-Za-z_-]{20,}")
 """How the sandbox's access tokens look (org id, "!", random)."""
-
-
-def _scrub_token_answer(response: dict[str, Any]) -> dict[str, Any]:
-    """Keep the token endpoint's answer but not its token or signature; drop noisy headers."""
-    headers = response.get("headers", {})
-    for name in list(headers):
-        if name.lower() in ("set-cookie", "date", "server"):
-            del headers[name]
-    body = response.get("body", {}).get("string")
-    if body and b'"access_token"' in (body if isinstance(body, bytes) else body.encode()):
-        answer = json.loads(body)
-        answer.update(access_token="FILTERED", signature="FILTERED")
-        response["body"]["string"] = json.dumps(answer).encode()
-        for name in [n for n in headers if n.lower() == "content-length"]:
-            headers[name] = [str(len(response["body"]["string"]))]
-    return response
-
-
-replay = vcr.VCR(
-    cassette_library_dir=str(CASSETTE.parent),
-    record_mode=RECORD_MODE,
-    match_on=["method", "path", "query", "body"],
-    filter_headers=["authorization", "cookie"],
-    filter_post_data_parameters=["client_id", "client_secret", "refresh_token"],
-    before_record_response=_scrub_token_answer,
-    decode_compressed_response=True,
-)
 
 
 @pytest.fixture
@@ -658,7 +628,7 @@ def replay_org(authority, tmp_path) -> Iterator[tuple[Config, Org | None]]:
 
 def test_first_sync_replays_from_the_cassette(replay_org):
     config, live = replay_org
-    with replay.use_cassette(CASSETTE.name) as cassette:
+    with recorder.use_cassette(CASSETTE.name) as cassette:
         report = engine.run(config, env=ENV, now=NOW)
 
     assert report.exit_code == 0, report.messages
