@@ -5,10 +5,11 @@ run), 2 configuration or credential error, 3 another run holds the store's lock.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ from config.loader import ConfigError, load_config
 from connectors.errors import ConnectorError, SourceConfigError
 from mapping.fields import MappingError
 from sync import engine, reports
-from sync.lock import LockedError
+from sync.ics import UnknownTrainError
+from sync.lock import LockedError, RunLock
+from sync.manual import ManualError
+from sync.notes import UnknownReleaseError
+
+NOT_FOUND = (ManualError, UnknownReleaseError, UnknownTrainError)
+"""A release, request or train the user named does not exist (or the action cannot be done)."""
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -51,6 +58,8 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise Failure(str(error), engine.EXIT_CONFIG) from None
         except LockedError as error:
             raise Failure(str(error), engine.EXIT_LOCKED) from None
+        except NOT_FOUND as error:
+            raise Failure(str(error), engine.EXIT_PARTIAL) from None
         except ConnectorError as error:
             raise Failure(str(error), engine.EXIT_PARTIAL) from None
 
@@ -179,24 +188,16 @@ def sandbox(records: int, seed: int, write_config: Path | None) -> None:
     serve_sandboxes(records=records, seed=seed, config_file=write_config, echo=click.echo)
 
 
-def _store(config_path: Path) -> Any:
+@contextlib.contextmanager
+def store_of(config_path: Path, *, locked: bool = False) -> Iterator[Any]:
+    """The configured store, open for one command; ``locked`` holds the run lock (a sync running -> exit 3)."""
     from sync.store import open_store
 
-    return open_store(load_config(config_path).store)
-
-
-def _manual(config_path: Path, action: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    """Run a manual action under the store's run lock (a sync in progress -> exit 3)."""
-    from sync.lock import RunLock
-    from sync.manual import ManualError
-
     config = load_config(config_path)
-    with RunLock(config.store):
-        db = _store(config_path)
+    with RunLock(config.store) if locked else contextlib.nullcontext():
+        db = open_store(config.store)
         try:
-            return action(db)
-        except ManualError as error:
-            raise Failure(str(error), engine.EXIT_PARTIAL) from None
+            yield db
         finally:
             db.close()
 
@@ -214,11 +215,8 @@ def release_list(config_path: Path, as_json: bool) -> None:
     """Upcoming releases with dates, state and load."""
     from sync import schedule
 
-    db = _store(config_path)
-    try:
+    with store_of(config_path) as db:
         plan = schedule.release_plan(db)
-    finally:
-        db.close()
     emit(plan, as_json, "\n".join(reports.plan_line(r) for r in plan) or "no releases yet (run relsync sync)")
 
 
@@ -229,15 +227,10 @@ def release_list(config_path: Path, as_json: bool) -> None:
 @library_errors
 def release_show(release_ref: str, config_path: Path, as_json: bool) -> None:
     """One release: phases with owners and every request in it."""
-    from sync.manual import ManualError, release_detail
+    from sync.manual import release_detail
 
-    db = _store(config_path)
-    try:
+    with store_of(config_path) as db:
         detail = release_detail(db, release_ref)
-    except ManualError as error:
-        raise Failure(str(error), engine.EXIT_PARTIAL) from None
-    finally:
-        db.close()
     emit(detail, as_json, reports.release_text(detail))
 
 
@@ -251,7 +244,8 @@ def release_cancel(release_ref: str, reason: str, config_path: Path, as_json: bo
     """Cancel a release; its requests are re-planned on the next sync."""
     from sync.manual import cancel_release
 
-    done = _manual(config_path, lambda db: cancel_release(db, release_ref, reason=reason))
+    with store_of(config_path, locked=True) as db:
+        done = cancel_release(db, release_ref, reason=reason)
     emit(done, as_json, f"cancelled {done['release']}; {len(done['requests'])} requests will be re-planned on the next sync")
 
 
@@ -266,7 +260,8 @@ def assign(key: str, release_ref: str, reason: str, config_path: Path, as_json: 
     """Pin a request to a release; the planner will not move it."""
     from sync.manual import assign as pin
 
-    done = _manual(config_path, lambda db: pin(db, key, release_ref, reason=reason))
+    with store_of(config_path, locked=True) as db:
+        done = pin(db, key, release_ref, reason=reason)
     emit(done, as_json, f"{key} pinned to {done['release']} (was {done['previous'] or 'unassigned'}); written back on the next sync")
 
 
@@ -280,7 +275,8 @@ def unassign(key: str, reason: str, config_path: Path, as_json: bool) -> None:
     """Remove a request's release assignment (the planner may plan it again)."""
     from sync.manual import unassign as unpin
 
-    done = _manual(config_path, lambda db: unpin(db, key, reason=reason))
+    with store_of(config_path, locked=True) as db:
+        done = unpin(db, key, reason=reason)
     emit(done, as_json, f"{key} removed from {done['previous']}")
 
 
@@ -304,15 +300,10 @@ def plan_command(config_path: Path, as_json: bool) -> None:
 @library_errors
 def release_notes_command(release_ref: str, fmt: str, output: Path | None, config_path: Path) -> None:
     """Release notes for stakeholders: requests by department and type, links, phases and owners."""
-    from sync.notes import UnknownReleaseError, release_notes, render_html, render_markdown
+    from sync.notes import release_notes, render_html, render_markdown
 
-    db = _store(config_path)
-    try:
+    with store_of(config_path) as db:
         notes = release_notes(db, release_ref)
-    except UnknownReleaseError as error:
-        raise Failure(str(error), engine.EXIT_PARTIAL) from None
-    finally:
-        db.close()
     text = render_html(notes) if fmt == "html" else render_markdown(notes)
     if output:
         output.write_text(text, encoding="utf-8")
@@ -329,14 +320,9 @@ def release_notes_command(release_ref: str, fmt: str, output: Path | None, confi
 @library_errors
 def calendar(ics_path: Path, trains: tuple[str, ...], config_path: Path) -> None:
     """Releases, freezes and SDLC phases as calendar events (.ics) for stakeholders."""
-    from sync.ics import UnknownTrainError, calendar_ics
+    from sync.ics import calendar_ics
 
-    db = _store(config_path)
-    try:
+    with store_of(config_path) as db:
         data = calendar_ics(db, trains=list(trains) or None)
-    except UnknownTrainError as error:
-        raise Failure(str(error), engine.EXIT_PARTIAL) from None
-    finally:
-        db.close()
     ics_path.write_bytes(data)
     click.echo(f"wrote {ics_path} ({data.count(b'BEGIN:VEVENT')} events)")
