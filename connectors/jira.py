@@ -184,25 +184,25 @@ class JiraConnector:
 
     # -- pull -------------------------------------------------------------------
 
+    def _search(self, jql: str, page_size: int, fields: list[str]) -> Iterator[dict[str, Any]]:
+        """Pages of one ``search/jql`` query, each one retried call, followed by nextPageToken."""
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            return self._call(
+                lambda: self.client.enhanced_search_issues(
+                    jql, nextPageToken=token, maxResults=page_size, fields=fields, json_result=True
+                )
+            )
+
+        return iter_pages(SYSTEM, fetch, "nextPageToken")
+
     def pull(self, since: str | None) -> Iterator[Page]:
         """Yield pages of issues updated at or after ``since`` minus the overlap window."""
         since_ms = None
         if since is not None:
             since_ms = epoch_ms(since) - self.config.overlap_seconds * 1000
         jql = build_search_jql(self.config.project, self.config.jql, since_ms)
-
-        def fetch(token: str | None) -> dict[str, Any]:
-            return self._call(
-                lambda: self.client.enhanced_search_issues(
-                    jql,
-                    nextPageToken=token,
-                    maxResults=self.config.page_size,
-                    fields=list(self.fields),
-                    json_result=True,
-                )
-            )
-
-        for response in iter_pages(SYSTEM, fetch, "nextPageToken"):
+        for response in self._search(jql, self.config.page_size, list(self.fields)):
             records = [self._record(issue) for issue in response.get("issues", [])]
             versions = [r.version for r in records if r.version]
             watermark = iso_utc(max(parse_time(v) for v in versions)) if versions else None
@@ -229,17 +229,7 @@ class JiraConnector:
         if not due:
             return None
         jql = build_search_jql(self.config.project, self.config.jql, None)
-        present: set[str] = set()
-
-        def fetch(token: str | None) -> dict[str, Any]:
-            return self._call(
-                lambda: self.client.enhanced_search_issues(
-                    jql, nextPageToken=token, maxResults=ID_PAGE, fields=[], json_result=True
-                )
-            )
-
-        for response in iter_pages(SYSTEM, fetch, "nextPageToken"):
-            present.update(str(issue["id"]) for issue in response.get("issues", []))
+        present = {str(i["id"]) for page in self._search(jql, ID_PAGE, []) for i in page.get("issues", [])}
         return sorted(known - present)
 
     # -- push -------------------------------------------------------------------
