@@ -103,6 +103,7 @@ def store_page(
             rows.append(row)
         if rows:
             db["change_requests"].upsert_all(rows, pk="key")
+        _pin_moves_made_in_source(db, events, source, now)
         counts.deleted = _mark_deleted(db, source, mapping.system, page.deleted, run_id, now, events)
         append_events(db, events)
         if page.watermark:
@@ -110,6 +111,30 @@ def store_page(
             if current is None or page.watermark > current:
                 set_watermark(db, source, STREAM, page.watermark)
     return counts
+
+
+def _pin_moves_made_in_source(db: sqlite_utils.Database, events: list[AuditEvent], source: str, now: str) -> None:
+    """A person moved a request to another relsync release in its own tool: that is a pin.
+
+    relsync's own writes never show up as pulled changes (the store already holds
+    them), so a pulled change of the release field naming a live release is a
+    person's decision, which the planner must keep rather than overwrite.
+    """
+    moved = [e for e in events if e.field == "release" and e.new]
+    if not moved:
+        return
+    live = {
+        row["name"]: row["id"]
+        for row in db.query("select id, name from releases where state not in ('released', 'cancelled')")
+    }
+    for event in moved:
+        if event.new in live:
+            db["assignments"].upsert(
+                {"request": event.request, "release": live[event.new], "pinned": 1,
+                 "reason": f"pinned: moved to {event.new} in {source} (was {event.old or 'unassigned'})",
+                 "assigned_by": source, "assigned_at": now},
+                pk="request",
+            )
 
 
 def _mark_deleted(

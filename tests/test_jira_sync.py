@@ -222,3 +222,23 @@ def test_an_issue_deleted_in_jira_is_marked_deleted_when_reconcile_is_due(world,
     events = rows(world, "select field from audit where request = 'jira:OPS-7' and run = ?", [report.run_id])
     assert {"field": "deleted_at"} in events
     assert rows(world, "select count(*) as n from change_requests")[0]["n"] == 250  # kept, not removed
+
+
+def test_a_person_moving_a_request_to_another_release_in_jira_is_kept_as_a_pin(world):
+    engine.run(world.config, env=world.env)
+    plan = rows(world, "select a.request, rel.name, rel.id from assignments a join releases rel on rel.id = a.release "
+                       "where rel.train = 'business-systems' order by rel.deploy_at, a.request")
+    first, last = plan[0], plan[-1]
+    assert first["name"] != last["name"]
+    key = first["request"].split(":", 1)[1]
+    client = edits.jira_client(world.description)
+    client.issue(key, fields="fixVersions").update(fields={"fixVersions": [{"name": last["name"]}]})
+
+    report = engine.run(world.config, env=world.env)
+
+    assert report.exit_code == 0, report.messages
+    pinned = rows(world, "select release, pinned, assigned_by from assignments where request = ?", [first["request"]])
+    assert pinned == [{"release": last["id"], "pinned": 1, "assigned_by": "jira"}]
+    assert [v.name for v in client.issue(key, fields="fixVersions").fields.fixVersions] == [last["name"]]
+    again = engine.run(world.config, env=world.env)
+    assert again.pushed["jira"]["written"] == 0
