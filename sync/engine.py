@@ -18,9 +18,10 @@ import sqlite_utils
 
 from config.loader import ConfigError, secret
 from config.schema import Config
-from connectors.base import Page
 from connectors import airtable, jira, salesforce
+from connectors.base import Page
 from connectors.errors import ConnectorError, SourceConfigError
+from connectors.timestamps import iso_utc
 from mapping.fields import MappingError, SourceMapping
 from sync import ingest, outbox, schedule
 from sync.lock import LockedError, RunLock
@@ -93,9 +94,8 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def stamp(moment: dt.datetime) -> str:
-    """UTC ISO-8601 with milliseconds and ``Z``."""
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+stamp = iso_utc
+"""UTC ISO-8601 with milliseconds and ``Z``: how the store writes moments."""
 
 
 def build_sources(config: Config, env: Mapping[str, str] | None = None) -> dict[str, Source]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
+from connectors.timestamps import iso_utc
 from sync.audit import AuditEvent, append_events
 from sync.clashes import release_clashes
 
@@ -29,7 +30,7 @@ def acting_user() -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(dt.datetime.now(dt.timezone.utc))
 
 
 def find_release(db: sqlite_utils.Database, ref: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from connectors.base import Write, WriteResult
+from connectors.timestamps import iso_utc
 from mapping.fields import SourceMapping
 from mapping.model import STATUSES
 from sync.audit import AuditEvent, append_events
@@ -60,7 +61,7 @@ def wanted_writes(
     db: sqlite_utils.Database, mappings: dict[str, SourceMapping], *, now: str | None = None
 ) -> list[Wanted]:
     """Differences between the plan and what each source last showed."""
-    now = now or dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = now or iso_utc(dt.datetime.now(dt.timezone.utc))
     ours = {row["name"] for row in db.query("select name from releases")}
     rows = db.query(
         "select r.key, r.source, r.system, r.status, r.source_status, r.release, r.source_version, "

@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from config.trains import Train
+from connectors.timestamps import iso_utc
 from sync.audit import AuditEvent, append_events
 from sync.planner import Candidate, PlannedRelease, materialize_releases
 from sync.routing import plan_trains
@@ -35,9 +36,9 @@ class PlanCounts:
     unassigned: int = 0
 
 
-def iso(moment: dt.datetime, timespec: str = "seconds") -> str:
-    """UTC ISO-8601 with ``Z``."""
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
+def iso(moment: dt.datetime) -> str:
+    """UTC ISO-8601 to the second with ``Z``: release calendar dates."""
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
@@ -157,7 +158,7 @@ def plan_into_store(
     A release a user cancelled stays cancelled and its requests are planned again.
     """
     counts = PlanCounts()
-    stamp = iso(now, "milliseconds")
+    stamp = iso_utc(now)
     with db.atomic():
         cancelled = {row["id"] for row in db.query("select id from releases where state = 'cancelled'")}
         plans: list[tuple[Train, list[PlannedRelease]]] = []
