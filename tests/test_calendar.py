@@ -10,31 +10,9 @@ from hypothesis import strategies as st
 
 from config.schema import Train
 from sync.calendar import effective_date, materialize_releases
+from tests.trains import PHASES, UTC, at, train
 
-UTC = dt.timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
-PHASES = [
-    {"phase": "planning", "days": 3, "owner": "pm@example.com"},
-    {"phase": "development", "days": 7, "owner": "dev-lead@example.com"},
-    {"phase": "testing", "days": 3, "owner": "qa@example.com"},
-    {"phase": "deployment", "days": 1, "owner": "release-manager@example.com"},
-    {"phase": "maintenance", "days": 5, "owner": "ops@example.com"},
-]
-
-
-def at(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def train(**changes) -> Train:
-    spec = {
-        "name": "BS",
-        "release_name": "{train} {deploy:%Y.%m.%d}",
-        "cadence": {"every_days": 14, "anchor": "2026-12-01"},
-        "capacity": 2,
-        "phases": PHASES,
-    }
-    return Train.model_validate(spec | changes)
 
 
 # --- the calendar -------------------------------------------------------------------

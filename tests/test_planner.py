@@ -21,32 +21,10 @@ from sync.planner import (
     plan_releases,
 )
 from sync.routing import plan_trains, train_for
+from tests.trains import UTC, at, train
 
-UTC = dt.timezone.utc
 ELIGIBLE = {"approved", "scheduled"}
 STARTED = {"in_progress", "testing", "deployed"}
-PHASES = [
-    {"phase": "planning", "days": 3, "owner": "pm@example.com"},
-    {"phase": "development", "days": 7, "owner": "dev-lead@example.com"},
-    {"phase": "testing", "days": 3, "owner": "qa@example.com"},
-    {"phase": "deployment", "days": 1, "owner": "release-manager@example.com"},
-    {"phase": "maintenance", "days": 5, "owner": "ops@example.com"},
-]
-
-
-def at(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def train(**changes) -> Train:
-    spec = {
-        "name": "BS",
-        "release_name": "{train} {deploy:%Y.%m.%d}",
-        "cadence": {"every_days": 14, "anchor": "2026-12-01"},
-        "capacity": 2,
-        "phases": PHASES,
-    }
-    return Train.model_validate(spec | changes)
 
 
 # --- the planner: examples ----------------------------------------------------------
