@@ -29,7 +29,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.loader import load_config  # noqa: E402
-from connectors.sandbox import edits  # noqa: E402
+from sandboxes import edits  # noqa: E402
 from sync import engine  # noqa: E402
 
 PAGE = {"jira": 100, "airtable": 100, "salesforce": 2000}
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None, system: str | None = None) -> None:
         folder = Path(name)
         config_path = folder / "relsync.yaml"
         sandbox = subprocess.Popen(
-            [sys.executable, "-m", "sync", "sandbox", "--records", str(args.records), "--seed", str(args.seed),
+            [sys.executable, "-m", "relsync", "sandbox", "--records", str(args.records), "--seed", str(args.seed),
              "--write-config", str(config_path)],
             stdout=subprocess.PIPE, text=True,
         )

@@ -22,7 +22,17 @@ from config.fieldmap import (  # noqa: F401 - re-exported
     check_write_status,
 )
 from config.sources import AirtableSource, JiraSource, SalesforceSource, Source  # noqa: F401
-from config.trains import PHASES, Blackout, Cadence, Capacity, Expedite, Match, Phase, Train, check_trains  # noqa: F401
+from config.trains import (  # noqa: F401
+    PHASES,
+    Blackout,
+    Cadence,
+    Capacity,
+    Expedite,
+    Match,
+    Phase,
+    Train,
+    check_trains,
+)
 
 
 class Config(Strict):

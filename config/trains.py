@@ -7,7 +7,14 @@ from collections.abc import Collection, Sequence
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, TypeAdapter, ValidationInfo, WrapValidator, field_validator, model_validator
+from pydantic import (
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
 from config.base import KeyPathError, Strict, _one_of
 from mapping.model import PRIORITIES, STATUSES

@@ -5,21 +5,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mapping.model import SourceRecord
 
-@dataclass(frozen=True)
-class SourceRecord:
-    """One record as the source system returned it.
-
-    ``version`` is the system's modstamp (Jira ``updated``, Salesforce
-    ``SystemModstamp``, Airtable last-modified time or content hash), used to
-    detect edits made between a pull and a push.
-    """
-
-    native_id: str
-    native_key: str | None
-    url: str | None
-    version: str | None
-    raw: dict[str, Any]
+__all__ = ["Connector", "Page", "SourceRecord", "Write", "WriteResult", "compare"]
 
 
 @dataclass(frozen=True)

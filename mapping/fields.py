@@ -4,12 +4,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mapping.converters import ConversionError, convert, describe, map_key
-from mapping.model import PRIORITIES, STATUSES, ChangeRequest
+from mapping.model import PRIORITIES, STATUSES, ChangeRequest, SourceRecord
 
 if TYPE_CHECKING:
     # Types only: config.schema imports mapping.model, so a runtime import would be circular.
     from config.schema import FieldMap, FieldMapping, WriteTargets
-    from connectors.base import SourceRecord
 
 __all__ = ["MappingError", "SourceMapping", "read_path"]
 

@@ -41,6 +41,22 @@ ENGINE_OWNED: tuple[str, ...] = ("release", "release_status")
 
 
 @dataclass(frozen=True)
+class SourceRecord:
+    """One record as the source system returned it (what a connector yields, before mapping).
+
+    ``version`` is the system's modstamp (Jira ``updated``, Salesforce
+    ``SystemModstamp``, Airtable last-modified time or content hash), used to
+    detect edits made between a pull and a push.
+    """
+
+    native_id: str
+    native_key: str | None
+    url: str | None
+    version: str | None
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ChangeRequest:
     """One change request, normalized from whichever system it came from.
 

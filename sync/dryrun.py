@@ -18,9 +18,9 @@ from typing import Any
 from config.schema import Config
 from connectors.base import Write
 from sync import engine, outbox
-from sync.clashes import all_clashes
 from sync.lock import RunLock
-from sync.store import open_store, start_run, finish_run
+from sync.schedule import all_clashes
+from sync.store import finish_run, open_store, start_run
 
 
 class _Rollback(Exception):

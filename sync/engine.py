@@ -299,3 +299,16 @@ def run(
         db.close()
         lock.release()
     return report
+
+
+def check_online(config: Config) -> dict[str, list[str]]:
+    """Problems each source's live system reports with the configuration (empty: all good)."""
+    problems: dict[str, list[str]] = {}
+    for name, source in build_sources(config).items():
+        spec = config.sources[name]
+        statuses = sorted(set((spec.fields.status.map or {}).keys()) | set(spec.write.status.values()))
+        try:
+            problems[name] = source.connector.check(statuses)
+        except ConnectorError as error:
+            problems[name] = [error.message]
+    return problems

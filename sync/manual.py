@@ -14,7 +14,7 @@ import sqlite_utils
 
 from connectors.timestamps import iso_utc
 from sync.audit import AuditEvent, append_events
-from sync.clashes import release_clashes
+from sync.schedule import release_clashes
 
 
 class ManualError(LookupError):

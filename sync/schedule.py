@@ -1,6 +1,6 @@
 """Putting the release plan into the store: releases, phases and assignments.
 
-The planner itself (sync.routing, sync.planner) is pure; this module reads its inputs
+The planner itself (releases.routing, releases.planner) is pure; this module reads its inputs
 from the store, writes its decisions back and audits every move with its reason.
 
 Release states in the store: the calendar's (planned, open, frozen, deploying) for
@@ -22,9 +22,10 @@ import sqlite_utils
 
 from config.trains import Train
 from connectors.timestamps import iso_utc
+from releases.clashes import Clash, find_clashes
+from releases.planner import Candidate, PlannedRelease, materialize_releases
+from releases.routing import plan_trains
 from sync.audit import AuditEvent, append_events
-from sync.planner import Candidate, PlannedRelease, materialize_releases
-from sync.routing import plan_trains
 
 
 @dataclass
@@ -234,3 +235,25 @@ def release_plan(db: sqlite_utils.Database) -> list[dict[str, Any]]:
             )
         )
     return releases
+
+
+def release_clashes(db: sqlite_utils.Database, release_id: str) -> list[Clash]:
+    """Objects (tables, components) changed by more than one request of the release."""
+    rows = db.query(
+        "select r.key, r.affected from assignments a join change_requests r on r.key = a.request "
+        "where a.release = ? order by r.key",
+        [release_id],
+    )
+    return find_clashes((row["key"], row["affected"]) for row in rows)
+
+
+def all_clashes(db: sqlite_utils.Database) -> dict[str, list[Clash]]:
+    """Clashes of every live release, by release name (releases without any left out)."""
+    found: dict[str, list[Clash]] = {}
+    for release in db.query(
+        "select id, name from releases where state not in ('released', 'cancelled') order by deploy_at"
+    ):
+        clashes = release_clashes(db, release["id"])
+        if clashes:
+            found[release["name"]] = clashes
+    return found

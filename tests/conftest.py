@@ -11,8 +11,8 @@ import requests
 
 from config.loader import load_config
 from config.schema import Config
-from connectors.sandbox.server import start_sandboxes
-from sync.demo import write_config
+from relsync.demo import write_config
+from sandboxes.server import start_sandboxes
 
 
 @dataclass

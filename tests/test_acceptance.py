@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from connectors.sandbox import edits
+from sandboxes import edits
 
-RELSYNC = [sys.executable, "-m", "sync"]
+RELSYNC = [sys.executable, "-m", "relsync"]
 RECORDS = 1000
 
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from config.loader import load_config
-from sync.cli import main
+from relsync.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -8,11 +8,11 @@ cassette does not hold fails the test. To record anew:
 """
 from __future__ import annotations
 
-
 import pytest
+
 from config.loader import load_config
+from relsync.demo import write_config
 from sync import engine
-from sync.demo import write_config
 from tests.recording import CASSETTES, NOW, RECORD_MODE, recorder
 
 FAKE_ENV = {"RELSYNC_JIRA_EMAIL": "relsync@example.com", "RELSYNC_JIRA_TOKEN": "replayed-token"}
@@ -25,7 +25,7 @@ def replay_config(tmp_path):
         description = {"jira": {"url": "http://127.0.0.1:9", "project": "OPS", "env": FAKE_ENV}}
         yield load_config(write_config(description, tmp_path / "relsync.yaml")), FAKE_ENV
         return
-    from connectors.sandbox.server import start_sandboxes
+    from sandboxes.server import start_sandboxes
 
     with start_sandboxes(records=30, seed=5) as sandboxes:
         description = sandboxes.describe()

@@ -1,0 +1,343 @@
+"""Planning change requests into one train's releases. Pure and deterministic: no I/O, no clock.
+
+``plan_releases`` takes the train's releases (from ``materialize_releases``; a user
+may have cancelled some) and every request it may move, and returns a ``Decision``
+only for the requests whose assignment changes, sorted by key. Same input, same
+output, whatever the order of the lists. ``releases.routing`` decides which requests each
+train gets. The rules, first match wins:
+
+1. Deleted or rejected: the request leaves its release, even a pinned one (a pin says
+   *when* a request ships, not *whether*; a cancelled request would otherwise hold
+   capacity and appear in release notes). Closed: it leaves a release that has not
+   shipped (planned, open, frozen, cancelled); in a deploying or past release it
+   stays, as the record of what shipped with it.
+2. Started (in_progress, testing, deployed): keeps its release, whatever it is, and is
+   never re-planned; an unassigned started request stays unassigned.
+3. Pinned: never moves, and counts against its release's capacity and its
+   department's quota. The one exception: its release was cancelled, so the pin can
+   never be honoured; the request is re-planned and the pin removed (rule 5).
+4. Assigned to a live release (planned, open, frozen, deploying): keeps it, so
+   requesters get a predictable date, except as rule 7 says. If the release holds
+   more than a department quota or its total capacity (capacity lowered, pins added),
+   the movable requests (not pinned, not started) leave, lowest priority then newest
+   first, until it fits (quotas first, then the total); eligible ones are re-planned,
+   others are left unassigned.
+5. Assigned to a release that is not live here (past, cancelled, unknown, or one of
+   another train, listed in ``elsewhere``): re-planned if its status is eligible,
+   otherwise it leaves.
+6. Unassigned and eligible: planned.
+7. A request being planned that finds no room takes the seat of a strictly
+   lower-priority, movable request in an earlier release it may enter (the lowest
+   priority, newest one whose seat gives room: of its own department quota when that
+   is full); that request is planned again from there, so it lands in the next
+   release with room. Equal priorities never bump each other: age decides only among
+   requests planned in the same pass.
+
+Planning takes the requests of rules 3-6 in priority order (critical, high, medium,
+low, none), then ``created_at`` ascending (unknown last), then key, and puts each into
+the earliest release it may enter with room in both its department's quota and the
+total. Any request may enter an *open* release (state open and ``now`` before its
+freeze). A request whose priority is in ``expedite`` may also enter a *frozen* one
+(``now`` between its freeze and its deploy), within capacity, bumping as rule 7 says.
+Planned, deploying and cancelled releases never receive a request. Without room
+anywhere the request stays, or becomes, unassigned.
+
+Capacity: ``capacity`` is the total; ``quotas`` give departments (compared ignoring
+case) their own seats within it, and every other department shares the rest
+(``capacity`` minus the quotas).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from config.trains import folded
+from mapping.model import PRIORITIES, STATUSES
+from releases.calendar import (
+    PhaseWindow,
+    PlannedRelease,
+    materialize_releases,
+    require_utc,
+)
+
+__all__ = [
+    "Candidate",
+    "Decision",
+    "PhaseWindow",
+    "PlannedRelease",
+    "bucket",
+    "limit",
+    "materialize_releases",
+    "plan_releases",
+]
+
+STARTED: frozenset[str] = frozenset({"in_progress", "testing", "deployed"})
+LIVE_STATES: frozenset[str] = frozenset({"planned", "open", "frozen", "deploying"})
+UNSHIPPED_STATES: frozenset[str] = frozenset({"planned", "open", "frozen", "cancelled"})
+_LATEST = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A request as the planner sees it: status, urgency, age, who it is for, and its
+    current assignment. ``source`` is the configured source name (``jira``)."""
+
+    key: str
+    status: str
+    priority: str | None
+    created_at: str | None
+    release: str | None
+    pinned: bool
+    deleted: bool
+    department: str | None = None
+    type: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"{self.key}: status {self.status!r} is not one of {', '.join(STATUSES)}")
+        if self.priority is not None and self.priority not in PRIORITIES:
+            raise ValueError(f"{self.key}: priority {self.priority!r} is not one of {', '.join(PRIORITIES)}")
+        self.created()  # fail here, not halfway through planning
+
+    def created(self) -> dt.datetime | None:
+        """``created_at`` as a UTC datetime (naive values are taken as UTC), or None."""
+        if not self.created_at:
+            return None
+        try:
+            moment = dt.datetime.fromisoformat(self.created_at)
+        except ValueError:
+            raise ValueError(f"{self.key}: created_at {self.created_at!r} is not ISO-8601") from None
+        return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+
+    @property
+    def movable(self) -> bool:
+        """Whether the planner may place or move it: not pinned, started or finished."""
+        return not (self.pinned or self.deleted or self.status in STARTED or self.status in ("closed", "rejected"))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A changed assignment: ``release`` is the new release id, None for unassigned."""
+
+    key: str
+    release: str | None
+    reason: str
+
+
+def _order(candidate: Candidate) -> tuple[int, dt.datetime, str]:
+    """Planning order: most urgent first, then oldest, then key (total and stable)."""
+    rank = PRIORITIES.index(candidate.priority) if candidate.priority else len(PRIORITIES)
+    return rank, candidate.created() or _LATEST, candidate.key
+
+
+def _why(candidate: Candidate) -> str:
+    created = candidate.created()
+    return (
+        f"priority {candidate.priority or 'none'}, status {candidate.status}, "
+        f"created {created.date().isoformat() if created else 'unknown'}"
+    )
+
+
+def bucket(candidate: Candidate, release: PlannedRelease) -> str | None:
+    """The quota a request counts against in ``release``: its department's, or None for the shared rest."""
+    department = folded(candidate.department)
+    return department if department in {folded(name) for name, _ in release.quotas} else None
+
+
+def limit(release: PlannedRelease, quota: str | None) -> int:
+    """Seats of one quota (None: the rest shared by departments without one)."""
+    if quota is None:
+        return release.capacity - sum(seats for _, seats in release.quotas)
+    return next(seats for name, seats in release.quotas if folded(name) == quota)
+
+
+def _leaves(candidate: Candidate, releases: Mapping[str, PlannedRelease]) -> str | None:
+    """Why a terminal request leaves its release (rule 1), or None if it does not."""
+    release = releases.get(candidate.release or "")
+    pin = " (pin removed)" if candidate.pinned else ""
+    if candidate.deleted:
+        return f"deleted in source{pin}"
+    if candidate.status == "rejected":
+        return f"status rejected{pin}"
+    if candidate.status == "closed" and release is not None and release.state in UNSHIPPED_STATES:
+        return f"status closed before release{pin}"
+    return None
+
+
+class _Seats:
+    """Who sits in each release, per quota, and who may give up a seat (rule 7)."""
+
+    def __init__(self, releases: list[PlannedRelease]) -> None:
+        self.releases = {release.id: release for release in releases}
+        self.total = {release.id: 0 for release in releases}
+        self.quota: dict[tuple[str, str | None], int] = {}
+        self.movable: dict[str, list[Candidate]] = {release.id: [] for release in releases}
+
+    def add(self, release: PlannedRelease, candidate: Candidate, *, movable: bool) -> None:
+        self.total[release.id] += 1
+        key = (release.id, bucket(candidate, release))
+        self.quota[key] = self.quota.get(key, 0) + 1
+        if movable:
+            self.movable[release.id].append(candidate)
+
+    def remove(self, release: PlannedRelease, candidate: Candidate) -> None:
+        self.total[release.id] -= 1
+        self.quota[(release.id, bucket(candidate, release))] -= 1
+        self.movable[release.id].remove(candidate)
+
+    def quota_full(self, release: PlannedRelease, quota: str | None) -> bool:
+        return self.quota.get((release.id, quota), 0) >= limit(release, quota)
+
+    def has_room(self, release: PlannedRelease, candidate: Candidate) -> bool:
+        return self.total[release.id] < release.capacity and not self.quota_full(release, bucket(candidate, release))
+
+    def overflow(self, release: PlannedRelease) -> list[Candidate]:
+        """Movable requests that must leave so the release fits: per quota, then in total."""
+        leaving: list[Candidate] = []
+        for quota in sorted({bucket(c, release) for c in self.movable[release.id]}, key=str):
+            excess = self.quota.get((release.id, quota), 0) - limit(release, quota)
+            # Newest and least urgent leave first: the reverse of the planning order.
+            held = sorted(
+                (c for c in self.movable[release.id] if bucket(c, release) == quota), key=_order, reverse=True
+            )
+            leaving += held[: max(excess, 0)]
+        excess = self.total[release.id] - len(leaving) - release.capacity
+        rest = sorted((c for c in self.movable[release.id] if c not in leaving), key=_order, reverse=True)
+        leaving += rest[: max(excess, 0)]
+        for candidate in leaving:
+            self.remove(release, candidate)
+        return leaving
+
+    def seat(
+        self, candidate: Candidate, allowed: list[PlannedRelease]
+    ) -> tuple[PlannedRelease | None, Candidate | None]:
+        """The earliest allowed release with room, or with a less urgent request to bump."""
+        rank = _order(candidate)[0]
+        for release in allowed:
+            if self.has_room(release, candidate):
+                return release, None
+            quota = bucket(candidate, release)
+            # A full quota only frees up when one of its own leaves; a full total, by anyone.
+            same_quota = self.quota_full(release, quota)
+            lower = [
+                c for c in self.movable[release.id]
+                if _order(c)[0] > rank and (not same_quota or bucket(c, release) == quota)
+            ]
+            if lower:
+                return release, max(lower, key=_order)
+        return None, None
+
+
+def plan_releases(
+    releases: list[PlannedRelease],
+    candidates: list[Candidate],
+    *,
+    eligible_statuses: Collection[str],
+    now: dt.datetime,
+    expedite: Collection[str] = (),
+    elsewhere: Mapping[str, tuple[str, str]] | None = None,
+) -> list[Decision]:
+    """Decide release assignments (see the module docstring); only changes are returned.
+
+    Args:
+        releases: the train's releases; states other than live ones and cancelled are ignored.
+        candidates: every request this train may place, move or keep.
+        eligible_statuses: statuses that may be planned.
+        now: the planning time (timezone-aware).
+        expedite: priorities that may enter a frozen release.
+        elsewhere: release id -> (name, why) for releases of other trains whose requests
+            are planned here (routing moved them).
+    """
+    now = require_utc(now)
+    elsewhere = elsewhere or {}
+    known = {release.id: release for release in releases if release.state in LIVE_STATES | {"cancelled"}}
+    if len(known) != len([r for r in releases if r.state in LIVE_STATES | {"cancelled"}]):
+        raise ValueError("releases: the same release id is listed twice")
+    if len({c.key for c in candidates}) != len(candidates):
+        raise ValueError("candidates: the same request key is listed twice")
+    live = {rid: release for rid, release in known.items() if release.state in LIVE_STATES}
+    calendar = sorted(live.values(), key=lambda release: (release.deploy_at, release.id))
+    seats = _Seats(calendar)
+    decisions: dict[str, Decision] = {}
+    # Requests to plan, with why they moved (None: never planned before).
+    queue: list[tuple[Candidate, str | None]] = []
+
+    def name(release_id: str) -> str:
+        if release_id in known:
+            return known[release_id].name
+        return elsewhere[release_id][0] if release_id in elsewhere else release_id
+
+    def gone(release_id: str) -> str:
+        """Why a request in a release that is not live here must be planned again."""
+        if release_id in known:
+            return f"release {known[release_id].name} cancelled"
+        return elsewhere[release_id][1] if release_id in elsewhere else "no longer scheduled"
+
+    for candidate in sorted(candidates, key=lambda c: c.key):
+        current = candidate.release
+        cancelled = current in known and current not in live
+        if current is not None and (leaving := _leaves(candidate, known)) is not None:
+            decisions[candidate.key] = Decision(candidate.key, None, f"left release {name(current)}: {leaving}")
+        elif candidate.status in STARTED or candidate.deleted or candidate.status in ("rejected", "closed"):
+            if current in live:  # stays put and takes up room
+                seats.add(live[current], candidate, movable=False)
+        elif candidate.pinned and current is not None and not cancelled:
+            if current in live:
+                seats.add(live[current], candidate, movable=False)
+        elif current in live:
+            seats.add(live[current], candidate, movable=True)
+        elif current is not None:
+            cause = gone(current) + (", pin removed" if candidate.pinned else "")
+            if candidate.status in eligible_statuses:
+                queue.append((candidate, cause))
+            else:
+                decisions[candidate.key] = Decision(
+                    candidate.key, None,
+                    f"left release {name(current)}: {cause}, status {candidate.status} is not eligible",
+                )
+        elif candidate.status in eligible_statuses:
+            queue.append((candidate, None))
+
+    for release in calendar:
+        for candidate in seats.overflow(release):
+            if candidate.status in eligible_statuses:
+                queue.append((candidate, "over capacity"))
+            else:
+                decisions[candidate.key] = Decision(
+                    candidate.key, None, f"left release {release.name}: over capacity"
+                )
+
+    open_for_all = [r for r in calendar if r.state == "open" and now < r.freeze_at]
+    # Frozen (including a stale "open" label past the freeze time) but not yet deploying.
+    open_for_expedited = [r for r in calendar if r.state in ("open", "frozen") and now < r.deploy_at]
+    pending = [(_order(c), c, cause) for c, cause in queue]
+    heapq.heapify(pending)
+    while pending:
+        _, candidate, cause = heapq.heappop(pending)
+        expedited = candidate.priority is not None and candidate.priority in expedite
+        target, bumped = seats.seat(candidate, open_for_expedited if expedited else open_for_all)
+        if target is not None and bumped is not None:
+            seats.remove(target, bumped)
+            decisions.pop(bumped.key, None)
+            why = f"bumped by {candidate.key}, priority {candidate.priority}"
+            heapq.heappush(pending, (_order(bumped), bumped, why if bumped.release else None))
+        if target is None:
+            decisions.pop(candidate.key, None)
+            if candidate.release is not None:
+                decisions[candidate.key] = Decision(
+                    candidate.key, None,
+                    f"left release {name(candidate.release)}: {cause}, no open release has room",
+                )
+            continue
+        seats.add(target, candidate, movable=True)
+        if candidate.release == target.id:
+            decisions.pop(candidate.key, None)  # bumped and back where it was: no change
+            continue
+        how = "planned" if cause is None else f"moved from {name(candidate.release or '')} ({cause})"
+        if target.state == "frozen" or now >= target.freeze_at:
+            how += " (expedited into a frozen release)"
+        decisions[candidate.key] = Decision(candidate.key, target.id, f"{how}: {_why(candidate)}")
+    return [decisions[key] for key in sorted(decisions)]

@@ -1,0 +1,329 @@
+"""The ``relsync`` command: parses arguments, calls the library, turns errors into exit codes.
+
+Exit codes: 0 clean, 1 some writes failed or conflicted (or an API refused the
+run), 2 configuration or credential error, 3 another run holds the store's lock.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from reports.ics import UnknownTrainError
+from reports.notes import UnknownReleaseError
+
+from config.loader import ConfigError, load_config
+from connectors.errors import ConnectorError, SourceConfigError
+from mapping.fields import MappingError
+from reports import views
+from sync import engine
+from sync.lock import LockedError, RunLock
+from sync.manual import ManualError
+
+NOT_FOUND = (ManualError, UnknownReleaseError, UnknownTrainError)
+"""A release, request or train the user named does not exist (or the action cannot be done)."""
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RELSYNC_CONFIG",
+    default="relsync.yaml",
+    show_default=True,
+    help="The relsync YAML file (or $RELSYNC_CONFIG).",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+class Failure(click.ClickException):
+    """An error message with relsync's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn relsync's exceptions into messages and exit codes, in one place."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, MappingError, SourceConfigError) as error:
+            raise Failure(str(error), engine.EXIT_CONFIG) from None
+        except LockedError as error:
+            raise Failure(str(error), engine.EXIT_LOCKED) from None
+        except NOT_FOUND as error:
+            raise Failure(str(error), engine.EXIT_PARTIAL) from None
+        except ConnectorError as error:
+            raise Failure(str(error), engine.EXIT_PARTIAL) from None
+
+    return wrapper
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    """Print JSON or text."""
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+@click.group()
+@click.version_option(package_name="relsync")
+def main() -> None:
+    """relsync: change requests from Jira, Airtable and Salesforce, planned into releases."""
+
+
+@main.command()
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def sync(config_path: Path, as_json: bool) -> None:
+    """Pull, plan and write back once (what cron runs)."""
+    config = load_config(config_path)
+    progress = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() and not as_json else None
+    report = engine.run(config, progress=progress)
+    emit(report.as_dict(), as_json, report.summary())
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--online", is_flag=True, help="Also check credentials, fields and statuses against the live systems.")
+@JSON_OPTION
+@library_errors
+def check(config_path: Path, online: bool, as_json: bool) -> None:
+    """Validate the configuration file (and, with --online, the live systems)."""
+    config = load_config(config_path)
+    problems = engine.check_online(config) if online else {}
+    ok = not any(problems.values())
+    lines = [f"{config_path}: configuration is valid ({len(config.sources)} sources, {len(config.trains)} trains)"]
+    for source, found in problems.items():
+        lines += [f"{source}: {problem}" for problem in found] or [f"{source}: online check passed"]
+    emit({"valid": True, "online": online, "problems": problems}, as_json, "\n".join(lines))
+    if not ok:
+        sys.exit(engine.EXIT_CONFIG)
+
+
+@main.command()
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def status(config_path: Path, as_json: bool) -> None:
+    """Show the store: requests, releases, open write-backs and recent runs."""
+    config = load_config(config_path)
+    data = views.status(config)
+    emit(data, as_json, views.status_text(data))
+
+
+class AuditGroup(click.Group):
+    """``relsync audit KEY`` shows a request's history; ``relsync audit verify`` checks the chain."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=AuditGroup)
+def audit() -> None:
+    """The audit trail: `relsync audit KEY` or `relsync audit verify`."""
+
+
+@audit.command("show")
+@click.argument("key")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def audit_show(key: str, config_path: Path, as_json: bool) -> None:
+    """Everything relsync saw or did to one request (KEY like jira:OPS-12)."""
+    config = load_config(config_path)
+    events = views.history(config, key)
+    if not events:
+        raise Failure(f"no audit events for {key!r} (keys look like jira:OPS-12)", 1)
+    emit(events, as_json, views.history_text(key, events))
+
+
+@audit.command("verify")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def audit_verify(config_path: Path, as_json: bool) -> None:
+    """Check the audit hash chain; exit 1 if any row was altered, removed or inserted."""
+    config = load_config(config_path)
+    result = views.verify(config)
+    text = (
+        f"audit chain intact: {result['checked']} events"
+        if result["ok"]
+        else f"audit chain BROKEN at event {result['first_bad_id']}: {result['reason']}"
+    )
+    emit(result, as_json, text)
+    if not result["ok"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default="relsync-demo", show_default=True)
+@click.option("--records", default=200, show_default=True, help="Requests seeded in each sandbox.")
+@JSON_OPTION
+@library_errors
+def demo(folder: Path, records: int, as_json: bool) -> None:
+    """Run the whole job against the bundled sandboxes, with no credentials needed."""
+    from relsync.demo import run_demo
+
+    sys.exit(run_demo(folder, records=records, as_json=as_json, echo=click.echo))
+
+
+@main.command()
+@click.option("--records", default=200, show_default=True, help="Requests seeded per system.")
+@click.option("--seed", default=7, show_default=True, help="Seed for the generated data.")
+@click.option("--write-config", type=click.Path(dir_okay=False, path_type=Path), help="Write a relsync config for the served sandboxes.")
+def sandbox(records: int, seed: int, write_config: Path | None) -> None:
+    """Serve the sandboxes on 127.0.0.1 until interrupted; prints one JSON line first."""
+    from relsync.demo import serve_sandboxes
+
+    serve_sandboxes(records=records, seed=seed, config_file=write_config, echo=click.echo)
+
+
+@contextlib.contextmanager
+def store_of(config_path: Path, *, locked: bool = False) -> Iterator[Any]:
+    """The configured store, open for one command; ``locked`` holds the run lock (a sync running -> exit 3)."""
+    from sync.store import open_store
+
+    config = load_config(config_path)
+    with RunLock(config.store) if locked else contextlib.nullcontext():
+        db = open_store(config.store)
+        try:
+            yield db
+        finally:
+            db.close()
+
+
+@main.group()
+def release() -> None:
+    """Releases: list, show, cancel."""
+
+
+@release.command("list")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def release_list(config_path: Path, as_json: bool) -> None:
+    """Upcoming releases with dates, state and load."""
+    from sync import schedule
+
+    with store_of(config_path) as db:
+        plan = schedule.release_plan(db)
+    emit(plan, as_json, "\n".join(views.plan_line(r) for r in plan) or "no releases yet (run relsync sync)")
+
+
+@release.command("show")
+@click.argument("release_ref", metavar="RELEASE")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def release_show(release_ref: str, config_path: Path, as_json: bool) -> None:
+    """One release: phases with owners and every request in it."""
+    from sync.manual import release_detail
+
+    with store_of(config_path) as db:
+        detail = release_detail(db, release_ref)
+    emit(detail, as_json, views.release_text(detail))
+
+
+@release.command("cancel")
+@click.argument("release_ref", metavar="RELEASE")
+@click.option("--reason", default="", help="Why (recorded in the audit).")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def release_cancel(release_ref: str, reason: str, config_path: Path, as_json: bool) -> None:
+    """Cancel a release; its requests are re-planned on the next sync."""
+    from sync.manual import cancel_release
+
+    with store_of(config_path, locked=True) as db:
+        done = cancel_release(db, release_ref, reason=reason)
+    emit(done, as_json, f"cancelled {done['release']}; {len(done['requests'])} requests will be re-planned on the next sync")
+
+
+@main.command()
+@click.argument("key")
+@click.argument("release_ref", metavar="RELEASE")
+@click.option("--reason", required=True, help="Why (recorded in the audit).")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def assign(key: str, release_ref: str, reason: str, config_path: Path, as_json: bool) -> None:
+    """Pin a request to a release; the planner will not move it."""
+    from sync.manual import assign as pin
+
+    with store_of(config_path, locked=True) as db:
+        done = pin(db, key, release_ref, reason=reason)
+    emit(done, as_json, f"{key} pinned to {done['release']} (was {done['previous'] or 'unassigned'}); written back on the next sync")
+
+
+@main.command()
+@click.argument("key")
+@click.option("--reason", default="", help="Why (recorded in the audit).")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def unassign(key: str, reason: str, config_path: Path, as_json: bool) -> None:
+    """Remove a request's release assignment (the planner may plan it again)."""
+    from sync.manual import unassign as unpin
+
+    with store_of(config_path, locked=True) as db:
+        done = unpin(db, key, reason=reason)
+    emit(done, as_json, f"{key} removed from {done['previous']}")
+
+
+@main.command("plan")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def plan_command(config_path: Path, as_json: bool) -> None:
+    """Dry run: what the next sync would change and write, and what it would cost. Writes nothing."""
+    from sync.dryrun import dry_run
+
+    result = dry_run(load_config(config_path))
+    emit(result.as_dict(), as_json, views.dry_run_text(result.as_dict()))
+
+
+@release.command("notes")
+@click.argument("release_ref", metavar="RELEASE")
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
+@CONFIG_OPTION
+@library_errors
+def release_notes_command(release_ref: str, fmt: str, output: Path | None, config_path: Path) -> None:
+    """Release notes for stakeholders: requests by department and type, links, phases and owners."""
+    from reports.notes import release_notes, render_html, render_markdown
+
+    with store_of(config_path) as db:
+        notes = release_notes(db, release_ref)
+    text = render_html(notes) if fmt == "html" else render_markdown(notes)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output} ({notes.request_count} requests)")
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.option("--ics", "ics_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .ics file to write.")
+@click.option("--train", "trains", multiple=True, help="Only these trains (repeatable).")
+@CONFIG_OPTION
+@library_errors
+def calendar(ics_path: Path, trains: tuple[str, ...], config_path: Path) -> None:
+    """Releases, freezes and SDLC phases as calendar events (.ics) for stakeholders."""
+    from reports.ics import calendar_ics
+
+    with store_of(config_path) as db:
+        data = calendar_ics(db, trains=list(trains) or None)
+    ics_path.write_bytes(data)
+    click.echo(f"wrote {ics_path} ({data.count(b'BEGIN:VEVENT')} events)")

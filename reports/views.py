@@ -1,0 +1,174 @@
+"""Read-only views of the store for the CLI: status, audit history, chain check, online check."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from config.schema import Config
+from sync import schedule
+from sync.audit import request_history, verify_chain
+from sync.schedule import release_clashes
+from sync.store import open_store
+
+
+def status(config: Config) -> dict[str, Any]:
+    """Counts, the release plan, open write-backs and the last runs."""
+    db = open_store(config.store)
+    try:
+        by_status = {
+            row["status"]: row["n"]
+            for row in db.query(
+                "select status, count(*) as n from change_requests where deleted_at is null group by status"
+            )
+        }
+        by_source = {
+            row["source"]: row["n"]
+            for row in db.query("select source, count(*) as n from change_requests group by source")
+        }
+        outbox = {
+            row["state"]: row["n"]
+            for row in db.query("select state, count(*) as n from outbox group by state")
+        }
+        runs = [
+            {**row, "counts": json.loads(row["counts"] or "{}"), "api_calls": json.loads(row["api_calls"] or "{}")}
+            for row in db.query("select * from runs order by id desc limit 5")
+        ]
+        releases = schedule.release_plan(db)
+        for release in releases:
+            release["clashes"] = release_clashes(db, release["id"])
+        return {
+            "store": config.store,
+            "requests": {"by_source": by_source, "by_status": by_status},
+            "releases": releases,
+            "outbox": outbox,
+            "runs": runs,
+        }
+    finally:
+        db.close()
+
+
+def status_text(data: dict[str, Any]) -> str:
+    """Human-readable form of ``status``."""
+    lines = [f"store {data['store']}"]
+    lines.append(
+        "requests: "
+        + (", ".join(f"{source} {n}" for source, n in data["requests"]["by_source"].items()) or "none")
+    )
+    lines.append(
+        "  by status: " + ", ".join(f"{s} {n}" for s, n in sorted(data["requests"]["by_status"].items()))
+    )
+    lines.append("releases:")
+    for release in data["releases"]:
+        lines += [plan_line(release), *phase_lines(release)]
+    if not data["releases"]:
+        lines.append("  none planned")
+    lines.append("outbox: " + (", ".join(f"{s} {n}" for s, n in data["outbox"].items()) or "empty"))
+    lines.append("last runs:")
+    lines += [
+        f"  #{r['id']} {r['started_at']} {r['status']} (exit {r['exit_code']})" for r in data["runs"]
+    ] or ["  none"]
+    return "\n".join(lines)
+
+
+def plan_line(release: dict[str, Any]) -> str:
+    """One release with its dates, state and load."""
+    return (
+        f"  {release['name']:<18} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
+        f"freeze {release['freeze_at'][:10]}  {release['state']:<9} "
+        f"{release['requests']}/{release['capacity']} requests"
+        + (f" ({', '.join(f'{s} {n}' for s, n in release['by_source'].items())})" if release.get("by_source") else "")
+        + (f"  CLASHES: {'; '.join(c['object'] + ' x' + str(len(c['requests'])) for c in release['clashes'])}"
+           if release.get("clashes") else "")
+    )
+
+
+def release_text(detail: dict[str, Any]) -> str:
+    """One release in full: dates, phases and requests."""
+    lines = [
+        f"{detail['name']} ({detail['train']}): deploy {detail['deploy_at']}, freeze {detail['freeze_at']}, "
+        f"{detail['state']}, {len(detail['requests'])}/{detail['capacity']} requests"
+    ]
+    lines += phase_lines(detail)
+    for clash in detail.get("clashes", []):
+        lines.append(f"  CLASH: {clash['object']} is changed by {', '.join(clash['requests'])}")
+    for request in detail["requests"]:
+        pin = " [pinned]" if request["pinned"] else ""
+        lines.append(
+            f"  {request['key']:<28} {request['priority'] or '-':<8} {request['department'] or '-':<14} "
+            f"{_short(request['title'], 60)}{pin}"
+        )
+    return "\n".join(lines)
+
+
+def phase_lines(release: dict[str, Any]) -> list[str]:
+    """The SDLC phases of one release: dates and owners."""
+    return [
+        f"      {p['phase']:<13} {p['starts'][:10]} .. {p['ends'][:10]}  {p['owner']}" for p in release["phases"]
+    ]
+
+
+def dry_run_text(data: dict[str, Any]) -> str:
+    """Human-readable ``relsync plan``."""
+    lines = ["Release plan after this sync (dry run: nothing is written):"]
+    lines += [plan_line(r) for r in data["releases"]] or ["  no releases"]
+    lines.append(f"\nMoves ({len(data['moves'])}):")
+    for move in data["moves"]:
+        reason = move["reason"] if isinstance(move["reason"], str) else json.dumps(move["reason"])
+        lines.append(f"  {move['request']:<28} {move['from'] or '-'} -> {move['to'] or '-'}  ({_short(reason, 70)})")
+    for system, writes in data["writes"].items():
+        cost = data["costs"].get(system, {})
+        lines.append(f"\n{system}: {len(writes)} writes, {cost.get('calls', '?')} API calls ({cost.get('limit', '')})")
+        for kind, n in (cost.get("by_kind") or {}).items():
+            if n:
+                lines.append(f"    {kind}: {n}")
+        for w in writes[:20]:
+            lines.append(f"  {w['request']:<28} {w['field']:<8} {_short(w['old'], 30)} -> {_short(w['new'], 30)}")
+        if len(writes) > 20:
+            lines.append(f"  ... and {len(writes) - 20} more (--json lists all)")
+    for release, clashes in (data.get("clashes") or {}).items():
+        for clash in clashes:
+            lines.append(f"CLASH in {release}: {clash['object']} is changed by {', '.join(clash['requests'])}")
+    lines += [f"\n{m}" for m in data["messages"]]
+    return "\n".join(lines)
+
+
+def history(config: Config, key: str) -> list[dict[str, Any]]:
+    """The audit events of one request, oldest first."""
+    db = open_store(config.store)
+    try:
+        return request_history(db, key)
+    finally:
+        db.close()
+
+
+def history_text(key: str, events: list[dict[str, Any]]) -> str:
+    """Human-readable audit history."""
+    lines = [f"audit history of {key}:"]
+    for event in events:
+        old, new = event.get("old"), event.get("new")
+        if event["field"] == "*":
+            change = f"created {_short(new)}"
+        elif isinstance(new, dict) and "reason" in new:
+            change = f"{_short(old)} -> {_short(new.get('release'))} ({new['reason']})"
+        elif isinstance(new, dict) and "conflict" in new:
+            change = f"CONFLICT, not written: {new.get('message')}"
+        else:
+            change = f"{_short(old)} -> {_short(new)}"
+        lines.append(f"  {event['at']}  {event['origin']:<7} by {event['actor']:<10} {event['field']}: {change}")
+    return "\n".join(lines)
+
+
+def _short(value: Any, width: int = 90) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def verify(config: Config) -> dict[str, Any]:
+    """The audit chain check as a dict."""
+    db = open_store(config.store)
+    try:
+        report = verify_chain(db)
+        return {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id, "reason": report.reason}
+    finally:
+        db.close()

@@ -1,0 +1,40 @@
+"""Local fakes ("sandboxes") of the vendor APIs, faithful enough for the real client libraries.
+
+Each sandbox is a Flask app built on :mod:`sandboxes.core`; :mod:`server` runs
+them on 127.0.0.1. Test knobs live under ``/_sandbox/`` on every app.
+"""
+from sandboxes.core import (
+    Clock,
+    SandboxControls,
+    controls,
+    make_app,
+    sandbox_route,
+)
+from sandboxes.jira.app import create_jira_app, state_of
+from sandboxes.jira.jql import JqlError
+from sandboxes.seed import (
+    Person,
+    SeedRequest,
+    iter_seed_requests,
+    seed_requests,
+)
+from sandboxes.server import RunningSandbox, Sandboxes, serve, start_sandboxes
+
+__all__ = [
+    "Clock",
+    "JqlError",
+    "Person",
+    "RunningSandbox",
+    "SandboxControls",
+    "Sandboxes",
+    "SeedRequest",
+    "controls",
+    "create_jira_app",
+    "iter_seed_requests",
+    "make_app",
+    "sandbox_route",
+    "seed_requests",
+    "serve",
+    "start_sandboxes",
+    "state_of",
+]

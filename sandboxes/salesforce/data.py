@@ -1,0 +1,236 @@
+"""All mutable state of one Salesforce sandbox org: records, users, sessions, query cursors, quota.
+
+Records are plain dicts keyed by canonical field name. Deleting is soft (IsDeleted, kept
+for queryAll and getDeleted) until the recycle bin is purged. Every write takes one
+stamp from :meth:`SalesforceState.stamp`, to the second, as Salesforce stores modstamps:
+all records saved by one call share it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandboxes.core import Clock
+from sandboxes.salesforce.schema import SObject, build_catalog
+from sandboxes.salesforce.seed import (
+    INTAKE_USER,
+    INTEGRATION_USER,
+    case_row,
+    change_request_row,
+    owner_row,
+    record_type_rows,
+    seeded_requests,
+    support_cases,
+    user_row,
+)
+from sandboxes.salesforce.soql_eval import BoundQuery
+from sandboxes.salesforce.values import canonical_id, make_id, to_second
+
+Row = dict[str, Any]
+DELETED_WINDOW = dt.timedelta(days=15)
+UPDATED_WINDOW = dt.timedelta(days=30)
+
+
+@dataclass
+class Locator:
+    """A server-side query cursor: the matched ids in order, rendered page by page."""
+
+    ids: list[str]
+    bound: BoundQuery
+    batch: int
+    endpoint: str  # query | queryAll
+    expired: bool = False
+
+
+@dataclass
+class Quota:
+    """The org's daily API request allocation."""
+
+    used: int = 0
+    max: int = 15000
+
+
+@dataclass
+class Sessions:
+    """Issued access and refresh tokens."""
+
+    access: set[str] = field(default_factory=set)
+    refresh: set[str] = field(default_factory=set)
+
+
+class SalesforceState:
+    """One org, guarded by ``lock`` (an RLock)."""
+
+    def __init__(self, *, records: int, seed: int, client_id: str, client_secret: str, object_name: str,
+                 daily_limit: int, username: str, password: str | None) -> None:
+        self.lock = threading.RLock()
+        self.catalog = build_catalog()
+        known = self.catalog.get(object_name.lower())
+        if known is None or known.name not in ("Case", "Change_Request__c"):
+            raise ValueError(f"object_name must be Case or Change_Request__c, not {object_name!r}")
+        self.object_name = known.name
+        self.client_id, self.client_secret = client_id, client_secret
+        self.username, self.password = username, password
+        self.org_id = make_id("00D", 7000 + seed)
+        self.quota = Quota(max=daily_limit)
+        self.sessions = Sessions()
+        self.locators: dict[str, Locator] = {}
+        self.next_locator = 1
+        self.tables: dict[str, dict[str, Row]] = {"Case": {}, "Change_Request__c": {}, "User": {}, "RecordType": {}}
+        self.owners: dict[str, Row] = {}
+        self.deleted_at: dict[str, dt.datetime] = {}
+        self.purged_at: dt.datetime | None = None
+        self.offset = dt.timedelta(0)  # how far the org's clock was advanced by the knob
+        self.next_number = {"Case": 1, "Change_Request__c": 1}
+        self._user_by_email: dict[str, str] = {}
+        self._seed(records, seed)
+
+    def _add_user(self, person: Any) -> str:
+        known = self._user_by_email.get(person.email)
+        if known:
+            return known
+        row = user_row(len(self.tables["User"]) + 1, person)
+        self.tables["User"][row["Id"]] = row
+        self.owners[row["Id"]] = owner_row(row)
+        self._user_by_email[person.email] = row["Id"]
+        return row["Id"]
+
+    def _seed(self, records: int, seed: int) -> None:
+        self.integration_user = self._add_user(INTEGRATION_USER)
+        intake = self._add_user(INTAKE_USER)
+        self.queue_id = make_id("00G", 1)
+        self.owners[self.queue_id] = owner_row(queue_id=self.queue_id)
+        for row in record_type_rows():
+            self.tables["RecordType"][row["Id"]] = row
+        self.change_type, support_type = list(self.tables["RecordType"])
+        latest = None
+        for request in seeded_requests(seed, records):
+            owner = self._add_user(request.owner) if request.owner else self.queue_id
+            number = request.seq
+            if self.object_name == "Case":
+                row = case_row(request, number=number, record_type=self.change_type, owner=owner, creator=intake)
+            else:
+                row = change_request_row(request, number=number, owner=owner, creator=intake)
+            self.tables[self.object_name][row["Id"]] = row
+            latest = max(latest, row["SystemModstamp"]) if latest else row["SystemModstamp"]
+        self.next_number[self.object_name] = records + 1
+        first = self.next_number["Case"]
+        extra = max(3, records // 25)
+        for row in support_cases(seed, extra, first_number=first, record_type=support_type, owner=self.queue_id,
+                                 creator=intake):
+            self.tables["Case"][row["Id"]] = row
+            latest = max(latest, row["SystemModstamp"]) if latest else row["SystemModstamp"]
+        self.next_number["Case"] = first + extra
+        self.clock = Clock(floor=latest)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def sobject(self, name: str) -> SObject | None:
+        """The sObject type called ``name`` (any case); the ``Name`` pseudo-entity is not one."""
+        obj = self.catalog.get(name.lower())
+        return None if obj is None or obj.name == "Name" else obj
+
+    def lookup(self, entity: str, ident: str) -> Row | None:
+        """The row ``ident`` of ``entity`` (``Name`` resolves users and queues)."""
+        if entity == "Name":
+            return self.owners.get(ident)
+        table = self.tables.get(entity)
+        return table.get(ident) if table is not None else None
+
+    def rows(self, obj: SObject, *, include_deleted: bool) -> list[Row]:
+        """The records of ``obj`` in Id order; deleted ones only when asked for (queryAll)."""
+        table = self.tables[obj.name]
+        return [row for row in table.values() if include_deleted or not row.get("IsDeleted")]
+
+    def find(self, obj: SObject, ident: str) -> Row | None:
+        """The record with this id (15 or 18 characters), deleted or not."""
+        canonical = canonical_id(ident)
+        return self.tables[obj.name].get(canonical) if canonical else None
+
+    def now(self) -> dt.datetime:
+        """The org's current time, without consuming a tick."""
+        return to_second(self.clock.peek() + self.offset)
+
+    def stamp(self) -> dt.datetime:
+        """The timestamp for one save (one API call), to the second."""
+        return to_second(self.clock.now() + self.offset)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def insert(self, obj: SObject, values: Row, stamp: dt.datetime) -> Row:
+        """Create a record of ``obj`` from validated ``values``."""
+        number = self.next_number[obj.name]
+        self.next_number[obj.name] = number + 1
+        row: Row = {f.name: None for f in obj.fields}
+        row.update({"Id": make_id(obj.key_prefix, number), "IsDeleted": False, "CreatedDate": stamp,
+                    "CreatedById": self.integration_user, "OwnerId": self.integration_user})
+        if obj.name == "Case":
+            row["CaseNumber"] = f"{1000 + number:08d}"
+            row["RecordTypeId"] = self.change_type
+        else:
+            row["Name"] = f"CR-{number:06d}"
+        for f in obj.fields:
+            if f.default is not None and f.createable and f.type != "boolean":
+                row[f.name] = f.default
+        row.update(values)
+        self._touch(row, stamp)
+        self.tables[obj.name][row["Id"]] = row
+        return row
+
+    def update(self, row: Row, values: Row, stamp: dt.datetime) -> None:
+        """Apply validated ``values`` to ``row``."""
+        row.update(values)
+        self._touch(row, stamp)
+
+    def delete(self, row: Row, stamp: dt.datetime) -> None:
+        """Move ``row`` to the recycle bin (IsDeleted; SystemModstamp is the deletion time)."""
+        row["IsDeleted"] = True
+        row["SystemModstamp"] = stamp
+        self.deleted_at[row["Id"]] = stamp
+
+    def _touch(self, row: Row, stamp: dt.datetime) -> None:
+        row["LastModifiedDate"] = stamp
+        row["SystemModstamp"] = stamp
+        row["LastModifiedById"] = self.integration_user
+
+    def purge_deleted(self) -> int:
+        """Empty the recycle bin: deleted rows vanish and the delete log restarts now."""
+        purged = 0
+        for table in (self.tables["Case"], self.tables["Change_Request__c"]):
+            for ident in [i for i, row in table.items() if row.get("IsDeleted")]:
+                del table[ident]
+                self.deleted_at.pop(ident, None)
+                purged += 1
+        self.purged_at = self.stamp()
+        return purged
+
+    def earliest_deleted_available(self) -> dt.datetime:
+        """The start of the delete log: 15 days back, or the last purge if later (to the minute)."""
+        earliest = self.now() - DELETED_WINDOW
+        if self.purged_at and self.purged_at > earliest:
+            earliest = self.purged_at
+        return earliest.replace(second=0)
+
+    # --- sessions and cursors --------------------------------------------------------------
+
+    def issue_token(self) -> str:
+        """A new access token ("session id") for the integration user."""
+        token = f"{self.org_id[:15]}!{secrets.token_urlsafe(40)}"
+        self.sessions.access.add(token)
+        return token
+
+    def issue_refresh_token(self) -> str:
+        """A new refresh token, as the web-server flow would hand out."""
+        token = f"5Aep{secrets.token_urlsafe(60)}"
+        self.sessions.refresh.add(token)
+        return token
+
+    def open_locator(self, ids: list[str], bound: BoundQuery, batch: int, endpoint: str) -> str:
+        """Keep a cursor over ``ids``; return its 18-character locator id."""
+        ident = make_id("01g", self.next_locator)
+        self.next_locator += 1
+        self.locators[ident] = Locator(ids, bound, batch, endpoint)
+        return ident

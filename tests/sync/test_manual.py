@@ -1,0 +1,87 @@
+"""Manual control: pins, unassignments and cancellations, audited with the acting user."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from relsync.cli import main
+from sync import engine
+from sync.store import open_store
+
+
+def cli(world, *args):
+    return CliRunner().invoke(main, [*args, "--config", str(world.config_path)], env=world.env, catch_exceptions=False)
+
+
+def rows(world, sql, params=()):
+    db = open_store(world.config.store)
+    try:
+        return list(db.query(sql, params))
+    finally:
+        db.close()
+
+
+def test_a_pin_survives_planning_and_is_written_back(small_world):
+    world = small_world
+    engine.run(world.config, env=world.env)
+    releases = json.loads(cli(world, "release", "list", "--json").output)
+    last = releases[-1]["name"]
+    unplanned = rows(world, "select key from change_requests where key not in (select request from assignments) "
+                            "and status in ('approved', 'triaged') order by key limit 1")[0]["key"]
+
+    result = cli(world, "assign", unplanned, last, "--reason", "CFO asked for it")
+    assert result.exit_code == 0, result.output
+    report = engine.run(world.config, env=world.env)
+
+    assert report.exit_code == 0
+    pinned = rows(world, "select a.pinned, rel.name from assignments a join releases rel on rel.id = a.release "
+                         "where a.request = ?", [unplanned])
+    assert pinned == [{"pinned": 1, "name": last}]
+    shown = rows(world, "select release from change_requests where key = ?", [unplanned])
+    assert shown == [{"release": last}]
+    manual = rows(world, "select actor, new from audit where origin = 'manual' and request = ?", [unplanned])
+    assert len(manual) == 1 and "CFO asked for it" in manual[0]["new"]
+
+
+def test_cancelling_a_release_replans_its_requests(small_world):
+    world = small_world
+    engine.run(world.config, env=world.env)
+    first = json.loads(cli(world, "release", "list", "--json").output)[0]
+    members = rows(world, "select request from assignments where release = ?", [first["id"]])
+    assert members
+
+    result = cli(world, "release", "cancel", first["name"], "--reason", "vendor outage")
+    assert result.exit_code == 0, result.output
+    engine.run(world.config, env=world.env)
+
+    assert rows(world, "select state from releases where id = ?", [first["id"]]) == [{"state": "cancelled"}]
+    assert rows(world, "select count(*) as n from assignments where release = ?", [first["id"]]) == [{"n": 0}]
+    events = rows(world, "select count(*) as n from audit where origin = 'manual'")
+    assert events[0]["n"] == len(members)
+
+
+def test_unknown_release_or_request_is_a_clear_error(small_world):
+    world = small_world
+    engine.run(world.config, env=world.env)
+
+    result = cli(world, "assign", "jira:OPS-1", "BS 1999.01.01", "--reason", "x")
+    assert result.exit_code == 1
+    assert "no release 'BS 1999.01.01'; releases: " in result.output and "BS 20" in result.output
+    result = cli(world, "unassign", "jira:NOPE-1")
+    assert result.exit_code == 1
+    assert "no request 'jira:NOPE-1'" in result.output
+
+
+def test_release_show_lists_phases_and_requests(small_world):
+    world = small_world
+    engine.run(world.config, env=world.env)
+    first = json.loads(cli(world, "release", "list", "--json").output)[0]
+
+    shown = cli(world, "release", "show", first["id"])
+
+    assert shown.exit_code == 0
+    assert first["name"] in shown.output
+    assert "testing" in shown.output
+    detail = json.loads(cli(world, "release", "show", first["name"], "--json").output)
+    assert len(detail["requests"]) == first["requests"]

@@ -1,0 +1,67 @@
+"""Status from the release: what each request shows as its release moves, written forward only."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import yaml
+
+from config.loader import load_config
+from sandboxes import edits
+from sync import engine
+from sync.outbox import desired_status
+from sync.store import open_store
+
+ALL = {"approved", "scheduled", "testing", "deployed"}
+
+
+@pytest.mark.parametrize(
+    ("status", "stage", "configured", "expected"),
+    [
+        ("approved", "scheduled", ALL, "scheduled"),
+        ("approved", "testing", ALL, "testing"),
+        ("in_progress", "testing", ALL, "testing"),
+        ("in_progress", "scheduled", ALL, None),  # never moved back
+        ("testing", "deployed", ALL, "deployed"),
+        ("deployed", "testing", ALL, None),
+        ("rejected", "deployed", ALL, None),
+        ("closed", "testing", ALL, None),
+        ("new", "scheduled", ALL, None),  # only approved requests become scheduled
+        ("in_progress", "testing", {"scheduled"}, None),  # testing not configured: nothing to show
+        ("approved", "deployed", {"scheduled"}, "scheduled"),
+        ("scheduled", None, ALL, "approved"),  # left its release
+        ("scheduled", None, {"scheduled"}, None),
+    ],
+)
+def test_desired_status(status, stage, configured, expected):
+    assert desired_status(status, stage, True, configured) == expected
+
+
+def test_release_testing_phase_moves_requests_through_the_jira_workflow(small_world, tmp_path):
+    world = small_world
+    data = yaml.safe_load(world.config_path.read_text())
+    data["sources"]["jira"]["write"]["status"] = {"scheduled": "Scheduled", "testing": "In Testing"}
+    path = tmp_path / "stages.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path)
+    engine.run(config, env=world.env)
+    db = open_store(config.store)
+    first = next(iter(db.query("select id from releases where train = 'business-systems' order by deploy_at limit 1")))["id"]
+    testing_at = next(iter(db.query(
+        "select starts from release_phases where release = ? and phase = 'testing'", [first])))["starts"]
+    members = [r["request"] for r in db.query("select request from assignments where release = ? order by request", [first])]
+    db.close()
+    client = edits.jira_client(world.description)
+    started = members[0].split(":", 1)[1]
+    edits.jira_move_to(client, started, "In Progress")
+    during_testing = dt.datetime.fromisoformat(testing_at.replace("Z", "+00:00")) + dt.timedelta(hours=1)
+
+    report = engine.run(config, env=world.env, now=during_testing)
+
+    # The started request moves to In Testing; the others have no Scheduled -> In Testing
+    # transition in the workflow, which is reported, not forced.
+    assert client.issue(started, fields="status").fields.status.name == "In Testing"
+    for key in members[1:]:
+        assert client.issue(key.split(":", 1)[1], fields="status").fields.status.name == "Scheduled"
+    assert report.exit_code == 1
+    assert any("no transition from 'Scheduled' to 'In Testing'" in m for m in report.messages)

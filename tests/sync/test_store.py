@@ -1,0 +1,241 @@
+"""The store: a private WAL file, the migrated schema and the run/watermark accessors."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from sync.store import (
+    finish_run,
+    get_watermark,
+    open_store,
+    set_watermark,
+    start_run,
+)
+
+NOW = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.timezone.utc)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def store(tmp_path):
+    db = open_store(tmp_path / "relsync.db")
+    yield db
+    db.close()
+
+
+def test_new_store_file_is_private_even_with_a_permissive_umask(tmp_path):
+    old = os.umask(0o000)
+    try:
+        db = open_store(tmp_path / "relsync.db")
+        with db.atomic():
+            set_watermark(db, "jira", "requests", "1")
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "relsync.db") == 0o600
+    # SQLite creates the WAL sidecars with the database file's mode.
+    assert mode(tmp_path / "relsync.db-wal") == 0o600
+    assert mode(tmp_path / "relsync.db-shm") == 0o600
+    db.close()
+
+
+def test_existing_world_readable_store_is_tightened(tmp_path):
+    path = tmp_path / "relsync.db"
+    open_store(path).close()
+    os.chmod(path, 0o644)
+    open_store(path).close()
+    assert mode(path) == 0o600
+
+
+def test_store_uses_wal_foreign_keys_and_a_busy_timeout(store):
+    assert store.journal_mode == "wal"
+    assert store.execute("pragma foreign_keys").fetchone()[0] == 1
+    assert store.execute("pragma busy_timeout").fetchone()[0] == 10_000
+
+
+def test_migrations_are_named_recorded_and_applied_once(tmp_path):
+    path = tmp_path / "relsync.db"
+    open_store(path).close()
+    db = open_store(path)
+    applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
+    assert applied == [
+        ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded")
+    ]
+    db.close()
+
+
+def test_schema_has_the_documented_tables_and_columns(store):
+    expected = {
+        "change_requests": [
+            "key", "source", "system", "native_id", "native_key", "url", "title", "description",
+            "type", "department", "requester", "owner", "priority", "status", "source_status",
+            "release", "created_at", "updated_at", "source_version", "deleted_at", "content_hash",
+            "raw", "first_seen_at", "last_pulled_at", "affected",
+        ],
+        "releases": ["id", "name", "train", "deploy_at", "freeze_at", "capacity", "state"],
+        "release_phases": ["release", "phase", "starts", "ends", "owner"],
+        "assignments": ["request", "release", "pinned", "reason", "assigned_by", "assigned_at"],
+        "sync_state": ["source", "stream", "watermark", "updated_at"],
+        "outbox": [
+            "id", "request", "source", "system", "field", "value", "base", "base_version",
+            "attempts", "state", "last_error", "run", "created_at", "updated_at",
+        ],
+        "audit": [
+            "id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new",
+            "prev_hash", "hash",
+        ],
+        "runs": ["id", "started_at", "ended_at", "status", "exit_code", "counts", "api_calls", "message"],
+    }
+    for table, columns in expected.items():
+        assert store[table].columns_dict.keys() == set(columns), table
+        assert [c.name for c in store[table].columns] == columns, table
+    assert store["release_phases"].pks == ["release", "phase"]
+    assert store["sync_state"].pks == ["source", "stream"]
+    unique = {tuple(index.columns) for index in store["change_requests"].indexes if index.unique}
+    assert ("source", "native_id") in unique
+    indexed = {tuple(index.columns) for index in store["change_requests"].indexes}
+    assert {("status",), ("release",)} <= indexed
+
+
+def _request(db, key="jira:1", native_id="1") -> None:
+    db["change_requests"].insert({"key": key, "source": "jira", "system": "jira", "native_id": native_id})
+
+
+def _release(db, release_id="BS-20261201", name="BS 2026-12-01", state="open") -> None:
+    db["releases"].insert(
+        {
+            "id": release_id, "name": name, "train": "BS", "deploy_at": "2026-12-01T18:00:00Z",
+            "freeze_at": "2026-11-28T18:00:00Z", "capacity": 10, "state": state,
+        }
+    )
+
+
+def test_a_source_record_is_stored_once(store):
+    _request(store)
+    with pytest.raises(sqlite3.IntegrityError):
+        _request(store, key="jira:1-again", native_id="1")
+
+
+def test_assignments_must_point_at_a_stored_request_and_release(store):
+    _request(store)
+    _release(store)
+    store["assignments"].insert({"request": "jira:1", "release": "BS-20261201", "pinned": 1})
+    with pytest.raises(sqlite3.IntegrityError):
+        store["assignments"].insert({"request": "jira:2", "release": "BS-20261201"})
+    with pytest.raises(sqlite3.IntegrityError):
+        store["assignments"].upsert({"request": "jira:1", "release": "BS-29990101"}, pk="request")
+    with pytest.raises(sqlite3.IntegrityError):
+        store["release_phases"].insert(
+            {"release": "nope", "phase": "testing", "starts": "x", "ends": "y", "owner": "qa"}
+        )
+
+
+def test_vocabulary_columns_refuse_unknown_values(store):
+    with pytest.raises(sqlite3.IntegrityError):
+        _release(store, state="shipped")
+    with pytest.raises(sqlite3.IntegrityError):
+        store["runs"].insert({"started_at": "2026-11-20T09:30:00Z", "status": "done"})
+    with pytest.raises(sqlite3.IntegrityError):
+        store["outbox"].insert(
+            {"request": "jira:1", "source": "jira", "system": "jira", "field": "release", "state": "sent"}
+        )
+
+
+def test_outbox_holds_one_row_per_request_field_and_desired_value(store):
+    row = {"request": "jira:1", "source": "jira", "system": "jira", "field": "release", "value": '"BS 2026-12-01"'}
+    store["outbox"].insert(row)
+    assert store["outbox"].get(1)["attempts"] == 0
+    assert store["outbox"].get(1)["state"] == "pending"
+    with pytest.raises(sqlite3.IntegrityError):
+        store["outbox"].insert(row)
+    store["outbox"].insert(row | {"value": '"BS 2026-12-15"'})
+    assert store["outbox"].count == 2
+
+
+def test_watermark_is_none_until_set_and_then_updated_in_place(store):
+    assert get_watermark(store, "jira", "requests") is None
+    with store.atomic():
+        set_watermark(store, "jira", "requests", "1732877091000", now=NOW)
+    with store.atomic():
+        set_watermark(store, "jira", "requests", "1732877099000", now=NOW)
+    assert get_watermark(store, "jira", "requests") == "1732877099000"
+    assert get_watermark(store, "jira", "changelog") is None
+    assert list(store["sync_state"].rows) == [
+        {"source": "jira", "stream": "requests", "watermark": "1732877099000", "updated_at": "2026-11-20T09:30:00Z"}
+    ]
+
+
+def test_watermark_commits_or_rolls_back_with_the_page(store):
+    with pytest.raises(RuntimeError, match="page failed"):
+        with store.atomic():
+            _request(store)
+            set_watermark(store, "jira", "requests", "2")
+            raise RuntimeError("page failed")
+    assert get_watermark(store, "jira", "requests") is None
+    assert store["change_requests"].count == 0
+
+
+def test_watermark_refuses_to_commit_on_its_own(store):
+    with pytest.raises(RuntimeError, match="inside the caller's transaction"):
+        set_watermark(store, "jira", "requests", "1")
+    assert get_watermark(store, "jira", "requests") is None
+
+
+def test_a_run_is_started_then_finished(store):
+    run_id = start_run(store, now=NOW)
+    assert store["runs"].get(run_id)["status"] == "running"
+    finish_run(
+        store, run_id, status="partial", exit_code=1, counts={"pulled": 3, "conflicts": 1},
+        api_calls={"jira": 2}, message="1 write conflicted", now=NOW + dt.timedelta(seconds=42),
+    )
+    row = store["runs"].get(run_id)
+    assert row["started_at"] == "2026-11-20T09:30:00Z"
+    assert row["ended_at"] == "2026-11-20T09:30:42Z"
+    assert (row["status"], row["exit_code"], row["message"]) == ("partial", 1, "1 write conflicted")
+    assert json.loads(row["counts"]) == {"pulled": 3, "conflicts": 1}
+    assert json.loads(row["api_calls"]) == {"jira": 2}
+    assert start_run(store) == run_id + 1
+
+
+def test_finish_run_refuses_unknown_statuses_and_runs(store):
+    run_id = start_run(store)
+    with pytest.raises(ValueError, match="not one of"):
+        finish_run(store, run_id, status="great", exit_code=0, counts={}, api_calls={}, message=None)
+    with pytest.raises(LookupError):
+        finish_run(store, run_id + 1, status="ok", exit_code=0, counts={}, api_calls={}, message=None)
+
+
+def test_in_memory_store_for_tests():
+    with open_store(":memory:") as db:
+        assert "audit" in db.table_names()
+        assert db.execute("pragma foreign_keys").fetchone()[0] == 1
+
+
+def test_a_store_made_before_a_migration_is_upgraded_in_place(tmp_path):
+    import sqlite_utils
+
+    from sync.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0002_affected_object")
+    old["change_requests"].insert({"key": "jira:OPS-1", "source": "jira", "system": "jira", "native_id": "1",
+                                   "title": "kept", "status": "new"})
+    old["outbox"].insert({"request": "jira:OPS-1", "source": "jira", "system": "jira", "field": "release",
+                          "value": '"BS 1"', "state": "pending"})
+    old.close()
+
+    db = open_store(path)
+    row = next(iter(db.query("select key, title, affected from change_requests")))
+    db.execute("update outbox set state = 'superseded'")
+    outbox = list(db.query("select request, value, state from outbox"))
+    db.close()
+    assert row == {"key": "jira:OPS-1", "title": "kept", "affected": None}
+    assert outbox == [{"request": "jira:OPS-1", "value": '"BS 1"', "state": "superseded"}]
