@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from system_sync import main  # noqa: E402
+from system_sync import main
 
 if __name__ == "__main__":
     main(system="jira")

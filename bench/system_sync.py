@@ -28,9 +28,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from config.loader import load_config  # noqa: E402
-from sandboxes import edits  # noqa: E402
-from sync import engine  # noqa: E402
+from config.loader import load_config
+from sandboxes import edits
+from sync import engine
 
 PAGE = {"jira": 100, "airtable": 100, "salesforce": 2000}
 WRITE_BATCH = {"jira": 1, "airtable": 10, "salesforce": 200}

@@ -77,7 +77,7 @@ def watermark_of(record: dict[str, Any]) -> str:
 
 def soql_datetime(moment: dt.datetime) -> str:
     """A SOQL dateTime literal (unquoted, UTC)."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def error_message(error: SalesforceError) -> tuple[str, str]:
@@ -147,7 +147,7 @@ class SalesforceConnector:
             self.usage = (int(found.group(1)), int(found.group(2)))
         with contextlib.suppress(TypeError, ValueError):  # no Date, or not one we can read: keep the last
             stamp = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
-            self.server_time = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
+            self.server_time = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
     def call_counts(self) -> dict[str, int]:
         """API calls made so far, by method and resource."""
@@ -288,7 +288,7 @@ class SalesforceConnector:
             return []  # a first pull read every record live: nothing known is gone yet
         marks = [parse_time(self._since.split("|", 1)[0])] + ([parse_time(since)] if since else [])
         start = max(marks) - dt.timedelta(seconds=self.config.overlap_seconds)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         if now - start < DELETED_WINDOW - dt.timedelta(minutes=5):
             try:
                 result = self._call(lambda sf: getattr(sf, self.config.object).deleted(start, now))

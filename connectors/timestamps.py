@@ -9,11 +9,11 @@ def parse_time(value: str) -> dt.datetime:
     text = value.replace("Z", "+00:00")
     if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
         text = f"{text[:-2]}:{text[-2:]}"
-    return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
 
 
 def iso_utc(moment: dt.datetime | str) -> str:
     """UTC ISO-8601 with milliseconds and ``Z``: sortable as text, as watermarks are."""
     if isinstance(moment, str):
         moment = parse_time(moment)
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

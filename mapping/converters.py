@@ -147,7 +147,7 @@ def _parse_timestamp(value: str) -> dt.datetime:
 
 def to_utc_iso(moment: dt.datetime) -> str:
     """``2026-11-20T10:15:30.123Z``: UTC, always with milliseconds, sortable as text."""
-    utc = moment.astimezone(dt.timezone.utc)
+    utc = moment.astimezone(dt.UTC)
     # Formatted by hand: strftime("%Y") does not zero-pad years before 1000 on every platform.
     return (
         f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
@@ -203,7 +203,7 @@ def _inline(node: Any) -> str:
     if kind in ("inlineCard", "blockCard"):
         return str(attrs.get("url") or "")
     if kind == "date" and str(attrs.get("timestamp", "")).isdigit():
-        moment = dt.datetime.fromtimestamp(int(attrs["timestamp"]) / 1000, dt.timezone.utc)
+        moment = dt.datetime.fromtimestamp(int(attrs["timestamp"]) / 1000, dt.UTC)
         return moment.date().isoformat()
     return "".join(_inline(child) for child in node.get("content") or [])
 

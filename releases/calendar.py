@@ -84,13 +84,13 @@ def require_utc(moment: dt.datetime, what: str = "now") -> dt.datetime:
     """``moment`` in UTC; a naive datetime is refused rather than guessed at."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got {moment.isoformat()}")
-    return moment.astimezone(dt.timezone.utc)
+    return moment.astimezone(dt.UTC)
 
 
 def local_at(train: Train, day: dt.date) -> dt.datetime:
     """``deploy_time`` on local ``day`` in the train's timezone, as UTC."""
     wall = dt.datetime.combine(day, train.deploy_time.replace(tzinfo=None), tzinfo=train.zone)
-    return wall.astimezone(dt.timezone.utc)
+    return wall.astimezone(dt.UTC)
 
 
 def _deploy_days(train: Train) -> int:

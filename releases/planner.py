@@ -76,7 +76,7 @@ __all__ = [
 STARTED: frozenset[str] = frozenset({"in_progress", "testing", "deployed"})
 LIVE_STATES: frozenset[str] = frozenset({"planned", "open", "frozen", "deploying"})
 UNSHIPPED_STATES: frozenset[str] = frozenset({"planned", "open", "frozen", "cancelled"})
-_LATEST = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Candidate:
             moment = dt.datetime.fromisoformat(self.created_at)
         except ValueError:
             raise ValueError(f"{self.key}: created_at {self.created_at!r} is not ISO-8601") from None
-        return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
     @property
     def movable(self) -> bool:

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from reports.ics import UnknownTrainError
-from reports.notes import UnknownReleaseError
 
 from config.loader import ConfigError, load_config
 from connectors.errors import ConnectorError, SourceConfigError
 from mapping.fields import MappingError
 from reports import views
+from reports.ics import UnknownTrainError
+from reports.notes import UnknownReleaseError
 from sync import engine
 from sync.lock import LockedError, RunLock
 from sync.manual import ManualError

@@ -123,8 +123,8 @@ def parse_utc(text: str) -> dt.datetime:
     """A stored ISO-8601 timestamp (``...Z``) as an aware UTC datetime."""
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
 
 
 def find_release(db: sqlite_utils.Database, release_id_or_name: str) -> dict[str, Any]:
@@ -217,7 +217,7 @@ def release_notes(db: sqlite_utils.Database, release_id_or_name: str) -> Release
 
 def when(moment: dt.datetime) -> str:
     """A UTC moment for people: ``2026-12-01 18:00 UTC``."""
-    return f"{moment.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~&$])")
@@ -281,7 +281,7 @@ _ENVIRONMENT = jinja2.Environment(
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def render_html(notes: ReleaseNotes) -> str:

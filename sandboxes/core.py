@@ -34,12 +34,12 @@ class Clock:
 
     def __init__(self, floor: dt.datetime | None = None) -> None:
         self._lock = threading.Lock()
-        self._last = _to_millisecond(floor.astimezone(dt.timezone.utc)) if floor else None
+        self._last = _to_millisecond(floor.astimezone(dt.UTC)) if floor else None
 
     def now(self) -> dt.datetime:
         """The next timestamp: wall-clock time, or one millisecond after the previous one."""
         with self._lock:
-            wall = _to_millisecond(dt.datetime.now(dt.timezone.utc))
+            wall = _to_millisecond(dt.datetime.now(dt.UTC))
             if self._last is not None and wall <= self._last:
                 wall = self._last + dt.timedelta(milliseconds=1)
             self._last = wall
@@ -48,7 +48,7 @@ class Clock:
     def peek(self) -> dt.datetime:
         """The current time without consuming a tick (for relative JQL dates)."""
         with self._lock:
-            wall = dt.datetime.now(dt.timezone.utc)
+            wall = dt.datetime.now(dt.UTC)
             return max(wall, self._last) if self._last else wall
 
 

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-ANCHOR = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+ANCHOR = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 """Seeded timestamps fall in the 180 days before this instant."""
 SPAN_MS = 180 * 24 * 3600 * 1000
 

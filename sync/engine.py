@@ -91,7 +91,7 @@ class Source:
 
 def utc_now() -> dt.datetime:
     """The current time in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 stamp = iso_utc

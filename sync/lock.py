@@ -47,7 +47,7 @@ class RunLock:
         except BaseException:
             os.close(fd)
             raise
-        since = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps({"pid": os.getpid(), "since": since}) + "\n").encode(), 0)
         self._fd = fd

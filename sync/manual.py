@@ -30,7 +30,7 @@ def acting_user() -> str:
 
 
 def _now() -> str:
-    return iso_utc(dt.datetime.now(dt.timezone.utc))
+    return iso_utc(dt.datetime.now(dt.UTC))
 
 
 def find_release(db: sqlite_utils.Database, ref: str) -> dict[str, Any]:

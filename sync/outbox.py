@@ -61,7 +61,7 @@ def wanted_writes(
     db: sqlite_utils.Database, mappings: dict[str, SourceMapping], *, now: str | None = None
 ) -> list[Wanted]:
     """Differences between the plan and what each source last showed."""
-    now = now or iso_utc(dt.datetime.now(dt.timezone.utc))
+    now = now or iso_utc(dt.datetime.now(dt.UTC))
     ours = {row["name"] for row in db.query("select name from releases")}
     rows = db.query(
         "select r.key, r.source, r.system, r.status, r.source_status, r.release, r.source_version, "

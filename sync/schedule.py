@@ -39,7 +39,7 @@ class PlanCounts:
 
 def iso(moment: dt.datetime) -> str:
     """UTC ISO-8601 to the second with ``Z``: release calendar dates."""
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:

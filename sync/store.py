@@ -206,10 +206,10 @@ def _outbox_superseded(db: sqlite_utils.Database) -> None:
 
 def utc_text(moment: dt.datetime | None = None) -> str:
     """``moment`` (default: now) as UTC ISO-8601 with ``Z``, to the second."""
-    moment = moment or dt.datetime.now(dt.timezone.utc)
+    moment = moment or dt.datetime.now(dt.UTC)
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment.isoformat()}: pass a timezone-aware value")
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _private_file(path: Path) -> None:

@@ -16,7 +16,7 @@ import vcr
 
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORD_MODE = os.environ.get("RELSYNC_RECORD", "none")
-NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 """The replayed runs' clock: release dates, and so the writes, depend on it."""
 
 

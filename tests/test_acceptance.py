@@ -44,7 +44,7 @@ class Counters:
 
     def __init__(self, description: dict, folder: Path) -> None:
         self.urls = {system: box["url"] for system, box in description.items() if system != "config"}
-        self.verify = {system: True for system in self.urls} | {"salesforce": str(folder / "salesforce-sandbox-ca.pem")}
+        self.verify = dict.fromkeys(self.urls, True) | {"salesforce": str(folder / "salesforce-sandbox-ca.pem")}
 
     def take(self) -> dict[str, dict[str, int]]:
         taken = {}

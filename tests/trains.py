@@ -5,7 +5,7 @@ import datetime as dt
 
 from config.schema import Train
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PHASES = [
     {"phase": "planning", "days": 3, "owner": "pm@example.com"},
     {"phase": "development", "days": 7, "owner": "dev-lead@example.com"},

@@ -111,7 +111,7 @@ def _throttled(seconds: float) -> flask.Response:
     limit = controls(flask.current_app).limiter.limit
     response = flask.jsonify({"errorMessages": [RATE_LIMITED], "errors": {}, "status": 429})
     response.status_code = 429
-    reset = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)
+    reset = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
     response.headers.update({
         "Retry-After": str(int(seconds)),
         "X-RateLimit-Limit": str(limit.requests if limit else 0),

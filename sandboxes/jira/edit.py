@@ -118,7 +118,7 @@ class _Values:
                 return self.fail("labels", f"The label '{label}' contains spaces which is invalid.")
         return labels
 
-    def _fixVersions(self, value: Any) -> Any:  # noqa: N802 - Jira's field id
+    def _fixVersions(self, value: Any) -> Any:
         items = value if isinstance(value, list) else [value]
         ids = []
         for item in items:

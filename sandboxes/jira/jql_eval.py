@@ -43,7 +43,7 @@ class JqlContext:
     """Where bare dates are read (the account's profile time zone) and what "now" is."""
 
     timezone: str = "UTC"
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)

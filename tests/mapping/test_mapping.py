@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from config import load_config
 from config.schema import FieldMapping, WriteTargets
-from mapping.model import SourceRecord
 from mapping import ChangeRequest, MappingError, SourceMapping, read_path
 from mapping.converters import (
     ConversionError,
@@ -25,6 +24,7 @@ from mapping.converters import (
     names,
     text,
 )
+from mapping.model import SourceRecord
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "jira.yaml"
 
@@ -467,7 +467,7 @@ def test_datetime_round_trips_to_the_same_instant(moment, style):
     source = {
         "jira": jira_style(moment),
         "iso": moment.isoformat(timespec="milliseconds"),
-        "utc_z": moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "utc_z": moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "object": moment,
     }[style]
     converted = datetime(source)

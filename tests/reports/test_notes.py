@@ -24,7 +24,7 @@ from sync.store import open_store
 
 HOSTILE = '<script>alert("x")</script> & "quotes" — Zürich 東京 ✅'
 MD_HOSTILE = "[not a link](http://evil) *bold* _under_ `code` | pipe"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 RELEASES = [
     {"id": "bs-20261201", "name": "BS 2026.12.01", "train": "business-systems", "deploy_at": "2026-12-01T18:00:00Z",

@@ -16,7 +16,7 @@ import pytest
 from sandboxes.jira.jql import BoolOp, Clause, JqlError, Value, parse, tokenize
 from sandboxes.jira.jql_eval import FieldBinding, JqlContext, compile_query
 
-NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -102,7 +102,7 @@ def test_ordered_comparisons_and_functions() -> None:
 
 def test_dates_epoch_ms_formats_time_zone_and_periods() -> None:
     assert run("when >= 2000") == [2, 3, 4]
-    day = int(dt.datetime(2026, 11, 3, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    day = int(dt.datetime(2026, 11, 3, tzinfo=dt.UTC).timestamp() * 1000)
     rows_then = [Row(10, "open", 1, frozenset(), "x", day - 1), Row(11, "open", 1, frozenset(), "x", day)]
     context = JqlContext("UTC", lambda: NOW)
     for query, expected in (('when >= "2026-11-03"', [11]), ('when >= "2026/11/03 00:00"', [11]), ("when >= 2026-11-03", [11])):

@@ -143,9 +143,9 @@ def only_eligible(world: AirtableWorld, approved: int, scheduled: int = 0) -> li
     """Make exactly ``approved`` + ``scheduled`` records plannable (the rest New); their ids."""
     ids = sorted(record["id"] for record in world.table().all(fields=["Title"]))
     chosen = ids[: approved + scheduled]
-    statuses = {rid: "New" for rid in ids[approved + scheduled :]}
-    statuses |= {rid: "Approved" for rid in chosen[:approved]}
-    statuses |= {rid: "Scheduled" for rid in chosen[approved:]}
+    statuses = dict.fromkeys(ids[approved + scheduled:], "New")
+    statuses |= dict.fromkeys(chosen[:approved], "Approved")
+    statuses |= dict.fromkeys(chosen[approved:], "Scheduled")
     set_statuses(world, statuses)
     return chosen
 

@@ -44,7 +44,7 @@ QUERY = "GET /services/data/v{version}/queryAll/"
 QUERY_MORE = "GET /services/data/v{version}/queryAll/{cursor}"
 DELETED = "GET /services/data/v{version}/sobjects/{name}/deleted/"
 COMPOSITE = "PATCH /services/data/v{version}/composite/sobjects"
-NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 """Plans are read at this moment: releases deploy 8 Dec, 22 Dec and 5 Jan, none frozen yet."""
 
 

@@ -12,7 +12,7 @@ from sync import engine
 from sync.schedule import plan_into_store
 from sync.store import open_store, start_run
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday
 
 HOTFIX = Train.model_validate({

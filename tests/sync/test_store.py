@@ -17,7 +17,7 @@ from sync.store import (
     start_run,
 )
 
-NOW = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC)
 
 
 def mode(path) -> int:
