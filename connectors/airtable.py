@@ -48,7 +48,7 @@ from connectors.http import trust
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy, call_with_retry
 from connectors.throttle import Throttle
-from connectors.timestamps import iso_utc
+from mapping import clock
 
 T = TypeVar("T")
 SYSTEM = "airtable"
@@ -185,10 +185,10 @@ class AirtableConnector:
         if self.config.formula:
             parts.append(Formula(self.config.formula))
         if since is not None and self.config.modified_field:
-            start = dt.datetime.fromisoformat(since.replace("Z", "+00:00")) - dt.timedelta(
+            start = clock.parse(since) - dt.timedelta(
                 seconds=self.config.overlap_seconds
             )
-            parts.append(NOT(IS_BEFORE(Field(self.config.modified_field), DATETIME_PARSE(iso_utc(start.isoformat())))))
+            parts.append(NOT(IS_BEFORE(Field(self.config.modified_field), DATETIME_PARSE(clock.stamp(start)))))
         if not parts:
             return None
         return to_formula_str(parts[0] if len(parts) == 1 else AND(*parts))
@@ -227,7 +227,7 @@ class AirtableConnector:
         stamps: list[str] = []
         for record in records:
             fields = record.get("fields") or {}
-            version = iso_utc(fields[modified]) if modified and fields.get(modified) else None
+            version = clock.stamp(fields[modified]) if modified and fields.get(modified) else None
             if record["id"] in yielded and yielded[record["id"]] == version:
                 continue
             yielded[record["id"]] = version

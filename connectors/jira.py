@@ -31,7 +31,7 @@ from connectors.errors import (
 from connectors.http import trust
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy, call_with_retry
-from connectors.timestamps import iso_utc, parse_time
+from mapping import clock
 
 T = TypeVar("T")
 SYSTEM = "jira"
@@ -65,7 +65,7 @@ def jql_string(value: str) -> str:
 
 def epoch_ms(timestamp: str) -> int:
     """Epoch milliseconds of an ISO-8601 timestamp (Jira reads bare numbers as UTC instants)."""
-    return int(parse_time(timestamp).timestamp() * 1000)
+    return int(clock.parse(timestamp).timestamp() * 1000)
 
 
 def build_search_jql(project: str, selection: str | None, since_ms: int | None) -> str:
@@ -205,7 +205,7 @@ class JiraConnector:
         for response in self._search(jql, self.config.page_size, list(self.fields)):
             records = [self._record(issue) for issue in response.get("issues", [])]
             versions = [r.version for r in records if r.version]
-            watermark = iso_utc(max(parse_time(v) for v in versions)) if versions else None
+            watermark = clock.stamp(max(clock.parse(v) for v in versions)) if versions else None
             yield Page(records=records, watermark=watermark)
 
     def _record(self, issue: dict[str, Any]) -> SourceRecord:

@@ -38,7 +38,7 @@ from connectors.errors import (
 )
 from connectors.http import trust
 from connectors.retry import RetryPolicy, call_with_retry
-from connectors.timestamps import iso_utc, parse_time
+from mapping import clock
 
 T = TypeVar("T")
 SYSTEM = "salesforce"
@@ -72,7 +72,7 @@ def connect(
 
 def watermark_of(record: dict[str, Any]) -> str:
     """``<SystemModstamp as ISO Z>|<Id>``: sorts as text the way the pull orders records."""
-    return f"{iso_utc(parse_time(record['SystemModstamp']))}|{record['Id']}"
+    return f"{clock.stamp(clock.parse(record['SystemModstamp']))}|{record['Id']}"
 
 
 def soql_datetime(moment: dt.datetime) -> str:
@@ -247,7 +247,7 @@ class SalesforceConnector:
         """
         conditions: list[str] = []
         if since is not None:
-            start = parse_time(since.split("|", 1)[0]) - dt.timedelta(seconds=self.config.overlap_seconds)
+            start = clock.parse(since.split("|", 1)[0]) - dt.timedelta(seconds=self.config.overlap_seconds)
             conditions.append(f"SystemModstamp >= {soql_datetime(start)}")
         self._since = since
         horizon = self._call(lambda sf: self.server_time)  # logged in: the token's answer dated it
@@ -256,13 +256,13 @@ class SalesforceConnector:
             resume = [] if last is None else [
                 format_soql(
                     "SystemModstamp > {0:literal} OR (SystemModstamp = {0:literal} AND Id > {1})",
-                    soql_datetime(parse_time(last["SystemModstamp"])), last["Id"],
+                    soql_datetime(clock.parse(last["SystemModstamp"])), last["Id"],
                 )
             ]
             try:
                 for response in self._query(self._soql(self.fields, conditions + resume)):
                     records = response.get("records", [])
-                    settled = [r for r in records if not horizon or parse_time(r["SystemModstamp"]) < horizon]
+                    settled = [r for r in records if not horizon or clock.parse(r["SystemModstamp"]) < horizon]
                     last = settled[-1] if settled else last
                     yield self._page(records, watermark_of(settled[-1]) if settled else None)
                 return
@@ -286,7 +286,7 @@ class SalesforceConnector:
         """
         if self._since is None:
             return []  # a first pull read every record live: nothing known is gone yet
-        marks = [parse_time(self._since.split("|", 1)[0])] + ([parse_time(since)] if since else [])
+        marks = [clock.parse(self._since.split("|", 1)[0])] + ([clock.parse(since)] if since else [])
         start = max(marks) - dt.timedelta(seconds=self.config.overlap_seconds)
         now = dt.datetime.now(dt.UTC)
         if now - start < DELETED_WINDOW - dt.timedelta(minutes=5):

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from mapping import clock
+
 __all__ = [
     "CONVERTERS",
     "ConversionError",
@@ -24,7 +26,6 @@ __all__ = [
     "map_key",
     "names",
     "text",
-    "to_utc_iso",
 ]
 
 
@@ -106,55 +107,6 @@ def join(value: Any) -> str | None:
     return ", ".join(parts) or None
 
 
-# Jira "…T10:15:30.123+0000", ISO "…Z" / "+00:00", Salesforce "….000+0000", Airtable "….000Z".
-_TIMESTAMP = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<hour>\d{2}):(?P<minute>\d{2})"
-    r"(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?"
-    r"(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)"
-)
-
-
-def _parse_timestamp(value: str) -> dt.datetime:
-    match = _TIMESTAMP.fullmatch(value.strip())
-    if match is None:
-        raise ConversionError(
-            f"datetime expects a date-time with a time zone like 2026-11-20T10:15:30.123+0000, "
-            f"got {describe(value)}"
-        )
-    zone = match["zone"]
-    if zone == "Z":
-        offset = dt.timedelta(0)
-    else:
-        digits = zone[1:].replace(":", "")
-        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
-        offset = dt.timedelta(hours=hours, minutes=minutes) * (-1 if zone[0] == "-" else 1)
-    fraction = (match["fraction"] or "0").ljust(6, "0")[:6]
-    try:
-        day = dt.date.fromisoformat(match["date"])
-        return dt.datetime(
-            day.year,
-            day.month,
-            day.day,
-            int(match["hour"]),
-            int(match["minute"]),
-            int(match["second"] or 0),
-            int(fraction),
-            tzinfo=dt.timezone(offset),
-        )
-    except ValueError as error:
-        raise ConversionError(f"datetime: {describe(value)} is not a valid date-time ({error})") from None
-
-
-def to_utc_iso(moment: dt.datetime) -> str:
-    """``2026-11-20T10:15:30.123Z``: UTC, always with milliseconds, sortable as text."""
-    utc = moment.astimezone(dt.UTC)
-    # Formatted by hand: strftime("%Y") does not zero-pad years before 1000 on every platform.
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
-    )
-
-
 def datetime(value: Any) -> str | None:
     """A source timestamp as UTC ISO-8601 with milliseconds and ``Z``."""
     if value is None or value == "":
@@ -162,10 +114,15 @@ def datetime(value: Any) -> str | None:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ConversionError("datetime expects a date-time with a time zone, got one without")
-        return to_utc_iso(value)
+        return clock.stamp(value)
     if not isinstance(value, str):
         raise ConversionError(f"datetime expects a date-time text, got {describe(value)}")
-    return to_utc_iso(_parse_timestamp(value))
+    try:
+        return clock.stamp(value)
+    except clock.TimestampError:
+        raise ConversionError(
+            f"datetime expects a date-time with a time zone like 2026-11-20T10:15:30.123+0000, got {describe(value)}"
+        ) from None
 
 
 # -- Atlassian Document Format ------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import icalendar
 import sqlite_utils
 
-from reports.notes import parse_utc
+from mapping import clock
 
 __all__ = ["UnknownTrainError", "calendar_ics"]
 
@@ -64,7 +64,7 @@ def _stamp(db: sqlite_utils.Database, releases: list[dict[str, Any]]) -> dt.date
     marks = "(select value from json_each(?))"
     # Stored stamps differ in precision (seconds, milliseconds): compare them as times.
     candidates = [
-        parse_utc(row[0])
+        clock.parse(row[0])
         for row in db.execute(
             f"select assigned_at from assignments where release in {marks} and assigned_at is not null"
             " union select r.updated_at from assignments a join change_requests r on r.key = a.request"
@@ -72,7 +72,7 @@ def _stamp(db: sqlite_utils.Database, releases: list[dict[str, Any]]) -> dt.date
             [ids, ids],
         ).fetchall()
     ]
-    moment = max(candidates) if candidates else min(parse_utc(row["freeze_at"]) for row in releases)
+    moment = max(candidates) if candidates else min(clock.parse(row["freeze_at"]) for row in releases)
     return moment.replace(microsecond=0)
 
 
@@ -139,7 +139,7 @@ def calendar_ics(db: sqlite_utils.Database, *, trains: Collection[str] | None = 
                 *(["Phase owners:", *owners] if owners else []),
             ]
         )
-        deploy_at, freeze_at = parse_utc(release["deploy_at"]), parse_utc(release["freeze_at"])
+        deploy_at, freeze_at = clock.parse(release["deploy_at"]), clock.parse(release["freeze_at"])
         calendar.add_component(
             _event(f"{rid}@{UID_DOMAIN}", f"Deploy {name}", stamp, deploy_at, None, description, categories="deploy")
         )
@@ -154,7 +154,7 @@ def calendar_ics(db: sqlite_utils.Database, *, trains: Collection[str] | None = 
             calendar.add_component(
                 _event(
                     f"{rid}-{phase['phase']}@{UID_DOMAIN}", f"{name}: {phase['phase']}{owner}", stamp,
-                    parse_utc(phase["starts"]), parse_utc(phase["ends"]),
+                    clock.parse(phase["starts"]), clock.parse(phase["ends"]),
                     f"{phase['phase']} phase of {name}" + (f", owned by {phase['owner']}" if phase["owner"] else ""),
                     categories="phase",
                 )

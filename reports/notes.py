@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 import sqlite_utils
 
+from mapping import clock
 from mapping.model import PRIORITIES
 
 __all__ = [
@@ -119,14 +120,6 @@ class ReleaseNotes:
         return sum(group.count for group in self.departments)
 
 
-def parse_utc(text: str) -> dt.datetime:
-    """A stored ISO-8601 timestamp (``...Z``) as an aware UTC datetime."""
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
-
-
 def find_release(db: sqlite_utils.Database, release_id_or_name: str) -> dict[str, Any]:
     """The releases row whose id or name is ``release_id_or_name``, or UnknownReleaseError."""
     row = next(
@@ -175,7 +168,7 @@ def release_notes(db: sqlite_utils.Database, release_id_or_name: str) -> Release
     """
     release = find_release(db, release_id_or_name)
     phases = tuple(
-        ReleasePhase(row["phase"], parse_utc(row["starts"]), parse_utc(row["ends"]), row["owner"])
+        ReleasePhase(row["phase"], clock.parse(row["starts"]), clock.parse(row["ends"]), row["owner"])
         for row in db.query(
             "select phase, starts, ends, owner from release_phases where release = ? order by starts, phase",
             [release["id"]],
@@ -206,8 +199,8 @@ def release_notes(db: sqlite_utils.Database, release_id_or_name: str) -> Release
         id=release["id"],
         name=release["name"],
         train=release["train"],
-        deploy_at=parse_utc(release["deploy_at"]),
-        freeze_at=parse_utc(release["freeze_at"]),
+        deploy_at=clock.parse(release["deploy_at"]),
+        freeze_at=clock.parse(release["freeze_at"]),
         capacity=release["capacity"],
         state=release["state"],
         phases=phases,
@@ -280,10 +273,6 @@ _ENVIRONMENT = jinja2.Environment(
 )
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def render_html(notes: ReleaseNotes) -> str:
     """The notes as a standalone HTML document (inline stylesheet, every value escaped)."""
-    return _ENVIRONMENT.get_template("release_notes.html").render(n=notes, when=when, iso=_iso)
+    return _ENVIRONMENT.get_template("release_notes.html").render(n=notes, when=when, iso=clock.stamp)

@@ -120,7 +120,7 @@ def verify_chain(db: sqlite_utils.Database) -> ChainReport:
         f"select {', '.join(_COLUMNS)}, prev_hash, hash from audit order by id"
     )
     for row in cursor:
-        content = dict(zip(_COLUMNS, row[: len(_COLUMNS)]))
+        content = dict(zip(_COLUMNS, row[: len(_COLUMNS)], strict=True))
         prev_hash, stored_hash = row[len(_COLUMNS)], row[len(_COLUMNS) + 1]
         row_id = content["id"]
         if prev_hash != expected_prev:

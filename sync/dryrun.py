@@ -17,6 +17,7 @@ from typing import Any
 
 from config.schema import Config
 from connectors.base import Write
+from mapping import clock
 from sync import engine, outbox
 from sync.lock import RunLock
 from sync.schedule import all_clashes
@@ -47,7 +48,7 @@ class DryRun:
 
 def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.datetime | None = None) -> DryRun:
     """Pull, then plan and diff without keeping the plan or writing to any source."""
-    now = now or engine.utc_now()
+    now = now or clock.now()
     result = DryRun()
     with RunLock(config.store):
         db = open_store(config.store)
@@ -85,7 +86,7 @@ def _read_plan(db: Any, config: Config, sources: dict[str, engine.Source], now: 
                                  "reason": reason or _left_reason(db, key)})
     result.releases = engine.schedule.release_plan(db)
     result.clashes = all_clashes(db)
-    wanted = outbox.wanted_writes(db, {n: s.mapping for n, s in sources.items()}, now=engine.stamp(now))
+    wanted = outbox.wanted_writes(db, {n: s.mapping for n, s in sources.items()}, now=clock.stamp(now))
     natives = {r["key"]: (r["native_id"], r["native_key"]) for r in db.query(
         "select key, native_id, native_key from change_requests where key in (select value from json_each(?))",
         [json.dumps(sorted({w.request for w in wanted}))])}

@@ -21,7 +21,7 @@ from config.schema import Config
 from connectors import airtable, jira, salesforce
 from connectors.base import Page
 from connectors.errors import ConnectorError, SourceConfigError
-from connectors.timestamps import iso_utc
+from mapping import clock
 from mapping.fields import MappingError, SourceMapping
 from sync import ingest, outbox, schedule
 from sync.lock import LockedError, RunLock
@@ -89,15 +89,6 @@ class Source:
     mapping: SourceMapping
 
 
-def utc_now() -> dt.datetime:
-    """The current time in UTC."""
-    return dt.datetime.now(dt.UTC)
-
-
-stamp = iso_utc
-"""UTC ISO-8601 with milliseconds and ``Z``: how the store writes moments."""
-
-
 def build_sources(config: Config, env: Mapping[str, str] | None = None) -> dict[str, Source]:
     """Connectors and mappings for every configured source; secrets read from the environment."""
     sources: dict[str, Source] = {}
@@ -129,7 +120,7 @@ def pull_sources(
     A source that fails stops alone: what it stored so far stays, its watermark
     where its last stored page left it, and the other sources go on.
     """
-    started = utc_now()
+    started = clock.now()
     pages: queue.Queue[tuple[str, Page | BaseException | None]] = queue.Queue(maxsize=4)
     watermarks = {name: get_watermark(db, name, ingest.STREAM) for name in sources}
     stopped: set[str] = set()
@@ -160,7 +151,7 @@ def pull_sources(
             continue
         try:
             page_counts = ingest.store_page(
-                db, source=name, mapping=sources[name].mapping, page=item, run_id=run_id, now=stamp(utc_now())
+                db, source=name, mapping=sources[name].mapping, page=item, run_id=run_id, now=clock.stamp()
             )
             result.counts[name].add(page_counts)
         except BaseException as error:
@@ -194,9 +185,9 @@ def reconcile_deletions(
         return 0
     every = getattr(source.connector.config, "reconcile_every_hours", None)
     last = get_watermark(db, name, ingest.RECONCILED)
-    now = started or utc_now()
+    now = started or clock.now()
     due = every is not None and (
-        last is None or (now - dt.datetime.fromisoformat(last.replace("Z", "+00:00"))).total_seconds() >= every * 3600
+        last is None or (now - clock.parse(last)).total_seconds() >= every * 3600
     )
     known = {row["native_id"] for row in db.query(
         "select native_id from change_requests where source = ? and deleted_at is null", [name]
@@ -205,7 +196,7 @@ def reconcile_deletions(
     if gone is None:
         return 0
     return ingest.store_deletions(db, source=name, system=source.mapping.system, native_ids=gone,
-                                  run_id=run_id, now=stamp(now))
+                                  run_id=run_id, now=clock.stamp(now))
 
 
 def plan(db: sqlite_utils.Database, config: Config, *, run_id: int, now: dt.datetime) -> schedule.PlanCounts:
@@ -220,8 +211,8 @@ def push_writebacks(
 
     ``at`` is the moment the release calendar is read at (default: now).
     """
-    now = stamp(utc_now())
-    wanted = outbox.wanted_writes(db, {name: s.mapping for name, s in sources.items()}, now=stamp(at or utc_now()))
+    now = clock.stamp()
+    wanted = outbox.wanted_writes(db, {name: s.mapping for name, s in sources.items()}, now=clock.stamp(at))
     outbox.queue(db, wanted, run_id=run_id, now=now)
     return {
         name: outbox.send(db, name, s.connector.push, s.mapping, run_id=run_id, now=now)
@@ -262,7 +253,7 @@ def run(
             sources = build_sources(config, env if env is not None else os.environ)
             pulled = pull_sources(db, sources, run_id=run_id, progress=progress)
             report.pulled = {name: asdict(c) for name, c in pulled.counts.items()}
-            report.planned = asdict(plan(db, config, run_id=run_id, now=now or utc_now()))
+            report.planned = asdict(plan(db, config, run_id=run_id, now=now or clock.now()))
             # A source whose pull failed is not written to: its view may be stale, and a
             # quota stop must not spend more calls.
             healthy = {name: s for name, s in sources.items() if name not in pulled.failures}

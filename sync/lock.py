@@ -7,12 +7,13 @@ the old one.
 """
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import json
 import os
 from pathlib import Path
 from types import TracebackType
+
+from mapping import clock
 
 
 class LockedError(Exception):
@@ -47,7 +48,7 @@ class RunLock:
         except BaseException:
             os.close(fd)
             raise
-        since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = clock.stamp()
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps({"pid": os.getpid(), "since": since}) + "\n").encode(), 0)
         self._fd = fd

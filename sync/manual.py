@@ -6,13 +6,12 @@ release is no longer live, so the next run re-plans its requests.
 """
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 from typing import Any
 
 import sqlite_utils
 
-from connectors.timestamps import iso_utc
+from mapping import clock
 from sync.audit import AuditEvent, append_events
 from sync.schedule import release_clashes
 
@@ -30,7 +29,7 @@ def acting_user() -> str:
 
 
 def _now() -> str:
-    return iso_utc(dt.datetime.now(dt.UTC))
+    return clock.stamp()
 
 
 def find_release(db: sqlite_utils.Database, ref: str) -> dict[str, Any]:

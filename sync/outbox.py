@@ -10,7 +10,6 @@ tried again on the next run while still wanted).
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from connectors.base import Write, WriteResult
-from connectors.timestamps import iso_utc
+from mapping import clock
 from mapping.fields import SourceMapping
 from mapping.model import STATUSES
 from sync.audit import AuditEvent, append_events
@@ -61,7 +60,7 @@ def wanted_writes(
     db: sqlite_utils.Database, mappings: dict[str, SourceMapping], *, now: str | None = None
 ) -> list[Wanted]:
     """Differences between the plan and what each source last showed."""
-    now = now or iso_utc(dt.datetime.now(dt.UTC))
+    now = now or clock.stamp()
     ours = {row["name"] for row in db.query("select name from releases")}
     rows = db.query(
         "select r.key, r.source, r.system, r.status, r.source_status, r.release, r.source_version, "
@@ -77,27 +76,31 @@ def wanted_writes(
         if mapping is None:
             continue
 
-        def want(field: str, value: Any, base: Any, status: str | None = None) -> None:
-            wanted.append(
-                Wanted(row["key"], row["source"], row["system"], field, value, base, row["source_version"], status)
-            )
-
         planned = row["planned"]
         if mapping.release_field() and (planned or row["release"] in ours) and planned != row["release"]:
-            want(RELEASE, planned, row["release"])
+            wanted.append(_wanted(row, RELEASE, planned, row["release"]))
         stage = release_stage(row, now) if planned else None
         target = desired_status(row["status"], stage, row["release"] in ours, set(mapping.write.status))
         native = mapping.source_status_for(target) if target else None
         if native and native != row["source_status"]:
-            want(STATUS, native, row["source_status"], target)
+            wanted.append(_wanted(row, STATUS, native, row["source_status"], target))
     return wanted
 
 
+def _wanted(row: dict[str, Any], field: str, value: Any, base: Any, status: str | None = None) -> Wanted:
+    return Wanted(row["key"], row["source"], row["system"], field, value, base, row["source_version"], status)
+
+
 def release_stage(row: dict[str, Any], now: str) -> str:
-    """Where the request's release is in its life, as the status its requests should show."""
-    if row["release_state"] in ("deploying", "released") or (row["deploy_at"] and now >= row["deploy_at"]):
+    """Where the request's release is in its life, as the status its requests should show.
+
+    Moments are compared as datetimes: a release deploys at its deploy instant, even
+    when the stored text and ``now`` were written at different precisions.
+    """
+    moment = clock.parse(now)
+    if row["release_state"] in ("deploying", "released") or (row["deploy_at"] and moment >= clock.parse(row["deploy_at"])):
         return "deployed"
-    if row["testing_at"] and now >= row["testing_at"]:
+    if row["testing_at"] and moment >= clock.parse(row["testing_at"]):
         return "testing"
     return "scheduled"
 
@@ -194,12 +197,17 @@ def send(
     by_write = {id(r.write): r for r in results}
     with db.atomic():
         events: list[AuditEvent] = []
-        for row, write in zip(rows, writes):
+        for row, write in zip(rows, writes, strict=True):
             result = by_write.get(id(write)) or WriteResult(write, "failed", "the connector reported no outcome")
             state = {"ok": "done"}.get(result.outcome, result.outcome)
             db["outbox"].update(
                 row["id"],
-                {"state": state, "attempts": row["attempts"] + 1, "last_error": result.message if state != "done" else None, "updated_at": now},
+                {
+                    "state": state,
+                    "attempts": row["attempts"] + 1,
+                    "last_error": result.message if state != "done" else None,
+                    "updated_at": now,
+                },
             )
             if state == "done":
                 counts.written += 1

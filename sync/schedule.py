@@ -21,7 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from config.trains import Train
-from connectors.timestamps import iso_utc
+from mapping import clock
 from releases.clashes import Clash, find_clashes
 from releases.planner import Candidate, PlannedRelease, materialize_releases
 from releases.routing import plan_trains
@@ -37,11 +37,6 @@ class PlanCounts:
     unassigned: int = 0
 
 
-def iso(moment: dt.datetime) -> str:
-    """UTC ISO-8601 to the second with ``Z``: release calendar dates."""
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
     """Upsert materialized releases and their phases (inside the caller's transaction)."""
     _free_names(db, releases)
@@ -51,8 +46,8 @@ def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> 
                 "id": r.id,
                 "name": r.name,
                 "train": r.train,
-                "deploy_at": iso(r.deploy_at),
-                "freeze_at": iso(r.freeze_at),
+                "deploy_at": clock.stamp(r.deploy_at),
+                "freeze_at": clock.stamp(r.freeze_at),
                 "capacity": r.capacity,
                 "state": r.state,
             }
@@ -62,7 +57,7 @@ def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> 
     )
     db["release_phases"].upsert_all(
         [
-            {"release": r.id, "phase": p.phase, "starts": iso(p.starts), "ends": iso(p.ends), "owner": p.owner}
+            {"release": r.id, "phase": p.phase, "starts": clock.stamp(p.starts), "ends": clock.stamp(p.ends), "owner": p.owner}
             for r in releases
             for p in r.phases
         ],
@@ -95,13 +90,13 @@ def _age_out(db: sqlite_utils.Database, train: str, current: list[PlannedRelease
     than the horizon wait as planned; the rest were dropped by a blackout or a cadence
     change and are cancelled (a user's cancellation is never undone here)."""
     ids = json.dumps([r.id for r in current])
-    last = max((iso(r.deploy_at) for r in current), default=iso(now))
+    last = max((clock.stamp(r.deploy_at) for r in current), default=clock.stamp(now))
     missing = "train = ? and state not in ('cancelled', 'released') and id not in (select value from json_each(?))"
-    db.execute(f"update releases set state = 'released' where {missing} and deploy_at <= ?", [train, ids, iso(now)])
+    db.execute(f"update releases set state = 'released' where {missing} and deploy_at <= ?", [train, ids, clock.stamp(now)])
     db.execute(f"update releases set state = 'planned' where {missing} and deploy_at > ?", [train, ids, last])
     db.execute(
         f"update releases set state = 'cancelled' where {missing} and deploy_at > ? and deploy_at <= ?",
-        [train, ids, iso(now), last],
+        [train, ids, clock.stamp(now), last],
     )
 
 
@@ -116,15 +111,11 @@ def _stored(db: sqlite_utils.Database, train: Train, current: list[PlannedReleas
     )
     return [
         PlannedRelease(
-            id=row["id"], name=row["name"], train=row["train"], deploy_at=_utc(row["deploy_at"]),
-            freeze_at=_utc(row["freeze_at"]), capacity=row["capacity"], state=row["state"], quotas=train.quotas,
+            id=row["id"], name=row["name"], train=row["train"], deploy_at=clock.parse(row["deploy_at"]),
+            freeze_at=clock.parse(row["freeze_at"]), capacity=row["capacity"], state=row["state"], quotas=train.quotas,
         )
         for row in rows
     ]
-
-
-def _utc(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def candidates(db: sqlite_utils.Database) -> list[Candidate]:
@@ -159,7 +150,7 @@ def plan_into_store(
     A release a user cancelled stays cancelled and its requests are planned again.
     """
     counts = PlanCounts()
-    stamp = iso_utc(now)
+    stamp = clock.stamp(now)
     with db.atomic():
         cancelled = {row["id"] for row in db.query("select id from releases where state = 'cancelled'")}
         plans: list[tuple[Train, list[PlannedRelease]]] = []

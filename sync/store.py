@@ -16,6 +16,8 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from mapping import clock
+
 RELEASE_STATES: tuple[str, ...] = ("planned", "open", "frozen", "deploying", "released", "cancelled")
 OUTBOX_STATES: tuple[str, ...] = ("pending", "done", "conflict", "failed", "superseded")
 """superseded: the plan changed before the write went out; the row stays as a record."""
@@ -204,12 +206,31 @@ def _outbox_superseded(db: sqlite_utils.Database) -> None:
     )
 
 
-def utc_text(moment: dt.datetime | None = None) -> str:
-    """``moment`` (default: now) as UTC ISO-8601 with ``Z``, to the second."""
-    moment = moment or dt.datetime.now(dt.UTC)
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment.isoformat()}: pass a timezone-aware value")
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_SECONDS_TEXT = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z"
+"""A moment written to the second, as releases, phases, watermarks and runs were before 0004."""
+
+_MOMENTS = {
+    "change_requests": ("created_at", "updated_at", "deleted_at", "first_seen_at", "last_pulled_at"),
+    "releases": ("deploy_at", "freeze_at"),
+    "release_phases": ("starts", "ends"),
+    "assignments": ("assigned_at",),
+    "sync_state": ("updated_at",),
+    "outbox": ("created_at", "updated_at"),
+    "runs": ("started_at", "ended_at"),
+}
+"""Every moment column but the audit's, which is append-only and was always written to the millisecond."""
+
+
+@MIGRATIONS(name="0004_millisecond_moments")
+def _millisecond_moments(db: sqlite_utils.Database) -> None:
+    # One precision everywhere, so moments compare correctly as text in SQL as well:
+    # "2026-12-08T18:00:00Z" sorts after "2026-12-08T18:00:00.500Z".
+    for table, columns in _MOMENTS.items():
+        for column in columns:
+            db.execute(
+                f"update {table} set {column} = substr({column}, 1, 19) || '.000Z' where {column} glob ?",
+                [_SECONDS_TEXT],
+            )
 
 
 def _private_file(path: Path) -> None:
@@ -273,14 +294,14 @@ def set_watermark(
         "insert into sync_state (source, stream, watermark, updated_at) values (?, ?, ?, ?) "
         "on conflict (source, stream) do update set "
         "watermark = excluded.watermark, updated_at = excluded.updated_at",
-        [source, stream, value, utc_text(now)],
+        [source, stream, value, clock.stamp(now)],
     )
 
 
 def start_run(db: sqlite_utils.Database, *, now: dt.datetime | None = None) -> int:
     """Insert a ``running`` runs row and return its id."""
     cursor = db.execute(
-        "insert into runs (started_at, status) values (?, 'running')", [utc_text(now)]
+        "insert into runs (started_at, status) values (?, 'running')", [clock.stamp(now)]
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid
@@ -304,7 +325,7 @@ def finish_run(
         "update runs set ended_at = ?, status = ?, exit_code = ?, counts = ?, api_calls = ?, "
         "message = ? where id = ?",
         [
-            utc_text(now),
+            clock.stamp(now),
             status,
             exit_code,
             json.dumps(dict(counts), sort_keys=True),

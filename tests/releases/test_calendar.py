@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -140,7 +141,7 @@ def test_calendar_properties(every, anchor, now, deploy_time, freeze, horizon, d
         assert release.state == expected
     for release in deploying:
         assert now < release.deploy_at + dt.timedelta(days=max(deploy_days, 1))
-    for earlier, later in zip(releases, releases[1:]):
+    for earlier, later in itertools.pairwise(releases):
         assert later.deploy_at - earlier.deploy_at == dt.timedelta(days=every)
     gone = releases[0].deploy_at - dt.timedelta(days=every)
     assert gone + dt.timedelta(days=max(deploy_days, 1)) <= now
@@ -346,7 +347,7 @@ def test_no_release_deploys_inside_a_blackout_and_no_regular_release_is_lost(
     days = [r.deploy_at.astimezone(local).date() for r in releases]
     assert days == sorted(set(days))  # one release a day at most, in order
     assert len({r.id for r in releases}) == len({r.name for r in releases}) == len(releases)
-    for release, day in zip(releases, days):
+    for release, day in zip(releases, days, strict=True):
         assert not any(b.covers(day) for b in spec.blackouts), (release.id, day)
         assert release.deploy_at.astimezone(local).time() == dt.time(hour)
         original = dt.datetime.strptime(release.id.rsplit("-", 1)[1], "%Y%m%d").date()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -541,7 +542,7 @@ def test_priority_order_is_respected_among_newly_placed(scenario):
     decisions = {d.key: d.release for d in planned(releases, candidates, now)}
     deploy = {r.id: r.deploy_at for r in releases}
     placed = sorted((c for c in candidates if decisions.get(c.key)), key=order)
-    for earlier, later in zip(placed, placed[1:]):
+    for earlier, later in itertools.pairwise(placed):
         assert deploy[decisions[earlier.key]] <= deploy[decisions[later.key]]
     waiting = [
         c for c in candidates

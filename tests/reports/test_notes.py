@@ -224,7 +224,7 @@ def test_html_has_phase_table_and_department_counts(db: sqlite_utils.Database) -
         start = cells.index(row[0])
         assert cells[start:start + len(row)] == row
     assert {"class": "phases"} in page.all("table") and {"class": "departments"} in page.all("table")
-    assert {"datetime": "2026-12-01T18:00:00Z"} in page.all("time")
+    assert {"datetime": "2026-12-01T18:00:00.000Z"} in page.all("time")
 
 
 @pytest.mark.slow

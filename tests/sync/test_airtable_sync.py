@@ -23,6 +23,7 @@ from pyairtable import Api, Table
 
 from config.loader import load_config
 from config.schema import Config
+from mapping import clock
 from relsync.cli import main
 from relsync.demo import write_config
 from sandboxes.server import start_sandboxes
@@ -340,7 +341,7 @@ def test_edit_between_pull_and_push_is_a_conflict_not_an_overwrite(small_world):
     try:
         sources = engine.build_sources(config, world.env)
         engine.pull_sources(db, sources, run_id=1)
-        engine.plan(db, config, run_id=1, now=engine.utc_now())
+        engine.plan(db, config, run_id=1, now=clock.now())
         victim = chosen[3]
         world.table().update(victim, {"Status": "Rejected", "Release": "Hotfix 7"})
         world.reset_calls()

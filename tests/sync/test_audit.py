@@ -14,10 +14,10 @@ from sync.store import open_store
 
 
 def event(n: int, request: str = "jira:OPS-1", **changes) -> AuditEvent:
-    fields = dict(
-        at=f"2026-11-20T09:{n // 60:02d}:{n % 60:02d}Z", run=1, actor="jira", origin="pulled",
-        request=request, system="jira", field="title", old=f"title {n - 1}", new=f"title {n}",
-    )
+    fields = {
+        "at": f"2026-11-20T09:{n // 60:02d}:{n % 60:02d}Z", "run": 1, "actor": "jira", "origin": "pulled",
+        "request": request, "system": "jira", "field": "title", "old": f"title {n - 1}", "new": f"title {n}",
+    }
     return AuditEvent(**(fields | changes))
 
 

@@ -5,6 +5,7 @@ import math
 
 import sqlite_utils
 
+from mapping import clock
 from sandboxes import edits
 from sync import engine
 from sync.store import open_store
@@ -113,7 +114,7 @@ def test_edit_between_pull_and_push_is_a_conflict_not_an_overwrite(world):
     sources = engine.build_sources(world.config, world.env)
     run_id = 1
     engine.pull_sources(db, sources, run_id=run_id)
-    engine.plan(db, world.config, run_id=run_id, now=engine.utc_now())
+    engine.plan(db, world.config, run_id=run_id, now=clock.now())
     victim = next(iter(db.query("select request from assignments order by request limit 1")))["request"]
     key = victim.split(":", 1)[1]
     client = edits.jira_client(world.description)
@@ -185,7 +186,7 @@ def test_an_issue_deleted_before_the_push_fails_alone(world):
     db = open_store(world.config.store)
     sources = engine.build_sources(world.config, world.env)
     engine.pull_sources(db, sources, run_id=1)
-    engine.plan(db, world.config, run_id=1, now=engine.utc_now())
+    engine.plan(db, world.config, run_id=1, now=clock.now())
     planned = [r["request"] for r in db.query("select request from assignments order by request")]
     gone = planned[0].split(":", 1)[1]
     edits.jira_client(world.description).issue(gone).delete()

@@ -45,7 +45,7 @@ def test_holder_is_written_to_the_lock_file(tmp_path):
         assert lock.path == tmp_path / "relsync.db.lock"
         holder = json.loads(lock.path.read_text())
         assert holder["pid"] == os.getpid()
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", holder["since"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", holder["since"])
         assert oct(os.stat(lock.path).st_mode & 0o777) == oct(0o600)
     assert lock.path.exists() and lock.path.read_text() == ""
 

@@ -9,7 +9,7 @@ import yaml
 from config.loader import load_config
 from sandboxes import edits
 from sync import engine
-from sync.outbox import desired_status
+from sync.outbox import desired_status, release_stage
 from sync.store import open_store
 
 ALL = {"approved", "scheduled", "testing", "deployed"}
@@ -35,6 +35,23 @@ ALL = {"approved", "scheduled", "testing", "deployed"}
 )
 def test_desired_status(status, stage, configured, expected):
     assert desired_status(status, stage, True, configured) == expected
+
+
+@pytest.mark.parametrize(
+    ("deploy_at", "now", "expected"),
+    [
+        ("2026-12-08T18:00:00.000Z", "2026-12-08T17:59:59.999Z", "testing"),
+        ("2026-12-08T18:00:00.000Z", "2026-12-08T18:00:00.000Z", "deployed"),  # at the instant, not a second late
+        ("2026-12-08T18:00:00.000Z", "2026-12-08T18:00:00.500Z", "deployed"),
+        # Written to the second by an older relsync: as text, "...00Z" sorts after "...00.500Z".
+        ("2026-12-08T18:00:00Z", "2026-12-08T18:00:00.500Z", "deployed"),
+        ("2026-12-08T18:00:00Z", "2026-12-08T17:59:59.999Z", "testing"),
+        ("2026-12-08T19:00:00.000+01:00", "2026-12-08T18:00:00.000Z", "deployed"),
+    ],
+)
+def test_a_release_deploys_exactly_at_its_deploy_instant(deploy_at, now, expected):
+    row = {"release_state": "frozen", "deploy_at": deploy_at, "testing_at": "2026-12-06T09:00:00.000Z"}
+    assert release_stage(row, now) == expected
 
 
 def test_release_testing_phase_moves_requests_through_the_jira_workflow(small_world, tmp_path):

@@ -26,6 +26,7 @@ from simple_salesforce import Salesforce, format_soql
 
 from config.loader import load_config
 from config.schema import Config
+from mapping import clock
 from relsync.cli import main
 from relsync.demo import EXAMPLES
 from sandboxes.core import controls
@@ -477,7 +478,7 @@ def test_an_edit_between_pull_and_push_is_a_conflict_not_an_overwrite(org_450):
     try:
         sources = engine.build_sources(org.config, org.env)
         engine.pull_sources(db, sources, run_id=1)
-        engine.plan(db, org.config, run_id=1, now=engine.utc_now())
+        engine.plan(db, org.config, run_id=1, now=clock.now())
         planned = [r["native_id"] for r in db.query(
             "select r.native_id from assignments a join change_requests r on r.key = a.request order by r.native_id")]
         status_edited, release_edited = planned[:2]

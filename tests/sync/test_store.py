@@ -66,7 +66,8 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     db = open_store(path)
     applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
     assert applied == [
-        ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded")
+        ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
+        ("relsync", "0004_millisecond_moments"),
     ]
     db.close()
 
@@ -168,7 +169,7 @@ def test_watermark_is_none_until_set_and_then_updated_in_place(store):
     assert get_watermark(store, "jira", "requests") == "1732877099000"
     assert get_watermark(store, "jira", "changelog") is None
     assert list(store["sync_state"].rows) == [
-        {"source": "jira", "stream": "requests", "watermark": "1732877099000", "updated_at": "2026-11-20T09:30:00Z"}
+        {"source": "jira", "stream": "requests", "watermark": "1732877099000", "updated_at": "2026-11-20T09:30:00.000Z"}
     ]
 
 
@@ -196,8 +197,8 @@ def test_a_run_is_started_then_finished(store):
         api_calls={"jira": 2}, message="1 write conflicted", now=NOW + dt.timedelta(seconds=42),
     )
     row = store["runs"].get(run_id)
-    assert row["started_at"] == "2026-11-20T09:30:00Z"
-    assert row["ended_at"] == "2026-11-20T09:30:42Z"
+    assert row["started_at"] == "2026-11-20T09:30:00.000Z"
+    assert row["ended_at"] == "2026-11-20T09:30:42.000Z"
     assert (row["status"], row["exit_code"], row["message"]) == ("partial", 1, "1 write conflicted")
     assert json.loads(row["counts"]) == {"pulled": 3, "conflicts": 1}
     assert json.loads(row["api_calls"]) == {"jira": 2}
@@ -239,3 +240,34 @@ def test_a_store_made_before_a_migration_is_upgraded_in_place(tmp_path):
     db.close()
     assert row == {"key": "jira:OPS-1", "title": "kept", "affected": None}
     assert outbox == [{"request": "jira:OPS-1", "value": '"BS 1"', "state": "superseded"}]
+
+
+def test_moments_written_to_the_second_are_rewritten_to_the_millisecond(tmp_path):
+    """A store from before 0004 held release dates to the second; in SQL they then sorted after
+    every moment within that second ("...18:00:00Z" > "...18:00:00.500Z")."""
+    import sqlite_utils
+
+    from sync.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    MIGRATIONS.apply(old, stop_before="0004_millisecond_moments")
+    old["releases"].insert({"id": "BS-1", "name": "BS 1", "train": "BS", "deploy_at": "2026-12-08T18:00:00Z",
+                            "freeze_at": "2026-12-05T18:00:00.250Z", "capacity": 10, "state": "open"})
+    old["release_phases"].insert({"release": "BS-1", "phase": "testing", "starts": "2026-12-06T09:00:00Z",
+                                  "ends": "2026-12-08T18:00:00Z", "owner": None})
+    old["runs"].insert({"started_at": "2026-11-20T09:30:00Z", "ended_at": None, "status": "running"})
+    old.close()
+
+    db = open_store(path)
+    release = db["releases"].get("BS-1")
+    phase = next(iter(db.query("select starts, ends from release_phases")))
+    run = next(iter(db.query("select started_at, ended_at from runs")))
+    later_in_that_second = db.execute(
+        "select count(*) from releases where deploy_at <= ?", ["2026-12-08T18:00:00.500Z"]
+    ).fetchone()[0]
+    db.close()
+    assert (release["deploy_at"], release["freeze_at"]) == ("2026-12-08T18:00:00.000Z", "2026-12-05T18:00:00.250Z")
+    assert phase == {"starts": "2026-12-06T09:00:00.000Z", "ends": "2026-12-08T18:00:00.000Z"}
+    assert run == {"started_at": "2026-11-20T09:30:00.000Z", "ended_at": None}
+    assert later_in_that_second == 1
