@@ -185,6 +185,7 @@ def check_write_status(fields: FieldMapping, write: WriteTargets) -> None:
     """Each status relsync writes must read back as the same status on the next pull."""
     spec = fields.status
     for normalized, native in write.status.items():
+        back: str | None
         if spec.map is None:
             back = native
         else:

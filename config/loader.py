@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from config.schema import Config, KeyPathError
 
@@ -227,7 +228,7 @@ def _drop_consequences(problems: list[tuple[str, str]]) -> list[tuple[str, str]]
     ]
 
 
-def _describe(detail: dict[str, Any]) -> tuple[str, str]:
+def _describe(detail: ErrorDetails) -> tuple[str, str]:
     """(dotted key path, problem in words) for one pydantic error."""
     loc = tuple(detail["loc"])
     kind = detail["type"]

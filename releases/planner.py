@@ -316,7 +316,7 @@ def plan_releases(
     pending = [(_order(c), c, cause) for c, cause in queue]
     heapq.heapify(pending)
     while pending:
-        _, candidate, cause = heapq.heappop(pending)
+        _, candidate, reason = heapq.heappop(pending)
         expedited = candidate.priority is not None and candidate.priority in expedite
         target, bumped = seats.seat(candidate, open_for_expedited if expedited else open_for_all)
         if target is not None and bumped is not None:
@@ -329,14 +329,14 @@ def plan_releases(
             if candidate.release is not None:
                 decisions[candidate.key] = Decision(
                     candidate.key, None,
-                    f"left release {name(candidate.release)}: {cause}, no open release has room",
+                    f"left release {name(candidate.release)}: {reason}, no open release has room",
                 )
             continue
         seats.add(target, candidate, movable=True)
         if candidate.release == target.id:
             decisions.pop(candidate.key, None)  # bumped and back where it was: no change
             continue
-        how = "planned" if cause is None else f"moved from {name(candidate.release or '')} ({cause})"
+        how = "planned" if reason is None else f"moved from {name(candidate.release or '')} ({reason})"
         if target.state == "frozen" or now >= target.freeze_at:
             how += " (expedited into a frozen release)"
         decisions[candidate.key] = Decision(candidate.key, target.id, f"{how}: {_why(candidate)}")

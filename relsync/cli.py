@@ -41,11 +41,21 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 class Failure(click.ClickException):
-    """An error message with relsync's exit code."""
+    """An error message; the run failed in part or was refused (exit 1)."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = engine.EXIT_PARTIAL
+
+
+class ConfigFailure(Failure):
+    """A configuration or credential error (exit 2)."""
+
+    exit_code = engine.EXIT_CONFIG
+
+
+class LockedFailure(Failure):
+    """Another run holds the store's lock (exit 3)."""
+
+    exit_code = engine.EXIT_LOCKED
 
 
 def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,13 +66,13 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except (ConfigError, MappingError, SourceConfigError) as error:
-            raise Failure(str(error), engine.EXIT_CONFIG) from None
+            raise ConfigFailure(str(error)) from None
         except LockedError as error:
-            raise Failure(str(error), engine.EXIT_LOCKED) from None
+            raise LockedFailure(str(error)) from None
         except NOT_FOUND as error:
-            raise Failure(str(error), engine.EXIT_PARTIAL) from None
+            raise Failure(str(error)) from None
         except ConnectorError as error:
-            raise Failure(str(error), engine.EXIT_PARTIAL) from None
+            raise Failure(str(error)) from None
 
     return wrapper
 
@@ -144,7 +154,7 @@ def audit_show(key: str, config_path: Path, as_json: bool) -> None:
     config = load_config(config_path)
     events = views.history(config, key)
     if not events:
-        raise Failure(f"no audit events for {key!r} (keys look like jira:OPS-12)", 1)
+        raise Failure(f"no audit events for {key!r} (keys look like jira:OPS-12)")
     emit(events, as_json, views.history_text(key, events))
 
 

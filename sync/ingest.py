@@ -80,7 +80,7 @@ def store_page(
                 events.append(_event(now, run_id, source, request, "*", None, created))
             elif old["content_hash"] == row["content_hash"] and old["deleted_at"] is None:
                 counts.unchanged += 1
-                db["change_requests"].update(
+                db.table("change_requests").update(
                     key, {"source_version": request.source_version, "last_pulled_at": now, "raw": row["raw"]}
                 )
                 continue
@@ -102,7 +102,7 @@ def store_page(
                 events.extend(changes)
             rows.append(row)
         if rows:
-            db["change_requests"].upsert_all(rows, pk="key")
+            db.table("change_requests").upsert_all(rows, pk="key")
         _pin_moves_made_in_source(db, events, source, now)
         counts.deleted = _mark_deleted(db, source, mapping.system, page.deleted, run_id, now, events)
         append_events(db, events)
@@ -129,7 +129,7 @@ def _pin_moves_made_in_source(db: sqlite_utils.Database, events: list[AuditEvent
     }
     for event in moved:
         if event.new in live:
-            db["assignments"].upsert(
+            db.table("assignments").upsert(
                 {"request": event.request, "release": live[event.new], "pinned": 1,
                  "reason": f"pinned: moved to {event.new} in {source} (was {event.old or 'unassigned'})",
                  "assigned_by": source, "assigned_at": now},
@@ -157,7 +157,7 @@ def _mark_deleted(
         )
     )
     for row in rows:
-        db["change_requests"].update(row["key"], {"deleted_at": now})
+        db.table("change_requests").update(row["key"], {"deleted_at": now})
         events.append(
             AuditEvent(
                 at=now, run=run_id, actor=source, origin="pulled", request=row["key"],

@@ -73,7 +73,7 @@ def assign(db: sqlite_utils.Database, key: str, release_ref: str, *, reason: str
     now = _now()
     with db.atomic():
         before = current_release(db, key)
-        db["assignments"].upsert(
+        db.table("assignments").upsert(
             {"request": key, "release": release["id"], "pinned": 1, "reason": f"pinned: {reason}",
              "assigned_by": user, "assigned_at": now},
             pk="request",

@@ -140,7 +140,7 @@ def queue(db: sqlite_utils.Database, wanted: list[Wanted], *, run_id: int, now: 
         keep = {(w.request, w.field, json.dumps(w.value)) for w in wanted}
         for row in open_rows:
             if (row["request"], row["field"], row["value"]) not in keep:
-                db["outbox"].update(row["id"], {"state": "superseded", "updated_at": now})
+                db.table("outbox").update(row["id"], {"state": "superseded", "updated_at": now})
         for w in wanted:
             value = json.dumps(w.value)
             existing = list(
@@ -157,9 +157,9 @@ def queue(db: sqlite_utils.Database, wanted: list[Wanted], *, run_id: int, now: 
                 "updated_at": now,
             }
             if existing:
-                db["outbox"].update(existing[0]["id"], columns)
+                db.table("outbox").update(existing[0]["id"], columns)
             else:
-                db["outbox"].insert(
+                db.table("outbox").insert(
                     columns
                     | {
                         "request": w.request, "source": w.source, "system": w.system,
@@ -200,7 +200,7 @@ def send(
         for row, write in zip(rows, writes, strict=True):
             result = by_write.get(id(write)) or WriteResult(write, "failed", "the connector reported no outcome")
             state = {"ok": "done"}.get(result.outcome, result.outcome)
-            db["outbox"].update(
+            db.table("outbox").update(
                 row["id"],
                 {
                     "state": state,
@@ -226,9 +226,9 @@ def send(
 
 def _record_written(db: sqlite_utils.Database, key: str, write: Write, mapping: SourceMapping) -> None:
     if write.field == RELEASE:
-        db["change_requests"].update(key, {"release": write.value})
+        db.table("change_requests").update(key, {"release": write.value})
     elif write.field == STATUS:
-        db["change_requests"].update(
+        db.table("change_requests").update(
             key, {"source_status": write.value, "status": mapping.status_from_source(write.value)}
         )
 

@@ -40,7 +40,7 @@ class PlanCounts:
 def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
     """Upsert materialized releases and their phases (inside the caller's transaction)."""
     _free_names(db, releases)
-    db["releases"].upsert_all(
+    db.table("releases").upsert_all(
         [
             {
                 "id": r.id,
@@ -55,7 +55,7 @@ def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> 
         ],
         pk="id",
     )
-    db["release_phases"].upsert_all(
+    db.table("release_phases").upsert_all(
         [
             {"release": r.id, "phase": p.phase, "starts": clock.stamp(p.starts), "ends": clock.stamp(p.ends), "owner": p.owner}
             for r in releases
@@ -175,7 +175,7 @@ def plan_into_store(
                 db.execute("delete from assignments where request = ?", [decision.key])
             else:
                 counts.assigned += 1
-                db["assignments"].upsert(
+                db.table("assignments").upsert(
                     {
                         "request": decision.key,
                         "release": decision.release,
