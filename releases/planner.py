@@ -54,6 +54,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from config.trains import folded
+from mapping import clock
 from mapping.model import PRIORITIES, STATUSES
 from releases.calendar import (
     PhaseWindow,
@@ -103,14 +104,13 @@ class Candidate:
         self.created()  # fail here, not halfway through planning
 
     def created(self) -> dt.datetime | None:
-        """``created_at`` as a UTC datetime (naive values are taken as UTC), or None."""
+        """``created_at`` as a UTC datetime, or None."""
         if not self.created_at:
             return None
         try:
-            moment = dt.datetime.fromisoformat(self.created_at)
-        except ValueError:
-            raise ValueError(f"{self.key}: created_at {self.created_at!r} is not ISO-8601") from None
-        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+            return clock.parse(self.created_at)
+        except clock.TimestampError:
+            raise ValueError(f"{self.key}: created_at {self.created_at!r} is not ISO-8601 with a time zone") from None
 
     @property
     def movable(self) -> bool:
