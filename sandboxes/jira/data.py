@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandboxes.core import Clock
+from sandboxes.clock import SYSTEM_TIME, Clock, TimeSource
 from sandboxes.seed import OBJECTS, SeedRequest, iter_seed_requests
 
 PROJECT_ID = 10000
@@ -228,7 +228,8 @@ SEED_PATHS = {s.key: _seed_path(s.key) for s in STATUSES}
 class JiraState:
     """All mutable state of one Jira sandbox, guarded by ``lock`` (an RLock)."""
 
-    def __init__(self, *, records: int, seed: int, email: str, token: str, project: str, timezone: str = "UTC") -> None:
+    def __init__(self, *, records: int, seed: int, email: str, token: str, project: str, timezone: str = "UTC",
+                 time_source: TimeSource = SYSTEM_TIME) -> None:
         self.lock = threading.RLock()
         self.email, self.token = email, token
         self.project_key, self.project_name = project, "Ops Change Requests"
@@ -258,7 +259,7 @@ class JiraState:
             latest = max(latest, issue.updated) if latest else issue.updated
         self.next_number = records + 1
         self.next_history_id = (FIRST_ISSUE_ID + records + 1) * 100
-        self.clock = Clock(floor=latest)
+        self.clock = Clock(floor=latest, source=time_source)
 
     def add_user(self, name: str, email: str) -> User:
         """Register (or return) the account for ``email``."""

@@ -11,7 +11,8 @@ import flask
 import pytest
 import requests
 
-from sandboxes.core import Clock, controls, make_app, sandbox_route
+from sandboxes.clock import Clock
+from sandboxes.core import controls, make_app, sandbox_route
 from sandboxes.seed import (
     ANCHOR,
     DEPARTMENTS,
