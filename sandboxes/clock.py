@@ -47,7 +47,9 @@ MANUAL_START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 class ManualTime:
     """Time that stands still until :meth:`advance` moves it (both readings move together).
 
-    Safe to advance from a test while the sandbox's request threads read it.
+    Elapsed time is kept in whole nanoseconds, so steps such as ten of 0.1 s add up to
+    exactly 1.0 s and a test can land on a window's edge. Safe to advance from a test
+    while the sandbox's request threads read it.
     """
 
     def __init__(self, start: dt.datetime = MANUAL_START) -> None:
@@ -55,24 +57,24 @@ class ManualTime:
             raise ValueError("ManualTime needs an aware start time")
         self._lock = threading.Lock()
         self._start = start.astimezone(dt.UTC)
-        self._elapsed = 0.0
+        self._elapsed_ns = 0
 
     def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds`` (never back)."""
+        """Move time forward by ``seconds`` (to the nanosecond; never back)."""
         if seconds < 0:
             raise ValueError(f"time only moves forward, not by {seconds} s")
         with self._lock:
-            self._elapsed += seconds
+            self._elapsed_ns += round(seconds * 1_000_000_000)
 
     def monotonic(self) -> float:
         """Seconds advanced so far."""
         with self._lock:
-            return self._elapsed
+            return self._elapsed_ns / 1_000_000_000
 
     def utc(self) -> dt.datetime:
-        """The start time plus the seconds advanced so far."""
+        """The start time plus the time advanced so far (to the microsecond, as datetimes keep it)."""
         with self._lock:
-            return self._start + dt.timedelta(seconds=self._elapsed)
+            return self._start + dt.timedelta(microseconds=self._elapsed_ns // 1000)
 
 
 class Clock:

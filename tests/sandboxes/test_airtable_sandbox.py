@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,6 +68,7 @@ from pyairtable.formulas import (
 
 from sandboxes.airtable.app import create_airtable_app, start_airtable
 from sandboxes.airtable.data import SEED_STATUS, airtable_id
+from sandboxes.clock import ManualTime
 from sandboxes.seed import seed_requests
 from sandboxes.server import RunningSandbox, start_sandboxes
 
@@ -116,6 +116,22 @@ class Sandbox:
 def sandbox() -> Iterator[Sandbox]:
     """A fresh Airtable sandbox per test (250 seeded requests)."""
     running, description = start_airtable(RECORDS, SEED)
+    try:
+        yield Sandbox(running, description)
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def clock() -> ManualTime:
+    """The time of :func:`timed_sandbox`: it moves only when the test advances it."""
+    return ManualTime()
+
+
+@pytest.fixture
+def timed_sandbox(clock: ManualTime) -> Iterator[Sandbox]:
+    """A fresh Airtable sandbox whose rate limit, penalty and offset expiry run on ``clock``."""
+    running, description = start_airtable(RECORDS, SEED, time_source=clock)
     try:
         yield Sandbox(running, description)
     finally:
@@ -375,15 +391,16 @@ def test_credentials_bases_tables_and_routes(sandbox: Sandbox) -> None:
     assert all(r["commentCount"] == 0 for r in counted)
 
 
-def test_rate_limit_then_penalty_window(sandbox: Sandbox) -> None:
+def test_rate_limit_then_penalty_window(timed_sandbox: Sandbox, clock: ManualTime) -> None:
+    sandbox = timed_sandbox
     sandbox.knob("/config", {"rate_limit": {"requests": 5, "per_seconds": 1, "penalty_seconds": 1.5}})
     statuses = [sandbox.http.get(sandbox.records_url, params={"maxRecords": 1}).status_code for _ in range(6)]
-    assert statuses == [200] * 5 + [429]
+    assert statuses == [200] * 5 + [429]  # t=0: the sixth opens the penalty, until t=1.5
     penalised = refusal(lambda: sandbox.table.first())
     assert penalised.status_code == 429 and penalised.json() == RATE_LIMITED and "Retry-After" not in penalised.headers
-    time.sleep(0.5)
-    assert sandbox.http.get(sandbox.records_url, params={"maxRecords": 1}).status_code == 429  # still in the window
-    time.sleep(1.1)
+    clock.advance(1.499)  # the 1 s window has room again, but the penalty's last millisecond still refuses
+    assert sandbox.http.get(sandbox.records_url, params={"maxRecords": 1}).status_code == 429
+    clock.advance(0.001)  # t=1.5: the penalty is over
     assert sandbox.table.first() is not None
     assert sandbox.knob("/calls", method="GET")["statuses"] == {"200": 6, "429": 3}
     sandbox.knob("/airtable/config", {"retry_after_header": True})
@@ -401,11 +418,21 @@ def test_expired_offsets_answer_422_mid_iteration(sandbox: Sandbox) -> None:
     garbage = sandbox.http.get(sandbox.records_url, params={"offset": "itrNotAnIterator/rec00000000000000"})
     assert garbage.status_code == 422 and garbage.json()["error"]["type"] == "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
     assert len(sandbox.table.all()) == RECORDS  # restarting from the beginning works
-    sandbox.knob("/airtable/config", {"iterator_ttl_seconds": 0.2})
+
+
+def test_an_offset_times_out_when_its_iterator_idles_longer_than_the_ttl(timed_sandbox: Sandbox, clock: ManualTime) -> None:
+    # The time-out counts from the iterator's last page, not from its first: an offset
+    # idle exactly the TTL still works, one idle a millisecond longer answers 422.
+    sandbox = timed_sandbox
+    sandbox.knob("/airtable/config", {"iterator_ttl_seconds": 2})
     pages = sandbox.table.iterate(page_size=100)
-    next(pages)
-    time.sleep(0.3)
-    assert refusal(lambda: next(pages)).status_code == 422
+    assert len(next(pages)) == 100  # t=0: the iterator opens
+    clock.advance(2)
+    assert len(next(pages)) == 100  # t=2: idle exactly the TTL, still good; the page renews it
+    clock.advance(2.001)
+    answer = refusal(lambda: next(pages))  # t=4.001: idle 2.001 s
+    assert answer.status_code == 422 and answer.json() == {"error": {"type": "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"}}
+    assert len(sandbox.table.all()) == RECORDS  # starting again opens a fresh iterator
 
 
 def test_edits_during_paging_neither_skip_nor_repeat(sandbox: Sandbox) -> None:

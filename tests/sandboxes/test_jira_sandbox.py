@@ -30,9 +30,10 @@ import pytest
 import requests
 from jira import JIRA, JIRAError
 
+from sandboxes.clock import ManualTime
 from sandboxes.jira.app import create_jira_app
 from sandboxes.seed import SeedRequest, seed_requests
-from sandboxes.server import RunningSandbox
+from sandboxes.server import RunningSandbox, serve
 from tests.sandboxes.conftest import RECORDS, SEED, calls, knob
 
 SEEDS = seed_requests(RECORDS, SEED)
@@ -439,6 +440,25 @@ def test_rate_limit_answers_429_with_retry_after(client: JIRA, jira_sandbox: Run
     assert calls(jira_sandbox)["statuses"]["429"] == 1
     knob(jira_sandbox, "/config", {"rate_limit": None})
     assert client.issue("OPS-3").key == "OPS-3"
+
+
+def test_rate_limit_reset_names_the_minute_the_window_has_room_again() -> None:
+    # X-RateLimit-Reset is the sandbox's time plus Retry-After, to the minute (Jira sends
+    # no seconds); the window itself is the core's: the refusal ends exactly 60 s after
+    # the request that filled it.
+    clock = ManualTime(dt.datetime(2026, 11, 2, 9, 59, 30, tzinfo=dt.UTC))
+    with serve(create_jira_app(records=5, email="a@example.com", token="t", time_source=clock)) as running:
+        jira = JIRA(server=running.url, basic_auth=("a@example.com", "t"), max_retries=0, options={"rest_api_version": "3"})
+        knob(running, "/config", {"rate_limit": {"requests": 1, "per_seconds": 60}})
+        jira.issue("OPS-1")  # 09:59:30
+        clock.advance(20)
+        headers = refused(lambda: jira.issue("OPS-2")).response.headers  # 09:59:50, 40 s before the window has room
+        assert headers["Retry-After"] == "40" and headers["X-RateLimit-Reset"] == "2026-11-02T10:00Z"
+        clock.advance(39.999)
+        assert refused(lambda: jira.issue("OPS-2")).response.headers["Retry-After"] == "1"
+        clock.advance(0.001)
+        assert jira.issue("OPS-2").key == "OPS-2"  # 10:00:30
+        assert calls(running)["statuses"] == {"200": 3, "429": 2}  # the client's serverInfo at start, two issues
 
 
 def test_injected_faults_fire_twice_then_the_write_succeeds(client: JIRA, jira_sandbox: RunningSandbox) -> None:
