@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import flask
+from flask.json.provider import DefaultJSONProvider
 
 from sandboxes.clock import SYSTEM_TIME, TimeSource
 from sandboxes.faults import Faults, fault_response, fault_rule
@@ -109,6 +110,13 @@ class SandboxControls:
         }
 
 
+class VendorJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, keeping keys in the order the vendor sends them and characters unescaped."""
+
+    sort_keys = False  # vendors' key order is part of what clients see
+    ensure_ascii = False
+
+
 def controls(app: flask.Flask) -> SandboxControls:
     """The controls of a sandbox app built by :func:`make_app`."""
     return app.extensions[CONTROLS_KEY]
@@ -158,8 +166,7 @@ def make_app(
             passes a :class:`~sandboxes.clock.ManualTime`.
     """
     app = flask.Flask(f"relsync_sandbox_{name}")
-    app.json.sort_keys = False  # vendors' key order is part of what clients see
-    app.json.ensure_ascii = False
+    app.json = VendorJSONProvider(app)
     state = SandboxControls(name=name, time_source=time_source, penalty_seconds=penalty_seconds)
     app.extensions[CONTROLS_KEY] = state
 

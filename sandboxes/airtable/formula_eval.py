@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sandboxes.airtable.formula import (
     Binary,
@@ -198,9 +199,12 @@ def truncate(moment: dt.datetime, unit: str) -> dt.datetime:
     if unit == "millisecond":
         return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     moment = moment.replace(microsecond=0)
-    for name, reset in (("second", {}), ("minute", {"second": 0}), ("hour", {"minute": 0, "second": 0})):
-        if unit == name:
-            return moment.replace(**reset)
+    if unit == "second":
+        return moment
+    if unit == "minute":
+        return moment.replace(second=0)
+    if unit == "hour":
+        return moment.replace(minute=0, second=0)
     day = moment.replace(hour=0, minute=0, second=0)
     if unit == "day":
         return day
@@ -226,25 +230,31 @@ def add(moment: dt.datetime, count: float, unit: str) -> dt.datetime:
 
 def _compare(op: str, left: object, right: object) -> bool:
     if isinstance(left, dt.datetime) or isinstance(right, dt.datetime):
-        a, b = moment_of(left), moment_of(right)
-        if a is None or b is None:
-            return (a is None and b is None) if op == "=" else (a is not None or b is not None) if op == "!=" else False
-        pair: tuple[object, object] = (a, b)
-    elif isinstance(left, str) and isinstance(right, str) or left is None and isinstance(right, str) or right is None and isinstance(left, str):
-        pair = (text(left), text(right))
-    elif isinstance(left, str) or isinstance(right, str):
+        first, second = moment_of(left), moment_of(right)
+        if first is None or second is None:
+            return (first is None and second is None) if op == "=" else (first is not None or second is not None) if op == "!=" else False
+        return _holds(op, first, second)
+    if isinstance(left, str) and isinstance(right, str) or left is None and isinstance(right, str) or right is None and isinstance(left, str):
+        return _holds(op, text(left), text(right))
+    if isinstance(left, str) or isinstance(right, str):
         try:
-            pair = (number(left), number(right))
+            numbers = number(left), number(right)
         except EvalError:
-            pair = (text(left), text(right))
-    else:
-        pair = (number(left), number(right))
-    a, b = pair
+            return _holds(op, text(left), text(right))
+        return _holds(op, *numbers)
+    return _holds(op, number(left), number(right))
+
+
+_Comparable = TypeVar("_Comparable", dt.datetime, str, float)
+
+
+def _holds(op: str, a: _Comparable, b: _Comparable) -> bool:
+    """Whether ``a op b`` holds for two values of one kind."""
     if op == "=":
         return a == b
     if op == "!=":
         return a != b
-    return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]  # type: ignore[operator]
+    return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
 
 
 def _arithmetic(op: str, left: object, right: object) -> float | int:

@@ -11,6 +11,7 @@ after which "it may then restart iteration from the beginning").
 """
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from dataclasses import dataclass, field
@@ -178,7 +179,7 @@ def _matching_ids(state: AirtableState, table: Table, options: ListOptions) -> l
         records.sort(key=lambda r: r.id)  # the final tie-break
         for key, descending in reversed(options.sort):
             found = resolve_field(table, key)
-            records.sort(key=lambda r, f=found: sort_key(state, table, f, r), reverse=descending)
+            records.sort(key=functools.partial(sort_key, state, table, found), reverse=descending)
     ids = [r.id for r in records]
     return ids[:options.max_records] if options.max_records else ids
 

@@ -274,7 +274,7 @@ class JiraState:
         fix_versions: list[int] = []
         if request.status in ("deployed", "closed"):
             released = [v for v in self.versions.values() if v.released and v.release_date]
-            due = [v for v in released if v.release_date >= request.updated.date()]
+            due = [v for v in released if v.release_date is not None and v.release_date >= request.updated.date()]
             fix_versions = [(due[0] if due else released[-1]).id]
         return Issue(
             id=FIRST_ISSUE_ID + request.seq - 1,

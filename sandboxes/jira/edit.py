@@ -287,7 +287,9 @@ def create_issue(state: JiraState, body: Any, *, api: str, author: User) -> Issu
     if not isinstance(fields, dict):
         raise EditError(messages=[INVALID_PAYLOAD])
     errors: dict[str, str] = {}
-    project = fields.get("project") if isinstance(fields.get("project"), dict) else {}
+    project = fields.get("project")
+    if not isinstance(project, dict):
+        project = {}
     if str(project.get("id")) != str(PROJECT_ID) and str(project.get("key", "")).upper() != state.project_key:
         errors["project"] = "Specify a valid project ID or key"
     kind = fields.get("issuetype") if isinstance(fields.get("issuetype"), dict) else None

@@ -84,10 +84,15 @@ def compile_query(
     def order(records: list[Any]) -> list[Any]:
         ordered = sorted(records, key=record_id)
         for sort, descending in reversed(sorters):
-            ordered.sort(key=lambda r, s=sort: _sort_key(s(r)), reverse=descending)
+            ordered.sort(key=_sorted_by(sort), reverse=descending)
         return ordered
 
     return CompiledQuery(bounded=tree.where is not None, matches=matches, order=order)
+
+
+def _sorted_by(sort: Callable[[Any], Any]) -> Callable[[Any], tuple]:
+    """The sort key of a record for one ORDER BY field."""
+    return lambda record: _sort_key(sort(record))
 
 
 def _sort_key(value: Any) -> tuple:
