@@ -275,7 +275,12 @@ def iter_seed_requests(seed: int, count: int | None = None) -> Iterator[SeedRequ
             updated = previous.updated
             created = min(created, updated)
         roll = rng.random()
-        tags = () if roll < 0.45 else (str(_pick(rng, _TAGS)),) if roll < 0.85 else tuple(sorted({str(_pick(rng, _TAGS)), str(_pick(rng, _TAGS))}))
+        if roll < 0.45:
+            tags: tuple[str, ...] = ()
+        elif roll < 0.85:
+            tags = (_pick(rng, _TAGS),)
+        else:
+            tags = tuple(sorted({_pick(rng, _TAGS), _pick(rng, _TAGS)}))
         request = SeedRequest(
             seq=seq,
             title=title,

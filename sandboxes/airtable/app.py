@@ -98,7 +98,8 @@ def _fault_body(status: int) -> Any:
         401: UNAUTHORIZED,
         403: no_model().body,
         404: route_not_found().body,
-        422: {"error": {"type": "INVALID_REQUEST_UNKNOWN", "message": "Invalid request: parameter validation failed. Check your request data."}},
+        422: {"error": {"type": "INVALID_REQUEST_UNKNOWN",
+                        "message": "Invalid request: parameter validation failed. Check your request data."}},
         429: RATE_LIMITED,
         503: {"error": {"type": "RETRIABLE_ERROR", "message": RETRIABLE}},
     }

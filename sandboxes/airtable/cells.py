@@ -263,4 +263,6 @@ def sort_key(state: AirtableState, table: Table, found: Field, record: Record) -
     return (1, value)
 
 
-__all__ = ["Write", "cell_json", "commit", "context", "create", "formula_value", "normalize", "prepare", "render", "resolve_field", "sort_key"]
+__all__ = [
+    "Write", "cell_json", "commit", "context", "create", "formula_value", "normalize", "prepare", "render", "resolve_field", "sort_key",
+]

@@ -173,7 +173,9 @@ def parse_with_format(raw: str, fmt: str) -> dt.datetime:
     hour = int(parts.get("H", parts.get("h", 0)))
     if "A" in parts and "h" in parts:
         hour = hour % 12 + (12 if parts["A"].lower() == "pm" else 0)
-    text_value = f"{year:04d}-{int(parts.get('M', 1)):02d}-{int(parts.get('D', 1)):02d}T{hour:02d}:{int(parts.get('m', 0)):02d}:{int(parts.get('s', 0)):02d}.{parts.get('S', '000')}{parts.get('Z', 'Z')}"
+    day = f"{year:04d}-{int(parts.get('M', 1)):02d}-{int(parts.get('D', 1)):02d}"
+    time_of_day = f"{hour:02d}:{int(parts.get('m', 0)):02d}:{int(parts.get('s', 0)):02d}.{parts.get('S', '000')}"
+    text_value = f"{day}T{time_of_day}{parts.get('Z', 'Z')}"
     return parse_iso(text_value)
 
 
@@ -234,7 +236,8 @@ def _compare(op: str, left: object, right: object) -> bool:
         if first is None or second is None:
             return (first is None and second is None) if op == "=" else (first is not None or second is not None) if op == "!=" else False
         return _holds(op, first, second)
-    if isinstance(left, str) and isinstance(right, str) or left is None and isinstance(right, str) or right is None and isinstance(left, str):
+    both_text = isinstance(left, str) and isinstance(right, str)
+    if both_text or left is None and isinstance(right, str) or right is None and isinstance(left, str):
         return _holds(op, text(left), text(right))
     if isinstance(left, str) or isinstance(right, str):
         try:

@@ -79,7 +79,11 @@ PRIORITY_RANK = {name: len(PRIORITIES) - i for i, (_, name) in enumerate(PRIORIT
 SEED_PRIORITY = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"}
 
 OPTIONS = {
-    DEPARTMENT: ("Department", ("Sales Ops", "Marketing Ops", "Support Ops", "Finance Ops", "RevOps", "IT", "HR Ops", "Partner Ops"), 10100),
+    DEPARTMENT: (
+        "Department",
+        ("Sales Ops", "Marketing Ops", "Support Ops", "Finance Ops", "RevOps", "IT", "HR Ops", "Partner Ops"),
+        10100,
+    ),
     REQUEST_TYPE: (
         "Request Type",
         ("Field change", "Layout change", "Workflow/Automation", "Report/Dashboard", "Access/Permissions", "Integration", "Data fix"),

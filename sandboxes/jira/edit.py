@@ -163,7 +163,8 @@ class _Values:
 
 
 _ATTRS = {"summary": "summary", "priority": "priority", "assignee": "assignee", "reporter": "reporter",
-          "labels": "labels", "fixVersions": "fix_versions", "components": "components", DEPARTMENT: "department", REQUEST_TYPE: "request_type"}
+          "labels": "labels", "fixVersions": "fix_versions", "components": "components",
+          DEPARTMENT: "department", REQUEST_TYPE: "request_type"}
 
 
 def _current(issue: Issue, name: str) -> Any:
@@ -224,7 +225,7 @@ def _items(state: JiraState, issue: Issue, desired: dict[str, Any]) -> list[dict
         elif name in ("summary",) and old != new:
             items.append(_item(name, "jira", old, new))
         elif name == "priority" and old != new:
-            ids = dict((n, i) for i, n in PRIORITIES)
+            ids = {n: i for i, n in PRIORITIES}
             items.append(_item("priority", "jira", old, new, ids.get(old), ids.get(new)))
         elif name in ("assignee", "reporter") and old != new:
             display = {u: state.users[u].name for u in (old, new) if u}

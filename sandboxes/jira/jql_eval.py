@@ -146,7 +146,7 @@ class _Compiler:
             return lambda r: not _is_empty(binding.get(r))
         if binding.kind == "text":
             return self.text(binding, clause, items[0])
-        values = [v for v in (self.resolve(binding, clause, i) for i in items if not (isinstance(i, Value) and i.empty))]
+        values = [self.resolve(binding, clause, i) for i in items if not (isinstance(i, Value) and i.empty)]
         if any(v is _INVALID for v in values):
             return lambda r: None
         return _comparison(binding, op, values, wants_empty)

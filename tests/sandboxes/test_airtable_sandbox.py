@@ -217,7 +217,8 @@ def test_formulas_from_pyairtable_helpers_select_exactly(sandbox: Sandbox) -> No
 def test_unsupported_formulas_are_refused_never_ignored(sandbox: Sandbox, formula: str, detail: str) -> None:
     answer = refusal(lambda: sandbox.table.all(formula=formula))
     assert answer.status_code == 422
-    assert answer.json() == {"error": {"type": "INVALID_FILTER_BY_FORMULA", "message": f"The formula for filtering records is invalid: {detail}"}}
+    message = f"The formula for filtering records is invalid: {detail}"
+    assert answer.json() == {"error": {"type": "INVALID_FILTER_BY_FORMULA", "message": message}}
 
 
 def test_sort_follows_choice_order_then_record_id(sandbox: Sandbox) -> None:
@@ -311,7 +312,8 @@ def test_links_take_record_ids_or_names_with_typecast(sandbox: Sandbox) -> None:
     linked = sandbox.table.update(rec(3), {"Release Link": [first["id"]]})
     assert linked["fields"]["Release Link"] == [first["id"]]
     answer = refusal(lambda: sandbox.table.update(rec(3), {"Release Link": ["2026.12"]}))
-    assert answer.status_code == 422 and answer.json()["error"] == {"type": "INVALID_VALUE_FOR_COLUMN", "message": "Value is not an array of record IDs."}
+    assert answer.status_code == 422
+    assert answer.json()["error"] == {"type": "INVALID_VALUE_FOR_COLUMN", "message": "Value is not an array of record IDs."}
     typed = sandbox.table.update(rec(3), {"Release Link": ["2026.12", first["fields"]["Name"]]}, typecast=True)
     new_release = releases.first(formula=match({"Name": "2026.12"}))
     assert new_release is not None and typed["fields"]["Release Link"] == [new_release["id"], first["id"]]
@@ -339,13 +341,15 @@ def test_last_modified_moves_on_writes_and_formula_finds_the_edited(sandbox: San
 def test_computed_and_unknown_fields_and_bad_values_are_refused(sandbox: Sandbox) -> None:
     computed = refusal(lambda: sandbox.table.create({"Title": "x", "Created": "2026-01-01T00:00:00.000Z"}))
     assert computed.status_code == 422
-    assert computed.json() == {"error": {"type": "INVALID_VALUE_FOR_COLUMN", "message": 'Field "Created" cannot accept a value because the field is computed'}}
+    assert computed.json() == {
+        "error": {"type": "INVALID_VALUE_FOR_COLUMN", "message": 'Field "Created" cannot accept a value because the field is computed'}}
     stamped = refusal(lambda: sandbox.table.update(rec(1), {"Last Modified": None}))
     assert stamped.json()["error"]["message"] == 'Field "Last Modified" cannot accept a value because the field is computed'
     unknown = refusal(lambda: sandbox.table.update(rec(1), {"Stauts": "New"}))
     assert unknown.json() == {"error": {"type": "UNKNOWN_FIELD_NAME", "message": 'Unknown field name: "Stauts"'}}
     timestamp = refusal(lambda: sandbox.table.update(rec(1), {"Target Date": "2026-12-01T10:00:00.000Z"}))
-    assert timestamp.json() == {"error": {"type": "INVALID_VALUE_FOR_COLUMN", "message": 'Field "Target Date" cannot accept the provided value'}}
+    assert timestamp.json() == {
+        "error": {"type": "INVALID_VALUE_FOR_COLUMN", "message": 'Field "Target Date" cannot accept the provided value'}}
     assert sandbox.table.update(rec(1), {"Target Date": "2026-12-01T10:00:00.000Z"}, typecast=True)["fields"]["Target Date"] == "2026-12-01"
     number = refusal(lambda: sandbox.table.update(rec(1), {"Title": 42}))
     assert number.json()["error"]["type"] == "INVALID_VALUE_FOR_COLUMN"
@@ -358,7 +362,8 @@ def test_metadata_describes_tables_fields_and_views(sandbox: Sandbox) -> None:
     types = {f.name: f.type for f in schema.fields}
     assert types == {
         "Title": "singleLineText", "Description": "multilineText", "Department": "singleSelect", "Request Type": "singleSelect",
-        "Affected Object": "singleSelect", "Priority": "singleSelect", "Status": "singleSelect", "Requester": "singleLineText", "Requester Email": "email",
+        "Affected Object": "singleSelect", "Priority": "singleSelect", "Status": "singleSelect", "Requester": "singleLineText",
+        "Requester Email": "email",
         "Owner": "singleLineText", "Release": "singleLineText", "Release Select": "singleSelect",
         "Release Link": "multipleRecordLinks", "Target Date": "date", "Created": "createdTime", "Last Modified": "lastModifiedTime",
     }
@@ -377,7 +382,8 @@ def test_metadata_describes_tables_fields_and_views(sandbox: Sandbox) -> None:
 def test_credentials_bases_tables_and_routes(sandbox: Sandbox) -> None:
     stranger = Api("patNotTheRightToken.0000", endpoint_url=sandbox.url, retry_strategy=None)
     answer = refusal(lambda: stranger.table(sandbox.base, "Change Requests").first())
-    assert answer.status_code == 401 and answer.json() == {"error": {"type": "AUTHENTICATION_REQUIRED", "message": "Authentication required"}}
+    assert answer.status_code == 401
+    assert answer.json() == {"error": {"type": "AUTHENTICATION_REQUIRED", "message": "Authentication required"}}
     assert requests.get(sandbox.records_url, timeout=10).status_code == 401
     for url in (f"{sandbox.url}/v0/appNotMyBase00000/Change%20Requests", f"{sandbox.url}/v0/{sandbox.base}/Nope",
                 f"{sandbox.url}/v0/meta/bases/appNotMyBase00000/tables"):

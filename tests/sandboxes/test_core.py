@@ -14,6 +14,7 @@ instead of sleeping past it. What they pin down:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 import time
 from collections import Counter
@@ -89,7 +90,7 @@ def test_clock_is_strictly_increasing_by_a_millisecond_and_respects_its_floor() 
     clock = Clock(floor=floor)
     stamps = [clock.now() for _ in range(500)]
     assert stamps[0] > floor and stamps[0] - floor <= dt.timedelta(milliseconds=1)
-    assert all(b - a >= dt.timedelta(milliseconds=1) for a, b in zip(stamps, stamps[1:]))
+    assert all(b - a >= dt.timedelta(milliseconds=1) for a, b in itertools.pairwise(stamps))
     assert all(s.microsecond % 1000 == 0 and s.tzinfo == dt.UTC for s in stamps)
 
 
@@ -324,9 +325,9 @@ def test_seed_is_deterministic_prefix_stable_and_seed_sensitive() -> None:
 def test_seed_values_are_normalized_and_realistic() -> None:
     requests_ = seed_requests(3000, 7)
     statuses = Counter(r.status for r in requests_)
-    assert set(statuses) <= set(STATUSES) and set(r.priority for r in requests_) == set(PRIORITIES)
-    assert set(r.department for r in requests_) <= set(DEPARTMENTS)
-    assert set(r.request_type for r in requests_) == set(REQUEST_TYPES)
+    assert set(statuses) <= set(STATUSES) and {r.priority for r in requests_} == set(PRIORITIES)
+    assert {r.department for r in requests_} <= set(DEPARTMENTS)
+    assert {r.request_type for r in requests_} == set(REQUEST_TYPES)
     assert 0.28 < statuses["approved"] / len(requests_) < 0.40  # roughly a third approved
     assert any(r.owner is None for r in requests_) and any(r.owner for r in requests_)
     assert len({r.title for r in requests_}) > 1500  # composed, not a short list
