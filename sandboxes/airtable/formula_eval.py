@@ -26,6 +26,7 @@ from sandboxes.airtable.formula import (
     Negate,
     Node,
 )
+from sandboxes.clock import SYSTEM_TIME
 
 UTC = dt.UTC
 
@@ -149,8 +150,11 @@ _FORMAT_TOKENS = {
 _FORMAT_SPLIT = re.compile(r"\[[^\]]*\]|" + "|".join(sorted(map(re.escape, _FORMAT_TOKENS), key=len, reverse=True)))
 
 
-def parse_with_format(raw: str, fmt: str) -> dt.datetime:
-    """DATETIME_PARSE with a moment.js format (the tokens above), UTC unless ``Z`` says otherwise."""
+def parse_with_format(raw: str, fmt: str, now: dt.datetime | None = None) -> dt.datetime:
+    """DATETIME_PARSE with a moment.js format (the tokens above), UTC unless ``Z`` says otherwise.
+
+    A format without a year takes the year of ``now`` (the sandbox's time; by default the machine's).
+    """
     pattern, position = [], 0
     for match in _FORMAT_SPLIT.finditer(fmt):
         pattern.append(re.escape(fmt[position:match.start()]))
@@ -169,7 +173,7 @@ def parse_with_format(raw: str, fmt: str) -> dt.datetime:
         return dt.datetime.fromtimestamp(float(parts["X"]), UTC)
     if "x" in parts:
         return dt.datetime.fromtimestamp(int(parts["x"]) / 1000, UTC)
-    year = int(parts["Y"]) if "Y" in parts else 2000 + int(parts["y"]) if "y" in parts else dt.datetime.now(UTC).year
+    year = int(parts["Y"]) if "Y" in parts else 2000 + int(parts["y"]) if "y" in parts else (now or SYSTEM_TIME.utc()).year
     hour = int(parts.get("H", parts.get("h", 0)))
     if "A" in parts and "h" in parts:
         hour = hour % 12 + (12 if parts["A"].lower() == "pm" else 0)
@@ -317,13 +321,13 @@ def _find(values: list[object], *, fold: bool) -> int | None:
     return found if found or not fold else None  # SEARCH gives blank where FIND gives 0
 
 
-def _parse(values: list[object], _: RecordContext) -> dt.datetime | None:
+def _parse(values: list[object], record: RecordContext) -> dt.datetime | None:
     if values[0] is None or values[0] == "":
         return None
     if isinstance(values[0], dt.datetime):
         return values[0]
     if len(values) > 1 and values[1] is not None:
-        return parse_with_format(text(values[0]), text(values[1]))
+        return parse_with_format(text(values[0]), text(values[1]), record.now)
     return parse_iso(text(values[0]))
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandboxes.clock import SYSTEM_TIME
 from sandboxes.jira.jql import BoolOp, Clause, Function, JqlError, Value, parse
 
 _DATE_FORMATS = "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'"
@@ -43,7 +44,7 @@ class JqlContext:
     """Where bare dates are read (the account's profile time zone) and what "now" is."""
 
     timezone: str = "UTC"
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    now: Callable[[], dt.datetime] = SYSTEM_TIME.utc
 
 
 @dataclass(frozen=True)
