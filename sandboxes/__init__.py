@@ -3,8 +3,14 @@
 Each sandbox is a Flask app built on :mod:`sandboxes.core`; :mod:`server` runs
 them on 127.0.0.1. Test knobs live under ``/_sandbox/`` on every app.
 """
-from sandboxes.core import (
+from sandboxes.clock import (
+    SYSTEM_TIME,
     Clock,
+    ManualTime,
+    SystemTime,
+    TimeSource,
+)
+from sandboxes.core import (
     SandboxControls,
     controls,
     make_app,
@@ -21,13 +27,17 @@ from sandboxes.seed import (
 from sandboxes.server import RunningSandbox, Sandboxes, serve, start_sandboxes
 
 __all__ = [
+    "SYSTEM_TIME",
     "Clock",
     "JqlError",
+    "ManualTime",
     "Person",
     "RunningSandbox",
     "SandboxControls",
     "Sandboxes",
     "SeedRequest",
+    "SystemTime",
+    "TimeSource",
     "controls",
     "create_jira_app",
     "iter_seed_requests",

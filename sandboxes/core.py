@@ -1,60 +1,32 @@
-"""The part every sandbox shares: auth gate, call counter, rate limiter, faults, latency, clock.
+"""The part every sandbox shares: the request gate, call counter, knobs and scheduled actions.
 
 A sandbox is a Flask app built by :func:`make_app`. Its vendor routes live under the
 vendor's paths; the test knobs live under ``/_sandbox/`` and are never authenticated,
-counted, throttled or faulted, so a test can always read and steer the fake.
+counted, throttled or faulted, so a test can always read and steer the fake. The rate
+limiter (:mod:`sandboxes.rate_limit`) runs on the app's :class:`~sandboxes.clock.TimeSource`,
+given to :func:`make_app`; fault rules live in :mod:`sandboxes.faults`.
 """
 from __future__ import annotations
 
-import datetime as dt
-import fnmatch
 import math
 import re
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import flask
+from flask.json.provider import DefaultJSONProvider
+
+from sandboxes.clock import SYSTEM_TIME, TimeSource
+from sandboxes.faults import Faults, fault_response, fault_rule
+from sandboxes.rate_limit import RateLimit, RateLimiter
 
 SANDBOX_PREFIX = "/_sandbox"
 _ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^:<>]+)>")  # Flask's <converter:name> or <name>
 CONTROLS_KEY = "relsync_sandbox_core"
-
-
-class Clock:
-    """UTC time that moves forward by at least one millisecond on every call.
-
-    Every write stamps a distinct, later modstamp, which is what lets a test assert
-    "updated strictly advanced" without sleeping. ``floor`` keeps new stamps after
-    seeded data even when the machine's clock is behind the seed anchor.
-    """
-
-    def __init__(self, floor: dt.datetime | None = None) -> None:
-        self._lock = threading.Lock()
-        self._last = _to_millisecond(floor.astimezone(dt.UTC)) if floor else None
-
-    def now(self) -> dt.datetime:
-        """The next timestamp: wall-clock time, or one millisecond after the previous one."""
-        with self._lock:
-            wall = _to_millisecond(dt.datetime.now(dt.UTC))
-            if self._last is not None and wall <= self._last:
-                wall = self._last + dt.timedelta(milliseconds=1)
-            self._last = wall
-            return wall
-
-    def peek(self) -> dt.datetime:
-        """The current time without consuming a tick (for relative JQL dates)."""
-        with self._lock:
-            wall = dt.datetime.now(dt.UTC)
-            return max(wall, self._last) if self._last else wall
-
-
-def _to_millisecond(moment: dt.datetime) -> dt.datetime:
-    # Vendors stamp to the millisecond; sub-millisecond digits would never round-trip.
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 class CallCounter:
@@ -91,127 +63,25 @@ class CallCounter:
             self._statuses.clear()
 
 
-@dataclass(frozen=True)
-class RateLimit:
-    """At most ``requests`` per ``per_seconds``; over it, 429 with ``Retry-After``.
-
-    ``penalty_seconds`` > 0 means the first 429 opens a window in which every request
-    is refused (Airtable's 30 s); 0 refuses only the requests over the limit (Jira).
-    ``retry_after`` None means "seconds until the window has room again".
-    """
-
-    requests: int
-    per_seconds: float
-    retry_after: float | None = None
-    penalty_seconds: float = 0.0
-
-
-class RateLimiter:
-    """A sliding-window limiter with an optional penalty window."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.limit: RateLimit | None = None
-        self._seen: deque[float] = deque()
-        self._penalty_until = 0.0
-
-    def configure(self, limit: RateLimit | None) -> None:
-        """Replace the limit (None switches limiting off) and forget past requests."""
-        with self._lock:
-            self.limit = limit
-            self._seen.clear()
-            self._penalty_until = 0.0
-
-    def admit(self) -> float | None:
-        """None if the request may proceed, else the seconds the caller should wait."""
-        with self._lock:
-            limit = self.limit
-            if limit is None:
-                return None
-            now = time.monotonic()
-            if now < self._penalty_until:
-                return self._advice(limit, self._penalty_until - now)
-            while self._seen and self._seen[0] <= now - limit.per_seconds:
-                self._seen.popleft()
-            if len(self._seen) < limit.requests:
-                self._seen.append(now)
-                return None
-            wait = self._seen[0] + limit.per_seconds - now
-            if limit.penalty_seconds > 0:
-                self._penalty_until = now + limit.penalty_seconds
-                wait = limit.penalty_seconds
-            return self._advice(limit, wait)
-
-    @staticmethod
-    def _advice(limit: RateLimit, wait: float) -> float:
-        return limit.retry_after if limit.retry_after is not None else max(wait, 0.0)
-
-
-@dataclass
-class FaultRule:
-    """Answer matching requests with ``status`` (or just delay them) ``times`` times."""
-
-    method: str | None
-    path: str
-    status: int | None = None
-    times: int = 1
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_seconds: float = 0.0
-
-    def matches(self, method: str, path: str) -> bool:
-        """Whether this rule applies to ``method path`` (fnmatch on the path)."""
-        if self.method not in (None, "*") and self.method.upper() != method:
-            return False
-        return fnmatch.fnmatchcase(path, self.path)
-
-
-class Faults:
-    """An ordered list of one-shot-ish fault rules; the first match fires."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rules: list[FaultRule] = []
-
-    def add(self, rule: FaultRule) -> None:
-        """Append a rule."""
-        with self._lock:
-            self._rules.append(rule)
-
-    def clear(self) -> None:
-        """Drop every rule."""
-        with self._lock:
-            self._rules.clear()
-
-    def listing(self) -> list[dict[str, Any]]:
-        """The rules still armed, as JSON."""
-        with self._lock:
-            return [asdict(rule) for rule in self._rules]
-
-    def take(self, method: str, path: str) -> FaultRule | None:
-        """The first rule matching the request, consuming one of its ``times``."""
-        with self._lock:
-            for index, rule in enumerate(self._rules):
-                if rule.times > 0 and rule.matches(method, path):
-                    rule.times -= 1
-                    if rule.times <= 0:
-                        del self._rules[index]
-                    return rule
-            return None
-
-
 @dataclass
 class SandboxControls:
-    """Everything a test can steer on one sandbox app, shared across request threads."""
+    """Everything a test can steer on one sandbox app, shared across request threads.
+
+    ``time_source`` is the app's; the limiter's windows and penalties run on it.
+    """
 
     name: str
+    time_source: TimeSource = SYSTEM_TIME
     calls: CallCounter = field(default_factory=CallCounter)
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: RateLimiter = field(init=False)
     faults: Faults = field(default_factory=Faults)
     latency_ms: float = 0.0
     penalty_seconds: float = 0.0
     _scheduled: dict[str, list[Callable[[], None]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.time_source)
 
     def schedule(self, trigger: str, action: Callable[[], None]) -> None:
         """Run ``action`` once, the next time the app calls :meth:`run_scheduled` for ``trigger``."""
@@ -238,6 +108,13 @@ class SandboxControls:
             "rate_limit": asdict(limit) if limit else None,
             "latency_ms": self.latency_ms,
         }
+
+
+class VendorJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, keeping keys in the order the vendor sends them and characters unescaped."""
+
+    sort_keys = False  # vendors' key order is part of what clients see
+    ensure_ascii = False
 
 
 def controls(app: flask.Flask) -> SandboxControls:
@@ -274,6 +151,7 @@ def make_app(
     throttled: Callable[[float], flask.Response] | None = None,
     fault_body: Callable[[int], Any] | None = None,
     penalty_seconds: float = 0.0,
+    time_source: TimeSource = SYSTEM_TIME,
 ) -> flask.Flask:
     """A Flask app with the shared sandbox machinery in front of the vendor routes.
 
@@ -284,11 +162,12 @@ def make_app(
         throttled: the vendor's 429 response given the Retry-After seconds.
         fault_body: the vendor's error body for an injected status without a body.
         penalty_seconds: the default penalty window for the rate limiter (see RateLimit).
+        time_source: where the limiter reads time; the machine's clock unless a test
+            passes a :class:`~sandboxes.clock.ManualTime`.
     """
     app = flask.Flask(f"relsync_sandbox_{name}")
-    app.json.sort_keys = False  # vendors' key order is part of what clients see
-    app.json.ensure_ascii = False
-    state = SandboxControls(name=name, penalty_seconds=penalty_seconds)
+    app.json = VendorJSONProvider(app)
+    state = SandboxControls(name=name, time_source=time_source, penalty_seconds=penalty_seconds)
     app.extensions[CONTROLS_KEY] = state
 
     @app.before_request
@@ -300,7 +179,7 @@ def make_app(
         flask.g.relsync_counted = True
         state.calls.count(route_key(request))
         if state.latency_ms:
-            time.sleep(state.latency_ms / 1000)
+            time.sleep(state.latency_ms / 1000)  # real waiting: the client sees a slow answer
         if not auth(request):
             return unauthorized()
         wait = state.limiter.admit()
@@ -317,7 +196,7 @@ def make_app(
             if rule.delay_seconds:
                 time.sleep(rule.delay_seconds)
             if rule.status is not None:
-                return _fault_response(rule, fault_body)
+                return fault_response(rule, fault_body)
         return None
 
     @app.after_request
@@ -329,20 +208,6 @@ def make_app(
 
     _register_knobs(app, state)
     return app
-
-
-def _fault_response(rule: FaultRule, fault_body: Callable[[int], Any] | None) -> flask.Response:
-    body = rule.body
-    if body is None and fault_body is not None:
-        body = fault_body(rule.status or 500)
-    if isinstance(body, (dict, list)):
-        response = flask.jsonify(body)
-    else:
-        response = flask.Response("" if body is None else str(body), mimetype="text/plain")
-    response.status_code = rule.status or 500
-    for header, value in rule.headers.items():
-        response.headers[header] = str(value)
-    return response
 
 
 def _bad_knob(message: str) -> flask.Response:
@@ -396,20 +261,8 @@ def _register_knobs(app: flask.Flask, state: SandboxControls) -> None:
             state.faults.clear()
             return flask.Response(status=204)
         if flask.request.method == "POST":
-            body = flask.request.get_json(silent=True)
-            if not isinstance(body, dict) or "path" not in body:
-                return _bad_knob("a fault needs at least a 'path' (fnmatch pattern)")
-            if body.get("status") is None and not body.get("delay_seconds"):
-                return _bad_knob("a fault needs a 'status', a 'delay_seconds', or both")
-            state.faults.add(
-                FaultRule(
-                    method=body.get("method"),
-                    path=str(body["path"]),
-                    status=None if body.get("status") is None else int(body["status"]),
-                    times=int(body.get("times", 1)),
-                    body=body.get("body"),
-                    headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
-                    delay_seconds=float(body.get("delay_seconds") or 0),
-                )
-            )
+            rule = fault_rule(flask.request.get_json(silent=True))
+            if isinstance(rule, str):
+                return _bad_knob(rule)
+            state.faults.add(rule)
         return flask.jsonify({"faults": state.faults.listing()})

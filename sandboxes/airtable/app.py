@@ -60,7 +60,8 @@ from sandboxes.airtable.http import (
 )
 from sandboxes.airtable.listing import expire_iterators
 from sandboxes.airtable.records import NEXT_PAGE, register_record_routes
-from sandboxes.core import Clock, controls, make_app, sandbox_route
+from sandboxes.clock import SYSTEM_TIME, Clock, TimeSource
+from sandboxes.core import controls, make_app, sandbox_route
 from sandboxes.seed import ANCHOR
 from sandboxes.serving import RunningSandbox, serve
 
@@ -97,7 +98,8 @@ def _fault_body(status: int) -> Any:
         401: UNAUTHORIZED,
         403: no_model().body,
         404: route_not_found().body,
-        422: {"error": {"type": "INVALID_REQUEST_UNKNOWN", "message": "Invalid request: parameter validation failed. Check your request data."}},
+        422: {"error": {"type": "INVALID_REQUEST_UNKNOWN",
+                        "message": "Invalid request: parameter validation failed. Check your request data."}},
         429: RATE_LIMITED,
         503: {"error": {"type": "RETRIABLE_ERROR", "message": RETRIABLE}},
     }
@@ -232,10 +234,12 @@ def _register_knobs(app: flask.Flask, state: AirtableState) -> None:
 
 
 def create_airtable_app(*, records: int = 200, seed: int = 7, token: str, base_id: str = DEFAULT_BASE_ID,
-                        table_name: str = CHANGE_REQUESTS) -> flask.Flask:
+                        table_name: str = CHANGE_REQUESTS, time_source: TimeSource = SYSTEM_TIME) -> flask.Flask:
     """An Airtable sandbox: one base with "Change Requests" (``records`` seeded) and "Releases".
 
     ``table_name`` must be "Change Requests": relsync's examples and mappings name it.
+    ``time_source`` runs the rate limit, its penalty and the offsets' expiry, and stamps
+    writes: the machine's clock unless a test passes a :class:`~sandboxes.clock.ManualTime`.
     """
     if len(base_id) != 17 or not base_id.startswith("app") or not base_id.isalnum():
         raise ValueError(f"base id {base_id!r} is not an Airtable base id ('app' and 14 letters or digits)")
@@ -243,11 +247,11 @@ def create_airtable_app(*, records: int = 200, seed: int = 7, token: str, base_i
         raise ValueError(f"the sandbox's table is {CHANGE_REQUESTS!r}, not {table_name!r}")
     requests_table, releases_table = build_tables()
     state = AirtableState(base_id=base_id, token=token, seed=seed, requests=requests_table, releases=releases_table,
-                          user_id=airtable_id("usr", base_id), clock=Clock(floor=ANCHOR))
+                          user_id=airtable_id("usr", base_id), clock=Clock(floor=ANCHOR, source=time_source))
     seed_state(state, records)
     app = make_app("airtable", auth=lambda request: request.headers.get("Authorization") == f"Bearer {state.token}",
                    unauthorized=_unauthorized, throttled=_throttled(state), fault_body=_fault_body,
-                   penalty_seconds=PENALTY_SECONDS)
+                   penalty_seconds=PENALTY_SECONDS, time_source=time_source)
     app.extensions[STATE_KEY] = state
 
     @app.before_request
@@ -281,10 +285,10 @@ def create_airtable_app(*, records: int = 200, seed: int = 7, token: str, base_i
     return app
 
 
-def start_airtable(records: int, seed: int) -> tuple[RunningSandbox, dict[str, Any]]:
+def start_airtable(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME) -> tuple[RunningSandbox, dict[str, Any]]:
     """Serve a fresh Airtable sandbox with a new personal-access-token-shaped token."""
     token = f"pat{secrets.token_urlsafe(10)}.{secrets.token_hex(32)}"
-    app = create_airtable_app(records=records, seed=seed, token=token)
+    app = create_airtable_app(records=records, seed=seed, token=token, time_source=time_source)
     running = serve(app)
     description = {
         "url": running.url,

@@ -147,10 +147,10 @@ def _create_linked(state: AirtableState, linked: Table, name: str, when: dt.date
 
 def commit(state: AirtableState, table: Table, record: Record, write: Write, when: dt.datetime, *, replace: bool = False) -> None:
     """Apply a prepared write; ``replace`` (PUT) clears every writable field not named."""
-    for found, name in write.new_choices:
-        if found.choice(name) is None:
-            assert found.choices is not None
-            found.choices.append(Choice(airtable_id("sel", found.id, name), name, COLORS[len(found.choices) % len(COLORS)]))
+    for select, name in write.new_choices:
+        if select.choice(name) is None:
+            assert select.choices is not None
+            select.choices.append(Choice(airtable_id("sel", select.id, name), name, COLORS[len(select.choices) % len(COLORS)]))
     touched = set(write.values)
     if replace:
         touched |= {fid for fid in record.cells if fid not in write.values}
@@ -263,4 +263,6 @@ def sort_key(state: AirtableState, table: Table, found: Field, record: Record) -
     return (1, value)
 
 
-__all__ = ["Write", "cell_json", "commit", "context", "create", "formula_value", "normalize", "prepare", "render", "resolve_field", "sort_key"]
+__all__ = [
+    "Write", "cell_json", "commit", "context", "create", "formula_value", "normalize", "prepare", "render", "resolve_field", "sort_key",
+]

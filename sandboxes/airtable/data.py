@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandboxes.core import Clock
+from sandboxes.clock import Clock
 from sandboxes.seed import (
     DEPARTMENTS,
     OBJECTS,

@@ -300,4 +300,6 @@ def compile_formula(text: str, is_field: Callable[[str], bool]) -> Formula:
     return Formula(text=text, tree=tree, fields=fields)
 
 
-__all__ = ["ARITY", "Binary", "Call", "FieldRef", "Formula", "FormulaError", "Literal", "Negate", "Node", "compile_formula", "parse", "tokenize"]
+__all__ = [
+    "ARITY", "Binary", "Call", "FieldRef", "Formula", "FormulaError", "Literal", "Negate", "Node", "compile_formula", "parse", "tokenize",
+]

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sandboxes.airtable.formula import (
     Binary,
@@ -25,6 +26,7 @@ from sandboxes.airtable.formula import (
     Negate,
     Node,
 )
+from sandboxes.clock import SYSTEM_TIME
 
 UTC = dt.UTC
 
@@ -148,8 +150,11 @@ _FORMAT_TOKENS = {
 _FORMAT_SPLIT = re.compile(r"\[[^\]]*\]|" + "|".join(sorted(map(re.escape, _FORMAT_TOKENS), key=len, reverse=True)))
 
 
-def parse_with_format(raw: str, fmt: str) -> dt.datetime:
-    """DATETIME_PARSE with a moment.js format (the tokens above), UTC unless ``Z`` says otherwise."""
+def parse_with_format(raw: str, fmt: str, now: dt.datetime | None = None) -> dt.datetime:
+    """DATETIME_PARSE with a moment.js format (the tokens above), UTC unless ``Z`` says otherwise.
+
+    A format without a year takes the year of ``now`` (the sandbox's time; by default the machine's).
+    """
     pattern, position = [], 0
     for match in _FORMAT_SPLIT.finditer(fmt):
         pattern.append(re.escape(fmt[position:match.start()]))
@@ -168,11 +173,13 @@ def parse_with_format(raw: str, fmt: str) -> dt.datetime:
         return dt.datetime.fromtimestamp(float(parts["X"]), UTC)
     if "x" in parts:
         return dt.datetime.fromtimestamp(int(parts["x"]) / 1000, UTC)
-    year = int(parts["Y"]) if "Y" in parts else 2000 + int(parts["y"]) if "y" in parts else dt.datetime.now(UTC).year
+    year = int(parts["Y"]) if "Y" in parts else 2000 + int(parts["y"]) if "y" in parts else (now or SYSTEM_TIME.utc()).year
     hour = int(parts.get("H", parts.get("h", 0)))
     if "A" in parts and "h" in parts:
         hour = hour % 12 + (12 if parts["A"].lower() == "pm" else 0)
-    text_value = f"{year:04d}-{int(parts.get('M', 1)):02d}-{int(parts.get('D', 1)):02d}T{hour:02d}:{int(parts.get('m', 0)):02d}:{int(parts.get('s', 0)):02d}.{parts.get('S', '000')}{parts.get('Z', 'Z')}"
+    day = f"{year:04d}-{int(parts.get('M', 1)):02d}-{int(parts.get('D', 1)):02d}"
+    time_of_day = f"{hour:02d}:{int(parts.get('m', 0)):02d}:{int(parts.get('s', 0)):02d}.{parts.get('S', '000')}"
+    text_value = f"{day}T{time_of_day}{parts.get('Z', 'Z')}"
     return parse_iso(text_value)
 
 
@@ -198,9 +205,12 @@ def truncate(moment: dt.datetime, unit: str) -> dt.datetime:
     if unit == "millisecond":
         return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     moment = moment.replace(microsecond=0)
-    for name, reset in (("second", {}), ("minute", {"second": 0}), ("hour", {"minute": 0, "second": 0})):
-        if unit == name:
-            return moment.replace(**reset)
+    if unit == "second":
+        return moment
+    if unit == "minute":
+        return moment.replace(second=0)
+    if unit == "hour":
+        return moment.replace(minute=0, second=0)
     day = moment.replace(hour=0, minute=0, second=0)
     if unit == "day":
         return day
@@ -226,25 +236,32 @@ def add(moment: dt.datetime, count: float, unit: str) -> dt.datetime:
 
 def _compare(op: str, left: object, right: object) -> bool:
     if isinstance(left, dt.datetime) or isinstance(right, dt.datetime):
-        a, b = moment_of(left), moment_of(right)
-        if a is None or b is None:
-            return (a is None and b is None) if op == "=" else (a is not None or b is not None) if op == "!=" else False
-        pair: tuple[object, object] = (a, b)
-    elif isinstance(left, str) and isinstance(right, str) or left is None and isinstance(right, str) or right is None and isinstance(left, str):
-        pair = (text(left), text(right))
-    elif isinstance(left, str) or isinstance(right, str):
+        first, second = moment_of(left), moment_of(right)
+        if first is None or second is None:
+            return (first is None and second is None) if op == "=" else (first is not None or second is not None) if op == "!=" else False
+        return _holds(op, first, second)
+    both_text = isinstance(left, str) and isinstance(right, str)
+    if both_text or left is None and isinstance(right, str) or right is None and isinstance(left, str):
+        return _holds(op, text(left), text(right))
+    if isinstance(left, str) or isinstance(right, str):
         try:
-            pair = (number(left), number(right))
+            numbers = number(left), number(right)
         except EvalError:
-            pair = (text(left), text(right))
-    else:
-        pair = (number(left), number(right))
-    a, b = pair
+            return _holds(op, text(left), text(right))
+        return _holds(op, *numbers)
+    return _holds(op, number(left), number(right))
+
+
+_Comparable = TypeVar("_Comparable", dt.datetime, str, float)
+
+
+def _holds(op: str, a: _Comparable, b: _Comparable) -> bool:
+    """Whether ``a op b`` holds for two values of one kind."""
     if op == "=":
         return a == b
     if op == "!=":
         return a != b
-    return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]  # type: ignore[operator]
+    return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
 
 
 def _arithmetic(op: str, left: object, right: object) -> float | int:
@@ -304,13 +321,13 @@ def _find(values: list[object], *, fold: bool) -> int | None:
     return found if found or not fold else None  # SEARCH gives blank where FIND gives 0
 
 
-def _parse(values: list[object], _: RecordContext) -> dt.datetime | None:
+def _parse(values: list[object], record: RecordContext) -> dt.datetime | None:
     if values[0] is None or values[0] == "":
         return None
     if isinstance(values[0], dt.datetime):
         return values[0]
     if len(values) > 1 and values[1] is not None:
-        return parse_with_format(text(values[0]), text(values[1]))
+        return parse_with_format(text(values[0]), text(values[1]), record.now)
     return parse_iso(text(values[0]))
 
 

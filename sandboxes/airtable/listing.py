@@ -11,8 +11,8 @@ after which "it may then restart iteration from the beginning").
 """
 from __future__ import annotations
 
+import functools
 import re
-import time
 import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,7 +179,7 @@ def _matching_ids(state: AirtableState, table: Table, options: ListOptions) -> l
         records.sort(key=lambda r: r.id)  # the final tie-break
         for key, descending in reversed(options.sort):
             found = resolve_field(table, key)
-            records.sort(key=lambda r, f=found: sort_key(state, table, f, r), reverse=descending)
+            records.sort(key=functools.partial(sort_key, state, table, found), reverse=descending)
     ids = [r.id for r in records]
     return ids[:options.max_records] if options.max_records else ids
 
@@ -189,7 +189,7 @@ def _resume(state: AirtableState, table: Table, offset: str) -> tuple[RecordIter
     iterator = state.iterators.get(match.group(1)) if match else None
     if iterator is None or iterator.table_id != table.id or match is None:
         raise iterator_unavailable()
-    if state.iterator_ttl is not None and time.monotonic() - iterator.used > state.iterator_ttl:
+    if state.iterator_ttl is not None and state.clock.source.monotonic() - iterator.used > state.iterator_ttl:
         del state.iterators[iterator.id]
         raise iterator_unavailable()
     start = iterator.cursors.get(match.group(2))
@@ -200,7 +200,7 @@ def _resume(state: AirtableState, table: Table, offset: str) -> tuple[RecordIter
 
 def _open(state: AirtableState, table: Table, ids: list[str]) -> RecordIterator:
     state.iterators_made += 1
-    iterator = RecordIterator(airtable_id("itr", state.seed, state.iterators_made), table.id, ids, time.monotonic())
+    iterator = RecordIterator(airtable_id("itr", state.seed, state.iterators_made), table.id, ids, state.clock.source.monotonic())
     state.iterators[iterator.id] = iterator
     while len(state.iterators) > MAX_ITERATORS:  # like a server restart for the oldest
         state.iterators.popitem(last=False)
@@ -227,7 +227,7 @@ def list_page(state: AirtableState, table: Table, options: ListOptions) -> dict[
         if following < len(ids):
             iterator = iterator or _open(state, table, ids)
             iterator.cursors[ids[following]] = following
-            iterator.used = time.monotonic()
+            iterator.used = state.clock.source.monotonic()
             state.iterators.move_to_end(iterator.id)
             body["offset"] = f"{iterator.id}/{ids[following]}"
         return body

@@ -75,7 +75,7 @@ def _plan_upsert(state: AirtableState, table: Table, records: list[dict[str, Any
         raise invalid_request()
     plan: list[Record | int | None] = []
     created: dict[tuple[Any, ...], int] = {}
-    for index, (raw, write) in enumerate(zip(records, writes)):
+    for index, (raw, write) in enumerate(zip(records, writes, strict=True)):
         if "id" in raw:
             plan.append(_existing(table, raw["id"]))
             continue
@@ -110,7 +110,7 @@ def _update_many(state: AirtableState, table: Table, body: dict[str, Any], *, re
         when = state.now()
         done: list[Record] = []
         created_ids: list[str] = []
-        for target, write in zip(plan, writes):
+        for target, write in zip(plan, writes, strict=True):
             if target is None:
                 record = create(state, table, write, when)
                 created_ids.append(record.id)

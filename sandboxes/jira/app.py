@@ -12,7 +12,6 @@ import binascii
 import datetime as dt
 import json
 import secrets
-import zoneinfo
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -20,7 +19,8 @@ from urllib.parse import quote
 
 import flask
 
-from sandboxes.core import controls, make_app, sandbox_route
+from sandboxes.clock import SYSTEM_TIME, TimeSource
+from sandboxes.core import controls, make_app
 from sandboxes.jira.data import (
     COMPONENTS,
     PRIORITIES,
@@ -28,7 +28,6 @@ from sandboxes.jira.data import (
     STATUS_BY_KEY,
     STATUSES,
     JiraState,
-    Version,
     field_catalog,
 )
 from sandboxes.jira.edit import (
@@ -52,6 +51,7 @@ from sandboxes.jira.http import (
     state_of,
 )
 from sandboxes.jira.jql import JqlError
+from sandboxes.jira.knobs import register_knobs
 from sandboxes.jira.reads import register_read_routes
 from sandboxes.jira.render import (
     component_json,
@@ -64,8 +64,8 @@ from sandboxes.jira.render import (
     select_fields,
     status_json,
     user_json,
-    version_json,
 )
+from sandboxes.jira.versions import register_version_routes
 from sandboxes.serving import RunningSandbox, serve
 
 NOT_AUTHENTICATED = "Client must be authenticated to access this resource."
@@ -107,19 +107,23 @@ def _unauthorized() -> flask.Response:
     return response
 
 
-def _throttled(seconds: float) -> flask.Response:
-    limit = controls(flask.current_app).limiter.limit
-    response = flask.jsonify({"errorMessages": [RATE_LIMITED], "errors": {}, "status": 429})
-    response.status_code = 429
-    reset = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
-    response.headers.update({
-        "Retry-After": str(int(seconds)),
-        "X-RateLimit-Limit": str(limit.requests if limit else 0),
-        "X-RateLimit-Remaining": "0",
-        "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"),
-        "RateLimit-Reason": "jira-burst-based",
-    })
-    return response
+def _throttled(state: JiraState) -> Callable[[float], flask.Response]:
+    def throttled(seconds: float) -> flask.Response:
+        """Jira's 429: the JSON error, Retry-After and the X-RateLimit-* headers."""
+        limit = controls(flask.current_app).limiter.limit
+        response = flask.jsonify({"errorMessages": [RATE_LIMITED], "errors": {}, "status": 429})
+        response.status_code = 429
+        reset = state.clock.source.utc() + dt.timedelta(seconds=seconds)
+        response.headers.update({
+            "Retry-After": str(int(seconds)),
+            "X-RateLimit-Limit": str(limit.requests if limit else 0),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"),
+            "RateLimit-Reason": "jira-burst-based",
+        })
+        return response
+
+    return throttled
 
 
 def _fault_body(status: int) -> dict[str, Any]:
@@ -131,11 +135,18 @@ def _fault_body(status: int) -> dict[str, Any]:
 
 
 def create_jira_app(
-    *, records: int = 200, seed: int = 7, email: str, token: str, project: str = "OPS", timezone: str = "UTC"
+    *, records: int = 200, seed: int = 7, email: str, token: str, project: str = "OPS", timezone: str = "UTC",
+    time_source: TimeSource = SYSTEM_TIME,
 ) -> flask.Flask:
-    """A Jira Cloud sandbox seeded with ``records`` change requests OPS-1..OPS-N."""
-    state = JiraState(records=records, seed=seed, email=email, token=token, project=project, timezone=timezone)
-    app = make_app("jira", auth=_authorized(state), unauthorized=_unauthorized, throttled=_throttled, fault_body=_fault_body)
+    """A Jira Cloud sandbox seeded with ``records`` change requests OPS-1..OPS-N.
+
+    ``time_source`` runs its rate limit and stamps its edits: the machine's clock unless
+    a test passes a :class:`~sandboxes.clock.ManualTime`.
+    """
+    state = JiraState(records=records, seed=seed, email=email, token=token, project=project, timezone=timezone,
+                      time_source=time_source)
+    app = make_app("jira", auth=_authorized(state), unauthorized=_unauthorized, throttled=_throttled(state), fault_body=_fault_body,
+                   time_source=time_source)
     app.extensions[STATE_KEY] = state
 
     @app.errorhandler(JiraHttpError)
@@ -177,9 +188,9 @@ def create_jira_app(
 
     _register_meta_routes(app, state)
     _register_issue_routes(app, state)
-    _register_version_routes(app, state)
+    register_version_routes(app, state)
     register_read_routes(app, state)
-    _register_knobs(app, state)
+    register_knobs(app, state)
     return app
 
 
@@ -319,138 +330,6 @@ def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
         raise jira_error(410, [REMOVED_SEARCH])
 
 
-def _version_date(body: dict[str, Any], name: str, errors: dict[str, str]) -> dt.date | None:
-    raw = body.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return dt.date.fromisoformat(str(raw))
-    except ValueError:
-        errors[name] = f"The {'release' if name == 'releaseDate' else 'start'} date is invalid. Use the format yyyy-MM-dd."
-        return None
-
-
-def _version_changes(state: JiraState, body: Any, current: Version | None) -> dict[str, Any]:
-    """Validated attributes for a created or updated version, or Jira's 400."""
-    if not isinstance(body, dict):
-        raise jira_error(400, ["Invalid request payload. Refer to the REST API documentation and try again."])
-    errors: dict[str, str] = {}
-    changes: dict[str, Any] = {}
-    if current is None or "name" in body:
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip():
-            errors["name"] = "You must specify a valid version name"
-        elif len(name) > 255:
-            errors["name"] = "The version name must not exceed 255 characters."
-        elif any(v.name.lower() == name.strip().lower() and v is not current for v in state.versions.values()):
-            errors["name"] = "A version with this name already exists in this project."
-        else:
-            changes["name"] = name.strip()
-    if current is None:
-        project = body.get("projectId", body.get("project"))
-        if project is None or (str(project).upper() != state.project_key and str(project) != "10000"):
-            errors["project"] = "You must specify a valid project."
-    for date_field, attribute in (("releaseDate", "release_date"), ("startDate", "start_date")):
-        if date_field in body:
-            changes[attribute] = _version_date(body, date_field, errors)
-    for flag in ("released", "archived"):
-        if flag in body:
-            changes[flag] = bool(body[flag])
-    if "description" in body:
-        changes["description"] = str(body["description"] or "")
-    if errors:
-        raise jira_error(400, errors=errors)
-    return changes
-
-
-def _register_version_routes(app: flask.Flask, state: JiraState) -> None:
-    @api_route(app, "/project/<project>/versions", ["GET"])
-    def project_versions(api: str, project: str) -> flask.Response:
-        """GET project/{project}/versions: every version, oldest first."""
-        require_project(state, project)
-        base = f"{root_url()}/rest/api/{api}"
-        with state.lock:
-            return flask.jsonify([version_json(v, base) for v in sorted(state.versions.values(), key=lambda v: v.id)])
-
-    @api_route(app, "/version", ["POST"])
-    def create_version(api: str) -> tuple[flask.Response, int]:
-        """POST version: create a version; 201 with it."""
-        body = read_body()
-        with state.lock:
-            changes = _version_changes(state, body, None)
-            version = Version(state.next_version_id, **changes)
-            state.versions[version.id] = version
-            state.next_version_id += 1
-            state.touch()
-            return flask.jsonify(version_json(version, f"{root_url()}/rest/api/{api}")), 201
-
-    @api_route(app, "/version/<version_id>", ["GET", "PUT"])
-    def version(api: str, version_id: str) -> flask.Response:
-        """GET or PUT version/{id}."""
-        with state.lock:
-            found = state.versions.get(int(version_id)) if version_id.isdigit() else None
-            if found is None:
-                raise jira_error(404, [f"Could not find version for id '{version_id}'"])
-            if flask.request.method == "PUT":
-                for attribute, value in _version_changes(state, read_body(), found).items():
-                    setattr(found, attribute, value)
-                state.touch()
-            return flask.jsonify(version_json(found, f"{root_url()}/rest/api/{api}"))
-
-
-def _register_knobs(app: flask.Flask, state: JiraState) -> None:
-    @sandbox_route(app, "/jira/config", methods=["GET", "POST"])
-    def jira_config() -> flask.Response | tuple[flask.Response, int]:
-        """GET or POST /_sandbox/jira/config: profile time zone, short pages."""
-        if flask.request.method == "POST":
-            body = flask.request.get_json(silent=True) or {}
-            with state.lock:
-                if "timezone" in body:
-                    try:
-                        zoneinfo.ZoneInfo(str(body["timezone"]))
-                    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-                        return flask.jsonify({"error": f"unknown time zone {body['timezone']!r}"}), 400
-                    state.timezone = str(body["timezone"])
-                if "short_pages" in body:
-                    state.short_pages = bool(body["short_pages"])
-        return flask.jsonify({"timezone": state.timezone, "short_pages": state.short_pages})
-
-    @sandbox_route(app, "/jira/expire-tokens", methods=["POST"])
-    def expire_tokens() -> flask.Response:
-        """POST /_sandbox/jira/expire-tokens: every outstanding page token stops working."""
-        with state.lock:
-            state.token_generation += 1
-        return flask.Response(status=204)
-
-    @sandbox_route(app, "/jira/edit-during-paging", methods=["POST"])
-    def edit_during_paging() -> tuple[flask.Response, int]:
-        """POST /_sandbox/jira/edit-during-paging: edit issues just before the next search page."""
-        body = flask.request.get_json(silent=True) or {}
-        edits = body.get("edits") or [{"issue": key, "fields": body.get("fields") or {}} for key in body.get("issues", [])]
-        if not edits:
-            return flask.jsonify({"error": "give 'edits': [{'issue', 'fields'|'update'}] or 'issues' and 'fields'"}), 400
-
-        def apply() -> None:
-            """Apply the edits as the sandbox editor account."""
-            with state.lock:
-                for change in edits:
-                    issue = state.find_issue(str(change["issue"]))
-                    if issue is not None:
-                        payload = {k: change[k] for k in ("fields", "update") if k in change}
-                        edit_issue(state, issue, payload, api="3", author=state.editor)
-
-        controls(app).schedule("jira.search.next_page", apply)
-        return flask.jsonify({"scheduled": len(edits)}), 202
-
-    @sandbox_route(app, "/jira/issues/<key>", methods=["GET"])
-    def raw_issue(key: str) -> flask.Response:
-        """GET /_sandbox/jira/issues/{key}: the issue with every field and its changelog."""
-        with state.lock:
-            issue = find_issue_or_404(state, key)
-            fields = select_fields(None, default="*all")
-            return flask.jsonify(issue_json(state, issue, root=root_url(), api="3", fields=fields, expand={"changelog"}))
-
-
 __all__ = ["create_jira_app", "state_of"]
 
 
@@ -458,10 +337,10 @@ SANDBOX_EMAIL = "relsync@example.com"
 JIRA_PROJECT = "OPS"
 
 
-def start_jira(records: int, seed: int) -> tuple[RunningSandbox, dict[str, Any]]:
+def start_jira(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME) -> tuple[RunningSandbox, dict[str, Any]]:
     """Serve a seeded Jira sandbox; its description names the URL, credentials (as env vars) and project."""
     token = secrets.token_urlsafe(24)
-    app = create_jira_app(records=records, seed=seed, email=SANDBOX_EMAIL, token=token, project=JIRA_PROJECT)
+    app = create_jira_app(records=records, seed=seed, email=SANDBOX_EMAIL, token=token, project=JIRA_PROJECT, time_source=time_source)
     running = serve(app)
     description = {
         "url": running.url,

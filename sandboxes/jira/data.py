@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandboxes.core import Clock
+from sandboxes.clock import SYSTEM_TIME, Clock, TimeSource
 from sandboxes.seed import OBJECTS, SeedRequest, iter_seed_requests
 
 PROJECT_ID = 10000
@@ -79,7 +79,11 @@ PRIORITY_RANK = {name: len(PRIORITIES) - i for i, (_, name) in enumerate(PRIORIT
 SEED_PRIORITY = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"}
 
 OPTIONS = {
-    DEPARTMENT: ("Department", ("Sales Ops", "Marketing Ops", "Support Ops", "Finance Ops", "RevOps", "IT", "HR Ops", "Partner Ops"), 10100),
+    DEPARTMENT: (
+        "Department",
+        ("Sales Ops", "Marketing Ops", "Support Ops", "Finance Ops", "RevOps", "IT", "HR Ops", "Partner Ops"),
+        10100,
+    ),
     REQUEST_TYPE: (
         "Request Type",
         ("Field change", "Layout change", "Workflow/Automation", "Report/Dashboard", "Access/Permissions", "Integration", "Data fix"),
@@ -228,7 +232,8 @@ SEED_PATHS = {s.key: _seed_path(s.key) for s in STATUSES}
 class JiraState:
     """All mutable state of one Jira sandbox, guarded by ``lock`` (an RLock)."""
 
-    def __init__(self, *, records: int, seed: int, email: str, token: str, project: str, timezone: str = "UTC") -> None:
+    def __init__(self, *, records: int, seed: int, email: str, token: str, project: str, timezone: str = "UTC",
+                 time_source: TimeSource = SYSTEM_TIME) -> None:
         self.lock = threading.RLock()
         self.email, self.token = email, token
         self.project_key, self.project_name = project, "Ops Change Requests"
@@ -258,7 +263,7 @@ class JiraState:
             latest = max(latest, issue.updated) if latest else issue.updated
         self.next_number = records + 1
         self.next_history_id = (FIRST_ISSUE_ID + records + 1) * 100
-        self.clock = Clock(floor=latest)
+        self.clock = Clock(floor=latest, source=time_source)
 
     def add_user(self, name: str, email: str) -> User:
         """Register (or return) the account for ``email``."""
@@ -273,7 +278,7 @@ class JiraState:
         fix_versions: list[int] = []
         if request.status in ("deployed", "closed"):
             released = [v for v in self.versions.values() if v.released and v.release_date]
-            due = [v for v in released if v.release_date >= request.updated.date()]
+            due = [v for v in released if v.release_date is not None and v.release_date >= request.updated.date()]
             fix_versions = [(due[0] if due else released[-1]).id]
         return Issue(
             id=FIRST_ISSUE_ID + request.seq - 1,

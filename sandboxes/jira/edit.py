@@ -163,7 +163,8 @@ class _Values:
 
 
 _ATTRS = {"summary": "summary", "priority": "priority", "assignee": "assignee", "reporter": "reporter",
-          "labels": "labels", "fixVersions": "fix_versions", "components": "components", DEPARTMENT: "department", REQUEST_TYPE: "request_type"}
+          "labels": "labels", "fixVersions": "fix_versions", "components": "components",
+          DEPARTMENT: "department", REQUEST_TYPE: "request_type"}
 
 
 def _current(issue: Issue, name: str) -> Any:
@@ -224,7 +225,7 @@ def _items(state: JiraState, issue: Issue, desired: dict[str, Any]) -> list[dict
         elif name in ("summary",) and old != new:
             items.append(_item(name, "jira", old, new))
         elif name == "priority" and old != new:
-            ids = dict((n, i) for i, n in PRIORITIES)
+            ids = {n: i for i, n in PRIORITIES}
             items.append(_item("priority", "jira", old, new, ids.get(old), ids.get(new)))
         elif name in ("assignee", "reporter") and old != new:
             display = {u: state.users[u].name for u in (old, new) if u}
@@ -287,7 +288,9 @@ def create_issue(state: JiraState, body: Any, *, api: str, author: User) -> Issu
     if not isinstance(fields, dict):
         raise EditError(messages=[INVALID_PAYLOAD])
     errors: dict[str, str] = {}
-    project = fields.get("project") if isinstance(fields.get("project"), dict) else {}
+    project = fields.get("project")
+    if not isinstance(project, dict):
+        project = {}
     if str(project.get("id")) != str(PROJECT_ID) and str(project.get("key", "")).upper() != state.project_key:
         errors["project"] = "Specify a valid project ID or key"
     kind = fields.get("issuetype") if isinstance(fields.get("issuetype"), dict) else None

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandboxes.clock import SYSTEM_TIME
 from sandboxes.jira.jql import BoolOp, Clause, Function, JqlError, Value, parse
 
 _DATE_FORMATS = "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'"
@@ -43,7 +44,7 @@ class JqlContext:
     """Where bare dates are read (the account's profile time zone) and what "now" is."""
 
     timezone: str = "UTC"
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    now: Callable[[], dt.datetime] = SYSTEM_TIME.utc
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,15 @@ def compile_query(
     def order(records: list[Any]) -> list[Any]:
         ordered = sorted(records, key=record_id)
         for sort, descending in reversed(sorters):
-            ordered.sort(key=lambda r, s=sort: _sort_key(s(r)), reverse=descending)
+            ordered.sort(key=_sorted_by(sort), reverse=descending)
         return ordered
 
     return CompiledQuery(bounded=tree.where is not None, matches=matches, order=order)
+
+
+def _sorted_by(sort: Callable[[Any], Any]) -> Callable[[Any], tuple]:
+    """The sort key of a record for one ORDER BY field."""
+    return lambda record: _sort_key(sort(record))
 
 
 def _sort_key(value: Any) -> tuple:
@@ -141,7 +147,7 @@ class _Compiler:
             return lambda r: not _is_empty(binding.get(r))
         if binding.kind == "text":
             return self.text(binding, clause, items[0])
-        values = [v for v in (self.resolve(binding, clause, i) for i in items if not (isinstance(i, Value) and i.empty))]
+        values = [self.resolve(binding, clause, i) for i in items if not (isinstance(i, Value) and i.empty)]
         if any(v is _INVALID for v in values):
             return lambda r: None
         return _comparison(binding, op, values, wants_empty)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from sandboxes.jira.data import (
@@ -241,7 +242,7 @@ def issue_json(
     root: str,
     api: str,
     fields: list[str],
-    expand: set[str] = frozenset(),
+    expand: AbstractSet[str] = frozenset(),
 ) -> dict[str, Any]:
     """An issue as Get issue and search return it, with only the ``fields`` asked for."""
     base = f"{root}/rest/api/{api}"

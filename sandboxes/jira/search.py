@@ -50,6 +50,11 @@ def _epoch_ms(issue_time: Any) -> int:
     return int(issue_time.timestamp() * 1000)
 
 
+def _date_binding(alias: str, attribute: str) -> FieldBinding:
+    """A date field (created, updated) under one of its JQL names, ordered by time."""
+    return FieldBinding(alias, "date", lambda i: _epoch_ms(getattr(i, attribute)), sort=lambda i: _epoch_ms(getattr(i, attribute)))
+
+
 def _value_error(text: str, name: str) -> JqlError:
     return JqlError(f"The value '{text}' does not exist for the field '{name}'.")
 
@@ -125,8 +130,8 @@ def field_lookup(state: JiraState, author: User) -> Callable[[str], FieldBinding
     me = {"currentuser": lambda: author.account_id}
 
     def user_binding(name: str) -> FieldBinding:
-        return FieldBinding(name, "value", lambda i, n=name: getattr(i, n), lambda t, n=name: user(t, n),
-                            sort=lambda i, n=name: _display(state, getattr(i, n)), functions=me)
+        return FieldBinding(name, "value", lambda i: getattr(i, name), lambda t: user(t, name),
+                            sort=lambda i: _display(state, getattr(i, name)), functions=me)
 
     def select(field_id: str, name: str) -> FieldBinding:
         attribute = "department" if field_id == DEPARTMENT else "request_type"
@@ -164,8 +169,7 @@ def field_lookup(state: JiraState, author: User) -> Callable[[str], FieldBinding
     for alias in ("key", "issuekey", "issue", "id"):
         table[alias] = FieldBinding(alias, "value", lambda i: i.id, issue_ref(alias), ordered=True, sort=lambda i: i.id)
     for alias, attribute in (("created", "created"), ("createddate", "created"), ("updated", "updated"), ("updateddate", "updated")):
-        table[alias] = FieldBinding(alias, "date", lambda i, a=attribute: _epoch_ms(getattr(i, a)),
-                                    sort=lambda i, a=attribute: _epoch_ms(getattr(i, a)))
+        table[alias] = _date_binding(alias, attribute)
     return lambda name: table.get(name.lower())
 
 

@@ -15,12 +15,12 @@ import hashlib
 import hmac
 import secrets
 import ssl
-import time
 from typing import Any
 
 import flask
 import trustme
 
+from sandboxes.clock import SYSTEM_TIME, TimeSource
 from sandboxes.core import make_app
 from sandboxes.salesforce.data import SalesforceState
 from sandboxes.salesforce.http import (
@@ -57,6 +57,7 @@ MAX_REQUEST_BYTES = 16_384
 def create_salesforce_app(
     *, records: int = 200, seed: int = 7, client_id: str, client_secret: str, object_name: str = OBJECT_NAME,
     daily_limit: int = 15000, username: str = SANDBOX_USERNAME, password: str | None = None,
+    time_source: TimeSource = SYSTEM_TIME,
 ) -> flask.Flask:
     """A Salesforce org sandbox seeded with ``records`` change requests of ``object_name``.
 
@@ -68,11 +69,14 @@ def create_salesforce_app(
         object_name: ``Case`` or ``Change_Request__c``: which object holds the requests.
         daily_limit: the org's daily API request allocation (Sforce-Limit-Info).
         username, password: credentials for the username-password grant (off when password is None).
+        time_source: the org's time (rate limits, modstamps, token issue times); the machine's
+            clock unless a test passes a :class:`~sandboxes.clock.ManualTime`.
     """
     state = SalesforceState(records=records, seed=seed, client_id=client_id, client_secret=client_secret,
-                            object_name=object_name, daily_limit=daily_limit, username=username, password=password)
+                            object_name=object_name, daily_limit=daily_limit, username=username, password=password,
+                            time_source=time_source)
     app = make_app("salesforce", auth=authorized(state), unauthorized=unauthorized, throttled=throttled,
-                   fault_body=fault_body)
+                   fault_body=fault_body, time_source=time_source)
     app.extensions[STATE_KEY] = state
     _register_errors(app)
     _register_quota(app, state)
@@ -181,7 +185,7 @@ def _register_oauth(app: flask.Flask, state: SalesforceState) -> None:
                     raise _oauth_error("invalid_grant", "authentication failure")
             access = state.issue_token()
             identity = f"{root_url()}/id/{state.org_id}/{state.integration_user}"
-        issued = str(int(time.time() * 1000))
+        issued = str(int(state.clock.source.utc().timestamp() * 1000))
         signature = base64.b64encode(hmac.new(state.client_secret.encode(), (identity + issued).encode(),
                                               hashlib.sha256).digest()).decode()
         body = {"access_token": access, "signature": signature, "scope": "api", "instance_url": root_url(),
@@ -247,11 +251,12 @@ def _register_meta_routes(app: flask.Flask, state: SalesforceState) -> None:
         return flask.jsonify(describe_object(obj, base, record_types))
 
 
-def start_salesforce(records: int, seed: int) -> tuple[RunningSandbox, dict[str, Any]]:
+def start_salesforce(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME) -> tuple[RunningSandbox, dict[str, Any]]:
     """Serve a seeded Salesforce sandbox over HTTPS with its own CA; return it and its description."""
     client_id = "3MVG9" + secrets.token_urlsafe(60)
     client_secret = secrets.token_urlsafe(48)
-    app = create_salesforce_app(records=records, seed=seed, client_id=client_id, client_secret=client_secret)
+    app = create_salesforce_app(records=records, seed=seed, client_id=client_id, client_secret=client_secret,
+                                time_source=time_source)
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1", "localhost")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandboxes.core import Clock
+from sandboxes.clock import SYSTEM_TIME, Clock, TimeSource
 from sandboxes.salesforce.schema import SObject, build_catalog
 from sandboxes.salesforce.seed import (
     INTAKE_USER,
@@ -65,7 +65,7 @@ class SalesforceState:
     """One org, guarded by ``lock`` (an RLock)."""
 
     def __init__(self, *, records: int, seed: int, client_id: str, client_secret: str, object_name: str,
-                 daily_limit: int, username: str, password: str | None) -> None:
+                 daily_limit: int, username: str, password: str | None, time_source: TimeSource = SYSTEM_TIME) -> None:
         self.lock = threading.RLock()
         self.catalog = build_catalog()
         known = self.catalog.get(object_name.lower())
@@ -86,7 +86,7 @@ class SalesforceState:
         self.offset = dt.timedelta(0)  # how far the org's clock was advanced by the knob
         self.next_number = {"Case": 1, "Change_Request__c": 1}
         self._user_by_email: dict[str, str] = {}
-        self._seed(records, seed)
+        self._seed(records, seed, time_source)
 
     def _add_user(self, person: Any) -> str:
         known = self._user_by_email.get(person.email)
@@ -98,7 +98,7 @@ class SalesforceState:
         self._user_by_email[person.email] = row["Id"]
         return row["Id"]
 
-    def _seed(self, records: int, seed: int) -> None:
+    def _seed(self, records: int, seed: int, time_source: TimeSource) -> None:
         self.integration_user = self._add_user(INTEGRATION_USER)
         intake = self._add_user(INTAKE_USER)
         self.queue_id = make_id("00G", 1)
@@ -124,7 +124,7 @@ class SalesforceState:
             self.tables["Case"][row["Id"]] = row
             latest = max(latest, row["SystemModstamp"]) if latest else row["SystemModstamp"]
         self.next_number["Case"] = first + extra
-        self.clock = Clock(floor=latest)
+        self.clock = Clock(floor=latest, source=time_source)
 
     # --- reading -------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ class Column:
     def read(self, row: Row, lookup: Lookup) -> Any:
         """The value of this path on ``row`` (None when a relationship on the way is empty)."""
         current: Row | None = row
-        for step, entity in zip(self.steps, self.entities):
+        for step, entity in zip(self.steps, self.entities, strict=True):
             ref = current.get(step.name) if current else None
             current = lookup(entity, ref) if ref else None
         return current.get(self.field.name) if current else None
@@ -113,7 +113,7 @@ def json_value(field: Field, value: Any) -> Any:
 def _place(out: dict[str, Any], column: Column, row: Row, lookup: Lookup, version: str) -> None:
     target: dict[str, Any] | None = out
     current: Row | None = row
-    for step, entity in zip(column.steps, column.entities):
+    for step, entity in zip(column.steps, column.entities, strict=True):
         ref = current.get(step.name) if current else None
         current = lookup(entity, ref) if ref else None
         assert step.relationship is not None and target is not None

@@ -142,6 +142,8 @@ def test_datetime_parse_formats() -> None:
     assert parse_with_format("07/01/2026 3:04 pm", "MM/DD/YYYY h:mm a") == dt.datetime(2026, 7, 1, 15, 4, tzinfo=UTC)
     assert parse_with_format("1782900000", "X") == dt.datetime.fromtimestamp(1782900000, UTC)
     assert parse_with_format("2026-07-01T10:00:00+0200", "YYYY-MM-DD[T]HH:mm:ssZ") == dt.datetime(2026, 7, 1, 8, tzinfo=UTC)
+    in_2031 = dt.datetime(2031, 5, 5, tzinfo=UTC)
+    assert parse_with_format("07/01", "MM/DD", in_2031) == dt.datetime(2031, 7, 1, tzinfo=UTC)  # no year: the sandbox's "now"
 
 
 def test_record_functions_and_field_change_times() -> None:

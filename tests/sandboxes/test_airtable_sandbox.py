@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,6 +68,7 @@ from pyairtable.formulas import (
 
 from sandboxes.airtable.app import create_airtable_app, start_airtable
 from sandboxes.airtable.data import SEED_STATUS, airtable_id
+from sandboxes.clock import ManualTime
 from sandboxes.seed import seed_requests
 from sandboxes.server import RunningSandbox, start_sandboxes
 
@@ -116,6 +116,22 @@ class Sandbox:
 def sandbox() -> Iterator[Sandbox]:
     """A fresh Airtable sandbox per test (250 seeded requests)."""
     running, description = start_airtable(RECORDS, SEED)
+    try:
+        yield Sandbox(running, description)
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def clock() -> ManualTime:
+    """The time of :func:`timed_sandbox`: it moves only when the test advances it."""
+    return ManualTime()
+
+
+@pytest.fixture
+def timed_sandbox(clock: ManualTime) -> Iterator[Sandbox]:
+    """A fresh Airtable sandbox whose rate limit, penalty and offset expiry run on ``clock``."""
+    running, description = start_airtable(RECORDS, SEED, time_source=clock)
     try:
         yield Sandbox(running, description)
     finally:
@@ -201,7 +217,8 @@ def test_formulas_from_pyairtable_helpers_select_exactly(sandbox: Sandbox) -> No
 def test_unsupported_formulas_are_refused_never_ignored(sandbox: Sandbox, formula: str, detail: str) -> None:
     answer = refusal(lambda: sandbox.table.all(formula=formula))
     assert answer.status_code == 422
-    assert answer.json() == {"error": {"type": "INVALID_FILTER_BY_FORMULA", "message": f"The formula for filtering records is invalid: {detail}"}}
+    message = f"The formula for filtering records is invalid: {detail}"
+    assert answer.json() == {"error": {"type": "INVALID_FILTER_BY_FORMULA", "message": message}}
 
 
 def test_sort_follows_choice_order_then_record_id(sandbox: Sandbox) -> None:
@@ -295,7 +312,8 @@ def test_links_take_record_ids_or_names_with_typecast(sandbox: Sandbox) -> None:
     linked = sandbox.table.update(rec(3), {"Release Link": [first["id"]]})
     assert linked["fields"]["Release Link"] == [first["id"]]
     answer = refusal(lambda: sandbox.table.update(rec(3), {"Release Link": ["2026.12"]}))
-    assert answer.status_code == 422 and answer.json()["error"] == {"type": "INVALID_VALUE_FOR_COLUMN", "message": "Value is not an array of record IDs."}
+    assert answer.status_code == 422
+    assert answer.json()["error"] == {"type": "INVALID_VALUE_FOR_COLUMN", "message": "Value is not an array of record IDs."}
     typed = sandbox.table.update(rec(3), {"Release Link": ["2026.12", first["fields"]["Name"]]}, typecast=True)
     new_release = releases.first(formula=match({"Name": "2026.12"}))
     assert new_release is not None and typed["fields"]["Release Link"] == [new_release["id"], first["id"]]
@@ -323,13 +341,15 @@ def test_last_modified_moves_on_writes_and_formula_finds_the_edited(sandbox: San
 def test_computed_and_unknown_fields_and_bad_values_are_refused(sandbox: Sandbox) -> None:
     computed = refusal(lambda: sandbox.table.create({"Title": "x", "Created": "2026-01-01T00:00:00.000Z"}))
     assert computed.status_code == 422
-    assert computed.json() == {"error": {"type": "INVALID_VALUE_FOR_COLUMN", "message": 'Field "Created" cannot accept a value because the field is computed'}}
+    assert computed.json() == {
+        "error": {"type": "INVALID_VALUE_FOR_COLUMN", "message": 'Field "Created" cannot accept a value because the field is computed'}}
     stamped = refusal(lambda: sandbox.table.update(rec(1), {"Last Modified": None}))
     assert stamped.json()["error"]["message"] == 'Field "Last Modified" cannot accept a value because the field is computed'
     unknown = refusal(lambda: sandbox.table.update(rec(1), {"Stauts": "New"}))
     assert unknown.json() == {"error": {"type": "UNKNOWN_FIELD_NAME", "message": 'Unknown field name: "Stauts"'}}
     timestamp = refusal(lambda: sandbox.table.update(rec(1), {"Target Date": "2026-12-01T10:00:00.000Z"}))
-    assert timestamp.json() == {"error": {"type": "INVALID_VALUE_FOR_COLUMN", "message": 'Field "Target Date" cannot accept the provided value'}}
+    assert timestamp.json() == {
+        "error": {"type": "INVALID_VALUE_FOR_COLUMN", "message": 'Field "Target Date" cannot accept the provided value'}}
     assert sandbox.table.update(rec(1), {"Target Date": "2026-12-01T10:00:00.000Z"}, typecast=True)["fields"]["Target Date"] == "2026-12-01"
     number = refusal(lambda: sandbox.table.update(rec(1), {"Title": 42}))
     assert number.json()["error"]["type"] == "INVALID_VALUE_FOR_COLUMN"
@@ -342,7 +362,8 @@ def test_metadata_describes_tables_fields_and_views(sandbox: Sandbox) -> None:
     types = {f.name: f.type for f in schema.fields}
     assert types == {
         "Title": "singleLineText", "Description": "multilineText", "Department": "singleSelect", "Request Type": "singleSelect",
-        "Affected Object": "singleSelect", "Priority": "singleSelect", "Status": "singleSelect", "Requester": "singleLineText", "Requester Email": "email",
+        "Affected Object": "singleSelect", "Priority": "singleSelect", "Status": "singleSelect", "Requester": "singleLineText",
+        "Requester Email": "email",
         "Owner": "singleLineText", "Release": "singleLineText", "Release Select": "singleSelect",
         "Release Link": "multipleRecordLinks", "Target Date": "date", "Created": "createdTime", "Last Modified": "lastModifiedTime",
     }
@@ -361,7 +382,8 @@ def test_metadata_describes_tables_fields_and_views(sandbox: Sandbox) -> None:
 def test_credentials_bases_tables_and_routes(sandbox: Sandbox) -> None:
     stranger = Api("patNotTheRightToken.0000", endpoint_url=sandbox.url, retry_strategy=None)
     answer = refusal(lambda: stranger.table(sandbox.base, "Change Requests").first())
-    assert answer.status_code == 401 and answer.json() == {"error": {"type": "AUTHENTICATION_REQUIRED", "message": "Authentication required"}}
+    assert answer.status_code == 401
+    assert answer.json() == {"error": {"type": "AUTHENTICATION_REQUIRED", "message": "Authentication required"}}
     assert requests.get(sandbox.records_url, timeout=10).status_code == 401
     for url in (f"{sandbox.url}/v0/appNotMyBase00000/Change%20Requests", f"{sandbox.url}/v0/{sandbox.base}/Nope",
                 f"{sandbox.url}/v0/meta/bases/appNotMyBase00000/tables"):
@@ -375,15 +397,16 @@ def test_credentials_bases_tables_and_routes(sandbox: Sandbox) -> None:
     assert all(r["commentCount"] == 0 for r in counted)
 
 
-def test_rate_limit_then_penalty_window(sandbox: Sandbox) -> None:
+def test_rate_limit_then_penalty_window(timed_sandbox: Sandbox, clock: ManualTime) -> None:
+    sandbox = timed_sandbox
     sandbox.knob("/config", {"rate_limit": {"requests": 5, "per_seconds": 1, "penalty_seconds": 1.5}})
     statuses = [sandbox.http.get(sandbox.records_url, params={"maxRecords": 1}).status_code for _ in range(6)]
-    assert statuses == [200] * 5 + [429]
+    assert statuses == [200] * 5 + [429]  # t=0: the sixth opens the penalty, until t=1.5
     penalised = refusal(lambda: sandbox.table.first())
     assert penalised.status_code == 429 and penalised.json() == RATE_LIMITED and "Retry-After" not in penalised.headers
-    time.sleep(0.5)
-    assert sandbox.http.get(sandbox.records_url, params={"maxRecords": 1}).status_code == 429  # still in the window
-    time.sleep(1.1)
+    clock.advance(1.499)  # the 1 s window has room again, but the penalty's last millisecond still refuses
+    assert sandbox.http.get(sandbox.records_url, params={"maxRecords": 1}).status_code == 429
+    clock.advance(0.001)  # t=1.5: the penalty is over
     assert sandbox.table.first() is not None
     assert sandbox.knob("/calls", method="GET")["statuses"] == {"200": 6, "429": 3}
     sandbox.knob("/airtable/config", {"retry_after_header": True})
@@ -401,11 +424,21 @@ def test_expired_offsets_answer_422_mid_iteration(sandbox: Sandbox) -> None:
     garbage = sandbox.http.get(sandbox.records_url, params={"offset": "itrNotAnIterator/rec00000000000000"})
     assert garbage.status_code == 422 and garbage.json()["error"]["type"] == "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
     assert len(sandbox.table.all()) == RECORDS  # restarting from the beginning works
-    sandbox.knob("/airtable/config", {"iterator_ttl_seconds": 0.2})
+
+
+def test_an_offset_times_out_when_its_iterator_idles_longer_than_the_ttl(timed_sandbox: Sandbox, clock: ManualTime) -> None:
+    # The time-out counts from the iterator's last page, not from its first: an offset
+    # idle exactly the TTL still works, one idle a millisecond longer answers 422.
+    sandbox = timed_sandbox
+    sandbox.knob("/airtable/config", {"iterator_ttl_seconds": 2})
     pages = sandbox.table.iterate(page_size=100)
-    next(pages)
-    time.sleep(0.3)
-    assert refusal(lambda: next(pages)).status_code == 422
+    assert len(next(pages)) == 100  # t=0: the iterator opens
+    clock.advance(2)
+    assert len(next(pages)) == 100  # t=2: idle exactly the TTL, still good; the page renews it
+    clock.advance(2.001)
+    answer = refusal(lambda: next(pages))  # t=4.001: idle 2.001 s
+    assert answer.status_code == 422 and answer.json() == {"error": {"type": "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"}}
+    assert len(sandbox.table.all()) == RECORDS  # starting again opens a fresh iterator
 
 
 def test_edits_during_paging_neither_skip_nor_repeat(sandbox: Sandbox) -> None:

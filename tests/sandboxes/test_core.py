@@ -1,7 +1,20 @@
-"""The shared sandbox core (counter, limiter, faults, hooks, clock), the server, and the seed."""
+"""The shared sandbox core (counter, limiter, faults, hooks, clock), the server, and the seed.
+
+Time: every window a sandbox keeps runs on the app's time source. These tests build the
+app with a ``ManualTime`` and advance it, so they stand exactly on a window's edge
+instead of sleeping past it. What they pin down:
+- A request admitted at ``t`` fills the rate-limit window until ``t + per_seconds``; at
+  that instant it has left (the window is half-open), so the request is admitted again.
+- A computed Retry-After is the wait until the oldest request leaves, rounded up to whole
+  seconds and never below 1; refused requests do not fill the window.
+- A penalty opened at ``t`` refuses everything before ``t + penalty_seconds``, even when
+  the window has room, and nothing from then on.
+- ``ManualTime`` counts whole nanoseconds, so decimal steps add up exactly.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 import time
 from collections import Counter
@@ -11,7 +24,8 @@ import flask
 import pytest
 import requests
 
-from sandboxes.core import Clock, controls, make_app, sandbox_route
+from sandboxes.clock import MANUAL_START, SYSTEM_TIME, Clock, ManualTime, TimeSource
+from sandboxes.core import controls, make_app, sandbox_route
 from sandboxes.seed import (
     ANCHOR,
     DEPARTMENTS,
@@ -27,7 +41,7 @@ from tests.sandboxes.conftest import calls, knob
 OK = {"X-Key": "ok"}
 
 
-def toy_app(penalty_seconds: float = 0.0) -> flask.Flask:
+def toy_app(penalty_seconds: float = 0.0, time_source: TimeSource = SYSTEM_TIME) -> flask.Flask:
     """A minimal sandbox on the core: one record store, a crashing route, a custom knob."""
     items: dict[str, str] = {"a": "first"}
 
@@ -41,7 +55,8 @@ def toy_app(penalty_seconds: float = 0.0) -> flask.Flask:
         return response
 
     app = make_app("toy", auth=lambda r: r.headers.get("X-Key") == "ok", unauthorized=unauthorized,
-                   throttled=throttled, fault_body=lambda status: {"fault": status}, penalty_seconds=penalty_seconds)
+                   throttled=throttled, fault_body=lambda status: {"fault": status}, penalty_seconds=penalty_seconds,
+                   time_source=time_source)
 
     @app.get("/items/<item_id>")
     def get_item(item_id: str) -> flask.Response:
@@ -75,7 +90,7 @@ def test_clock_is_strictly_increasing_by_a_millisecond_and_respects_its_floor() 
     clock = Clock(floor=floor)
     stamps = [clock.now() for _ in range(500)]
     assert stamps[0] > floor and stamps[0] - floor <= dt.timedelta(milliseconds=1)
-    assert all(b - a >= dt.timedelta(milliseconds=1) for a, b in zip(stamps, stamps[1:]))
+    assert all(b - a >= dt.timedelta(milliseconds=1) for a, b in itertools.pairwise(stamps))
     assert all(s.microsecond % 1000 == 0 and s.tzinfo == dt.UTC for s in stamps)
 
 
@@ -137,25 +152,100 @@ def test_rate_limit_refuses_only_requests_over_the_limit(toy: RunningSandbox) ->
     assert requests.get(f"{toy.url}/items/a", headers=OK).status_code == 200
 
 
-def test_rate_limit_window_slides() -> None:
-    with serve(toy_app()) as running:
-        knob(running, "/config", {"rate_limit": {"requests": 1, "per_seconds": 0.3}})
-        first = requests.get(f"{running.url}/items/a", headers=OK)
-        second = requests.get(f"{running.url}/items/a", headers=OK)
-        time.sleep(0.35)
-        third = requests.get(f"{running.url}/items/a", headers=OK)
-    assert (first.status_code, second.status_code, third.status_code) == (200, 429, 200)
-    assert second.headers["Retry-After"] == "1"  # computed wait, rounded up to whole seconds
+def test_rate_limit_window_reopens_exactly_when_its_oldest_request_leaves() -> None:
+    clock = ManualTime()
+    with serve(toy_app(time_source=clock)) as running:
+        knob(running, "/config", {"rate_limit": {"requests": 2, "per_seconds": 10}})
+
+        def get() -> requests.Response:
+            return requests.get(f"{running.url}/items/a", headers=OK)
+
+        assert get().status_code == 200  # t=0
+        clock.advance(4)
+        assert get().status_code == 200  # t=4: the window holds 0 and 4
+        full = get()
+        assert full.status_code == 429 and full.headers["Retry-After"] == "6"  # until the request at 0 leaves
+        clock.advance(5.999)
+        almost = get()  # t=9.999: a millisecond early is still refused
+        assert almost.status_code == 429 and almost.headers["Retry-After"] == "1"  # 0.001 s, rounded up to a whole second
+        clock.advance(0.001)
+        assert get().status_code == 200  # t=10: the request at 0 has left; refusals never filled the window
+        again = get()
+        assert again.status_code == 429 and again.headers["Retry-After"] == "4"  # now 4 is the oldest
+        clock.advance(4)
+        assert get().status_code == 200  # t=14
+        assert calls(running)["statuses"] == {"200": 4, "429": 3}
 
 
-def test_penalty_window_refuses_everything_after_the_first_429() -> None:
-    with serve(toy_app(penalty_seconds=30)) as running:
-        knob(running, "/config", {"rate_limit": {"requests": 2, "per_seconds": 0.2}})
-        first = [requests.get(f"{running.url}/items/a", headers=OK).status_code for _ in range(3)]
-        time.sleep(0.25)  # the window has room again, but the penalty still runs
-        later = requests.get(f"{running.url}/items/a", headers=OK)
-    assert first == [200, 200, 429]
-    assert later.status_code == 429 and later.headers["Retry-After"] in ("29", "30")
+def test_penalty_window_refuses_everything_until_it_ends() -> None:
+    clock = ManualTime()
+    with serve(toy_app(penalty_seconds=30, time_source=clock)) as running:
+        knob(running, "/config", {"rate_limit": {"requests": 2, "per_seconds": 1}})
+
+        def get() -> requests.Response:
+            return requests.get(f"{running.url}/items/a", headers=OK)
+
+        first = [get() for _ in range(3)]  # t=0: the third opens a 30 s penalty
+        assert [r.status_code for r in first] == [200, 200, 429] and first[2].headers["Retry-After"] == "30"
+        clock.advance(1)
+        room = get()  # t=1: the window has room again, but the penalty still runs
+        assert room.status_code == 429 and room.headers["Retry-After"] == "29"
+        clock.advance(28.999)
+        last = get()  # t=29.999: the penalty's last millisecond
+        assert last.status_code == 429 and last.headers["Retry-After"] == "1"
+        clock.advance(0.001)
+        assert get().status_code == 200  # t=30: over, and refusals inside it did not extend it
+        assert get().status_code == 200
+        third = get()  # over the limit again: a fresh 30 s penalty
+        assert third.status_code == 429 and third.headers["Retry-After"] == "30"
+        assert calls(running)["statuses"] == {"200": 4, "429": 4}
+
+
+def test_a_fixed_retry_after_is_sent_whatever_the_wait() -> None:
+    clock = ManualTime()
+    with serve(toy_app(time_source=clock)) as running:
+        knob(running, "/config", {"rate_limit": {"requests": 1, "per_seconds": 60, "retry_after": 3}})
+        assert requests.get(f"{running.url}/items/a", headers=OK).status_code == 200
+        clock.advance(59.5)
+        refused = requests.get(f"{running.url}/items/a", headers=OK)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "3"  # not the 0.5 s left
+        clock.advance(0.5)
+        assert requests.get(f"{running.url}/items/a", headers=OK).status_code == 200
+
+
+def test_reconfiguring_the_limit_forgets_past_requests_and_penalties() -> None:
+    clock = ManualTime()
+    with serve(toy_app(penalty_seconds=30, time_source=clock)) as running:
+        knob(running, "/config", {"rate_limit": {"requests": 1, "per_seconds": 60}})
+        codes = [requests.get(f"{running.url}/items/a", headers=OK).status_code for _ in range(2)]
+        knob(running, "/config", {"rate_limit": {"requests": 1, "per_seconds": 60}})  # same limit, fresh state
+        codes.append(requests.get(f"{running.url}/items/a", headers=OK).status_code)
+    assert codes == [200, 429, 200]
+
+
+def test_manual_time_moves_only_when_advanced_and_adds_steps_exactly() -> None:
+    clock = ManualTime()
+    assert (clock.monotonic(), clock.utc()) == (0.0, MANUAL_START)
+    for _ in range(10):
+        clock.advance(0.1)
+    assert clock.monotonic() == 1.0  # ten floats of 0.1 would add up to 0.9999999999999999
+    assert clock.utc() == MANUAL_START + dt.timedelta(seconds=1)
+    with pytest.raises(ValueError, match="only moves forward"):
+        clock.advance(-1)
+    with pytest.raises(ValueError, match="aware"):
+        ManualTime(dt.datetime(2026, 1, 1))  # naive on purpose
+
+
+def test_clock_stamps_read_the_time_source_and_tick_while_it_stands_still() -> None:
+    source = ManualTime(dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC))
+    clock = Clock(floor=MANUAL_START, source=source)
+    assert clock.peek() == dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+    stamps = [clock.now() for _ in range(3)]
+    assert stamps == [dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC) + dt.timedelta(milliseconds=n) for n in range(3)]
+    source.advance(60)
+    assert clock.now() == dt.datetime(2026, 12, 1, 9, 31, tzinfo=dt.UTC)
+    behind = Clock(floor=dt.datetime(2027, 1, 1, tzinfo=dt.UTC), source=source)  # seeded data after the source's time
+    assert behind.now() == dt.datetime(2027, 1, 1, 0, 0, 0, 1000, tzinfo=dt.UTC)
 
 
 def test_fault_replaces_the_handler_times_then_disappears(toy: RunningSandbox) -> None:
@@ -235,9 +325,9 @@ def test_seed_is_deterministic_prefix_stable_and_seed_sensitive() -> None:
 def test_seed_values_are_normalized_and_realistic() -> None:
     requests_ = seed_requests(3000, 7)
     statuses = Counter(r.status for r in requests_)
-    assert set(statuses) <= set(STATUSES) and set(r.priority for r in requests_) == set(PRIORITIES)
-    assert set(r.department for r in requests_) <= set(DEPARTMENTS)
-    assert set(r.request_type for r in requests_) == set(REQUEST_TYPES)
+    assert set(statuses) <= set(STATUSES) and {r.priority for r in requests_} == set(PRIORITIES)
+    assert {r.department for r in requests_} <= set(DEPARTMENTS)
+    assert {r.request_type for r in requests_} == set(REQUEST_TYPES)
     assert 0.28 < statuses["approved"] / len(requests_) < 0.40  # roughly a third approved
     assert any(r.owner is None for r in requests_) and any(r.owner for r in requests_)
     assert len({r.title for r in requests_}) > 1500  # composed, not a short list

@@ -23,6 +23,7 @@ What each behaviour is modelled on (looked up, not guessed):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from typing import Any
 
@@ -30,9 +31,10 @@ import pytest
 import requests
 from jira import JIRA, JIRAError
 
+from sandboxes.clock import ManualTime
 from sandboxes.jira.app import create_jira_app
 from sandboxes.seed import SeedRequest, seed_requests
-from sandboxes.server import RunningSandbox
+from sandboxes.server import RunningSandbox, serve
 from tests.sandboxes.conftest import RECORDS, SEED, calls, knob
 
 SEEDS = seed_requests(RECORDS, SEED)
@@ -92,7 +94,8 @@ def test_field_list_has_system_and_custom_fields(client: JIRA) -> None:
     department = fields["customfield_10070"]
     assert department["name"] == "Department" and department["custom"] is True
     assert department["clauseNames"] == ["cf[10070]", "Department"]
-    assert department["schema"] == {"type": "option", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select", "customId": 10070}
+    select = "com.atlassian.jira.plugin.system.customfieldtypes:select"
+    assert department["schema"] == {"type": "option", "custom": select, "customId": 10070}
     assert fields["customfield_10071"]["name"] == "Request Type"
     assert client._fields_cache["Department"] == "customfield_10070"  # the client translates names through this
 
@@ -130,7 +133,9 @@ def test_max_results_is_capped_and_range_checked(client: JIRA, http: requests.Se
     assert len(default["issues"]) == 50 and default["isLast"] is False
 
 
-def test_post_search_equals_get_and_refuses_fields_it_does_not_know(client: JIRA, http: requests.Session, jira_sandbox: RunningSandbox) -> None:
+def test_post_search_equals_get_and_refuses_fields_it_does_not_know(
+    client: JIRA, http: requests.Session, jira_sandbox: RunningSandbox
+) -> None:
     jql = "project = OPS AND priority = Highest ORDER BY created DESC"
     by_get = client.enhanced_search_issues(jql, maxResults=100, fields=["priority"], json_result=True)
     by_post = client.enhanced_search_issues(jql, maxResults=100, fields=["priority"], json_result=True, use_post=True)
@@ -174,7 +179,8 @@ def test_epoch_millisecond_and_date_filters(client: JIRA, jira_sandbox: RunningS
         ("project = OPS AND status = Approved", lambda r: r.status == "approved"),
         ("project = OPS AND status in (Open, Triage)", lambda r: r.status in ("new", "triaged")),
         ("project = OPS AND priority in (Highest, High)", lambda r: r.priority in ("critical", "high")),
-        ("project = OPS AND priority > Medium AND status != Approved", lambda r: r.priority in ("critical", "high") and r.status != "approved"),
+        ("project = OPS AND priority > Medium AND status != Approved",
+         lambda r: r.priority in ("critical", "high") and r.status != "approved"),
         ("project = OPS AND assignee is EMPTY", lambda r: r.owner is None),
         ('project = OPS AND Department = "Sales Ops"', lambda r: r.department == "Sales Ops"),
         ("project = OPS AND cf[10070] = 'Sales Ops'", lambda r: r.department == "Sales Ops"),
@@ -232,13 +238,14 @@ def test_removed_search_endpoints_answer_410(http: requests.Session, jira_sandbo
 def test_page_tokens_belong_to_their_query_and_can_be_expired(client: JIRA, jira_sandbox: RunningSandbox) -> None:
     first = client.enhanced_search_issues("project = OPS ORDER BY key", maxResults=10, fields=["summary"], json_result=True)
     token = first["nextPageToken"]
+    page = functools.partial(client.enhanced_search_issues, maxResults=10, fields=["summary"], json_result=True)
     for jql, bad in (("project = OPS ORDER BY updated", token), ("project = OPS ORDER BY key", "garbage")):
-        error = refused(lambda: client.enhanced_search_issues(jql, nextPageToken=bad, maxResults=10, fields=["summary"], json_result=True))
+        error = refused(functools.partial(page, jql, nextPageToken=bad))
         assert error.status_code == 400 and error.response.json()["errorMessages"][0].startswith("The nextPageToken is invalid")
-    second = client.enhanced_search_issues("project = OPS ORDER BY key", nextPageToken=token, maxResults=10, fields=["summary"], json_result=True)
+    second = page("project = OPS ORDER BY key", nextPageToken=token)
     assert [i["key"] for i in second["issues"]] == [f"OPS-{n}" for n in range(11, 21)]
     knob(jira_sandbox, "/jira/expire-tokens")
-    error = refused(lambda: client.enhanced_search_issues("project = OPS ORDER BY key", nextPageToken=token, maxResults=10, fields=["summary"], json_result=True))
+    error = refused(lambda: page("project = OPS ORDER BY key", nextPageToken=token))
     assert error.status_code == 400
 
 
@@ -322,7 +329,8 @@ def test_fix_versions_by_name_and_update_operations(client: JIRA) -> None:
         ("Fix Version", "fixVersions", "2026.11", None), ("Fix Version", "fixVersions", None, "2026.10")}
     error = refused(lambda: issue.update(update={"fixVersions": [{"rename": {"name": "x"}}]}))
     assert error.response.json()["errorMessages"] == [
-        "Field with id' fixVersions' and name 'Fix versions' does not support operation 'rename' Supported operation(s) are: 'set,add,remove'"]
+        "Field with id' fixVersions' and name 'Fix versions' does not support operation 'rename' "
+        "Supported operation(s) are: 'set,add,remove'"]
 
 
 def test_versions_list_create_and_refuse_duplicates(client: JIRA, http: requests.Session, jira_sandbox: RunningSandbox) -> None:
@@ -355,7 +363,9 @@ def test_transitions_follow_the_workflow_from_the_current_status(client: JIRA) -
     assert client.issue(key, fields="status").fields.status.name == "Scheduled"
 
 
-def test_every_write_advances_updated_and_lands_in_the_changelog(client: JIRA, http: requests.Session, jira_sandbox: RunningSandbox) -> None:
+def test_every_write_advances_updated_and_lands_in_the_changelog(
+    client: JIRA, http: requests.Session, jira_sandbox: RunningSandbox
+) -> None:
     key = next(f"OPS-{r.seq}" for r in SEEDS if r.status == "approved")
     seed = SEEDS[int(key.split("-")[1]) - 1]
     issue = client.issue(key)
@@ -441,6 +451,25 @@ def test_rate_limit_answers_429_with_retry_after(client: JIRA, jira_sandbox: Run
     assert client.issue("OPS-3").key == "OPS-3"
 
 
+def test_rate_limit_reset_names_the_minute_the_window_has_room_again() -> None:
+    # X-RateLimit-Reset is the sandbox's time plus Retry-After, to the minute (Jira sends
+    # no seconds); the window itself is the core's: the refusal ends exactly 60 s after
+    # the request that filled it.
+    clock = ManualTime(dt.datetime(2026, 11, 2, 9, 59, 30, tzinfo=dt.UTC))
+    with serve(create_jira_app(records=5, email="a@example.com", token="t", time_source=clock)) as running:
+        jira = JIRA(server=running.url, basic_auth=("a@example.com", "t"), max_retries=0, options={"rest_api_version": "3"})
+        knob(running, "/config", {"rate_limit": {"requests": 1, "per_seconds": 60}})
+        jira.issue("OPS-1")  # 09:59:30
+        clock.advance(20)
+        headers = refused(lambda: jira.issue("OPS-2")).response.headers  # 09:59:50, 40 s before the window has room
+        assert headers["Retry-After"] == "40" and headers["X-RateLimit-Reset"] == "2026-11-02T10:00Z"
+        clock.advance(39.999)
+        assert refused(lambda: jira.issue("OPS-2")).response.headers["Retry-After"] == "1"
+        clock.advance(0.001)
+        assert jira.issue("OPS-2").key == "OPS-2"  # 10:00:30
+        assert calls(running)["statuses"] == {"200": 3, "429": 2}  # the client's serverInfo at start, two issues
+
+
 def test_injected_faults_fire_twice_then_the_write_succeeds(client: JIRA, jira_sandbox: RunningSandbox) -> None:
     knob(jira_sandbox, "/faults", {"method": "PUT", "path": "/rest/api/3/issue/*", "status": 503, "times": 2})
     issue = client.issue("OPS-9")
@@ -476,7 +505,7 @@ def test_seeded_data_is_deterministic_and_mapped_from_the_seed() -> None:
                 "deployed": "Deployed", "closed": "Closed", "rejected": "Rejected"}
     priorities = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"}
     seeds: list[SeedRequest] = seed_requests(20, 7)
-    for raw, seed in zip(first, seeds):
+    for raw, seed in zip(first, seeds, strict=True):
         fields = raw["fields"]
         assert raw["key"] == f"OPS-{seed.seq}" and raw["id"] == str(10000 + seed.seq)
         assert fields["summary"] == seed.title and fields["status"]["name"] == statuses[seed.status]

@@ -171,7 +171,8 @@ def test_validation_errors_are_all_reported_at_once() -> None:
         ("title = x", "The operator '=' is not supported by the 'title' field."),
         ("status > open", "The operator '>' is not supported by the 'status' field."),
         ('when > "yesterday"', "Date value 'yesterday' for field 'when' is invalid. Valid formats include: "
-                               "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'."),
+                               "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', "
+                               "or a period format e.g. '-5d', '4w 2d'."),
         ('title ~ ""', "The field 'title' does not support searching for an empty string."),
         ("when > now(1)", "Function 'now' expected '0' arguments but received '1'."),
         ("status WAS open", "The operator 'WAS' is not supported by the relsync sandbox."),

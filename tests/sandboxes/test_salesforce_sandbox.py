@@ -341,7 +341,8 @@ def test_shared_modstamp_across_a_page_boundary_and_the_tie_break(org: RunningSa
         ("NOT (Status = 'Approved' OR Status = 'Closed')", lambda r: r.status not in ("approved", "closed")),
         ("Release__c != null", lambda r: r.status in ("deployed", "closed")),
         ("CreatedDate < 2026-07-01T00:00:00Z", lambda r: r.created < dt.datetime(2026, 7, 1, tzinfo=UTC)),
-        ("LastModifiedDate >= 2026-10-01T02:00:00+02:00", lambda r: r.updated.replace(microsecond=0) >= dt.datetime(2026, 10, 1, tzinfo=UTC)),
+        ("LastModifiedDate >= 2026-10-01T02:00:00+02:00",
+         lambda r: r.updated.replace(microsecond=0) >= dt.datetime(2026, 10, 1, tzinfo=UTC)),
         (f"SuppliedEmail = '{SEEDS[0].requester.email.upper()}'", lambda r: r.requester == SEEDS[0].requester),
     ],
 )

@@ -1,0 +1,77 @@
+"""Test knobs of the Jira sandbox, under ``/_sandbox/jira/`` (never authenticated or counted).
+
+- ``GET|POST config {"timezone"?, "short_pages"?}``: the account's profile time zone, and
+  search pages shorter than asked for (Jira does not promise full pages).
+- ``POST expire-tokens``: every outstanding nextPageToken answers 400 from now on.
+- ``POST edit-during-paging {"edits": [{"issue", "fields"|"update"}]}`` (or ``"issues"``
+  and ``"fields"``): apply these edits just before the next search page is served.
+- ``GET issues/{key}``: an issue with every field and its changelog.
+"""
+from __future__ import annotations
+
+import zoneinfo
+
+import flask
+
+from sandboxes.core import controls, sandbox_route
+from sandboxes.jira.data import JiraState
+from sandboxes.jira.edit import edit_issue
+from sandboxes.jira.http import find_issue_or_404, root_url
+from sandboxes.jira.render import issue_json, select_fields
+
+
+def register_knobs(app: flask.Flask, state: JiraState) -> None:
+    """Add the Jira knobs to ``app``."""
+    @sandbox_route(app, "/jira/config", methods=["GET", "POST"])
+    def jira_config() -> flask.Response | tuple[flask.Response, int]:
+        """GET or POST /_sandbox/jira/config: profile time zone, short pages."""
+        if flask.request.method == "POST":
+            body = flask.request.get_json(silent=True) or {}
+            with state.lock:
+                if "timezone" in body:
+                    try:
+                        zoneinfo.ZoneInfo(str(body["timezone"]))
+                    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                        return flask.jsonify({"error": f"unknown time zone {body['timezone']!r}"}), 400
+                    state.timezone = str(body["timezone"])
+                if "short_pages" in body:
+                    state.short_pages = bool(body["short_pages"])
+        return flask.jsonify({"timezone": state.timezone, "short_pages": state.short_pages})
+
+    @sandbox_route(app, "/jira/expire-tokens", methods=["POST"])
+    def expire_tokens() -> flask.Response:
+        """POST /_sandbox/jira/expire-tokens: every outstanding page token stops working."""
+        with state.lock:
+            state.token_generation += 1
+        return flask.Response(status=204)
+
+    @sandbox_route(app, "/jira/edit-during-paging", methods=["POST"])
+    def edit_during_paging() -> tuple[flask.Response, int]:
+        """POST /_sandbox/jira/edit-during-paging: edit issues just before the next search page."""
+        body = flask.request.get_json(silent=True) or {}
+        edits = body.get("edits") or [{"issue": key, "fields": body.get("fields") or {}} for key in body.get("issues", [])]
+        if not edits:
+            return flask.jsonify({"error": "give 'edits': [{'issue', 'fields'|'update'}] or 'issues' and 'fields'"}), 400
+
+        def apply() -> None:
+            """Apply the edits as the sandbox editor account."""
+            with state.lock:
+                for change in edits:
+                    issue = state.find_issue(str(change["issue"]))
+                    if issue is not None:
+                        payload = {k: change[k] for k in ("fields", "update") if k in change}
+                        edit_issue(state, issue, payload, api="3", author=state.editor)
+
+        controls(app).schedule("jira.search.next_page", apply)
+        return flask.jsonify({"scheduled": len(edits)}), 202
+
+    @sandbox_route(app, "/jira/issues/<key>", methods=["GET"])
+    def raw_issue(key: str) -> flask.Response:
+        """GET /_sandbox/jira/issues/{key}: the issue with every field and its changelog."""
+        with state.lock:
+            issue = find_issue_or_404(state, key)
+            fields = select_fields(None, default="*all")
+            return flask.jsonify(issue_json(state, issue, root=root_url(), api="3", fields=fields, expand={"changelog"}))
+
+
+__all__ = ["register_knobs"]
