@@ -26,7 +26,7 @@ from connectors.errors import ConnectorError, FatalError, SourceConfigError, jir
 from connectors.http import trust
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
-from connectors.writeback import Pending, calls_for, compare_then_send
+from connectors.writeback import Pending, Shown, calls_for, compare_then_send
 from mapping import clock
 
 SYSTEM = "jira"
@@ -204,7 +204,7 @@ class JiraConnector:
     def _send(self, batch: list[Pending]) -> list[WriteResult]:
         return [self._apply(issue.record, write, issue.shown) for issue in batch for write in sorted(issue.writes, key=lambda w: w.field)]
 
-    def _apply(self, key: str, write: Write, shown: Any) -> WriteResult:
+    def _apply(self, key: str, write: Write, shown: Shown) -> WriteResult:
         try:
             if write.field == RELEASE:
                 self._set_release(key, write.value)
@@ -244,7 +244,7 @@ class JiraConnector:
             versions[name] = str(response.json()["id"])
         return versions[name]
 
-    def _transition(self, key: str, target: str, shown: Any) -> str | None:
+    def _transition(self, key: str, target: str, shown: Shown) -> str | None:
         status = shown.get(STATUS) or ""
         cache_key = (shown.get("issuetype") or "", status)
         if cache_key not in self._transitions:
