@@ -1,13 +1,17 @@
-"""The shape every connector shares."""
+"""The shape every connector shares: the records it yields, the writes it applies, and the
+``Connector`` protocol the engine and the dry run are typed against."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from mapping.model import SourceRecord
 
-__all__ = ["Connector", "Page", "SourceRecord", "Write", "WriteResult", "compare"]
+__all__ = ["Connector", "Estimate", "Page", "ReadSecret", "SourceRecord", "Write", "WriteResult"]
+
+ReadSecret = Callable[[str, str], str]
+"""``read_secret(environment variable, auth key)``: the secret, or a config error naming the key."""
 
 
 @dataclass(frozen=True)
@@ -48,39 +52,51 @@ class WriteResult:
     current: Any = None
 
 
+class Estimate(TypedDict):
+    """The API calls a push would make: in all, by kind, and what that means against the system's limit."""
+
+    calls: int
+    by_kind: dict[str, int]
+    limit: str
+
+
 class Connector(Protocol):
-    """A source system, seen from the engine."""
+    """A source system, seen from the engine and the dry run."""
 
     name: str
+    """The source's name in the configuration (``sources.<name>``)."""
     system: str
+    """``jira``, ``airtable`` or ``salesforce``."""
+
+    @property
+    def reconcile_every_hours(self) -> float | None:
+        """How often a full reconcile of record ids is due; None when the connector needs no cadence."""
+        ...
 
     def pull(self, since: str | None) -> Iterator[Page]:
         """Yield pages of records changed at or after ``since`` (None: all)."""
+        ...
+
+    def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
+        """Of the ``known`` native ids, those the source no longer has; None when not checked this run.
+
+        Called after ``pull``. ``due`` says the cadence has come round; ``since`` is when
+        the last reconcile's pull began (None: never reconciled).
+        """
         ...
 
     def push(self, writes: list[Write]) -> list[WriteResult]:
         """Apply writes in the largest batches the API allows; never raise per record."""
         ...
 
-    def check(self) -> list[str]:
-        """Check credentials, fields and values against the live system; return problems."""
+    def estimate(self, writes: list[Write]) -> Estimate:
+        """The calls ``push(writes)`` would make when nothing changed in between."""
+        ...
+
+    def check(self, statuses: list[str]) -> list[str]:
+        """Check credentials, fields and the status values against the live system; return problems."""
         ...
 
     def call_counts(self) -> dict[str, int]:
         """API calls made by this connector so far, by kind."""
         ...
-
-
-def compare(write: Write, shown: Any, system: str, label: str) -> WriteResult | None:
-    """Compare before writing: None when ``write`` should go out.
-
-    ``shown`` is what the source shows now. Already showing the value is done;
-    showing something other than what the last pull saw means someone changed it
-    since: a conflict, recorded and not overwritten.
-    """
-    if shown == write.value:
-        return WriteResult(write, "ok", "already set", current=shown)
-    if shown != write.base:
-        message = f"{label} changed in {system} since the last pull: {write.base!r} -> {shown!r}"
-        return WriteResult(write, "conflict", message, current=shown)
-    return None

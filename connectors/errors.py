@@ -8,11 +8,18 @@ The engine only ever sees these three kinds:
   validation errors); the message is the API's own.
 - ``SourceConfigError``: credentials, permissions or names in the configuration
   do not match the live system; the run cannot go on (exit code 2).
+
+Each vendor's client library raises its own exception with the API's error body; the
+``*_refusal`` functions below read those (ApiCalls asks them first, see connectors.calls).
 """
 from __future__ import annotations
 
 import datetime as dt
 from email.utils import parsedate_to_datetime
+
+import requests
+from jira import JIRAError
+from simple_salesforce.exceptions import SalesforceError
 
 
 class ConnectorError(Exception):
@@ -72,3 +79,117 @@ def classify_status(
     if status == 403:
         return SourceConfigError(system, f"{message} (HTTP 403: the account lacks a permission)", status=status)
     return FatalError(system, message, status=status)
+
+
+# -- Jira ---------------------------------------------------------------------------
+
+
+def jira_message(error: JIRAError) -> str:
+    """The API's own words from a JIRAError, without request headers (they hold credentials)."""
+    response = error.response
+    if response is not None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            parts = list(body.get("errorMessages") or [])
+            parts += [f"{field}: {text}" for field, text in (body.get("errors") or {}).items()]
+            if body.get("message"):
+                parts.append(str(body["message"]))
+            if parts:
+                return "; ".join(parts)
+        if response.text:
+            return response.text.strip()[:500]
+    return error.text or f"HTTP {error.status_code}"
+
+
+def jira_refusal(error: Exception) -> ConnectorError | None:
+    """Our error kind for a JIRAError (None for anything else), Retry-After kept."""
+    if not isinstance(error, JIRAError):
+        return None
+    retry_after = error.response.headers.get("Retry-After") if error.response is not None else None
+    return classify_status("jira", error.status_code, jira_message(error), retry_after=retry_after)
+
+
+# -- Airtable -----------------------------------------------------------------------
+
+AIRTABLE_ITERATOR_EXPIRED = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
+
+
+class IteratorExpired(Exception):
+    """Airtable dropped the list iterator; the listing must start again."""
+
+
+def airtable_error(response: requests.Response | None) -> tuple[str, str]:
+    """(type, message) of an Airtable error body."""
+    if response is None:
+        return "", "no response"
+    try:
+        body = response.json()
+    except ValueError:
+        return "", (response.text or f"HTTP {response.status_code}").strip()[:500]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("type", "")), str(error.get("message", error.get("type", "")))
+    if isinstance(error, str):
+        return error, str(body.get("message") or error)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("error", "")), str(errors[0].get("message", ""))
+    return "", str(body)[:500]
+
+
+def airtable_refusal(error: Exception) -> Exception | None:
+    """Our error kind for an HTTP error pyairtable raised (None for anything else).
+
+    Airtable sends no Retry-After with a 429: its penalty window is documented as 30
+    seconds, which the connector's throttle waits out, so the retry itself waits nothing.
+    """
+    if not isinstance(error, requests.HTTPError):
+        return None
+    kind, message = airtable_error(error.response)
+    status = error.response.status_code if error.response is not None else None
+    if status == 422 and kind == AIRTABLE_ITERATOR_EXPIRED:
+        return IteratorExpired(message)
+    if status == 429:
+        return RetriableError("airtable", message or "rate limited", status=429, retry_after=0)
+    text = f"{kind}: {message}" if kind and kind not in message else message
+    return classify_status("airtable", status, text)
+
+
+# -- Salesforce ---------------------------------------------------------------------
+
+
+class QuotaReached(ConnectorError):
+    """The configured share of the org's daily API quota is used: stop, resume next run."""
+
+
+class LocatorExpired(Exception):
+    """Salesforce dropped the query cursor; the query must start again."""
+
+
+def salesforce_error(error: SalesforceError) -> tuple[str, str]:
+    """(errorCode, message) from a Salesforce error body."""
+    content = error.content
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        first = content[0]
+        return str(first.get("errorCode", "")), str(first.get("message", ""))
+    if isinstance(content, dict):
+        return str(content.get("error", "")), str(content.get("error_description") or content.get("message") or content)
+    return "", str(content)[:500]
+
+
+def salesforce_refusal(error: Exception) -> Exception | None:
+    """Our error kind for a SalesforceError, by its errorCode and message (None for anything else)."""
+    if not isinstance(error, SalesforceError):
+        return None
+    code, message = salesforce_error(error)
+    if code == "INVALID_QUERY_LOCATOR":
+        return LocatorExpired(message)
+    text = f"{code}: {message}" if code else message
+    if "ConcurrentPerOrg" in message:  # 403 REQUEST_LIMIT_EXCEEDED too, but transient: too many long requests
+        return RetriableError("salesforce", text, status=error.status)
+    if code == "REQUEST_LIMIT_EXCEEDED":  # the daily allocation is spent
+        return QuotaReached("salesforce", text, status=error.status)
+    return classify_status("salesforce", error.status, text)

@@ -1,34 +1,53 @@
-"""HTTP session details shared by the connectors."""
+"""HTTP session details shared by the connectors: the CA bundle to trust, and a default timeout."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 import requests
 from requests.adapters import HTTPAdapter
 
+Timeout = float | tuple[float, float] | tuple[float, None] | None
+Cert = bytes | str | tuple[bytes | str, bytes | str] | None
 
-class _PinnedCA(HTTPAdapter):
-    """Verifies TLS against one CA bundle whatever the environment says.
+
+class _Adapter(HTTPAdapter):
+    """Verifies TLS against one CA bundle whatever the environment says, and times out a silent server.
 
     requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override ``session.verify``
     when a call passes no ``verify`` of its own, which is how the client libraries
     call. Pinning at the adapter keeps the configured ``ca_bundle`` in force and
-    leaves the environment's proxy settings alone.
+    leaves the environment's proxy settings alone. A client library that passes no
+    timeout (simple-salesforce) gets ``timeout``: without one a stalled connection hangs the run.
     """
 
-    def __init__(self, ca_bundle: str) -> None:
+    def __init__(self, ca_bundle: str | None, timeout: float | None) -> None:
         super().__init__()
         self.ca_bundle = ca_bundle
+        self.timeout = timeout
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if kwargs.get("verify") is not False:
-            kwargs["verify"] = self.ca_bundle
-        return super().send(request, **kwargs)
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Timeout = None,
+        verify: bool | str = True,
+        cert: Cert = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        if self.ca_bundle and verify is not False:
+            verify = self.ca_bundle
+        if timeout is None:
+            timeout = self.timeout
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
 
-def trust(session: requests.Session, ca_bundle: str | None) -> requests.Session:
-    """Make ``session`` verify HTTPS against ``ca_bundle`` (if one is configured)."""
+def trust(session: requests.Session, ca_bundle: str | None, *, timeout: float | None = None) -> requests.Session:
+    """Make ``session`` verify HTTPS against ``ca_bundle`` (if one is configured), and time out after ``timeout``."""
     if ca_bundle:
         session.verify = ca_bundle
-        session.mount("https://", _PinnedCA(ca_bundle))
+    if ca_bundle or timeout is not None:
+        adapter = _Adapter(ca_bundle, timeout)
+        session.mount("https://", adapter)
+        if timeout is not None:
+            session.mount("http://", adapter)
     return session

@@ -10,40 +10,36 @@ is reported as a conflict instead of being overwritten.
 """
 from __future__ import annotations
 
+import functools
 import json
-from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import requests
-from jira import JIRA, JIRAError
+from jira import JIRA
 
 from config.schema import JiraSource
-from connectors.base import Page, SourceRecord, Write, WriteResult, compare
-from connectors.errors import (
-    ConnectorError,
-    FatalError,
-    RetriableError,
-    SourceConfigError,
-    classify_status,
-)
+from connectors.base import Estimate, Page, ReadSecret, SourceRecord, Write, WriteResult
+from connectors.calls import ApiCalls
+from connectors.errors import ConnectorError, FatalError, SourceConfigError, jira_refusal
 from connectors.http import trust
 from connectors.paging import iter_pages
-from connectors.retry import RetryPolicy, call_with_retry
+from connectors.retry import RetryPolicy
+from connectors.writeback import Pending, Shown, calls_for, compare_then_send
 from mapping import clock
 
-T = TypeVar("T")
 SYSTEM = "jira"
 CHECK_BATCH = 100
 ID_PAGE = 5000  # search/jql pages up to 5000 issues when only ids are asked for
 RELEASE = "release"
 STATUS = "status"
+TARGETS = {RELEASE: RELEASE, STATUS: STATUS}  # the current values are read under the engine's names (see shown_of)
+CHECK_FIELDS = ["fixVersions", "status", "issuetype", "updated"]
+JQL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
-def connect(
-    name: str, config: JiraSource, paths: list[str], read_secret: Callable[[str, str], str]
-) -> JiraConnector:
+def connect(name: str, config: JiraSource, paths: list[str], read_secret: ReadSecret) -> JiraConnector:
     """A connector for one configured Jira source; ``paths`` are the mapped source paths."""
     email = read_secret(config.auth.email_env, "email_env") if config.auth.email_env else None
     token = read_secret(config.auth.token_env, "token_env")
@@ -53,14 +49,7 @@ def connect(
 
 def jql_string(value: str) -> str:
     """Quote ``value`` as a JQL string literal, escaping what JQL treats specially."""
-    escaped = (
-        value.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
-    return f'"{escaped}"'
+    return f'"{value.translate(JQL_ESCAPES)}"'
 
 
 def epoch_ms(timestamp: str) -> int:
@@ -78,24 +67,21 @@ def build_search_jql(project: str, selection: str | None, since_ms: int | None) 
     return " AND ".join(clauses) + " ORDER BY updated ASC, key ASC"
 
 
-def error_message(error: JIRAError) -> str:
-    """The API's own words from a JIRAError, without request headers (they hold credentials)."""
-    response = error.response
-    if response is not None:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            parts = list(body.get("errorMessages") or [])
-            parts += [f"{field}: {text}" for field, text in (body.get("errors") or {}).items()]
-            if body.get("message"):
-                parts.append(str(body["message"]))
-            if parts:
-                return "; ".join(parts)
-        if response.text:
-            return response.text.strip()[:500]
-    return error.text or f"HTTP {error.status_code}"
+def call_kind(response: requests.Response) -> str:
+    """The method and REST resource of a call, ids folded: ``PUT issue/{id}``."""
+    path = urlparse(response.request.url or "").path.split("/rest/api/3/", 1)[-1]
+    resource = "/".join("{id}" if any(c.isdigit() for c in part) else part for part in path.split("/"))
+    return f"{response.request.method} {resource}"
+
+
+def shown_of(issue: dict[str, Any]) -> dict[str, Any]:
+    """What an issue shows, under the engine's field names: the release is its first fix version."""
+    fields = issue.get("fields") or {}
+    return {
+        RELEASE: next((v.get("name") for v in fields.get("fixVersions") or []), None),
+        STATUS: (fields.get("status") or {}).get("name"),
+        "issuetype": (fields.get("issuetype") or {}).get("name"),
+    }
 
 
 class JiraConnector:
@@ -103,58 +89,35 @@ class JiraConnector:
 
     system = SYSTEM
 
-    def __init__(
-        self,
-        name: str,
-        config: JiraSource,
-        *,
-        fields: list[str],
-        email: str | None,
-        token: str,
-        policy: RetryPolicy | None = None,
-    ) -> None:
+    def __init__(self, name: str, config: JiraSource, *, fields: list[str], email: str | None, token: str,
+                 policy: RetryPolicy | None = None) -> None:
         self.name = name
         self.config = config
         self.fields = sorted(set(fields) | {"updated", "fixVersions", "status", "issuetype"})
         self._email = email
         self._token = token
-        self._policy = policy or RetryPolicy()
-        self._calls: Counter[str] = Counter()
+        self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=jira_refusal, policy=policy)
         self._client: JIRA | None = None
         self._versions: dict[str, str] | None = None
         self._project_id: str | None = None
         self._transitions: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
-    # -- plumbing ---------------------------------------------------------------
-
-    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        path = urlparse(response.request.url or "").path.split("/rest/api/3/", 1)[-1]
-        resource = "/".join("{id}" if any(c.isdigit() for c in part) else part for part in path.split("/"))
-        self._calls[f"{response.request.method} {resource}"] += 1
+    @property
+    def reconcile_every_hours(self) -> float:
+        """Jira reports no deletions: this often the selection's issue ids are listed."""
+        return self.config.reconcile_every_hours
 
     @property
     def client(self) -> JIRA:
         """The jira client, connected on first use (serverInfo is its first call)."""
         if self._client is None:
             options: dict[str, Any] = {"verify": self.config.ca_bundle or True, "rest_api_version": "3"}
-            auth: dict[str, Any] = (
-                {"basic_auth": (self._email, self._token)}
-                if self._email
-                else {"token_auth": self._token}
-            )
-
-            client = JIRA(
-                server=self.config.url,
-                options=options,
-                max_retries=0,
-                timeout=self.config.timeout_seconds,
-                get_server_info=False,
-                **auth,
-            )
-            trust(client._session, self.config.ca_bundle)
-            client._session.hooks["response"].append(self._count)
+            auth: dict[str, Any] = {"basic_auth": (self._email, self._token)} if self._email else {"token_auth": self._token}
+            client = JIRA(server=self.config.url, options=options, max_retries=0, timeout=self.config.timeout_seconds,
+                          get_server_info=False, **auth)
+            self.calls.count(trust(client._session, self.config.ca_bundle))
             # Asked here rather than by the constructor so the call is retried and counted.
-            info = self._call(client.server_info)
+            info = self.calls(client.server_info)
             if info.get("deploymentType") != "Cloud":
                 raise SourceConfigError(SYSTEM, f"{self.config.url} is not a Jira Cloud site")
             client.deploymentType = info["deploymentType"]
@@ -162,25 +125,9 @@ class JiraConnector:
             self._client = client
         return self._client
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        """Run one API call under the retry policy, classifying its failures."""
-
-        def attempt() -> T:
-            try:
-                return fn()
-            except JIRAError as error:
-                retry_after = error.response.headers.get("Retry-After") if error.response is not None else None
-                raise classify_status(SYSTEM, error.status_code, error_message(error), retry_after=retry_after) from None
-            except requests.exceptions.SSLError as error:
-                raise SourceConfigError(SYSTEM, f"TLS verification failed for {self.config.url}: {error}") from None
-            except requests.RequestException as error:
-                raise RetriableError(SYSTEM, f"{type(error).__name__} talking to {self.config.url}") from None
-
-        return call_with_retry(attempt, self._policy)
-
     def call_counts(self) -> dict[str, int]:
         """API calls made so far, by method and resource."""
-        return dict(self._calls)
+        return self.calls.counts()
 
     # -- pull -------------------------------------------------------------------
 
@@ -188,19 +135,14 @@ class JiraConnector:
         """Pages of one ``search/jql`` query, each one retried call, followed by nextPageToken."""
 
         def fetch(token: str | None) -> dict[str, Any]:
-            return self._call(
-                lambda: self.client.enhanced_search_issues(
-                    jql, nextPageToken=token, maxResults=page_size, fields=fields, json_result=True
-                )
-            )
+            return self.calls(lambda: self.client.enhanced_search_issues(jql, nextPageToken=token, maxResults=page_size,
+                                                                         fields=fields, json_result=True))
 
         return iter_pages(SYSTEM, fetch, "nextPageToken")
 
     def pull(self, since: str | None) -> Iterator[Page]:
         """Yield pages of issues updated at or after ``since`` minus the overlap window."""
-        since_ms = None
-        if since is not None:
-            since_ms = epoch_ms(since) - self.config.overlap_seconds * 1000
+        since_ms = None if since is None else epoch_ms(since) - self.config.overlap_seconds * 1000
         jql = build_search_jql(self.config.project, self.config.jql, since_ms)
         for response in self._search(jql, self.config.page_size, list(self.fields)):
             records = [self._record(issue) for issue in response.get("issues", [])]
@@ -210,13 +152,8 @@ class JiraConnector:
 
     def _record(self, issue: dict[str, Any]) -> SourceRecord:
         key = issue["key"]
-        return SourceRecord(
-            native_id=str(issue["id"]),
-            native_key=key,
-            url=f"{self.config.url.rstrip('/')}/browse/{key}",
-            version=(issue.get("fields") or {}).get("updated"),
-            raw=issue,
-        )
+        return SourceRecord(native_id=str(issue["id"]), native_key=key, url=f"{self.config.url.rstrip('/')}/browse/{key}",
+                            version=(issue.get("fields") or {}).get("updated"), raw=issue)
 
     def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
         """Known issues Jira no longer returns (deleted, moved, or out of the selection).
@@ -235,71 +172,44 @@ class JiraConnector:
     # -- push -------------------------------------------------------------------
 
     def push(self, writes: list[Write]) -> list[WriteResult]:
-        """Apply writes; conflicts and API refusals become results, not exceptions."""
-        results: list[WriteResult] = []
-        by_issue: dict[str, list[Write]] = {}
-        for write in writes:
-            by_issue.setdefault(write.native_key or write.native_id, []).append(write)
-        keys = list(by_issue)
-        for start in range(0, len(keys), CHECK_BATCH):
-            batch = keys[start : start + CHECK_BATCH]
-            current = self._current(batch)
-            for key in batch:
-                results.extend(self._push_issue(key, by_issue[key], current.get(key)))
-        return results
+        """Compare (one search per 100 issues), then edit issue by issue; conflicts and refusals become results."""
+        return compare_then_send(
+            writes, system="Jira", targets=TARGETS, read=self._current, read_batch=CHECK_BATCH,
+            send=self._send, send_batch=1, gone="issue {} no longer exists or is not visible",
+            record=lambda w: w.native_key or w.native_id,
+        )
 
-    def _current(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """What Jira shows now for ``keys``: one search call per 100 issues."""
-        fields = ["fixVersions", "status", "issuetype", "updated"]
+    def _current(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        """What Jira shows now for ``keys``: one search call (``fields`` are the engine's, all read)."""
         jql = f"key in ({', '.join(jql_string(k) for k in keys)})"
         try:
-            response = self._call(
-                lambda: self.client.enhanced_search_issues(
-                    jql, maxResults=len(keys), fields=fields, json_result=True
-                )
-            )
+            response = self.calls(lambda: self.client.enhanced_search_issues(jql, maxResults=len(keys), fields=CHECK_FIELDS,
+                                                                             json_result=True))
         except FatalError:
             # Jira refuses the whole query when one key no longer exists (deleted or
             # moved); read the batch issue by issue so the others are still written.
-            return self._current_one_by_one(keys, fields)
-        return {issue["key"]: issue for issue in response.get("issues", [])}
+            return self._current_one_by_one(keys)
+        return {issue["key"]: shown_of(issue) for issue in response.get("issues", [])}
 
-    def _current_one_by_one(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+    def _current_one_by_one(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for key in keys:
             try:
-                issue = self._call(lambda: self.client.issue(key, fields=",".join(fields)))
+                issue = self.calls(functools.partial(self.client.issue, key, fields=",".join(CHECK_FIELDS)))
             except FatalError:
                 continue
-            found[key] = issue.raw
+            found[key] = shown_of(issue.raw)
         return found
 
-    def _push_issue(
-        self, key: str, writes: list[Write], issue: dict[str, Any] | None
-    ) -> list[WriteResult]:
-        if issue is None:
-            return [WriteResult(w, "failed", f"issue {key} no longer exists or is not visible") for w in writes]
-        fields = issue.get("fields") or {}
-        shown = {
-            RELEASE: next((v.get("name") for v in fields.get("fixVersions") or []), None),
-            STATUS: (fields.get("status") or {}).get("name"),
-        }
-        results = []
-        for write in sorted(writes, key=lambda w: w.field):
-            done = compare(write, shown.get(write.field), "Jira", f"{key} {write.field}")
-            results.append(done if done is not None else self._apply(key, write, fields))
-        return results
+    def _send(self, batch: list[Pending]) -> list[WriteResult]:
+        return [self._apply(issue.record, write, issue.shown) for issue in batch for write in sorted(issue.writes, key=lambda w: w.field)]
 
-    def _apply(self, key: str, write: Write, fields: dict[str, Any]) -> WriteResult:
+    def _apply(self, key: str, write: Write, shown: Shown) -> WriteResult:
         try:
             if write.field == RELEASE:
                 self._set_release(key, write.value)
-            elif write.field == STATUS:
-                problem = self._transition(key, write.value, fields)
-                if problem:
-                    return WriteResult(write, "failed", problem)
-            else:
-                return WriteResult(write, "failed", f"relsync does not write {write.field!r} to Jira")
+            elif problem := self._transition(key, write.value, shown):
+                return WriteResult(write, "failed", problem)
         except SourceConfigError:
             raise
         except ConnectorError as error:
@@ -313,39 +223,44 @@ class JiraConnector:
         body = json.dumps({"fields": {"fixVersions": versions}})
         url = self.client._get_url(f"issue/{key}")
         # One PUT and no re-GET: Issue.update() would read the whole issue back.
-        self._call(lambda: self.client._session.put(url, data=body))
+        self.calls(lambda: self.client._session.put(url, data=body))
+
+    def _known_versions(self) -> dict[str, str]:
+        """The project's versions, name -> id (listed once per run)."""
+        if self._versions is None:
+            listed = self.calls(lambda: self.client.project_versions(self.config.project))
+            self._versions = {v.name: v.id for v in listed}
+        return self._versions
 
     def _version_id(self, name: str) -> str:
-        if self._versions is None:
-            listed = self._call(lambda: self.client.project_versions(self.config.project))
-            self._versions = {v.name: v.id for v in listed}
-        if name not in self._versions:
+        versions = self._known_versions()
+        if name not in versions:
             if self._project_id is None:
-                self._project_id = self._call(lambda: self.client.project(self.config.project)).id
+                self._project_id = self.calls(lambda: self.client.project(self.config.project)).id
             body = json.dumps({"name": name, "projectId": int(self._project_id)})
             url = self.client._get_url("version")
             # The library's create_version() sleeps a second after every create.
-            response = self._call(lambda: self.client._session.post(url, data=body))
-            self._versions[name] = str(response.json()["id"])
-        return self._versions[name]
+            response = self.calls(lambda: self.client._session.post(url, data=body))
+            versions[name] = str(response.json()["id"])
+        return versions[name]
 
-    def _transition(self, key: str, target: str, fields: dict[str, Any]) -> str | None:
-        status = (fields.get("status") or {}).get("name") or ""
-        issue_type = (fields.get("issuetype") or {}).get("name") or ""
-        cache_key = (issue_type, status)
+    def _transition(self, key: str, target: str, shown: Shown) -> str | None:
+        status = shown.get(STATUS) or ""
+        cache_key = (shown.get("issuetype") or "", status)
         if cache_key not in self._transitions:
-            self._transitions[cache_key] = self._call(lambda: self.client.transitions(key))
-        for transition in self._transitions[cache_key]:
-            if (transition.get("to") or {}).get("name") == target:
-                self._call(lambda: self.client.transition_issue(key, str(transition["id"])))
-                return None
-        names = sorted({(t.get("to") or {}).get("name", "?") for t in self._transitions[cache_key]})
+            self._transitions[cache_key] = self.calls(lambda: self.client.transitions(key))
+        choices = self._transitions[cache_key]
+        chosen = next((t for t in choices if (t.get("to") or {}).get("name") == target), None)
+        if chosen is not None:
+            self.calls(lambda: self.client.transition_issue(key, str(chosen["id"])))
+            return None
+        names = sorted({(t.get("to") or {}).get("name", "?") for t in choices})
         return (
             f"{key}: the workflow has no transition from {status!r} to {target!r} "
             f"(available: {', '.join(names) or 'none'}); not forced"
         )
 
-    def estimate(self, writes: list[Write]) -> dict[str, Any]:
+    def estimate(self, writes: list[Write]) -> Estimate:
         """The calls ``push(writes)`` would make, when nothing changed in between.
 
         Reads the project's versions (one call) to know which releases need one.
@@ -353,14 +268,9 @@ class JiraConnector:
         issues = {w.native_key or w.native_id for w in writes}
         releases = {w.value for w in writes if w.field == RELEASE and w.value}
         statuses = [w for w in writes if w.field == STATUS]
-        missing = 0
-        if releases:
-            if self._versions is None:
-                listed = self._call(lambda: self.client.project_versions(self.config.project))
-                self._versions = {v.name: v.id for v in listed}
-            missing = len(releases - set(self._versions))
+        missing = len(releases - set(self._known_versions())) if releases else 0
         calls = {
-            "check searches": -(-len(issues) // CHECK_BATCH) if issues else 0,
+            "check searches": calls_for(len(issues), CHECK_BATCH),
             "version list": 1 if releases else 0,
             "project read": 1 if missing else 0,
             "version creates": missing,
@@ -375,18 +285,14 @@ class JiraConnector:
 
     def check(self, statuses: list[str]) -> list[str]:
         """Credentials, mapped fields and status names against the live site."""
-        problems: list[str] = []
-        self._call(lambda: self.client.myself())
-        known = {f["id"] for f in self._call(lambda: self.client.fields())}
-        for field in self.fields:
-            if field not in known:
-                problems.append(f"field {field!r} does not exist in Jira (or is not visible to this account)")
-        names = {s.name for s in self._call(lambda: self.client.statuses())}
-        for status in statuses:
-            if status not in names:
-                problems.append(f"status {status!r} does not exist in Jira")
+        self.calls(lambda: self.client.myself())
+        known = {f["id"] for f in self.calls(lambda: self.client.fields())}
+        problems = [f"field {field!r} does not exist in Jira (or is not visible to this account)"
+                    for field in self.fields if field not in known]
+        names = {s.name for s in self.calls(lambda: self.client.statuses())}
+        problems += [f"status {status!r} does not exist in Jira" for status in statuses if status not in names]
         try:
-            self._call(lambda: self.client.project(self.config.project))
+            self.calls(lambda: self.client.project(self.config.project))
         except ConnectorError as error:
             problems.append(f"project {self.config.project!r}: {error.message}")
         return problems

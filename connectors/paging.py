@@ -1,10 +1,12 @@
-"""Token paging with loop detection, for the APIs we page ourselves."""
+"""Token paging with loop detection, and listings restarted when the server drops its cursor."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.errors import FatalError
+
+T = TypeVar("T")
 
 
 def iter_pages(
@@ -26,3 +28,27 @@ def iter_pages(
         if token in seen:
             raise FatalError(system, f"the API returned page token {token[:40]!r} twice; stopping")
         seen.add(token)
+
+
+def restarting(
+    listing: Callable[[], Iterator[T]],
+    expired: type[Exception],
+    *,
+    restarts: int | None = None,
+    gave_up: Callable[[], Exception] | None = None,
+) -> Iterator[T]:
+    """Yield what ``listing()`` yields, calling it afresh whenever it raises ``expired`` (the server dropped its cursor).
+
+    ``listing`` reads its start from its caller's state, so a restart can begin after
+    what was already yielded. After ``restarts`` restarts (None: no limit) the next
+    expiry raises ``gave_up()``, or the expiry itself.
+    """
+    done = 0
+    while True:
+        try:
+            yield from listing()
+            return
+        except expired as error:
+            if restarts is not None and done >= restarts:
+                raise (gave_up() if gave_up else error) from None
+            done += 1

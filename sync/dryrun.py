@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlite_utils
+
 from config.schema import Config
-from connectors.base import Write
+from connectors.base import Connector, Estimate, Write
 from mapping import clock
+from releases.clashes import Clash
 from sync import engine, outbox
 from sync.lock import RunLock
 from sync.schedule import all_clashes
@@ -35,9 +38,9 @@ class DryRun:
     releases: list[dict[str, Any]] = field(default_factory=list)
     moves: list[dict[str, Any]] = field(default_factory=list)
     writes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    costs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    costs: dict[str, Estimate] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
-    clashes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    clashes: dict[str, list[Clash]] = field(default_factory=dict)
     natives: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.dat
     return result
 
 
-def _read_plan(db: Any, config: Config, sources: dict[str, engine.Source], now: dt.datetime, result: DryRun) -> None:
+def _read_plan(db: sqlite_utils.Database, config: Config, sources: dict[str, engine.Source], now: dt.datetime, result: DryRun) -> None:
     before = {r["request"]: r["release"] for r in db.query("select request, release from assignments")}
     engine.plan(db, config, run_id=0, now=now)
     after = {r["request"]: (r["release"], r["reason"]) for r in db.query("select request, release, reason from assignments")}
@@ -99,13 +102,13 @@ def _read_plan(db: Any, config: Config, sources: dict[str, engine.Source], now: 
     result.natives = {w.request: natives[w.request] for w in wanted}
 
 
-def _left_reason(db: Any, key: str) -> str | None:
+def _left_reason(db: sqlite_utils.Database, key: str) -> str | None:
     rows = list(db.query(
         "select new from audit where request = ? and origin = 'planned' order by id desc limit 1", [key]))
     return rows[0]["new"] if rows else None
 
 
-def estimate(connector: Any, writes: list[dict[str, Any]], natives: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
+def estimate(connector: Connector, writes: list[dict[str, Any]], natives: dict[str, tuple[str, str | None]]) -> Estimate:
     """API calls the writes would cost on ``connector``'s system, and what that means there."""
     return connector.estimate(
         [Write(*natives[w["request"]], w["field"], w["new"], w["old"]) for w in writes]

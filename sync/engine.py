@@ -12,14 +12,15 @@ import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlite_utils
 
 from config.loader import ConfigError, secret
-from config.schema import Config
+from config.schema import AirtableSource, Config, JiraSource, SalesforceSource
+from config.schema import Source as SourceConfig
 from connectors import airtable, jira, salesforce
-from connectors.base import Page
+from connectors.base import Connector, Page, ReadSecret
 from connectors.errors import ConnectorError, SourceConfigError
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
@@ -29,12 +30,26 @@ from sync.store import finish_run, get_watermark, open_store, start_run
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
-CONNECTORS: dict[str, Callable[..., Any]] = {
-    "jira": jira.connect,
-    "airtable": airtable.connect,
-    "salesforce": salesforce.connect,
-}
-"""Per source kind: connect(name, config, mapped paths, read_secret) -> connector."""
+
+
+class ConnectorFactories(TypedDict):
+    """Per source kind: ``connect(name, config, mapped paths, read_secret)`` -> its connector."""
+
+    jira: Callable[[str, JiraSource, list[str], ReadSecret], Connector]
+    airtable: Callable[[str, AirtableSource, list[str], ReadSecret], Connector]
+    salesforce: Callable[[str, SalesforceSource, list[str], ReadSecret], Connector]
+
+
+CONNECTORS: ConnectorFactories = {"jira": jira.connect, "airtable": airtable.connect, "salesforce": salesforce.connect}
+
+
+def connect(name: str, spec: SourceConfig, paths: list[str], read_secret: ReadSecret) -> Connector:
+    """The connector for one configured source, by its kind."""
+    if isinstance(spec, JiraSource):
+        return CONNECTORS["jira"](name, spec, paths, read_secret)
+    if isinstance(spec, AirtableSource):
+        return CONNECTORS["airtable"](name, spec, paths, read_secret)
+    return CONNECTORS["salesforce"](name, spec, paths, read_secret)
 
 
 def describe(error: BaseException) -> str:
@@ -85,7 +100,7 @@ class Source:
     """A configured source: its connector and its mapping."""
 
     name: str
-    connector: Any
+    connector: Connector
     mapping: SourceMapping
 
 
@@ -99,7 +114,6 @@ def build_sources(config: Config, env: Mapping[str, str] | None = None) -> dict[
         def read_secret(env_name: str, key: str, _path: str = path) -> str:
             return secret(env_name, f"{_path}.auth.{key}", env)
 
-        connect = CONNECTORS[spec.kind]
         sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret), mapping)
     return sources
 
@@ -174,16 +188,13 @@ def pull_sources(
 def reconcile_deletions(
     db: sqlite_utils.Database, name: str, source: Source, *, run_id: int, started: dt.datetime | None = None
 ) -> int:
-    """Ask a connector that can tell which known records are gone; mark them deleted.
+    """Ask the connector which known records are gone; mark them deleted.
 
     The connector hears when the last reconcile's pull started (``since``): every
     deletion before then is known. This reconcile is recorded at ``started``, when
     this run's pull began, so a deletion made while it paged is asked for next time.
     """
-    reconcile = getattr(source.connector, "reconcile", None)
-    if reconcile is None:
-        return 0
-    every = getattr(source.connector.config, "reconcile_every_hours", None)
+    every = source.connector.reconcile_every_hours
     last = get_watermark(db, name, ingest.RECONCILED)
     now = started or clock.now()
     due = every is not None and (
@@ -192,7 +203,7 @@ def reconcile_deletions(
     known = {row["native_id"] for row in db.query(
         "select native_id from change_requests where source = ? and deleted_at is null", [name]
     )}
-    gone = reconcile(known, due=due, since=last)
+    gone = source.connector.reconcile(known, due=due, since=last)
     if gone is None:
         return 0
     return ingest.store_deletions(db, source=name, system=source.mapping.system, native_ids=gone,

@@ -1,0 +1,119 @@
+"""Writing back: compare each write with what the source shows now, then send the rest in batches.
+
+Every connector pushes the same way; only reading a record's current values and sending
+a batch differ by vendor, and those come in as callables. The engine's ``release`` and
+``status`` go to vendor fields named by ``targets``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import Write, WriteResult
+
+Shown = Mapping[str, Any]
+"""What one record shows now, by target field (values as the connector compares them)."""
+
+ReadCurrent = Callable[[list[str], list[str]], Mapping[str, Shown]]
+"""``read(records, fields)``: what each record shows now in ``fields``; a record left out is gone."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Writes to one record that passed the compare, and what the record showed then."""
+
+    record: str
+    writes: list[Write]
+    shown: Shown
+
+
+SendBatch = Callable[[list[Pending]], list[WriteResult]]
+"""``send(batch)``: write a batch of records, one result per write; refusals are results."""
+
+
+def compare(write: Write, shown: Any, system: str, label: str) -> WriteResult | None:
+    """Compare before writing: None when ``write`` should go out.
+
+    ``shown`` is what the source shows now. Already showing the value is done;
+    showing something other than what the last pull saw means someone changed it
+    since: a conflict, recorded and not overwritten.
+    """
+    if shown == write.value:
+        return WriteResult(write, "ok", "already set", current=shown)
+    if shown != write.base:
+        message = f"{label} changed in {system} since the last pull: {write.base!r} -> {shown!r}"
+        return WriteResult(write, "conflict", message, current=shown)
+    return None
+
+
+def write_targets(release: str | None, status: str | None) -> dict[str, str]:
+    """Engine field -> the vendor field its writes go to; a field with no target is left out."""
+    return {field: target for field, target in (("release", release), ("status", status)) if target}
+
+
+def calls_for(records: int, per_call: int) -> int:
+    """Calls needed for ``records`` at ``per_call`` a call."""
+    return -(-records // per_call)
+
+
+def by_native_id(write: Write) -> str:
+    """The record a write goes to, by native id (the default)."""
+    return write.native_id
+
+
+def compare_then_send(
+    writes: list[Write],
+    *,
+    system: str,
+    targets: Mapping[str, str],
+    read: ReadCurrent,
+    read_batch: int,
+    send: SendBatch,
+    send_batch: int,
+    gone: str,
+    record: Callable[[Write], str] = by_native_id,
+) -> list[WriteResult]:
+    """Push ``writes``: one result per write, whatever the source refuses.
+
+    A write to a field with no target fails. The others are grouped by ``record(write)``
+    and read ``read_batch`` records a call; a record the read leaves out fails its writes
+    with ``gone`` (``{}`` is the record). Each write is compared with what its record
+    shows (``system`` names the source in conflict messages); what is still to write goes
+    out through ``send``, ``send_batch`` records a call, each batch as soon as it is full,
+    so a record is written soon after it was compared.
+    """
+    results: list[WriteResult] = []
+    by_record: dict[str, list[Write]] = {}
+    for write in writes:
+        if write.field in targets:
+            by_record.setdefault(record(write), []).append(write)
+        else:
+            results.append(WriteResult(write, "failed", f"relsync has no {system} field configured for {write.field!r}"))
+    fields = sorted({targets[w.field] for ws in by_record.values() for w in ws})
+    records = list(by_record)
+    queued: list[Pending] = []
+    for start in range(0, len(records), read_batch):
+        chunk = records[start : start + read_batch]
+        current = read(chunk, fields)
+        for rid in chunk:
+            shown = current.get(rid)
+            if shown is None:
+                results += [WriteResult(w, "failed", gone.format(rid)) for w in by_record[rid]]
+                continue
+            outstanding: list[Write] = []
+            for write in by_record[rid]:
+                target = targets[write.field]
+                done = compare(write, shown.get(target), system, f"{rid} {target}")
+                if done is None:
+                    outstanding.append(write)
+                else:
+                    results.append(done)
+            if outstanding:
+                queued.append(Pending(rid, outstanding, shown))
+        while len(queued) >= send_batch:
+            results += send(queued[:send_batch])
+            del queued[:send_batch]
+    if queued:
+        results += send(queued)
+    return results
