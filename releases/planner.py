@@ -51,7 +51,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from config.trains import folded
 from mapping import clock
@@ -95,22 +95,27 @@ class Candidate:
     department: str | None = None
     type: str | None = None
     source: str | None = None
+    _created: dt.datetime | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"{self.key}: status {self.status!r} is not one of {', '.join(STATUSES)}")
         if self.priority is not None and self.priority not in PRIORITIES:
             raise ValueError(f"{self.key}: priority {self.priority!r} is not one of {', '.join(PRIORITIES)}")
-        self.created()  # fail here, not halfway through planning
+        # Parsed once, here, so a bad value fails before planning starts and sorting stays cheap.
+        object.__setattr__(self, "_created", self._parse_created())
 
-    def created(self) -> dt.datetime | None:
-        """``created_at`` as a UTC datetime, or None."""
+    def _parse_created(self) -> dt.datetime | None:
         if not self.created_at:
             return None
         try:
             return clock.parse(self.created_at)
         except clock.TimestampError:
             raise ValueError(f"{self.key}: created_at {self.created_at!r} is not ISO-8601 with a time zone") from None
+
+    def created(self) -> dt.datetime | None:
+        """``created_at`` as a UTC datetime, or None."""
+        return self._created
 
     @property
     def movable(self) -> bool:
