@@ -21,6 +21,8 @@ import requests
 from jira import JIRAError
 from simple_salesforce.exceptions import SalesforceError
 
+from mapping import clock
+
 
 class ConnectorError(Exception):
     """Base class: a source system refused or failed a request."""
@@ -65,7 +67,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    return max(0.0, (when - clock.now()).total_seconds())
 
 
 def classify_status(
