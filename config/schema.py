@@ -39,6 +39,8 @@ class Config(Strict):
     """The whole configuration file."""
 
     store: str = "relsync.db"
+    max_run_seconds: float = Field(default=600, gt=0)
+    """A run ends cleanly (exit 1) once this long has passed; the next run continues. Keep it under the cron interval."""
     sources: dict[str, Source]
     trains: list[Train] = Field(min_length=1)
 

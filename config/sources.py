@@ -79,6 +79,8 @@ class SourceBase(Strict):
     ca_bundle: str | None = None
     overlap_seconds: int = Field(default=120, ge=0)
     timeout_seconds: float = Field(default=30, gt=0)
+    stop_after_server_errors: int = Field(default=5, ge=1)
+    """Server errors (5xx, timeouts) in a row after which a run sends nothing more to the source."""
     fields: FieldMapping
     write: WriteTargets = Field(default_factory=WriteTargets)
 

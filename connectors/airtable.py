@@ -26,10 +26,19 @@ from pyairtable.api.types import UpdateRecordDict
 from pyairtable.formulas import AND, DATETIME_PARSE, EQ, IS_BEFORE, NOT, OR, RECORD_ID, Field, Formula, to_formula_str
 
 from config.schema import AirtableSource
-from connectors.base import Estimate, Page, ReadSecret, SourceRecord, Write, WriteResult
-from connectors.calls import ApiCalls
+from connectors.base import Estimate, Page, Permission, ReadSecret, SourceCheck, SourceRecord, Write, WriteResult
+from connectors.calls import ApiCalls, push_until_stopped
 from connectors.errors import AIRTABLE_ITERATOR_EXPIRED as ITERATOR_EXPIRED
-from connectors.errors import ConnectorError, FatalError, IteratorExpired, RetriableError, SourceConfigError, airtable_refusal
+from connectors.errors import (
+    ConnectorError,
+    FatalError,
+    IteratorExpired,
+    PermissionDenied,
+    RetriableError,
+    SourceConfigError,
+    Stopped,
+    airtable_refusal,
+)
 from connectors.http import trust
 from connectors.paging import iter_pages, restarting
 from connectors.retry import RetryPolicy
@@ -41,6 +50,7 @@ SYSTEM = "airtable"
 BATCH = 10
 READ_BATCH = 100
 RESTARTS = 3
+EDITOR_LEVELS = ("edit", "create")  # a base's permissionLevel that may write records
 
 
 def too_many_restarts() -> FatalError:
@@ -48,9 +58,10 @@ def too_many_restarts() -> FatalError:
     return FatalError(SYSTEM, f"{ITERATOR_EXPIRED}: the record listing expired {RESTARTS + 1} times in a row; giving up")
 
 
-def connect(name: str, config: AirtableSource, paths: list[str], read_secret: ReadSecret) -> AirtableConnector:
+def connect(name: str, config: AirtableSource, paths: list[str], read_secret: ReadSecret,
+            policy: RetryPolicy | None = None) -> AirtableConnector:
     """A connector for one configured Airtable source; ``paths`` are the mapped source paths."""
-    return AirtableConnector(name, config, paths=paths, token=read_secret(config.auth.token_env, "token_env"))
+    return AirtableConnector(name, config, paths=paths, token=read_secret(config.auth.token_env, "token_env"), policy=policy)
 
 
 def field_of(path: str) -> str | None:
@@ -92,6 +103,10 @@ class AirtableConnector:
     def reconcile_every_hours(self) -> float:
         """How often an incremental source lists every record id to find deletions."""
         return self.config.reconcile_every_hours
+
+    def stopped(self) -> Stopped | None:
+        """Why this run sends nothing more to the source (None while it may)."""
+        return self.calls.stopped()
 
     def call_counts(self) -> dict[str, int]:
         """API calls made so far, by method and kind."""
@@ -204,8 +219,9 @@ class AirtableConnector:
 
     def push(self, writes: list[Write]) -> list[WriteResult]:
         """Compare (one read per 100 records), then write in batches of 10; conflicts and refusals become results."""
-        return compare_then_send(writes, system="Airtable", targets=self.targets, read=self._current, read_batch=READ_BATCH,
-                                 send=self._send, send_batch=BATCH, gone="record {} no longer exists or left the selection")
+        return push_until_stopped(writes, lambda send: compare_then_send(
+            writes, system="Airtable", targets=self.targets, read=self._current, read_batch=READ_BATCH, send=send,
+            send_batch=BATCH, gone="record {} no longer exists or left the selection"), self._send)
 
     def _current(self, record_ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         """What ``fields`` show now on the records (one listing); a linked release as the linked records' names."""
@@ -227,9 +243,15 @@ class AirtableConnector:
             payload: list[UpdateRecordDict] = [{"id": p.record, "fields": {self.targets[w.field]: self._native(w) for w in p.writes}}
                                                for p in batch]
             self.calls(lambda: self.table.batch_update(payload, typecast=self.typecast))
+        except PermissionDenied as error:
+            problem = (f"Airtable: updating records in table {self.config.table!r} needs a token with the data.records:write "
+                       f"scope and editor access to base {self.config.base} ({error.message})")
+            return [WriteResult(w, "failed", problem) for p in batch for w in p.writes]
         except SourceConfigError:
             raise
         except ConnectorError as error:
+            if (held := self.calls.held_back([w for p in batch for w in p.writes], error)) is not None:
+                return held
             if isinstance(error, FatalError) and len(batch) > 1:
                 # Airtable refuses the whole batch for one bad value: find it record by record,
                 return [r for p in batch for r in self._send([p])]
@@ -261,9 +283,14 @@ class AirtableConnector:
         if existing := next((record_id for record_id, value in names.items() if value == name), None):
             return existing
         table = self.api.table(self.config.base, link_table)
-        created = self.calls(lambda: table.create({"Name": name}))
-        names[created["id"]] = name
-        return created["id"]
+
+        def landed() -> str | None:  # a create that timed out or failed may have landed: look before repeating it
+            formula = to_formula_str(EQ(Field("Name"), name))
+            return next((r["id"] for r in table.all(formula=formula, fields=["Name"], max_records=1)), None)
+
+        created = self.calls(lambda: table.create({"Name": name})["id"], applied=landed)
+        names[created] = name
+        return created
 
     def estimate(self, writes: list[Write]) -> Estimate:
         """The calls ``push(writes)`` would make when nothing changed in between, and their time."""
@@ -276,19 +303,37 @@ class AirtableConnector:
 
     # -- check ------------------------------------------------------------------
 
-    def check(self, statuses: list[str]) -> list[str]:
-        """Credentials, mapped fields and select choices against the metadata API."""
+    def check(self, statuses: list[str]) -> SourceCheck:
+        """Credentials, mapped fields and select choices against the metadata API, and what the token may do."""
         schema = self.calls(lambda: self.table.schema(force=True))
         by_name = {field.name: field for field in schema.fields}
-        problems = [f"field {name!r} does not exist in table {self.config.table!r}"
-                    for name in [*self.fields, *([self.release_field] if self.release_field else [])]
-                    if name not in by_name]
+        found = SourceCheck([f"field {name!r} does not exist in table {self.config.table!r}"
+                             for name in [*self.fields, *([self.release_field] if self.release_field else [])]
+                             if name not in by_name])
         status = by_name.get(self.status_field or "")
         choices = {c.name for c in getattr(getattr(status, "options", None), "choices", None) or []}
-        problems += [f"status {value!r} is not a choice of single select {self.status_field!r}"
-                     for value in statuses if choices and value not in choices]
+        found.problems += [f"status {value!r} is not a choice of single select {self.status_field!r}"
+                           for value in statuses if choices and value not in choices]
         if self.config.modified_field and self.config.modified_field in by_name:
             kind = by_name[self.config.modified_field].type
             if kind != "lastModifiedTime":
-                problems.append(f"modified_field {self.config.modified_field!r} is a {kind} field, not lastModifiedTime")
-        return problems
+                found.problems.append(f"modified_field {self.config.modified_field!r} is a {kind} field, not lastModifiedTime")
+        found.permissions = self._permissions()
+        return found
+
+    def _permissions(self) -> list[Permission]:
+        """The token's scopes (whoami names them for OAuth tokens only) and the account's access to the base."""
+        scopes = self.calls(lambda: self.api.whoami()).get("scopes")
+        writes = bool(self.targets)
+        needed = [("schema.bases:read", "reading the base schema (it was just read)"), ("data.records:read", "reading records")]
+        if writes:
+            needed.append(("data.records:write", "writing the release and status"))
+        levels = {base.id: base.permission_level for base in self.calls(lambda: self.api.bases(force=True))}
+        level = levels.get(self.config.base)
+        permissions = [Permission(f"token scope {scope}", needed_for,
+                                  True if scope.startswith("schema") else None if scopes is None else scope in scopes)
+                       for scope, needed_for in needed]
+        if writes:
+            permissions.append(Permission(f"editor access to base {self.config.base} (the account's is {level or 'none'})",
+                                          "writing records", level in EDITOR_LEVELS))
+        return permissions

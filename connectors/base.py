@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
+from connectors.errors import ConnectorError
 from mapping.model import SourceRecord
 
-__all__ = ["Connector", "Estimate", "Page", "ReadSecret", "SourceRecord", "Write", "WriteResult"]
+__all__ = ["Connector", "Estimate", "Page", "Permission", "ReadSecret", "SourceCheck", "SourceRecord", "Write", "WriteResult"]
 
 ReadSecret = Callable[[str, str], str]
 """``read_secret(environment variable, auth key)``: the secret, or a config error naming the key."""
@@ -44,7 +45,8 @@ class Write:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What became of one Write: ``ok``, ``conflict`` or ``failed``."""
+    """What became of one Write: ``ok``, ``conflict``, ``failed``, or ``pending`` (not tried to the end
+    this run: the run's deadline passed or the source kept failing; the next run sends it)."""
 
     write: Write
     outcome: str
@@ -58,6 +60,43 @@ class Estimate(TypedDict):
     calls: int
     by_kind: dict[str, int]
     limit: str
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One permission relsync needs in a source, and whether the source says the account has it.
+
+    ``granted`` is None when the source's API does not tell. A missing ``required``
+    permission is a problem (writes of that kind fail); a missing optional one is a warning.
+    """
+
+    name: str
+    needed_for: str
+    granted: bool | None
+    required: bool = True
+    consequence: str = ""
+
+    def line(self) -> str:
+        """One line for ``relsync check --online``."""
+        state = {True: "granted", False: "missing", None: "not reported by the API"}[self.granted]
+        text = f"permission {self.name} ({self.needed_for}): {state}"
+        return f"{text}; {self.consequence}" if self.granted is False and self.consequence else text
+
+
+@dataclass
+class SourceCheck:
+    """What ``relsync check --online`` found in one source: problems, and each permission relsync needs."""
+
+    problems: list[str] = field(default_factory=list)
+    permissions: list[Permission] = field(default_factory=list)
+
+    def all_problems(self) -> list[str]:
+        """The problems, missing required permissions included."""
+        return self.problems + [p.line() for p in self.permissions if p.granted is False and p.required]
+
+    def warnings(self) -> list[str]:
+        """Missing permissions relsync can do without, at a cost the line names."""
+        return [p.line() for p in self.permissions if p.granted is False and not p.required]
 
 
 class Connector(Protocol):
@@ -93,10 +132,14 @@ class Connector(Protocol):
         """The calls ``push(writes)`` would make when nothing changed in between."""
         ...
 
-    def check(self, statuses: list[str]) -> list[str]:
-        """Check credentials, fields and the status values against the live system; return problems."""
+    def check(self, statuses: list[str]) -> SourceCheck:
+        """Check credentials, fields, the status values and the permissions relsync needs against the live system."""
         ...
 
     def call_counts(self) -> dict[str, int]:
         """API calls made by this connector so far, by kind."""
+        ...
+
+    def stopped(self) -> ConnectorError | None:
+        """Why this run sends nothing more to the source (its deadline passed, its breaker opened); None while it may."""
         ...

@@ -5,24 +5,33 @@ module supplies what only it knows: how to name a response's kind for the counte
 how to read its client library's refusals (``refusal``). Transport failures are the same
 for every client library, all of which sit on requests: a TLS failure is a configuration
 error, a dropped connection or a timeout is worth another try.
+
+The run's limits live here too: once the run's deadline passes or the source's breaker
+opens (too many server errors in a row), every further call ends in a ``Stopped`` error
+without being sent, and the writes it held back stay pending for the next run.
 """
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import requests
 
-from connectors.errors import RetriableError, SourceConfigError
-from connectors.retry import RetryPolicy, call_with_retry
+from connectors.base import Write, WriteResult
+from connectors.errors import ConnectorError, RetriableError, SourceConfigError, Stopped
+from connectors.retry import Breaker, RetryPolicy, call_with_retry
 from connectors.throttle import Throttle
+from connectors.writeback import SendBatch
 
 T = TypeVar("T")
 
 Refusal = Callable[[Exception], Exception | None]
 """The vendor's reading of an exception its client library raised: our error for it, or None."""
+
+Applied = Callable[[], T | None]
+"""A read that tells whether a write that may have landed did: its result if so, else None."""
 
 
 class ApiCalls:
@@ -42,6 +51,7 @@ class ApiCalls:
         self.system = system
         self.url = url
         self.policy = policy or RetryPolicy()
+        self.breaker = Breaker(system, self.policy.breaker_after)
         self._kind = kind
         self._refusal = refusal
         self._throttle = throttle
@@ -59,20 +69,53 @@ class ApiCalls:
         """Responses received so far, by kind."""
         return dict(self._counts)
 
-    def __call__(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` (one request) under the retry policy; its failures leave as our error kinds."""
+    def stopped(self) -> Stopped | None:
+        """Why nothing more may be sent to this source in this run (None: it may)."""
+        if self.policy.deadline.passed():
+            return self.policy.deadline.reached(self.system)
+        if self.breaker.open:
+            return self.breaker.refusal()
+        return None
+
+    def __call__(self, fn: Callable[[], T], *, applied: Applied[T] | None = None) -> T:
+        """Run ``fn`` (one request) under the retry policy; its failures leave as our error kinds.
+
+        ``applied`` marks a request that is not safe to repeat (a create, a transition):
+        after a timeout or server error it may have landed all the same, so before it
+        is repeated or reported failed, ``applied()`` reads whether it did, and its
+        answer stands for the request's.
+        """
+        tried = False
 
         def attempt() -> T:
-            try:
-                with self._slot():
-                    return fn()
-            except Exception as error:
-                classified = self.classify(error)
-                if classified is error:
-                    raise
-                raise classified from None
+            nonlocal tried
+            if (stop := self.stopped()) is not None:
+                raise stop
+            if tried and applied is not None and (found := self._run(applied)) is not None:
+                return found
+            tried = True
+            return self._run(fn)
 
-        return call_with_retry(attempt, self.policy)
+        try:
+            return call_with_retry(attempt, self.policy)
+        except RetriableError:
+            if applied is not None and self.stopped() is None and (found := self._run(applied)) is not None:
+                return found
+            raise
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        """One request in a throttle slot; the outcome goes to the breaker, a failure leaves classified."""
+        try:
+            with self._slot():
+                result = fn()
+        except Exception as error:
+            classified = self.classify(error)
+            self.breaker.record(classified)
+            if classified is error:
+                raise
+            raise classified from None
+        self.breaker.record(None)
+        return result
 
     def _slot(self) -> AbstractContextManager[None]:
         return self._throttle.slot() if self._throttle is not None else nullcontext()
@@ -87,3 +130,35 @@ class ApiCalls:
         if isinstance(error, requests.RequestException):
             return RetriableError(self.system, f"{type(error).__name__} talking to {self.url}")
         return error
+
+    def held_back(self, writes: Iterable[Write], error: ConnectorError) -> list[WriteResult] | None:
+        """Pending results for ``writes`` when ``error`` came from (or stopped) the source; None otherwise.
+
+        A write whose request ended in the error that opened the breaker was not
+        confirmed either: it waits with the rest, and the next run compares first.
+        """
+        stop = error if isinstance(error, Stopped) else self.stopped()
+        if stop is None:
+            return None
+        return [WriteResult(w, "pending", f"not written: {stop.message}") for w in writes]
+
+
+def push_until_stopped(writes: list[Write], push: Callable[[SendBatch], list[WriteResult]], send: SendBatch) -> list[WriteResult]:
+    """Run ``push`` (compare, then send through ``send``), keeping what was sent if the source stops midway.
+
+    A compare read refused because the run's deadline passed or the source's breaker
+    opened ends ``push`` early: the batches already sent keep their results and every
+    other write stays pending, with the reason.
+    """
+    sent: list[WriteResult] = []
+
+    def recording(batch: Any) -> list[WriteResult]:
+        results = send(batch)
+        sent.extend(results)
+        return results
+
+    try:
+        return push(recording)
+    except Stopped as stop:
+        done = {id(result.write) for result in sent}
+        return sent + [WriteResult(w, "pending", f"not written: {stop.message}") for w in writes if id(w) not in done]

@@ -1,6 +1,6 @@
 """Error classes every connector raises, classified where the knowledge lives.
 
-The engine only ever sees these three kinds:
+The engine only ever sees these kinds:
 
 - ``RetriableError``: try again later (429, 5xx, timeouts, dropped connections);
   ``retry_after`` carries the server's wish in seconds when it sent one.
@@ -8,6 +8,12 @@ The engine only ever sees these three kinds:
   validation errors); the message is the API's own.
 - ``SourceConfigError``: credentials, permissions or names in the configuration
   do not match the live system; the run cannot go on (exit code 2).
+  ``PermissionDenied`` is the 403 kind of it: on a read it stops the source like any
+  configuration error, while a connector's write path turns it into a failure of
+  that one kind of write, naming the permission.
+- ``Stopped``: this run sends nothing more to the source (``DeadlineReached``: the
+  run's time is up; ``CircuitOpen``: the source kept failing); what was not sent
+  waits in the outbox for the next run.
 
 Each vendor's client library raises its own exception with the API's error body; the
 ``*_refusal`` functions below read those (ApiCalls asks them first, see connectors.calls).
@@ -52,6 +58,27 @@ class SourceConfigError(ConnectorError):
     """Credentials, permissions or configured names are wrong for the live system."""
 
 
+class PermissionDenied(SourceConfigError):
+    """The account may not do this (HTTP 403): fatal for reading a source, one failed kind of write otherwise."""
+
+
+class Stopped(ConnectorError):
+    """Nothing more is sent to this source in this run; unsent writes stay pending."""
+
+
+class DeadlineReached(Stopped):
+    """The run reached ``max_run_seconds``: it ends cleanly and the next run continues."""
+
+
+class CircuitOpen(Stopped):
+    """The source answered with server errors too many times in a row; its writes wait for the next run."""
+
+
+def is_server_error(error: BaseException) -> bool:
+    """A failure that says the server is unwell: a 5xx, a timeout or a dropped connection (not a 429)."""
+    return isinstance(error, RetriableError) and (error.status is None or error.status >= 500)
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
     if not value:
@@ -79,7 +106,7 @@ def classify_status(
     if status == 401:
         return SourceConfigError(system, f"{message} (HTTP 401: check the credentials in sources.*.auth)", status=status)
     if status == 403:
-        return SourceConfigError(system, f"{message} (HTTP 403: the account lacks a permission)", status=status)
+        return PermissionDenied(system, f"{message} (HTTP 403: the account lacks a permission)", status=status)
     return FatalError(system, message, status=status)
 
 
@@ -145,8 +172,9 @@ def airtable_error(response: requests.Response | None) -> tuple[str, str]:
 def airtable_refusal(error: Exception) -> Exception | None:
     """Our error kind for an HTTP error pyairtable raised (None for anything else).
 
-    Airtable sends no Retry-After with a 429: its penalty window is documented as 30
-    seconds, which the connector's throttle waits out, so the retry itself waits nothing.
+    Airtable documents no Retry-After with a 429: its penalty window is 30 seconds,
+    which the connector's throttle waits out, so the retry itself waits nothing unless
+    the answer did carry a Retry-After, which is then honoured like any other system's.
     """
     if not isinstance(error, requests.HTTPError):
         return None
@@ -155,7 +183,9 @@ def airtable_refusal(error: Exception) -> Exception | None:
     if status == 422 and kind == AIRTABLE_ITERATOR_EXPIRED:
         return IteratorExpired(message)
     if status == 429:
-        return RetriableError("airtable", message or "rate limited", status=429, retry_after=0)
+        header = error.response.headers.get("Retry-After") if error.response is not None else None
+        wait = parse_retry_after(header) or 0.0
+        return RetriableError("airtable", message or "rate limited", status=429, retry_after=wait)
     text = f"{kind}: {message}" if kind and kind not in message else message
     return classify_status("airtable", status, text)
 
@@ -163,7 +193,7 @@ def airtable_refusal(error: Exception) -> Exception | None:
 # -- Salesforce ---------------------------------------------------------------------
 
 
-class QuotaReached(ConnectorError):
+class QuotaReached(Stopped):
     """The configured share of the org's daily API quota is used: stop, resume next run."""
 
 

@@ -20,9 +20,9 @@ import requests
 from jira import JIRA
 
 from config.schema import JiraSource
-from connectors.base import Estimate, Page, ReadSecret, SourceRecord, Write, WriteResult
-from connectors.calls import ApiCalls
-from connectors.errors import ConnectorError, FatalError, SourceConfigError, jira_refusal
+from connectors.base import Estimate, Page, Permission, ReadSecret, SourceCheck, SourceRecord, Write, WriteResult
+from connectors.calls import ApiCalls, push_until_stopped
+from connectors.errors import ConnectorError, FatalError, PermissionDenied, SourceConfigError, Stopped, jira_refusal
 from connectors.http import trust
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
@@ -36,15 +36,29 @@ RELEASE = "release"
 STATUS = "status"
 TARGETS = {RELEASE: RELEASE, STATUS: STATUS}  # the current values are read under the engine's names (see shown_of)
 CHECK_FIELDS = ["fixVersions", "status", "issuetype", "updated"]
+PERMISSIONS = (  # key, what relsync needs it for, required, what its absence costs
+    ("BROWSE_PROJECTS", "reading the issues of {project}", True, ""),
+    ("EDIT_ISSUES", "writing the release to fixVersions", True, ""),
+    ("RESOLVE_ISSUES", "setting fixVersions, which Jira ties to resolving", True, ""),
+    ("TRANSITION_ISSUES", "moving issues to the configured statuses", True, ""),
+    ("ADMINISTER_PROJECTS", "creating a version for each release", False,
+     "relsync cannot create versions in {project}: each release must already exist there as a version, "
+     "or the writes of its release fail"),
+)
 JQL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
-def connect(name: str, config: JiraSource, paths: list[str], read_secret: ReadSecret) -> JiraConnector:
+def connect(name: str, config: JiraSource, paths: list[str], read_secret: ReadSecret,
+            policy: RetryPolicy | None = None) -> JiraConnector:
     """A connector for one configured Jira source; ``paths`` are the mapped source paths."""
     email = read_secret(config.auth.email_env, "email_env") if config.auth.email_env else None
     token = read_secret(config.auth.token_env, "token_env")
     fields = [p.split(".")[1] for p in paths if p.startswith("fields.") and p.count(".") >= 1]
-    return JiraConnector(name, config, fields=fields, email=email, token=token)
+    return JiraConnector(name, config, fields=fields, email=email, token=token, policy=policy)
+
+
+class VersionRefused(ConnectorError):
+    """Jira will not create a version for this account: the writes needing one fail, the others go on."""
 
 
 def jql_string(value: str) -> str:
@@ -101,6 +115,7 @@ class JiraConnector:
         self._versions: dict[str, str] | None = None
         self._project_id: str | None = None
         self._transitions: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._versions_refused: str | None = None  # Jira's answer to a version create the account may not make
 
     @property
     def reconcile_every_hours(self) -> float:
@@ -124,6 +139,10 @@ class JiraConnector:
             client._version = tuple(info.get("versionNumbers") or (0, 0, 0))
             self._client = client
         return self._client
+
+    def stopped(self) -> Stopped | None:
+        """Why this run sends nothing more to the source (None while it may)."""
+        return self.calls.stopped()
 
     def call_counts(self) -> dict[str, int]:
         """API calls made so far, by method and resource."""
@@ -173,11 +192,11 @@ class JiraConnector:
 
     def push(self, writes: list[Write]) -> list[WriteResult]:
         """Compare (one search per 100 issues), then edit issue by issue; conflicts and refusals become results."""
-        return compare_then_send(
+        return push_until_stopped(writes, lambda send: compare_then_send(
             writes, system="Jira", targets=TARGETS, read=self._current, read_batch=CHECK_BATCH,
-            send=self._send, send_batch=1, gone="issue {} no longer exists or is not visible",
+            send=send, send_batch=1, gone="issue {} no longer exists or is not visible",
             record=lambda w: w.native_key or w.native_id,
-        )
+        ), self._send)
 
     def _current(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         """What Jira shows now for ``keys``: one search call (``fields`` are the engine's, all read)."""
@@ -205,16 +224,26 @@ class JiraConnector:
         return [self._apply(issue.record, write, issue.shown) for issue in batch for write in sorted(issue.writes, key=lambda w: w.field)]
 
     def _apply(self, key: str, write: Write, shown: Shown) -> WriteResult:
+        """One write to one issue; every refusal but a credentials error becomes its result."""
         try:
             if write.field == RELEASE:
                 self._set_release(key, write.value)
             elif problem := self._transition(key, write.value, shown):
                 return WriteResult(write, "failed", problem)
+        except PermissionDenied as error:
+            return WriteResult(write, "failed", self._permission_problem(key, write, error))
+        except VersionRefused as refused:
+            return WriteResult(write, "failed", refused.message)
         except SourceConfigError:
             raise
         except ConnectorError as error:
-            return WriteResult(write, "failed", error.message)
+            return (self.calls.held_back([write], error) or [WriteResult(write, "failed", error.message)])[0]
         return WriteResult(write, "ok")
+
+    def _permission_problem(self, key: str, write: Write, error: ConnectorError) -> str:
+        doing, permission = (f"editing {key}", "Edit Issues") if write.field == RELEASE else (
+            f"moving {key} to {write.value!r}", "Transition Issues")
+        return f"Jira: {doing} needs the {permission} permission for project {self.config.project} ({error.message})"
 
     def _set_release(self, key: str, release: str | None) -> None:
         versions = []
@@ -228,21 +257,53 @@ class JiraConnector:
     def _known_versions(self) -> dict[str, str]:
         """The project's versions, name -> id (listed once per run)."""
         if self._versions is None:
-            listed = self.calls(lambda: self.client.project_versions(self.config.project))
-            self._versions = {v.name: v.id for v in listed}
+            self._versions = self._list_versions()
         return self._versions
 
+    def _list_versions(self) -> dict[str, str]:
+        return {v.name: v.id for v in self.calls(lambda: self.client.project_versions(self.config.project))}
+
     def _version_id(self, name: str) -> str:
+        """The id of the project's version ``name``, created if need be (and if the account may).
+
+        A create that timed out or failed with a server error may have landed: the
+        versions are listed again before it is repeated. Jira refuses a create the
+        account may not make with a 404 naming the project (403 on some sites);
+        then no other version is tried this run.
+        """
         versions = self._known_versions()
-        if name not in versions:
-            if self._project_id is None:
-                self._project_id = self.calls(lambda: self.client.project(self.config.project)).id
-            body = json.dumps({"name": name, "projectId": int(self._project_id)})
-            url = self.client._get_url("version")
+        if name in versions:
+            return versions[name]
+        if self._versions_refused is not None:
+            raise VersionRefused(SYSTEM, self._version_problem(name, self._versions_refused))
+        if self._project_id is None:
+            self._project_id = self.calls(lambda: self.client.project(self.config.project)).id
+        body = json.dumps({"name": name, "projectId": int(self._project_id)})
+        url = self.client._get_url("version")
+
+        def created() -> str | None:
+            versions.update(self._list_versions())
+            return versions.get(name)
+
+        try:
             # The library's create_version() sleeps a second after every create.
-            response = self.calls(lambda: self.client._session.post(url, data=body))
-            versions[name] = str(response.json()["id"])
+            versions[name] = self.calls(lambda: str(self.client._session.post(url, data=body).json()["id"]), applied=created)
+        except PermissionDenied as error:
+            self._versions_refused = error.message
+        except FatalError as error:
+            if error.status == 404:
+                self._versions_refused = error.message
+            elif (found := created()) is None:  # "already exists": made by someone else since the list
+                raise
+            else:
+                return found
+        if self._versions_refused is not None:
+            raise VersionRefused(SYSTEM, self._version_problem(name, self._versions_refused))
         return versions[name]
+
+    def _version_problem(self, name: str, answer: str) -> str:
+        return (f"Jira: creating version {name!r} needs the Administer Projects permission for project "
+                f"{self.config.project} ({answer}); ask a Jira admin for it, or create the version in Jira")
 
     def _transition(self, key: str, target: str, shown: Shown) -> str | None:
         status = shown.get(STATUS) or ""
@@ -252,13 +313,31 @@ class JiraConnector:
         choices = self._transitions[cache_key]
         chosen = next((t for t in choices if (t.get("to") or {}).get("name") == target), None)
         if chosen is not None:
-            self.calls(lambda: self.client.transition_issue(key, str(chosen["id"])))
-            return None
+            return self._move(key, str(chosen["id"]), target)
+        if not choices:  # Jira lists no transitions at all to an account without Transition Issues
+            return (f"Jira: moving {key} to {target!r} needs the Transition Issues permission for project "
+                    f"{self.config.project} (Jira lists no transitions from {status!r} for this account)")
         names = sorted({(t.get("to") or {}).get("name", "?") for t in choices})
         return (
             f"{key}: the workflow has no transition from {status!r} to {target!r} "
             f"(available: {', '.join(names) or 'none'}); not forced"
         )
+
+    def _move(self, key: str, transition: str, target: str) -> str | None:
+        """POST the transition; one that may have landed is checked by reading the issue's status, never repeated blindly."""
+
+        def arrived() -> bool | None:
+            issue = self.client.issue(key, fields="status")
+            return True if issue.fields.status.name == target else None
+
+        try:
+            self.calls(lambda: self.client.transition_issue(key, transition) or True, applied=arrived)
+        except FatalError as error:
+            # Jira refuses a transition the issue has already taken ("not valid for the
+            # current state"): if it now shows the target, the move is done.
+            if self.calls(arrived) is None:
+                return f"{key}: {error.message}"
+        return None
 
     def estimate(self, writes: list[Write]) -> Estimate:
         """The calls ``push(writes)`` would make, when nothing changed in between.
@@ -283,16 +362,38 @@ class JiraConnector:
 
     # -- check ------------------------------------------------------------------
 
-    def check(self, statuses: list[str]) -> list[str]:
-        """Credentials, mapped fields and status names against the live site."""
+    def check(self, statuses: list[str]) -> SourceCheck:
+        """Credentials, mapped fields, status names and the account's permissions in the project."""
         self.calls(lambda: self.client.myself())
         known = {f["id"] for f in self.calls(lambda: self.client.fields())}
-        problems = [f"field {field!r} does not exist in Jira (or is not visible to this account)"
-                    for field in self.fields if field not in known]
+        found = SourceCheck([f"field {field!r} does not exist in Jira (or is not visible to this account)"
+                             for field in self.fields if field not in known])
         names = {s.name for s in self.calls(lambda: self.client.statuses())}
-        problems += [f"status {status!r} does not exist in Jira" for status in statuses if status not in names]
+        found.problems += [f"status {status!r} does not exist in Jira" for status in statuses if status not in names]
         try:
             self.calls(lambda: self.client.project(self.config.project))
         except ConnectorError as error:
-            problems.append(f"project {self.config.project!r}: {error.message}")
-        return problems
+            found.problems.append(f"project {self.config.project!r}: {error.message}")
+            return found
+        found.permissions = self._permissions()
+        return found
+
+    def _permissions(self) -> list[Permission]:
+        """What ``mypermissions`` says the account may do in the project, for each thing relsync does there."""
+        needed = {"BROWSE_PROJECTS"}
+        if self.config.write.release is not None:
+            needed |= {"EDIT_ISSUES", "RESOLVE_ISSUES", "ADMINISTER_PROJECTS"}
+        if self.config.write.status:
+            needed.add("TRANSITION_ISSUES")
+        wanted = [permission for permission in PERMISSIONS if permission[0] in needed]
+        keys = ",".join(key for key, *_ in wanted)
+        answer = self.calls(lambda: self.client.my_permissions(projectKey=self.config.project, permissions=keys))
+        held: dict[str, Any] = answer.get("permissions") or {}
+        project = self.config.project
+        permissions = []
+        for key, needed_for, required, consequence in wanted:
+            entry = held.get(key) or {}
+            granted = None if "havePermission" not in entry else entry["havePermission"] is True
+            permissions.append(Permission(f"{entry.get('name', key)} ({key})", needed_for.format(project=project), granted,
+                                          required, consequence.format(project=project)))
+        return permissions

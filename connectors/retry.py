@@ -1,11 +1,16 @@
-"""The one retry policy. This is the only module that imports tenacity.
+"""The one retry policy, and the limits a run puts on it. This is the only module that imports tenacity.
 
 Client libraries' own retries are switched off, so attempts never multiply:
 429 waits as long as Retry-After says, 5xx and timeouts back off exponentially
-with jitter, and everything else is raised at once.
+with jitter, and everything else is raised at once. No wait runs past the run's
+``Deadline``: a retry that would is not made, and the call ends in ``DeadlineReached``.
+A ``Breaker`` counts a source's server errors in a row; once it opens, nothing more
+is sent to that source in this run.
 """
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,20 +18,84 @@ from typing import TypeVar
 
 import tenacity
 
-from connectors.errors import RetriableError
+from connectors.errors import CircuitOpen, DeadlineReached, RetriableError, is_server_error
 
 T = TypeVar("T")
 
 
+class Deadline:
+    """When a run must end, on a monotonic clock; ``seconds=None`` never ends."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._end = None if seconds is None else clock() + seconds
+
+    def left(self) -> float:
+        """Seconds until the deadline (infinite without one; never below zero)."""
+        return math.inf if self._end is None else max(0.0, self._end - self._clock())
+
+    def passed(self) -> bool:
+        """Whether the deadline has been reached."""
+        return self._end is not None and self._clock() >= self._end
+
+    def reached(self, system: str) -> DeadlineReached:
+        """The error that ends ``system``'s part of the run."""
+        return DeadlineReached(system, f"the run deadline was reached (max_run_seconds: {self.seconds:g}); "
+                               "what is left waits for the next run")
+
+
+NO_DEADLINE = Deadline(None)
+
+
+class Breaker:
+    """Opens after ``limit`` server errors in a row from one source; any real answer closes the count again.
+
+    A 429 neither counts nor resets: a rate limit says nothing about the server's health.
+    """
+
+    def __init__(self, system: str, limit: int) -> None:
+        self.system = system
+        self.limit = limit
+        self._streak = 0
+        self._last = ""
+        self._lock = threading.Lock()
+
+    def record(self, error: BaseException | None) -> None:
+        """Count one attempt's outcome (None: it succeeded)."""
+        with self._lock:
+            if error is None or not isinstance(error, RetriableError):
+                self._streak = 0
+            elif is_server_error(error):
+                self._streak += 1
+                self._last = getattr(error, "message", str(error))
+
+    @property
+    def open(self) -> bool:
+        """Whether the source has failed ``limit`` times in a row."""
+        return self._streak >= self.limit
+
+    def refusal(self) -> CircuitOpen:
+        """The error every further call to the source ends in."""
+        return CircuitOpen(self.system, f"{self._streak} server errors in a row (last: {self._last}); nothing more is "
+                           "sent this run, and what is left waits for the next run")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to retry a retriable failure."""
+    """How often and how long to retry a retriable failure, and when to give up on a source.
+
+    ``breaker_after`` server errors in a row stop the source for the run;
+    ``deadline`` bounds every wait.
+    """
 
     attempts: int = 5
     initial_wait: float = 0.5
     max_wait: float = 30.0
     max_retry_after: float = 120.0
+    breaker_after: int = 5
     sleep: Callable[[float], None] = time.sleep
+    deadline: Deadline = NO_DEADLINE
 
 
 def _wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
@@ -41,13 +110,35 @@ def _wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
     return wait
 
 
+class _PastDeadline(tenacity.stop.stop_base):
+    """Stops before a wait that would end at or after the deadline (tenacity computes the wait first)."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.cut_short = False
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        self.cut_short = state.upcoming_sleep >= self.deadline.left()
+        return self.cut_short
+
+
 def call_with_retry(fn: Callable[[], T], policy: RetryPolicy) -> T:
-    """Call ``fn``, retrying RetriableError under ``policy``; re-raise the last error."""
+    """Call ``fn``, retrying RetriableError under ``policy``; re-raise the last error.
+
+    A retry whose wait would end past the deadline is not made: the call raises
+    ``DeadlineReached`` (the last error is its cause).
+    """
+    past_deadline = _PastDeadline(policy.deadline)
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(RetriableError),
         wait=_wait(policy),
-        stop=tenacity.stop_after_attempt(policy.attempts),
+        stop=tenacity.stop_any(tenacity.stop_after_attempt(policy.attempts), past_deadline),
         sleep=policy.sleep,
         reraise=True,
     )
-    return retrying(fn)
+    try:
+        return retrying(fn)
+    except RetriableError as error:
+        if past_deadline.cut_short:
+            raise policy.deadline.reached(error.system) from error
+        raise

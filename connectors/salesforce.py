@@ -28,15 +28,17 @@ from simple_salesforce.exceptions import SalesforceError
 
 from config.schema import SalesforceSource
 from connectors import soql
-from connectors.base import Estimate, Page, ReadSecret, SourceRecord, Write, WriteResult
-from connectors.calls import ApiCalls
+from connectors.base import Estimate, Page, Permission, ReadSecret, SourceCheck, SourceRecord, Write, WriteResult
+from connectors.calls import ApiCalls, push_until_stopped
 from connectors.errors import (
     ConnectorError,
     FatalError,
     LocatorExpired,
+    PermissionDenied,
     QuotaReached,
     RetriableError,
     SourceConfigError,
+    Stopped,
     classify_status,
     salesforce_error,
     salesforce_refusal,
@@ -56,12 +58,14 @@ BASE_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
 LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
-def connect(name: str, config: SalesforceSource, paths: list[str], read_secret: ReadSecret) -> SalesforceConnector:
+def connect(name: str, config: SalesforceSource, paths: list[str], read_secret: ReadSecret,
+            policy: RetryPolicy | None = None) -> SalesforceConnector:
     """A connector for one configured Salesforce source; ``paths`` are the mapped source paths."""
     auth = config.auth
     refresh_token = read_secret(auth.refresh_token_env, "refresh_token_env") if auth.refresh_token_env else None
     return SalesforceConnector(name, config, paths=paths, client_id=read_secret(auth.client_id_env, "client_id_env"),
-                               client_secret=read_secret(auth.client_secret_env, "client_secret_env"), refresh_token=refresh_token)
+                               client_secret=read_secret(auth.client_secret_env, "client_secret_env"), refresh_token=refresh_token,
+                               policy=policy)
 
 
 def call_kind(response: requests.Response) -> str:
@@ -106,6 +110,10 @@ class SalesforceConnector:
         with contextlib.suppress(TypeError, ValueError):  # no Date, or not one we can read: keep the last
             stamp = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
             self.server_time = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+    def stopped(self) -> Stopped | None:
+        """Why this run sends nothing more to the source (None while it may)."""
+        return self.calls.stopped()
 
     def call_counts(self) -> dict[str, int]:
         """API calls made so far, by method and resource."""
@@ -157,7 +165,8 @@ class SalesforceConnector:
             refusal = f"HTTP {response.status_code}: {shown}"
         if response.status_code in (400, 401, 403):
             raise SourceConfigError(SYSTEM, f"login refused by {self.config.url}: {refusal} (check sources.{self.name}.auth)")
-        raise classify_status(SYSTEM, response.status_code, f"login at {self.config.url} failed: {refusal}")
+        raise classify_status(SYSTEM, response.status_code, f"login at {self.config.url} failed: {refusal}",
+                              retry_after=response.headers.get("Retry-After"))
 
     # -- pull -------------------------------------------------------------------
 
@@ -239,8 +248,9 @@ class SalesforceConnector:
 
     def push(self, writes: list[Write]) -> list[WriteResult]:
         """Compare (one query per 400 records), then PATCH 200 records per sObject Collections call (allOrNone false)."""
-        return compare_then_send(writes, system="Salesforce", targets=self.targets, read=self._current, read_batch=READ_BATCH,
-                                 send=self._send, send_batch=WRITE_BATCH, gone="record {} no longer exists")
+        return push_until_stopped(writes, lambda send: compare_then_send(
+            writes, system="Salesforce", targets=self.targets, read=self._current, read_batch=READ_BATCH, send=send,
+            send_batch=WRITE_BATCH, gone="record {} no longer exists"), self._send)
 
     def _current(self, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         """The records as they are now (one query), deleted ones left out."""
@@ -253,10 +263,15 @@ class SalesforceConnector:
         body = {"allOrNone": False, "records": records}
         try:
             answers = self._call(lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body))
+        except PermissionDenied as error:
+            problem = (f"Salesforce: updating {self.config.object} records needs Edit access to {self.config.object} and "
+                       f"its written fields for the integration user ({error.message})")
+            return [WriteResult(w, "failed", problem) for p in batch for w in p.writes]
         except SourceConfigError:
             raise
         except ConnectorError as error:
-            return [WriteResult(w, "failed", error.message) for p in batch for w in p.writes]
+            writes = [w for p in batch for w in p.writes]
+            return self.calls.held_back(writes, error) or [WriteResult(w, "failed", error.message) for w in writes]
         if not isinstance(answers, list) or len(answers) != len(batch):
             return [WriteResult(w, "failed", "Salesforce did not answer one result per record") for p in batch for w in p.writes]
         results: list[WriteResult] = []
@@ -280,20 +295,31 @@ class SalesforceConnector:
 
     # -- check ------------------------------------------------------------------
 
-    def check(self, statuses: list[str]) -> list[str]:
-        """Credentials, mapped fields and picklist values against describe."""
+    def check(self, statuses: list[str]) -> SourceCheck:
+        """Credentials, mapped fields and picklist values against describe, and what describe says the user may do."""
         described = self._call(lambda sf: getattr(sf, self.config.object).describe())
         fields = {f["name"]: f for f in described.get("fields", [])}
         relationships = {f["relationshipName"]: f for f in described.get("fields", []) if f.get("relationshipName")}
-        problems = [f"field {path!r} does not exist on {self.config.object}"
-                    for path in self.fields if path.split(".", 1)[0] not in fields | relationships]
+        found = SourceCheck([f"field {path!r} does not exist on {self.config.object}"
+                             for path in self.fields if path.split(".", 1)[0] not in fields | relationships])
         status = fields.get(self.status_field)
         if status is not None and status.get("picklistValues"):
             values = {v["value"] for v in status["picklistValues"] if v.get("active", True)}
-            problems += [f"status {s!r} is not an active {self.status_field} picklist value" for s in statuses if s not in values]
+            found.problems += [f"status {s!r} is not an active {self.status_field} picklist value" for s in statuses if s not in values]
         release = self.config.write.release
         if release is not None and release.field not in fields:
-            problems.append(f"release field {release.field!r} does not exist on {self.config.object}")
-        elif release is not None and not fields[release.field].get("updateable", True):
-            problems.append(f"release field {release.field!r} is not updateable")
-        return problems
+            found.problems.append(f"release field {release.field!r} does not exist on {self.config.object}")
+        found.permissions = self._permissions(described, fields)
+        return found
+
+    def _permissions(self, described: dict[str, Any], fields: dict[str, Any]) -> list[Permission]:
+        """Describe answers for the running user: can it query the object, update it, and update each written field."""
+        name = self.config.object
+        permissions = [Permission(f"{name} queryable", "reading the requests", bool(described.get("queryable")))]
+        if self.targets:
+            permissions.append(Permission(f"{name} updateable", "writing the release and status", bool(described.get("updateable"))))
+        for engine_field, target in sorted(self.targets.items()):
+            if target in fields:
+                permissions.append(Permission(f"{name}.{target} updateable", f"writing the {engine_field}",
+                                              bool(fields[target].get("updateable"))))
+        return permissions

@@ -6,6 +6,7 @@ run), 2 configuration or credential error, 3 another run holds the store's lock.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import sys
@@ -107,15 +108,20 @@ def sync(config_path: Path, as_json: bool) -> None:
 @JSON_OPTION
 @library_errors
 def check(config_path: Path, online: bool, as_json: bool) -> None:
-    """Validate the configuration file (and, with --online, the live systems)."""
+    """Validate the configuration file (and, with --online, the live systems and the permissions relsync needs there)."""
     config = load_config(config_path)
-    problems = engine.check_online(config) if online else {}
-    ok = not any(problems.values())
+    checks = engine.check_online(config) if online else {}
+    problems = {source: found.all_problems() for source, found in checks.items()}
+    warnings = {source: found.warnings() for source, found in checks.items()}
     lines = [f"{config_path}: configuration is valid ({len(config.sources)} sources, {len(config.trains)} trains)"]
-    for source, found in problems.items():
-        lines += [f"{source}: {problem}" for problem in found] or [f"{source}: online check passed"]
-    emit({"valid": True, "online": online, "problems": problems}, as_json, "\n".join(lines))
-    if not ok:
+    for source, found in checks.items():
+        lines += [f"{source}: {p.line()}" for p in found.permissions if p.granted is not False]
+        lines += [f"{source}: warning: {warning}" for warning in warnings[source]]
+        lines += [f"{source}: {problem}" for problem in problems[source]] or [f"{source}: online check passed"]
+    permissions = {source: [dataclasses.asdict(p) for p in found.permissions] for source, found in checks.items()}
+    data = {"valid": True, "online": online, "problems": problems, "warnings": warnings, "permissions": permissions}
+    emit(data, as_json, "\n".join(lines))
+    if any(problems.values()):
         sys.exit(engine.EXIT_CONFIG)
 
 

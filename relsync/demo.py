@@ -83,11 +83,15 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
     say = (lambda text: None) if as_json else echo
     with start_sandboxes(records=records, seed=7, systems=SYSTEMS) as sandboxes:
         description = sandboxes.describe()
+        # Setup, as a Jira admin would do it: the integration account may create a
+        # version for each release (Administer Projects in the OPS project).
+        edits.jira_grant(description, "ADMINISTER_PROJECTS")
         config_path = write_config(description, folder / "relsync.yaml")
         env = {k: v for system in description.values() for k, v in system["env"].items()}
         config = load_config(config_path)
         where = ", ".join(f"{system} at {box['url']}" for system, box in description.items())
         say(f"Sandboxes up: {where}, with {records} change requests each.")
+        say("Jira: the integration account was granted Administer Projects in OPS, so relsync can create versions.")
         say(f"Config written to {config_path}\n")
 
         first = engine.run(config, env=env)

@@ -192,7 +192,9 @@ def make_app(
             response.headers["Retry-After"] = str(seconds)
             return response
         rule = state.faults.take(request.method, request.path)
-        if rule is not None:
+        if rule is not None and rule.after:
+            flask.g.relsync_fault_after = rule  # answered in count_status, once the request was handled
+        elif rule is not None:
             if rule.delay_seconds:
                 time.sleep(rule.delay_seconds)
             if rule.status is not None:
@@ -201,7 +203,13 @@ def make_app(
 
     @app.after_request
     def count_status(response: flask.Response) -> flask.Response:
-        """Count the status of every counted request, errors included."""
+        """Count the status of every counted request, errors included; a fault ``after`` replaces the answer."""
+        late = flask.g.pop("relsync_fault_after", None)
+        if late is not None:
+            if late.delay_seconds:
+                time.sleep(late.delay_seconds)
+            if late.status is not None:
+                response = fault_response(late, fault_body)
         if flask.g.get("relsync_counted"):
             state.calls.status(response.status_code)
         return response

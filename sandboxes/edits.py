@@ -72,6 +72,19 @@ def jira_set_priority(client: JIRA, key: str, priority: str) -> None:
     client.issue(key, fields="priority").update(fields={"priority": {"name": priority}})
 
 
+def jira_grant(description: dict[str, Any], *permissions: str) -> list[str]:
+    """Grant the integration account project permissions (``ADMINISTER_PROJECTS``), as a Jira admin would.
+
+    In Jira an admin adds the account to a role that holds them in the project's
+    permission scheme; the sandbox takes the grant through its permissions knob.
+    Returns the keys the account now holds.
+    """
+    url = f"{description['jira']['url']}/_sandbox/jira/permissions"
+    response = requests.post(url, json={"grant": list(permissions)}, timeout=10)
+    response.raise_for_status()
+    return list(response.json()["permissions"])
+
+
 def airtable_table(description: dict[str, Any]) -> Table:
     """The change-request table of the Airtable sandbox, through pyairtable."""
     box = description["airtable"]

@@ -1,7 +1,10 @@
 """Fault injection: rules that answer matching vendor requests with an error, a delay, or both.
 
 A rule's delay is real waiting (the client must see a slow answer, or time out), so it
-sleeps on the wall clock whatever time source the app was built with.
+sleeps on the wall clock whatever time source the app was built with. A rule with
+``after`` lets the request be handled first and then answers with the fault: the write
+took effect but the client hears an error (a gateway that gave up waiting), the case a
+client must check before repeating a request that is not safe to repeat.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import flask
 
 @dataclass
 class FaultRule:
-    """Answer matching requests with ``status`` (or just delay them) ``times`` times."""
+    """Answer matching requests with ``status`` (or just delay them) ``times`` times; ``after``: once handled."""
 
     method: str | None
     path: str
@@ -25,6 +28,7 @@ class FaultRule:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    after: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to ``method path`` (fnmatch on the path)."""
@@ -81,6 +85,7 @@ def fault_rule(body: Any) -> FaultRule | str:
         body=body.get("body"),
         headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
         delay_seconds=float(body.get("delay_seconds") or 0),
+        after=bool(body.get("after")),
     )
 
 

@@ -6,10 +6,12 @@ a time against the same store.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
@@ -20,8 +22,9 @@ from config.loader import ConfigError, secret
 from config.schema import AirtableSource, Config, JiraSource, SalesforceSource
 from config.schema import Source as SourceConfig
 from connectors import airtable, jira, salesforce
-from connectors.base import Connector, Page, ReadSecret
-from connectors.errors import ConnectorError, SourceConfigError
+from connectors.base import Connector, Page, ReadSecret, SourceCheck
+from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, SourceConfigError
+from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
 from sync import ingest, outbox, schedule
@@ -33,23 +36,23 @@ CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
 
 
 class ConnectorFactories(TypedDict):
-    """Per source kind: ``connect(name, config, mapped paths, read_secret)`` -> its connector."""
+    """Per source kind: ``connect(name, config, mapped paths, read_secret, policy)`` -> its connector."""
 
-    jira: Callable[[str, JiraSource, list[str], ReadSecret], Connector]
-    airtable: Callable[[str, AirtableSource, list[str], ReadSecret], Connector]
-    salesforce: Callable[[str, SalesforceSource, list[str], ReadSecret], Connector]
+    jira: Callable[[str, JiraSource, list[str], ReadSecret, RetryPolicy], Connector]
+    airtable: Callable[[str, AirtableSource, list[str], ReadSecret, RetryPolicy], Connector]
+    salesforce: Callable[[str, SalesforceSource, list[str], ReadSecret, RetryPolicy], Connector]
 
 
 CONNECTORS: ConnectorFactories = {"jira": jira.connect, "airtable": airtable.connect, "salesforce": salesforce.connect}
 
 
-def connect(name: str, spec: SourceConfig, paths: list[str], read_secret: ReadSecret) -> Connector:
+def connect(name: str, spec: SourceConfig, paths: list[str], read_secret: ReadSecret, policy: RetryPolicy) -> Connector:
     """The connector for one configured source, by its kind."""
     if isinstance(spec, JiraSource):
-        return CONNECTORS["jira"](name, spec, paths, read_secret)
+        return CONNECTORS["jira"](name, spec, paths, read_secret, policy)
     if isinstance(spec, AirtableSource):
-        return CONNECTORS["airtable"](name, spec, paths, read_secret)
-    return CONNECTORS["salesforce"](name, spec, paths, read_secret)
+        return CONNECTORS["airtable"](name, spec, paths, read_secret, policy)
+    return CONNECTORS["salesforce"](name, spec, paths, read_secret, policy)
 
 
 def describe(error: BaseException) -> str:
@@ -86,11 +89,13 @@ class RunReport:
         pushed = sum(c.get("written", 0) for c in self.pushed.values())
         conflicts = sum(c.get("conflicts", 0) for c in self.pushed.values())
         failed = sum(c.get("failed", 0) for c in self.pushed.values())
+        pending = sum(c.get("pending", 0) for c in self.pushed.values())
         calls = ", ".join(f"{name} {sum(c.values())}" for name, c in self.api_calls.items())
         line = (
             f"run {self.run_id} {self.status}: pulled {pulled or 'nothing'}; "
             f"planned {self.planned.get('assigned', 0)} in, {self.planned.get('unassigned', 0)} out; "
-            f"wrote {pushed}, {conflicts} conflicts, {failed} failed; API calls {calls or 'none'}"
+            f"wrote {pushed}, {conflicts} conflicts, {failed} failed{f', {pending} left for the next run' if pending else ''}; "
+            f"API calls {calls or 'none'}"
         )
         return line + "".join(f"\n  {message}" for message in self.messages)
 
@@ -104,8 +109,13 @@ class Source:
     mapping: SourceMapping
 
 
-def build_sources(config: Config, env: Mapping[str, str] | None = None) -> dict[str, Source]:
-    """Connectors and mappings for every configured source; secrets read from the environment."""
+def build_sources(config: Config, env: Mapping[str, str] | None = None, *, policy: RetryPolicy | None = None) -> dict[str, Source]:
+    """Connectors and mappings for every configured source; secrets read from the environment.
+
+    Each connector retries under ``policy`` (its waits, sleep and the run's deadline),
+    with its own breaker after ``stop_after_server_errors`` server errors in a row.
+    """
+    base = policy or RetryPolicy()
     sources: dict[str, Source] = {}
     for name, spec in config.sources.items():
         path = f"sources.{name}"
@@ -114,7 +124,8 @@ def build_sources(config: Config, env: Mapping[str, str] | None = None) -> dict[
         def read_secret(env_name: str, key: str, _path: str = path) -> str:
             return secret(env_name, f"{_path}.auth.{key}", env)
 
-        sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret), mapping)
+        own = dataclasses.replace(base, breaker_after=spec.stop_after_server_errors)
+        sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret, own), mapping)
     return sources
 
 
@@ -127,12 +138,15 @@ class PullResult:
 
 
 def pull_sources(
-    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, progress: Callable[[str], None] | None = None
+    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, progress: Callable[[str], None] | None = None,
+    deadline: Deadline = NO_DEADLINE,
 ) -> PullResult:
     """Pull every source concurrently; pages are stored one transaction each, in this thread.
 
     A source that fails stops alone: what it stored so far stays, its watermark
-    where its last stored page left it, and the other sources go on.
+    where its last stored page left it, and the other sources go on. Once the
+    ``deadline`` passes, no source asks for another page and no deletions are
+    reconciled: the run's failures then hold ``DeadlineReached`` for the sources cut short.
     """
     started = clock.now()
     pages: queue.Queue[tuple[str, Page | BaseException | None]] = queue.Queue(maxsize=4)
@@ -145,6 +159,9 @@ def pull_sources(
                 if name in stopped:
                     return
                 pages.put((name, page))
+                if deadline.passed():  # before the next page is asked for
+                    pages.put((name, deadline.reached(sources[name].connector.system)))
+                    return
             pages.put((name, None))
         except BaseException as error:  # handed to the consumer
             pages.put((name, error))
@@ -177,7 +194,7 @@ def pull_sources(
     for thread in threads:
         thread.join(timeout=5)
     for name, source in sources.items():
-        if name not in result.failures:
+        if name not in result.failures and not deadline.passed():
             try:
                 result.counts[name].deleted += reconcile_deletions(db, name, source, run_id=run_id, started=started)
             except ConnectorError as error:
@@ -216,19 +233,46 @@ def plan(db: sqlite_utils.Database, config: Config, *, run_id: int, now: dt.date
 
 
 def push_writebacks(
-    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, at: dt.datetime | None = None
+    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, at: dt.datetime | None = None,
+    failures: dict[str, BaseException] | None = None,
 ) -> dict[str, outbox.PushCounts]:
     """Queue the plan's differences and send them, source by source.
 
-    ``at`` is the moment the release calendar is read at (default: now).
+    ``at`` is the moment the release calendar is read at (default: now). A source
+    whose push fails as a whole (its credentials were refused midway) goes into
+    ``failures`` and the others are still written; without ``failures`` it raises.
     """
     now = clock.stamp()
     wanted = outbox.wanted_writes(db, {name: s.mapping for name, s in sources.items()}, now=clock.stamp(at))
     outbox.queue(db, wanted, run_id=run_id, now=now)
-    return {
-        name: outbox.send(db, name, s.connector.push, s.mapping, run_id=run_id, now=now)
-        for name, s in sources.items()
-    }
+    pushed: dict[str, outbox.PushCounts] = {}
+    for name, s in sources.items():
+        try:
+            pushed[name] = outbox.send(db, name, s.connector.push, s.mapping, run_id=run_id, now=now)
+        except ConnectorError as error:
+            if failures is None:
+                raise
+            failures[name] = error
+    return pushed
+
+
+def _left_for_next_run(db: sqlite_utils.Database, deadline: Deadline, pulled: PullResult,
+                       pushed: dict[str, outbox.PushCounts], sources: dict[str, Source]) -> list[str]:
+    """What the run's deadline or a source's breaker left undone, one line each."""
+    lines: list[str] = []
+    if deadline.passed():
+        cut = [name for name, error in pulled.failures.items() if isinstance(error, DeadlineReached)]
+        waiting = {row["source"]: row["n"] for row in db.query(
+            "select source, count(*) as n from outbox where state = 'pending' group by source order by source")}
+        left = [f"pulls of {', '.join(cut)} (each continues from its last stored page)"] if cut else []
+        if waiting:
+            left.append(f"{sum(waiting.values())} write-backs ({', '.join(f'{n} {k}' for k, n in waiting.items())})")
+        lines.append(f"run deadline reached after {deadline.seconds:g} s (max_run_seconds); left for the next run: "
+                     f"{'; '.join(left) or 'nothing'}")
+    for name, counts in pushed.items():
+        if isinstance(stop := sources[name].connector.stopped(), CircuitOpen):
+            lines.append(f"{name}: {stop.message} ({counts.pending} write-backs)")
+    return lines
 
 
 def _close_abandoned_runs(db: sqlite_utils.Database) -> None:
@@ -247,8 +291,15 @@ def run(
     env: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    policy: RetryPolicy | None = None,
+    timer: Callable[[], float] = time.monotonic,
 ) -> RunReport:
-    """One unattended sync run. Never raises for API or data problems: see the report."""
+    """One unattended sync run. Never raises for API or data problems: see the report.
+
+    The run ends cleanly once ``config.max_run_seconds`` have passed on ``timer``:
+    pulls stop between pages, pushes between batches, and what is left is kept for
+    the next run. ``policy`` sets the retries' waits and sleep (tests make them short).
+    """
     lock = RunLock(config.store)
     try:
         lock.acquire()
@@ -260,23 +311,28 @@ def run(
         run_id = start_run(db)
         report = RunReport(run_id, "running", EXIT_OK)
         sources: dict[str, Source] = {}
+        deadline = Deadline(config.max_run_seconds, timer)
         try:
-            sources = build_sources(config, env if env is not None else os.environ)
-            pulled = pull_sources(db, sources, run_id=run_id, progress=progress)
+            policy = dataclasses.replace(policy or RetryPolicy(), deadline=deadline)
+            sources = build_sources(config, env if env is not None else os.environ, policy=policy)
+            pulled = pull_sources(db, sources, run_id=run_id, progress=progress, deadline=deadline)
             report.pulled = {name: asdict(c) for name, c in pulled.counts.items()}
             report.planned = asdict(plan(db, config, run_id=run_id, now=now or clock.now()))
             # A source whose pull failed is not written to: its view may be stale, and a
             # quota stop must not spend more calls.
             healthy = {name: s for name, s in sources.items() if name not in pulled.failures}
-            pushed = push_writebacks(db, healthy, run_id=run_id, at=now)
+            pushed = push_writebacks(db, healthy, run_id=run_id, at=now, failures=pulled.failures)
             report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
-            report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()]
+            report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()
+                               if not isinstance(error, DeadlineReached)]
             report.messages += [m for c in pushed.values() for m in c.messages]
-            if any(isinstance(e, CONFIG_ERRORS) for e in pulled.failures.values()):
+            report.messages += _left_for_next_run(db, deadline, pulled, pushed, sources)
+            cut_short = [e for e in pulled.failures.values() if not isinstance(e, DeadlineReached)]
+            if any(isinstance(e, CONFIG_ERRORS) for e in cut_short):
                 report.status, report.exit_code = "config_error", EXIT_CONFIG
-            elif pulled.failures:
+            elif cut_short:
                 report.status, report.exit_code = "failed", EXIT_PARTIAL
-            elif any(c.conflicts or c.failed for c in pushed.values()):
+            elif pulled.failures or any(c.conflicts or c.failed or c.pending for c in pushed.values()):
                 report.status, report.exit_code = "partial", EXIT_PARTIAL
             else:
                 report.status, report.exit_code = "ok", EXIT_OK
@@ -303,14 +359,14 @@ def run(
     return report
 
 
-def check_online(config: Config) -> dict[str, list[str]]:
-    """Problems each source's live system reports with the configuration (empty: all good)."""
-    problems: dict[str, list[str]] = {}
-    for name, source in build_sources(config).items():
+def check_online(config: Config, env: Mapping[str, str] | None = None) -> dict[str, SourceCheck]:
+    """What each source's live system says about the configuration and the permissions relsync needs there."""
+    found: dict[str, SourceCheck] = {}
+    for name, source in build_sources(config, env).items():
         spec = config.sources[name]
         statuses = sorted(set((spec.fields.status.map or {}).keys()) | set(spec.write.status.values()))
         try:
-            problems[name] = source.connector.check(statuses)
+            found[name] = source.connector.check(statuses)
         except ConnectorError as error:
-            problems[name] = [error.message]
-    return problems
+            found[name] = SourceCheck([error.message])
+    return found

@@ -39,6 +39,8 @@ class PushCounts:
     written: int = 0
     conflicts: int = 0
     failed: int = 0
+    pending: int = 0
+    """Not tried to the end (the run's deadline, or a source that kept failing): sent again next run."""
     messages: list[str] = field(default_factory=list)
 
 
@@ -217,6 +219,8 @@ def send(
                 counts.conflicts += 1
                 counts.messages.append(result.message or f"{row['request']}: conflict")
                 events.append(_event(now, run_id, row, result.current, {"conflict": write.value, "message": result.message}))
+            elif state == "pending":
+                counts.pending += 1
             else:
                 counts.failed += 1
                 counts.messages.append(f"{row['request']} {write.field}: {result.message}")

@@ -12,6 +12,7 @@ import requests
 from config.loader import load_config
 from config.schema import Config
 from relsync.demo import write_config
+from sandboxes import edits
 from sandboxes.server import start_sandboxes
 
 
@@ -40,9 +41,12 @@ class World:
         requests.post(f"{self.jira_url}/_sandbox/faults", json=rule, timeout=10).raise_for_status()
 
 
-def make_world(tmp_path: Path, records: int, seed: int = 11) -> Iterator[World]:
+def make_world(tmp_path: Path, records: int, seed: int = 11, *, admin: bool = True) -> Iterator[World]:
+    """A Jira sandbox and its config; ``admin``: the account may create versions (granted as a Jira admin would)."""
     with start_sandboxes(records=records, seed=seed) as sandboxes:
         description = sandboxes.describe()
+        if admin:
+            edits.jira_grant(description, "ADMINISTER_PROJECTS")
         path = write_config(description, tmp_path / "relsync.yaml")
         yield World(description, path, load_config(path), dict(description["jira"]["env"]))
 

@@ -52,6 +52,7 @@ from sandboxes.jira.http import (
 )
 from sandboxes.jira.jql import JqlError
 from sandboxes.jira.knobs import register_knobs
+from sandboxes.jira.permissions import register_permissions
 from sandboxes.jira.reads import register_read_routes
 from sandboxes.jira.render import (
     component_json,
@@ -191,6 +192,7 @@ def create_jira_app(
     register_version_routes(app, state)
     register_read_routes(app, state)
     register_knobs(app, state)
+    register_permissions(app, state)
     return app
 
 
