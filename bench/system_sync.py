@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None, system: str | None = None) -> None:
         )
         try:
             description = json.loads(sandbox.stdout.readline())
+            if system == "jira":  # the account may create versions, as a Jira admin set it up
+                edits.jira_grant(description, "ADMINISTER_PROJECTS")
             data = yaml.safe_load(config_path.read_text())
             data["sources"] = {system: data["sources"][system]}
             config_path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

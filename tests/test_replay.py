@@ -27,8 +27,11 @@ def replay_config(tmp_path):
         return
     from sandboxes.server import start_sandboxes
 
+    from sandboxes import edits
+
     with start_sandboxes(records=30, seed=5) as sandboxes:
         description = sandboxes.describe()
+        edits.jira_grant(description, "ADMINISTER_PROJECTS")  # the recorded run created its versions
         yield load_config(write_config(description, tmp_path / "relsync.yaml")), description["jira"]["env"]
 
 

@@ -336,6 +336,7 @@ def test_fix_versions_by_name_and_update_operations(client: JIRA) -> None:
 def test_versions_list_create_and_refuse_duplicates(client: JIRA, http: requests.Session, jira_sandbox: RunningSandbox) -> None:
     listed = client.project_versions("OPS")
     assert [(v.name, v.released) for v in listed] == [("2026.08", True), ("2026.09", True), ("2026.10", True), ("2026.11", False)]
+    knob(jira_sandbox, "/jira/permissions", {"grant": ["ADMINISTER_PROJECTS"]})  # creating versions takes a project admin
     created = client.create_version("2026.12", "OPS", releaseDate="2026-12-15")
     assert created.raw["projectId"] == 10000 and created.released is False and created.releaseDate == "2026-12-15"
     assert [v.name for v in client.project_versions("OPS")][-1] == "2026.12"
