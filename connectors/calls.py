@@ -94,7 +94,12 @@ class ApiCalls:
             if tried and applied is not None and (found := self._run(applied)) is not None:
                 return found
             tried = True
-            return self._run(fn)
+            try:
+                return self._run(fn)
+            except RetriableError as error:
+                if self.breaker.open:  # this failure opened it: no wait, no further attempt
+                    raise self.breaker.refusal() from error
+                raise
 
         try:
             return call_with_retry(attempt, self.policy)

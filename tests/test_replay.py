@@ -25,9 +25,8 @@ def replay_config(tmp_path):
         description = {"jira": {"url": "http://127.0.0.1:9", "project": "OPS", "env": FAKE_ENV}}
         yield load_config(write_config(description, tmp_path / "relsync.yaml")), FAKE_ENV
         return
-    from sandboxes.server import start_sandboxes
-
     from sandboxes import edits
+    from sandboxes.server import start_sandboxes
 
     with start_sandboxes(records=30, seed=5) as sandboxes:
         description = sandboxes.describe()

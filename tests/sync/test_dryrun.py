@@ -49,8 +49,6 @@ def test_plan_then_sync_on_all_three_systems(tmp_path):
     from relsync.demo import SYSTEMS, write_config
     from sandboxes.server import start_sandboxes
 
-    from sandboxes import edits
-
     with start_sandboxes(records=200, seed=7, systems=SYSTEMS) as boxes:  # the demo's data
         description = boxes.describe()
         edits.jira_grant(description, "ADMINISTER_PROJECTS")  # as the demo's setup does
