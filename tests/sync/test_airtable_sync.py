@@ -327,7 +327,7 @@ def test_release_and_status_are_written_back_in_batches_of_ten(small_world, kind
     world.reset_calls()
     quiet = world.run()
     assert world.calls() == {LIST[0]: 1 + (1 if kind == "link" else 0)}
-    assert quiet.pushed["airtable"] == {"queued": 0, "written": 0, "conflicts": 0, "failed": 0}
+    assert quiet.pushed["airtable"] == {"queued": 0, "written": 0, "conflicts": 0, "failed": 0, "pending": 0}
 
 
 # -- 4. compare before write ------------------------------------------------------------
@@ -626,7 +626,7 @@ def test_check_online_passes_a_clean_config_and_names_a_missing_choice(small_wor
         "airtable": ["status 'Planned' is not a choice of single select 'Status'"]
     }
     assert world.env["RELSYNC_AIRTABLE_TOKEN"] not in broken.output
-    assert world.calls() == {"GET /v0/meta/bases/{base_id}/tables": 2}
+    assert world.calls() == {"GET /v0/meta/bases/{base_id}/tables": 2, "GET /v0/meta/whoami": 2, "GET /v0/meta/bases": 2}
 
 
 # -- 10. replay -----------------------------------------------------------------------------
