@@ -24,20 +24,32 @@ T = TypeVar("T")
 
 
 class Deadline:
-    """When a run must end, on a monotonic clock; ``seconds=None`` never ends."""
+    """When a run must end, on a monotonic clock; ``seconds=None`` never ends.
+
+    A retry that would have to wait past it ends the run there and then (``cut``):
+    the run cannot finish that call in time, so it stops as cleanly as at the deadline.
+    """
 
     def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
         self._clock = clock
         self._end = None if seconds is None else clock() + seconds
+        self._cut = False
 
     def left(self) -> float:
         """Seconds until the deadline (infinite without one; never below zero)."""
+        if self._cut:
+            return 0.0
         return math.inf if self._end is None else max(0.0, self._end - self._clock())
 
     def passed(self) -> bool:
-        """Whether the deadline has been reached."""
-        return self._end is not None and self._clock() >= self._end
+        """Whether the deadline has been reached (or the run was cut short before it)."""
+        return self._cut or (self._end is not None and self._clock() >= self._end)
+
+    def cut(self) -> None:
+        """End the run now: a wait it needs would end past the deadline."""
+        if self._end is not None:
+            self._cut = True
 
     def reached(self, system: str) -> DeadlineReached:
         """The error that ends ``system``'s part of the run."""
@@ -140,5 +152,6 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy) -> T:
         return retrying(fn)
     except RetriableError as error:
         if past_deadline.cut_short:
+            policy.deadline.cut()
             raise policy.deadline.reached(error.system) from error
         raise

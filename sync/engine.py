@@ -267,7 +267,7 @@ def _left_for_next_run(db: sqlite_utils.Database, deadline: Deadline, pulled: Pu
         left = [f"pulls of {', '.join(cut)} (each continues from its last stored page)"] if cut else []
         if waiting:
             left.append(f"{sum(waiting.values())} write-backs ({', '.join(f'{n} {k}' for k, n in waiting.items())})")
-        lines.append(f"run deadline reached after {deadline.seconds:g} s (max_run_seconds); left for the next run: "
+        lines.append(f"run deadline of {deadline.seconds:g} s (max_run_seconds) reached; left for the next run: "
                      f"{'; '.join(left) or 'nothing'}")
     for name, counts in pushed.items():
         if isinstance(stop := sources[name].connector.stopped(), CircuitOpen):
