@@ -1,7 +1,9 @@
 """The ``relsync`` command: parses arguments, calls the library, turns errors into exit codes.
 
-Exit codes: 0 clean, 1 some writes failed or conflicted (or an API refused the
-run), 2 configuration or credential error, 3 another run holds the store's lock.
+Exit codes: 0 clean, 1 some writes failed or conflicted, were left for the next run
+(the run's deadline, a source that kept failing) or an API refused the run, 2
+configuration or credential error (``check --online``: a missing required permission),
+3 another run holds the store's lock.
 """
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ def served(tmp_path):
     )
     try:
         description = json.loads(process.stdout.readline())
+        edits.jira_grant(description, "ADMINISTER_PROJECTS")  # the operator's Jira admin lets relsync create versions
         yield description, config
     finally:
         process.send_signal(signal.SIGTERM)
