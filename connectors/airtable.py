@@ -26,7 +26,7 @@ from pyairtable.api.types import UpdateRecordDict
 from pyairtable.formulas import AND, DATETIME_PARSE, EQ, IS_BEFORE, NOT, OR, RECORD_ID, Field, Formula, to_formula_str
 
 from config.schema import AirtableSource
-from connectors.base import Estimate, Page, ReadSecret, SourceRecord, Write, WriteResult
+from connectors.base import Estimate, Journal, Page, ReadSecret, SourceRecord, Write, WriteResult
 from connectors.calls import ApiCalls
 from connectors.errors import AIRTABLE_ITERATOR_EXPIRED as ITERATOR_EXPIRED
 from connectors.errors import ConnectorError, FatalError, IteratorExpired, RetriableError, SourceConfigError, airtable_refusal
@@ -202,10 +202,11 @@ class AirtableConnector:
 
     # -- push -------------------------------------------------------------------
 
-    def push(self, writes: list[Write]) -> list[WriteResult]:
+    def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
         """Compare (one read per 100 records), then write in batches of 10; conflicts and refusals become results."""
         return compare_then_send(writes, system="Airtable", targets=self.targets, read=self._current, read_batch=READ_BATCH,
-                                 send=self._send, send_batch=BATCH, gone="record {} no longer exists or left the selection")
+                                 send=self._send, send_batch=BATCH, gone="record {} no longer exists or left the selection",
+                                 journal=journal)
 
     def _current(self, record_ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         """What ``fields`` show now on the records (one listing); a linked release as the linked records' names."""

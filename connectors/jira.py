@@ -20,7 +20,7 @@ import requests
 from jira import JIRA
 
 from config.schema import JiraSource
-from connectors.base import Estimate, Page, ReadSecret, SourceRecord, Write, WriteResult
+from connectors.base import Estimate, Journal, Page, ReadSecret, SourceRecord, Write, WriteResult
 from connectors.calls import ApiCalls
 from connectors.errors import ConnectorError, FatalError, SourceConfigError, jira_refusal
 from connectors.http import trust
@@ -171,12 +171,12 @@ class JiraConnector:
 
     # -- push -------------------------------------------------------------------
 
-    def push(self, writes: list[Write]) -> list[WriteResult]:
+    def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
         """Compare (one search per 100 issues), then edit issue by issue; conflicts and refusals become results."""
         return compare_then_send(
             writes, system="Jira", targets=TARGETS, read=self._current, read_batch=CHECK_BATCH,
             send=self._send, send_batch=1, gone="issue {} no longer exists or is not visible",
-            record=lambda w: w.native_key or w.native_id,
+            record=lambda w: w.native_key or w.native_id, journal=journal,
         )
 
     def _current(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:

@@ -67,7 +67,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
     assert applied == [
         ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
-        ("relsync", "0004_millisecond_moments"),
+        ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"),
     ]
     db.close()
 
@@ -86,7 +86,7 @@ def test_schema_has_the_documented_tables_and_columns(store):
         "sync_state": ["source", "stream", "watermark", "updated_at"],
         "outbox": [
             "id", "request", "source", "system", "field", "value", "base", "base_version",
-            "attempts", "state", "last_error", "run", "created_at", "updated_at",
+            "attempts", "state", "last_error", "run", "created_at", "updated_at", "sent_at",
         ],
         "audit": [
             "id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new",
