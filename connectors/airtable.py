@@ -7,8 +7,9 @@ hash. An expired list iterator (422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE) restart
 the listing (at most 3 times), skipping what this pull already yielded. Deleted
 records are found by reconciling record ids: free after a full listing, otherwise
 when due. A linked release is read back as the linked records' names.
-Push: one read per 100 records to compare before writing, then ``batch_update``
-10 records per call; a refused batch is retried record by record, then field by
+Push: each batch of 10 records is read to compare right before its ``batch_update``
+(Airtable has no conditional writes, so the read is kept next to the write: what is
+left is the gap between two calls); a refused batch is retried record by record, then field by
 field, so one bad value holds back nothing else. Requests are throttled to the
 configured rate per base (Airtable allows 5/s; a 429 costs a 30-second penalty).
 """
@@ -203,8 +204,8 @@ class AirtableConnector:
     # -- push -------------------------------------------------------------------
 
     def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
-        """Compare (one read per 100 records), then write in batches of 10; conflicts and refusals become results."""
-        return compare_then_send(writes, system="Airtable", targets=self.targets, read=self._current, read_batch=READ_BATCH,
+        """Per 10 records: read to compare, then write; conflicts and refusals become results."""
+        return compare_then_send(writes, system="Airtable", targets=self.targets, read=self._current, read_batch=BATCH,
                                  send=self._send, send_batch=BATCH, gone="record {} no longer exists or left the selection",
                                  journal=journal)
 
@@ -269,7 +270,7 @@ class AirtableConnector:
     def estimate(self, writes: list[Write]) -> Estimate:
         """The calls ``push(writes)`` would make when nothing changed in between, and their time."""
         records = len({w.native_id for w in writes})
-        calls = {"compare reads": calls_for(records, READ_BATCH), "batch updates": calls_for(records, BATCH)}
+        calls = {"compare reads": calls_for(records, BATCH), "batch updates": calls_for(records, BATCH)}
         if self.link_table and any(w.field == "release" for w in writes):
             calls["release table read"] = 1
         rate, total = self.config.requests_per_second, sum(calls.values())

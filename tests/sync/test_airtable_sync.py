@@ -188,12 +188,12 @@ def test_first_sync_pulls_every_record_in_pages_of_100(world):
     # One audit event per new request, nothing else pulled.
     pulled_events = world.rows("select field, count(*) as n from audit where origin = 'pulled' group by field")
     assert pulled_events == [{"field": "*", "n": 250}]
-    # The pull costs ceil(250/100) list calls; the push one compare read per 100 records
-    # written and one PATCH per 10.
+    # The pull costs ceil(250/100) list calls; the push one compare read right before each
+    # PATCH of 10 records (Airtable has no conditional writes: the read stays next to the write).
     written = written_records(world)
     assert written
     calls = world.calls()
-    assert lists(calls) == math.ceil(250 / 100) + math.ceil(len(written) / 100)
+    assert lists(calls) == math.ceil(250 / 100) + math.ceil(len(written) / 10)
     assert patches(calls) == math.ceil(len(written) / 10)
     assert sum(calls.values()) == lists(calls) + patches(calls)
     assert report.api_calls["airtable"] == {"GET records": lists(calls), "PATCH records": patches(calls)}
@@ -295,10 +295,10 @@ def test_release_and_status_are_written_back_in_batches_of_ten(small_world, kind
     names = sorted(set(planned.values()))
     if kind == "link":
         # The Releases table is read once, and each missing release created once.
-        assert lists(calls) == 1 + 1 + 1  # pull, compare read, Releases
+        assert lists(calls) == 1 + 3 + 1  # pull, a compare read per batch of 10, Releases
         assert calls.get("POST /v0/{base_id}/{table}") == len(names)
     else:
-        assert lists(calls) == 1 + 1  # pull, one compare read for 25 records
+        assert lists(calls) == 1 + 3  # pull, a compare read before each of the 3 batches
     assert sum(calls.values()) == lists(calls) + patches(calls) + calls.get("POST /v0/{base_id}/{table}", 0)
 
     field = RELEASE_TARGETS[kind][0]["field"]
@@ -570,7 +570,7 @@ def test_an_expired_iterator_restarts_the_listing_from_the_newest_stamp(world, m
     assert_stored_once(world, report)
     written = written_records(world)
     # First page, the refused second one, then from the first page's newest stamp (minus the overlap).
-    assert lists(world.calls()) == 2 + math.ceil(again / 100) + math.ceil(len(written) / 100)
+    assert lists(world.calls()) == 2 + math.ceil(again / 100) + math.ceil(len(written) / 10)
 
 
 def test_an_expired_iterator_restarts_a_full_scan(world, monkeypatch):
@@ -581,7 +581,7 @@ def test_an_expired_iterator_restarts_a_full_scan(world, monkeypatch):
 
     assert_stored_once(world, report)
     written = written_records(world)
-    assert lists(world.calls()) == 2 + 3 + math.ceil(len(written) / 100)
+    assert lists(world.calls()) == 2 + 3 + math.ceil(len(written) / 10)
 
 
 def test_an_iterator_that_keeps_expiring_stops_the_pull_with_a_message(small_world):
