@@ -5,7 +5,6 @@ import pytest
 
 from tests.config.test_config import JIRA_EXAMPLE, edit, error_for, load
 
-
 SECRET_SHAPES = {
     "Salesforce consumer secret (64 hex)": "E8F1C2A9B3D4E5F60718293A4B5C6D7E8F9012345678ABCDEF0123456789ABCD",
     "lower-case hex": "9f86d081884c7d659a2feaa0c55ad015",
