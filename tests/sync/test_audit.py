@@ -213,17 +213,19 @@ def long_store(path):
 
 
 def rechain(path, rows) -> None:
-    """Write ``rows`` (dicts of the hashed columns) as the chain from row 1, every hash recomputed."""
-    prev = "0" * 64
-    statements = ["delete from audit"]
+    """Write ``rows`` (dicts of the hashed columns) as the whole chain, every hash recomputed."""
+    columns = ("id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new")
+    prev, chained = "0" * 64, []
     for row in rows:
-        content = {name: row[name] for name in ("id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new")}
-        digest = hashlib.sha256((prev + json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)).encode()).hexdigest()
-        values = ", ".join("NULL" if v is None else str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
-                           for v in [*content.values(), prev, digest])
-        statements.append(f"insert into audit (id, at, run, actor, origin, request, system, field, old, new, prev_hash, hash) values ({values})")
+        canonical = json.dumps({name: row[name] for name in columns}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256((prev + canonical).encode()).hexdigest()
+        chained.append([*(row[name] for name in columns), prev, digest])
         prev = digest
-    tamper(path, *statements)
+    tamper(path, "delete from audit")
+    conn = sqlite3.connect(path)
+    conn.executemany(f"insert into audit ({', '.join(columns)}, prev_hash, hash) values ({', '.join('?' * 12)})", chained)
+    conn.commit()
+    conn.close()
 
 
 def test_the_head_is_the_last_row_as_n_colon_hash(long_store):
