@@ -40,8 +40,9 @@ class EnvAuth(Strict):
     @classmethod
     def _env_names(cls, value: Any, info: ValidationInfo) -> Any:
         # The message never quotes the value: it may be a pasted secret.
-        if isinstance(value, str) and (info.field_name or "").endswith("_env"):
-            if problem := env_name_problem(value, cls.env_prefix + info.field_name.removesuffix("_env").upper()):
+        key = info.field_name or ""
+        if isinstance(value, str) and key.endswith("_env"):
+            if problem := env_name_problem(value, cls.env_prefix + key.removesuffix("_env").upper()):
                 raise ValueError(problem)
         return value
 
