@@ -101,3 +101,19 @@ def test_bad_anchors_are_usage_errors(config_path, tmp_path):
     assert both.exit_code == 2 and "not both" in both.output
     missing = verify(config_path, "--anchor", str(tmp_path / "nope"))
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_the_readme_daily_job_checks_the_last_head_and_keeps_the_new_one(config_path, tmp_path):
+    anchor_file = tmp_path / "relsync.anchor"
+    assert verify(config_path, "--write-anchor", str(anchor_file)).exit_code == 0
+    db = open_store(tmp_path / "relsync.db")
+    with db.atomic():
+        append_events(db, [AuditEvent(at="2026-11-21T09:00:00Z", run=2, actor="planner", origin="planned",
+                                      request="jira:OPS-1", system="jira", field="release", old=None, new="BS 2026.12.01")])
+    db.close()
+
+    result = verify(config_path, "--anchor", str(anchor_file), "--write-anchor", str(anchor_file))
+
+    assert result.exit_code == 0, result.output
+    assert "reaches the anchor 300 with the anchored hash" in result.output
+    assert anchor_file.read_text().startswith("301:")
