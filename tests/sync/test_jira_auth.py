@@ -124,3 +124,16 @@ def test_check_refuses_a_token_without_email_or_kind_and_passes_online_through_t
     offline = runner.invoke(main, ["check", "--config", str(world.config_path)], env=env)
     assert offline.exit_code == 2
     assert "sources.jira.auth.email_env: a personal API token only works with the account's email" in offline.output
+
+
+def test_a_site_without_tenant_info_asks_for_the_cloud_id(small_world):
+    world = small_world
+    use_token(world, email_env=None, token_kind="service_account")
+    world.fault(method="GET", path="/_edge/tenant_info", status=404, times=1)
+
+    report = engine.run(world.config, env={"RELSYNC_JIRA_TOKEN": world.env["RELSYNC_JIRA_TOKEN"]})
+
+    assert (report.exit_code, report.status) == (2, "config_error")
+    assert report.messages == [f"jira: found no cloud id at {world.jira_url}/_edge/tenant_info; set sources.jira.cloud_id "
+                               "(Atlassian Administration shows it)"]
+    assert world.calls() == {"GET /_edge/tenant_info": 1}
