@@ -6,7 +6,7 @@ from typing import Any
 
 from config.schema import Config
 from sync import schedule
-from sync.audit import request_history, verify_chain
+from sync.audit import Anchor, request_history, verify_chain
 from sync.schedule import release_clashes
 from sync.store import open_store
 
@@ -164,11 +164,12 @@ def _short(value: Any, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def verify(config: Config) -> dict[str, Any]:
-    """The audit chain check as a dict."""
+def verify(config: Config, anchor: Anchor | None = None) -> dict[str, Any]:
+    """The audit chain check as a dict; ``head`` is the last good row as ``N:HASH``, to keep elsewhere."""
     db = open_store(config.store)
     try:
-        report = verify_chain(db)
-        return {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id, "reason": report.reason}
+        report = verify_chain(db, anchor)
+        return {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id, "reason": report.reason,
+                "head": str(report.anchor), "anchor": None if anchor is None else str(anchor)}
     finally:
         db.close()
