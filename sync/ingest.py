@@ -107,8 +107,8 @@ def store_page(
             db.table("change_requests").upsert_all(rows, pk="key")
         _pin_moves_made_in_source(db, events, source, now)
         counts.deleted = _mark_deleted(db, source, mapping.system, page.deleted, run_id, now, events)
-        quarantine.update(db, mapping=mapping, normalized=normalized, deleted=page.deleted, run_id=run_id, now=now,
-                          events=events)
+        quarantine.hold_and_release(db, mapping=mapping, normalized=normalized, deleted=page.deleted, run_id=run_id,
+                                    now=now, events=events)
         append_events(db, events)
         if page.watermark:
             current = get_watermark(db, source, STREAM)

@@ -75,7 +75,7 @@ def _held_under_other_mapping(db: sqlite_utils.Database, mapping: SourceMapping)
     return [SourceRecord(**json.loads(row["record"])) for row in rows]
 
 
-def update(
+def hold_and_release(
     db: sqlite_utils.Database,
     *,
     mapping: SourceMapping,
