@@ -76,7 +76,7 @@ def quarantine_lines(held: list[dict[str, Any]], shown: int = 20) -> list[str]:
     """The quarantined records, longest held first: what is wrong, where, and since when."""
     if not held:
         return ["quarantine: empty"]
-    lines = [f"quarantine: {len(held)} records held back until fixed in their source or in the mapping:"]
+    lines = [f"quarantined records ({len(held)}), held back until fixed in their source or in the mapping:"]
     lines += [f"  {quarantine.describe(row)} (since {row['first_seen_at'][:16].replace('T', ' ')})" for row in held[:shown]]
     if len(held) > shown:
         lines.append(f"  and {len(held) - shown} more (--json lists all)")

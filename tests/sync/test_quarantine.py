@@ -16,6 +16,7 @@ from config.schema import FieldMapping
 from connectors.base import Page
 from mapping.fields import SourceMapping
 from mapping.model import SourceRecord
+from reports.views import quarantine_lines
 from sync import ingest, outbox, quarantine
 from sync.audit import request_history, verify_chain
 from sync.store import get_watermark, open_store
@@ -210,3 +211,13 @@ def test_the_fingerprint_follows_the_field_mapping_only(jira):
     assert same.fingerprint() == jira.fingerprint()
     other = SourceMapping("crm", "jira", jira.fields, jira.write)
     assert other.fingerprint() != jira.fingerprint()
+
+
+def test_status_text_lists_the_held_records_and_caps_a_long_list():
+    rows = [{"request": f"salesforce:500{n:02}", "field": "Status", "error": "source value 'Bogus' is not mapped",
+             "first_seen_at": "2026-11-22T09:00:00.000Z"} for n in range(23)]
+    assert quarantine_lines([]) == ["quarantine: empty"]
+    lines = quarantine_lines(rows)
+    assert lines[0] == "quarantined records (23), held back until fixed in their source or in the mapping:"
+    assert lines[1] == "  salesforce:50000 Status: source value 'Bogus' is not mapped (since 2026-11-22 09:00)"
+    assert len(lines) == 22 and lines[-1] == "  and 3 more (--json lists all)"

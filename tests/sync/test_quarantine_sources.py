@@ -160,7 +160,7 @@ def test_an_airtable_row_without_a_title_is_quarantined_and_released_once_it_has
     assert table.get(blank)["fields"]["Release"] == before["release"]
     assert held_in_status(source) == [(key, "fields.Title", "required value is missing")]
     text = source.cli("status")
-    assert "quarantine: 1 records held back until fixed in their source or in the mapping:" in text.output
+    assert "quarantined records (1), held back until fixed in their source or in the mapping:" in text.output
     assert f"  {key} fields.Title: required value is missing (since " in text.output
 
     table.update(blank, {"Title": "Restored title"})
