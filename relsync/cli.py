@@ -125,7 +125,7 @@ def check(config_path: Path, online: bool, as_json: bool) -> None:
 @JSON_OPTION
 @library_errors
 def status(config_path: Path, as_json: bool) -> None:
-    """Show the store: requests, releases, open write-backs and recent runs."""
+    """Show the store: requests, releases, open write-backs, quarantined records and recent runs."""
     config = load_config(config_path)
     data = views.status(config)
     emit(data, as_json, views.status_text(data))

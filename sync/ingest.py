@@ -17,6 +17,7 @@ import sqlite_utils
 from connectors.base import Page
 from mapping.fields import SourceMapping
 from mapping.model import SOURCE_OWNED, ChangeRequest
+from sync import quarantine
 from sync.audit import AuditEvent, append_events
 from sync.echoes import is_old_view, sent_writes, settle_in_flight
 from sync.store import get_watermark, set_watermark
@@ -60,12 +61,13 @@ def store_page(
     run_id: int,
     now: str,
 ) -> PullCounts:
-    """Normalize and store one page with its watermark, in one transaction."""
-    # Normalize first: a mapping error stores nothing from the page and keeps the watermark.
-    requests: dict[str, ChangeRequest] = {}
-    for record in page.records:
-        request = mapping.normalize(record)
-        requests[request.key] = request
+    """Normalize and store one page with its watermark, in one transaction.
+
+    A record the mapping refuses is quarantined (sync.quarantine); the rest of the page
+    and its watermark are stored all the same.
+    """
+    normalized = quarantine.normalize_page(db, mapping, page.records)
+    requests = normalized.requests
     counts = PullCounts(pulled=len(page.records), pages=1)
     with db.atomic():
         stored = existing_rows(db, list(requests))
@@ -115,6 +117,8 @@ def store_page(
             db.table("change_requests").upsert_all(rows, pk="key")
         _pin_moves_made_in_source(db, events, source, now)
         counts.deleted = _mark_deleted(db, source, mapping.system, page.deleted, run_id, now, events)
+        quarantine.hold_and_release(db, mapping=mapping, normalized=normalized, deleted=page.deleted, run_id=run_id,
+                                    now=now, events=events)
         append_events(db, events)
         if page.watermark:
             current = get_watermark(db, source, STREAM)

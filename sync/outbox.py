@@ -60,7 +60,11 @@ class Wanted:
 def wanted_writes(
     db: sqlite_utils.Database, mappings: dict[str, SourceMapping], *, now: str | None = None
 ) -> list[Wanted]:
-    """Differences between the plan and what each source last showed."""
+    """Differences between the plan and what each source last showed.
+
+    A quarantined request gets none: the store holds its last good values, not what
+    its source shows now.
+    """
     now = now or clock.stamp()
     ours = {row["name"] for row in db.query("select name from releases")}
     rows = db.query(
@@ -69,7 +73,7 @@ def wanted_writes(
         "(select p.starts from release_phases p where p.release = rel.id and p.phase = 'testing') as testing_at "
         "from change_requests r "
         "left join assignments a on a.request = r.key left join releases rel on rel.id = a.release "
-        "where r.deleted_at is null order by r.key"
+        "where r.deleted_at is null and r.key not in (select request from quarantine) order by r.key"
     )
     wanted: list[Wanted] = []
     for row in rows:

@@ -271,6 +271,30 @@ def _outbox_write_ahead(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="0006_quarantine")
+def _quarantine(db: sqlite_utils.Database) -> None:
+    # Records the mapping cannot translate, held back while the rest of their source syncs.
+    # The record as last pulled is kept so that a fixed mapping can release it without
+    # waiting for the record to change; ``mapping`` is the fingerprint it last failed under.
+    db.executescript(
+        """
+        create table quarantine (
+            request text primary key,
+            source text not null,
+            native_id text not null,
+            field text,
+            error text not null,
+            run integer,
+            first_seen_at text not null,
+            last_seen_at text not null,
+            mapping text not null,
+            record text not null
+        );
+        create unique index quarantine_source_native_id on quarantine (source, native_id);
+        """
+    )
+
+
 def _private_file(path: Path) -> None:
     """Create ``path`` readable by its owner only, or tighten it if it is wider."""
     # Created before SQLite opens it, so the file never exists with umask-wide

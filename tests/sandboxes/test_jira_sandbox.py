@@ -314,6 +314,27 @@ def test_invalid_edits_are_refused_field_by_field_and_change_nothing(client: JIR
     assert after.fields.summary == SEEDS[2].title and after.fields.updated == issue.fields.updated
 
 
+def test_a_single_line_text_field_takes_any_text_up_to_255_characters(client: JIRA, http: requests.Session,
+                                                                      jira_sandbox: RunningSandbox) -> None:
+    # Jira Cloud's "Text Field (single line)": free text, so a date typed into it can be anything.
+    field = next(f for f in client.fields() if f["id"] == "customfield_10072")
+    assert (field["name"], field["clauseNames"]) == ("Requested on", ["cf[10072]", "Requested on"])
+    assert field["schema"]["custom"] == "com.atlassian.jira.plugin.system.customfieldtypes:textfield"
+    issue = client.issue("OPS-4")
+    assert issue.raw["fields"]["customfield_10072"] is None  # seeded issues leave it empty
+    issue.update(fields={"customfield_10072": "next Tuesday"})
+    assert client.issue("OPS-4").raw["fields"]["customfield_10072"] == "next Tuesday"
+    items = http.get(f"{jira_sandbox.url}/rest/api/3/issue/OPS-4/changelog").json()["values"][-1]["items"]
+    assert items == [{"field": "Requested on", "fieldtype": "custom", "fieldId": "customfield_10072", "from": None,
+                      "fromString": None, "to": None, "toString": "next Tuesday"}]
+    error = refused(lambda: issue.update(fields={"customfield_10072": "x" * 256}))
+    assert error.response.json()["errors"] == {
+        "customfield_10072": "The entered text is too long. It exceeds the allowed limit of 255 characters."
+    }
+    issue.update(fields={"customfield_10072": ""})
+    assert client.issue("OPS-4").raw["fields"]["customfield_10072"] is None
+
+
 def test_fix_versions_by_name_and_update_operations(client: JIRA) -> None:
     issue = client.issue("OPS-12")
     issue.update(fields={"fixVersions": [{"name": "2026.11"}]})
