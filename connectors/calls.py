@@ -19,11 +19,10 @@ from typing import Any, TypeVar
 
 import requests
 
-from connectors.base import Write, WriteResult
+from connectors.base import Journal, Write, WriteResult
 from connectors.errors import ConnectorError, RetriableError, SourceConfigError, Stopped
 from connectors.retry import Breaker, RetryPolicy, call_with_retry
 from connectors.throttle import Throttle
-from connectors.writeback import SendBatch
 
 T = TypeVar("T")
 
@@ -148,22 +147,38 @@ class ApiCalls:
         return [WriteResult(w, "pending", f"not written: {stop.message}") for w in writes]
 
 
-def push_until_stopped(writes: list[Write], push: Callable[[SendBatch], list[WriteResult]], send: SendBatch) -> list[WriteResult]:
-    """Run ``push`` (compare, then send through ``send``), keeping what was sent if the source stops midway.
+class _Recording:
+    """A journal that remembers every outcome it hears and passes everything on to ``journal``."""
+
+    def __init__(self, journal: Journal | None) -> None:
+        self.journal = journal
+        self.results: list[WriteResult] = []
+
+    def sending(self, writes: list[Write]) -> None:
+        """Tell the journal these writes are about to leave."""
+        if self.journal is not None:
+            self.journal.sending(writes)
+
+    def settled(self, results: list[WriteResult]) -> None:
+        """Keep these outcomes, and tell the journal."""
+        self.results += results
+        if self.journal is not None:
+            self.journal.settled(results)
+
+
+def push_until_stopped(writes: list[Write], journal: Journal | None,
+                       push: Callable[[Journal], list[WriteResult]]) -> list[WriteResult]:
+    """Run ``push`` (compare, then send, telling its journal), keeping every outcome if the source stops midway.
 
     A compare read refused because the run's deadline passed or the source's breaker
-    opened ends ``push`` early: the batches already sent keep their results and every
-    other write stays pending, with the reason.
+    opened ends ``push`` early: the outcomes already known stand and every other write
+    stays pending, with the reason.
     """
-    sent: list[WriteResult] = []
-
-    def recording(batch: Any) -> list[WriteResult]:
-        results = send(batch)
-        sent.extend(results)
-        return results
-
+    recording = _Recording(journal)
     try:
         return push(recording)
     except Stopped as stop:
-        done = {id(result.write) for result in sent}
-        return sent + [WriteResult(w, "pending", f"not written: {stop.message}") for w in writes if id(w) not in done]
+        known = {id(result.write) for result in recording.results}
+        unsent = [WriteResult(w, "pending", f"not written: {stop.message}") for w in writes if id(w) not in known]
+        recording.settled(unsent)
+        return recording.results

@@ -1,10 +1,13 @@
 """Fault injection: rules that answer matching vendor requests with an error, a delay, or both.
 
 A rule's delay is real waiting (the client must see a slow answer, or time out), so it
-sleeps on the wall clock whatever time source the app was built with. A rule with
-``after`` lets the request be handled first and then answers with the fault: the write
-took effect but the client hears an error (a gateway that gave up waiting), the case a
-client must check before repeating a request that is not safe to repeat.
+sleeps on the wall clock whatever time source the app was built with. ``delay_seconds``
+waits before the request is handled; ``hold_seconds`` handles it (a write is applied)
+and then holds the answer back, the moment a client killed mid-write leaves behind.
+``held`` counts the requests held so far, so a test knows when one has been applied.
+A rule with ``after`` also lets the request be handled first, then answers with its
+``status``: the write took effect but the client hears an error (a gateway that gave up
+waiting), the case a client must check before repeating a request not safe to repeat.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ class FaultRule:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    hold_seconds: float = 0.0
     after: bool = False
 
     def matches(self, method: str, path: str) -> bool:
@@ -43,11 +47,18 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        self.held = 0
+        """Requests whose answer a ``hold_seconds`` rule has held back so far."""
 
     def add(self, rule: FaultRule) -> None:
         """Append a rule."""
         with self._lock:
             self._rules.append(rule)
+
+    def hold_started(self) -> None:
+        """Count one more request held back."""
+        with self._lock:
+            self.held += 1
 
     def clear(self) -> None:
         """Drop every rule."""
@@ -75,8 +86,12 @@ def fault_rule(body: Any) -> FaultRule | str:
     """The rule a ``POST /_sandbox/faults`` body describes, or why it describes none."""
     if not isinstance(body, dict) or "path" not in body:
         return "a fault needs at least a 'path' (fnmatch pattern)"
-    if body.get("status") is None and not body.get("delay_seconds"):
-        return "a fault needs a 'status', a 'delay_seconds', or both"
+    if body.get("status") is None and not body.get("delay_seconds") and not body.get("hold_seconds"):
+        return "a fault needs a 'status', a 'delay_seconds' or a 'hold_seconds'"
+    if body.get("hold_seconds") and body.get("status") is not None:
+        return "'hold_seconds' holds the real answer back, so it takes no 'status'"
+    if body.get("after") and body.get("status") is None:
+        return "'after' answers with a 'status' once the request was handled, so it needs one"
     return FaultRule(
         method=body.get("method"),
         path=str(body["path"]),
@@ -85,6 +100,7 @@ def fault_rule(body: Any) -> FaultRule | str:
         body=body.get("body"),
         headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
         delay_seconds=float(body.get("delay_seconds") or 0),
+        hold_seconds=float(body.get("hold_seconds") or 0),
         after=bool(body.get("after")),
     )
 

@@ -27,7 +27,7 @@ from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, Sour
 from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
-from sync import ingest, outbox, schedule
+from sync import ingest, outbox, quarantine, schedule
 from sync.lock import LockedError, RunLock
 from sync.store import finish_run, get_watermark, open_store, start_run
 
@@ -76,6 +76,7 @@ class RunReport:
     pushed: dict[str, dict[str, int]] = field(default_factory=dict)
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    quarantined: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -92,7 +93,8 @@ class RunReport:
         pending = sum(c.get("pending", 0) for c in self.pushed.values())
         calls = ", ".join(f"{name} {sum(c.values())}" for name, c in self.api_calls.items())
         line = (
-            f"run {self.run_id} {self.status}: pulled {pulled or 'nothing'}; "
+            f"run {self.run_id} {self.status}: pulled {pulled or 'nothing'}"
+            f"{f', {self.quarantined} quarantined' if self.quarantined else ''}; "
             f"planned {self.planned.get('assigned', 0)} in, {self.planned.get('unassigned', 0)} out; "
             f"wrote {pushed}, {conflicts} conflicts, {failed} failed{f', {pending} left for the next run' if pending else ''}; "
             f"API calls {calls or 'none'}"
@@ -325,6 +327,9 @@ def run(
             report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
             report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()
                                if not isinstance(error, DeadlineReached)]
+            held = quarantine.held_records(db, sources)
+            report.quarantined = len(held)
+            report.messages += quarantine.messages(held)
             report.messages += [m for c in pushed.values() for m in c.messages]
             report.messages += _left_for_next_run(db, deadline, pulled, pushed, sources)
             cut_short = [e for e in pulled.failures.values() if not isinstance(e, DeadlineReached)]
@@ -332,7 +337,7 @@ def run(
                 report.status, report.exit_code = "config_error", EXIT_CONFIG
             elif cut_short:
                 report.status, report.exit_code = "failed", EXIT_PARTIAL
-            elif pulled.failures or any(c.conflicts or c.failed or c.pending for c in pushed.values()):
+            elif pulled.failures or held or any(c.conflicts or c.failed or c.pending for c in pushed.values()):
                 report.status, report.exit_code = "partial", EXIT_PARTIAL
             else:
                 report.status, report.exit_code = "ok", EXIT_OK

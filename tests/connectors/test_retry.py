@@ -266,19 +266,33 @@ def test_a_refusal_is_not_read_back(ledger):
 # -- a push that stops midway ----------------------------------------------------------------
 
 
-def test_a_push_stopped_midway_keeps_what_was_sent_and_leaves_the_rest_pending():
+class Journal:
+    """A journal that keeps what it hears, in order."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, str, str]] = []
+
+    def sending(self, writes: list[Write]) -> None:
+        self.heard += [("sending", w.native_id, "") for w in writes]
+
+    def settled(self, results: list[WriteResult]) -> None:
+        self.heard += [("settled", r.write.native_id, r.outcome) for r in results]
+
+
+def test_a_push_stopped_midway_keeps_every_known_outcome_and_leaves_the_rest_pending():
     writes = [Write(f"rec{n}", None, "release", "R1", None) for n in range(5)]
-    stop = DeadlineReached("ledger", "the run deadline was reached")
+    journal = Journal()
 
-    def send(batch: list[Write]) -> list[WriteResult]:
-        return [WriteResult(w, "ok") for w in batch]
+    def push(recording) -> list[WriteResult]:  # two records compared and sent, then the next compare read is refused
+        recording.settled([WriteResult(writes[0], "conflict", "changed since the pull")])
+        recording.sending(writes[1:2])
+        recording.settled([WriteResult(writes[1], "ok")])
+        raise DeadlineReached("ledger", "the run deadline was reached")
 
-    def push(send_batch):  # sends two records, then its next compare read is refused
-        send_batch(writes[:2])
-        raise stop
-
-    results = push_until_stopped(writes, push, send)
+    results = push_until_stopped(writes, journal, push)
 
     assert [(r.write.native_id, r.outcome) for r in results] == [
-        ("rec0", "ok"), ("rec1", "ok"), ("rec2", "pending"), ("rec3", "pending"), ("rec4", "pending")]
+        ("rec0", "conflict"), ("rec1", "ok"), ("rec2", "pending"), ("rec3", "pending"), ("rec4", "pending")]
     assert results[-1].message == "not written: the run deadline was reached"
+    assert journal.heard == [("settled", "rec0", "conflict"), ("sending", "rec1", ""), ("settled", "rec1", "ok"),
+                             ("settled", "rec2", "pending"), ("settled", "rec3", "pending"), ("settled", "rec4", "pending")]
