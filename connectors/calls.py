@@ -84,19 +84,19 @@ class ApiCalls:
         is repeated or reported failed, ``applied()`` reads whether it did, and its
         answer stands for the request's.
         """
-        tried = False
+        tries = 0
 
         def attempt() -> T:
-            nonlocal tried
+            nonlocal tries
             if (stop := self.stopped()) is not None:
                 raise stop
-            if tried and applied is not None and (found := self._run(applied)) is not None:
+            if tries and applied is not None and (found := self._run(applied)) is not None:
                 return found
-            tried = True
+            tries += 1
             try:
                 return self._run(fn)
             except RetriableError as error:
-                if self.breaker.open:  # this failure opened it: no wait, no further attempt
+                if self.breaker.open and tries < self.policy.attempts:  # it just opened: no wait, no further attempt
                     raise self.breaker.refusal() from error
                 raise
 

@@ -27,6 +27,7 @@ import requests
 import yaml
 
 from relsync.demo import sandbox_config
+from sandboxes import edits
 from sandboxes.server import start_sandboxes
 from sync.store import open_store
 
@@ -83,6 +84,7 @@ def world(folder: Path) -> Iterator[World]:
     folder.mkdir()
     with start_sandboxes(records=RECORDS, seed=SEED, systems=("jira", "airtable", "salesforce")) as boxes:
         description = boxes.describe()
+        edits.jira_grant(description, "ADMINISTER_PROJECTS")  # relsync creates the release versions
         config = sandbox_config(description, folder / "relsync.db", folder)
         for train in config["trains"]:
             train["capacity"] = 150  # room for most approved requests: many writes to be killed among

@@ -22,6 +22,7 @@ from click.testing import CliRunner, Result
 
 from relsync.cli import main
 from relsync.demo import write_config
+from sandboxes import edits
 from sandboxes.server import start_sandboxes
 
 PROBES = {
@@ -63,6 +64,7 @@ class Stack:
 def stack(tmp_path: Path) -> Iterator[Stack]:
     with start_sandboxes(records=20, seed=3, systems=("jira", "airtable", "salesforce")) as sandboxes:
         description = sandboxes.describe()
+        edits.jira_grant(description, "ADMINISTER_PROJECTS")  # relsync creates the release versions
         path = write_config(description, tmp_path / "relsync.yaml")
         env = {name: value for box in description.values() for name, value in box["env"].items()}
         yield Stack(description, path, env)

@@ -63,7 +63,7 @@ def test_linked_releases_use_the_primary_field_whatever_its_name(renamed_world):
     assert world.run().pushed["airtable"]["written"] == 0
     world.reset_calls()
     quiet = world.run()
-    assert quiet.pushed["airtable"] == {"queued": 0, "written": 0, "conflicts": 0, "failed": 0}
+    assert quiet.pushed["airtable"] == {"queued": 0, "written": 0, "conflicts": 0, "failed": 0, "pending": 0}
     assert world.calls() == {LIST[0]: 2, META: 1}
 
 

@@ -106,6 +106,8 @@ def start(tmp_path: Path) -> Iterator[Any]:
             sandboxes = start_sandboxes(records=records, seed=11, systems=(system,))
             running.append(sandboxes)
             description = sandboxes.describe()
+            if system == "jira":
+                edits.jira_grant(description, "ADMINISTER_PROJECTS")  # relsync creates the release versions
         return Source(system, description, write_config(description, tmp_path / "relsync.yaml"))
 
     yield started

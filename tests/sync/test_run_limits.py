@@ -21,7 +21,7 @@ from config.loader import load_config
 from connectors.retry import RetryPolicy
 from sync import engine
 from sync.store import open_store
-from tests.conftest import World, make_world
+from tests.conftest import World
 from tests.sync import test_salesforce_sync as salesforce_sync
 from tests.sync.test_airtable_sync import AirtableWorld, only_eligible, use_release_target
 from tests.sync.test_airtable_sync import make_world as make_airtable_world
@@ -70,21 +70,11 @@ def call_timer(url: str, seconds_per_call: float) -> Callable[[], float]:
     return lambda: seconds_per_call * requests.get(f"{url}/_sandbox/calls", timeout=10).json()["total"]
 
 
-@pytest.fixture
-def small(tmp_path: Path) -> Iterator[World]:
-    yield from make_world(tmp_path, records=30)
-
-
-@pytest.fixture
-def big(tmp_path: Path) -> Iterator[World]:
-    yield from make_world(tmp_path, records=250)
-
-
 # -- the breaker ---------------------------------------------------------------------------
 
 
-def test_a_source_that_keeps_failing_is_left_alone_after_five_server_errors_in_a_row(small):
-    world, waits = small, Waits()
+def test_a_source_that_keeps_failing_is_left_alone_after_five_server_errors_in_a_row(small_world):
+    world, waits = small_world, Waits()
     world.fault(method="PUT", path="/rest/api/3/issue/*", status=503, times=1000)
     world.reset_calls()
 
@@ -108,8 +98,8 @@ def test_a_source_that_keeps_failing_is_left_alone_after_five_server_errors_in_a
     assert states(world) == {"done": len(waiting)}
 
 
-def test_the_breaker_limit_is_set_per_source(small):
-    world, waits = small, Waits()
+def test_the_breaker_limit_is_set_per_source(small_world):
+    world, waits = small_world, Waits()
     with_source(world, stop_after_server_errors=2)
     world.fault(method="PUT", path="/rest/api/3/issue/*", status=500, times=1000)
     world.reset_calls()
@@ -124,8 +114,7 @@ def test_the_breaker_limit_is_set_per_source(small):
 # -- the deadline --------------------------------------------------------------------------
 
 
-def test_the_deadline_stops_a_pull_between_pages_and_the_next_run_continues(big):
-    world = big
+def test_the_deadline_stops_a_pull_between_pages_and_the_next_run_continues(world):
     with_source(world, page_size=50)
     with_deadline(world, 170)
     world.reset_calls()
@@ -148,8 +137,8 @@ def test_the_deadline_stops_a_pull_between_pages_and_the_next_run_continues(big)
     assert rows(world, "select count(*) as n from change_requests")[0]["n"] == 250
 
 
-def test_the_deadline_stops_a_push_between_writes_and_keeps_the_rest_pending(small):
-    world = small
+def test_the_deadline_stops_a_push_between_writes_and_keeps_the_rest_pending(small_world):
+    world = small_world
     with_deadline(world, 400)
     world.reset_calls()
 
@@ -173,8 +162,8 @@ def test_the_deadline_stops_a_push_between_writes_and_keeps_the_rest_pending(sma
     assert set(states(world)) == {"done"}
 
 
-def test_a_retry_never_waits_past_the_deadline(small):
-    world, waits = small, Waits()
+def test_a_retry_never_waits_past_the_deadline(small_world):
+    world, waits = small_world, Waits()
     with_deadline(world, 100)
     world.fault(method="GET", path="/rest/api/3/search/jql", status=429, headers={"Retry-After": "120"})
     world.reset_calls()
@@ -189,8 +178,8 @@ def test_a_retry_never_waits_past_the_deadline(small):
 # -- writes that may have landed ------------------------------------------------------------
 
 
-def test_a_transition_that_landed_behind_a_gateway_error_is_read_back_not_repeated(small):
-    world, waits = small, Waits()
+def test_a_transition_that_landed_behind_a_gateway_error_is_read_back_not_repeated(small_world):
+    world, waits = small_world, Waits()
     world.fault(method="POST", path="/rest/api/3/issue/*/transitions", status=504, after=True)
     world.reset_calls()
 
@@ -203,8 +192,8 @@ def test_a_transition_that_landed_behind_a_gateway_error_is_read_back_not_repeat
     assert calls["GET /rest/api/3/issue/{key}"] == 1 and waits.seconds != []
 
 
-def test_a_version_created_behind_a_server_error_is_found_not_created_twice(small):
-    world, waits = small, Waits()
+def test_a_version_created_behind_a_server_error_is_found_not_created_twice(small_world):
+    world, waits = small_world, Waits()
     world.fault(method="POST", path="/rest/api/3/version", status=503, after=True)
     world.reset_calls()
 
