@@ -32,6 +32,7 @@ from connectors.errors import (
     jira_refusal,
 )
 from connectors.http import trust
+from connectors.jira_versions import ProjectVersions, VersionRefused
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
 from connectors.writeback import Pending, Shown, calls_for, compare_then_send
@@ -71,10 +72,6 @@ def connect(name: str, config: JiraSource, paths: list[str], read_secret: ReadSe
     token = read_secret(config.auth.token_env, "token_env")
     fields = [p.split(".")[1] for p in paths if p.startswith("fields.") and p.count(".") >= 1]
     return JiraConnector(name, config, fields=fields, email=email, token=token, policy=policy)
-
-
-class VersionRefused(ConnectorError):
-    """Jira will not create a version for this account: the writes needing one fail, the others go on."""
 
 
 def jql_string(value: str) -> str:
@@ -128,10 +125,8 @@ class JiraConnector:
         self._token = token
         self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=jira_refusal, policy=policy)
         self._client: JIRA | None = None
-        self._versions: dict[str, str] | None = None
-        self._project_id: str | None = None
+        self.versions = ProjectVersions(self.calls, lambda: self.client, config.project)
         self._transitions: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self._versions_refused: str | None = None  # Jira's answer to a version create the account may not make
 
     @property
     def reconcile_every_hours(self) -> float:
@@ -298,62 +293,11 @@ class JiraConnector:
     def _set_release(self, key: str, release: str | None) -> None:
         versions = []
         if release is not None:
-            versions = [{"id": self._version_id(release)}]
+            versions = [{"id": self.versions.id_of(release)}]
         body = json.dumps({"fields": {"fixVersions": versions}})
         url = self.client._get_url(f"issue/{key}")
         # One PUT and no re-GET: Issue.update() would read the whole issue back.
         self.calls(lambda: self.client._session.put(url, data=body))
-
-    def _known_versions(self) -> dict[str, str]:
-        """The project's versions, name -> id (listed once per run)."""
-        if self._versions is None:
-            self._versions = self._list_versions()
-        return self._versions
-
-    def _list_versions(self) -> dict[str, str]:
-        return {v.name: v.id for v in self.calls(lambda: self.client.project_versions(self.config.project))}
-
-    def _version_id(self, name: str) -> str:
-        """The id of the project's version ``name``, created if need be (and if the account may).
-
-        A create that timed out or failed with a server error may have landed: the
-        versions are listed again before it is repeated. Jira refuses a create the
-        account may not make with a 404 naming the project (403 on some sites);
-        then no other version is tried this run.
-        """
-        versions = self._known_versions()
-        if name in versions:
-            return versions[name]
-        if self._versions_refused is not None:
-            raise VersionRefused(SYSTEM, self._version_problem(name, self._versions_refused))
-        if self._project_id is None:
-            self._project_id = self.calls(lambda: self.client.project(self.config.project)).id
-        body = json.dumps({"name": name, "projectId": int(self._project_id)})
-        url = self.client._get_url("version")
-
-        def created() -> str | None:
-            versions.update(self._list_versions())
-            return versions.get(name)
-
-        try:
-            # The library's create_version() sleeps a second after every create.
-            versions[name] = self.calls(lambda: str(self.client._session.post(url, data=body).json()["id"]), applied=created)
-        except PermissionDenied as error:
-            self._versions_refused = error.message
-        except FatalError as error:
-            if error.status == 404:
-                self._versions_refused = error.message
-            elif (found := created()) is None:  # "already exists": made by someone else since the list
-                raise
-            else:
-                return found
-        if self._versions_refused is not None:
-            raise VersionRefused(SYSTEM, self._version_problem(name, self._versions_refused))
-        return versions[name]
-
-    def _version_problem(self, name: str, answer: str) -> str:
-        return (f"Jira: creating version {name!r} needs the Administer Projects permission for project "
-                f"{self.config.project} ({answer}); ask a Jira admin for it, or create the version in Jira")
 
     def _transition(self, key: str, target: str, shown: Shown) -> str | None:
         status = shown.get(STATUS) or ""
@@ -397,7 +341,7 @@ class JiraConnector:
         issues = {w.native_key or w.native_id for w in writes}
         releases = {w.value for w in writes if w.field == RELEASE and w.value}
         statuses = [w for w in writes if w.field == STATUS]
-        missing = len(releases - set(self._known_versions())) if releases else 0
+        missing = len(releases - set(self.versions.known())) if releases else 0
         calls = {
             "check searches": calls_for(len(issues), CHECK_BATCH),
             "version list": 1 if releases else 0,
