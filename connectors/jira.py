@@ -4,13 +4,15 @@ Pull: ``/rest/api/3/search/jql`` paged by ``nextPageToken``, ordered by ``update
 from the stored watermark minus an overlap window, asking only for mapped fields.
 Push: the release goes to ``fixVersions`` (versions found or created once per run),
 one PUT per issue without the library's re-GET; the status moves by the workflow
-transition whose target status has the configured name. Before writing, one search
-per 100 issues reads what Jira shows now, so a field someone changed since the pull
-is reported as a conflict instead of being overwritten.
+transition whose target status has the configured name. Before writing, one
+``issue/bulkfetch`` per 100 issues reads what Jira shows now (the issue store, not the
+lagging search index), so a field someone changed since the pull is reported as a
+conflict instead of being overwritten. Jira has no conditional writes: after each 100
+issues are written, one ``changelog/bulkfetch`` shows whether an edit landed between
+the read and the write (see connectors.jira_history); such an edit is put back.
 """
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +34,7 @@ from connectors.errors import (
     jira_refusal,
 )
 from connectors.http import trust
+from connectors.jira_history import FIELD_IDS, Overwritten, overwritten, since
 from connectors.jira_versions import ProjectVersions, VersionRefused
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
@@ -101,6 +104,11 @@ def call_kind(response: requests.Response) -> str:
     return f"{response.request.method} {resource}"
 
 
+def record_of(write: Write) -> str:
+    """The issue a write goes to: its key (its id for an issue pulled without one)."""
+    return write.native_key or write.native_id
+
+
 def shown_of(issue: dict[str, Any]) -> dict[str, Any]:
     """What an issue shows, under the engine's field names: the release is its first fix version."""
     fields = issue.get("fields") or {}
@@ -108,6 +116,8 @@ def shown_of(issue: dict[str, Any]) -> dict[str, Any]:
         RELEASE: next((v.get("name") for v in fields.get("fixVersions") or []), None),
         STATUS: (fields.get("status") or {}).get("name"),
         "issuetype": (fields.get("issuetype") or {}).get("name"),
+        "id": str(issue.get("id")),
+        "updated": fields.get("updated"),
     }
 
 
@@ -236,34 +246,69 @@ class JiraConnector:
     # -- push -------------------------------------------------------------------
 
     def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
-        """Compare (one search per 100 issues), then edit issue by issue; conflicts and refusals become results."""
+        """Compare (one bulkfetch per 100 issues), edit issue by issue, then read the changelog for overwrites."""
         return push_until_stopped(writes, journal, lambda recording: compare_then_send(
             writes, system="Jira", targets=TARGETS, read=self._current, read_batch=CHECK_BATCH,
             send=self._send, send_batch=1, gone="issue {} no longer exists or is not visible",
-            record=lambda w: w.native_key or w.native_id, journal=recording,
+            record=record_of, journal=recording, verify=self._verify,
         ))
 
-    def _current(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
-        """What Jira shows now for ``keys``: one search call (``fields`` are the engine's, all read)."""
-        jql = f"key in ({', '.join(jql_string(k) for k in keys)})"
-        try:
-            response = self.calls(lambda: self.client.enhanced_search_issues(jql, maxResults=len(keys), fields=CHECK_FIELDS,
-                                                                             json_result=True))
-        except FatalError:
-            # Jira refuses the whole query when one key no longer exists (deleted or
-            # moved); read the batch issue by issue so the others are still written.
-            return self._current_one_by_one(keys)
-        return {issue["key"]: shown_of(issue) for issue in response.get("issues", [])}
+    def _post(self, resource: str, body: dict[str, Any]) -> Any:
+        url = self.client._get_url(resource)
+        return self.calls(lambda: self.client._session.post(url, data=json.dumps(body))).json()
 
-    def _current_one_by_one(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for key in keys:
-            try:
-                issue = self.calls(functools.partial(self.client.issue, key, fields=",".join(CHECK_FIELDS)))
-            except FatalError:
+    def _current(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        """What Jira's issue store shows now for ``keys`` (one bulkfetch; missing issues are left out)."""
+        found = self._post("issue/bulkfetch", {"issueIdsOrKeys": keys, "fields": CHECK_FIELDS})
+        return {issue["key"]: shown_of(issue) for issue in found.get("issues", [])}
+
+    def _histories(self, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The release and status changelog of ``keys``, by issue id (``changelog/bulkfetch``, paged)."""
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            body: dict[str, Any] = {"issueIdsOrKeys": keys, "fieldIds": sorted(FIELD_IDS.values()), "maxResults": 1000}
+            return self._post("changelog/bulkfetch", body | ({"nextPageToken": token} if token else {}))
+
+        histories: dict[str, list[dict[str, Any]]] = {}
+        for page in iter_pages(SYSTEM, fetch, "nextPageToken"):
+            for log in page.get("issueChangeLogs", []):
+                histories.setdefault(str(log["issueId"]), []).extend(log.get("changeHistories") or [])
+        return histories
+
+    def _verify(self, batch: list[Pending], results: list[WriteResult]) -> list[WriteResult]:
+        """Results again, with writes that replaced someone's edit made since the compare read put back as conflicts."""
+        shown = {pending.record: pending.shown for pending in batch}
+        written = sorted({record_of(r.write) for r in results if r.outcome == "ok"})
+        if not written:
+            return results
+        histories = self._histories(written)
+        checked: list[WriteResult] = []
+        for result in results:
+            seen = shown.get(record_of(result.write))
+            if result.outcome != "ok" or seen is None:
+                checked.append(result)
                 continue
-            found[key] = shown_of(issue.raw)
-        return found
+            entries = since(histories.get(str(seen.get("id")), []), seen.get("updated"))
+            found = overwritten(result.write.field, result.write.value, result.write.base, entries)
+            checked.append(result if found is None else self._put_back(record_of(result.write), result.write, found, seen))
+        return checked
+
+    def _put_back(self, key: str, write: Write, found: Overwritten, seen: Shown) -> WriteResult:
+        """Undo relsync's write of ``write`` that replaced ``found``: the person's value stands."""
+        problem: str | None = None
+        try:
+            if write.field == RELEASE:
+                body = json.dumps({"fields": {"fixVersions": [{"id": ident} for ident in found.restore]}})
+                url = self.client._get_url(f"issue/{key}")
+                self.calls(lambda: self.client._session.put(url, data=body))
+            elif found.value:
+                problem = self._transition(key, found.value, {STATUS: write.value, "issuetype": seen.get("issuetype")})
+        except ConnectorError as error:
+            problem = error.message
+        outcome = f"putting their value back failed: {problem}" if problem else "their value was put back"
+        message = (f"{key} {write.field}: changed in Jira to {found.value!r} between relsync's read and its write "
+                   f"of {write.value!r}; {outcome}")
+        return WriteResult(write, "conflict", message, current=found.value)
 
     def _send(self, batch: list[Pending]) -> list[WriteResult]:
         return [self._apply(issue.record, write, issue.shown) for issue in batch for write in sorted(issue.writes, key=lambda w: w.field)]

@@ -9,8 +9,10 @@ same query (IsDeleted); hard deletes come from Get Deleted, or from a full id
 reconcile when its window was missed. An expired query locator restarts the query
 just after the last settled record. Every response's Sforce-Limit-Info is read, and
 the pull stops cleanly once the configured share of the daily quota is used.
-Push: one query per 400 records compares before writing, then sObject Collections
-PATCHes of 200 records with allOrNone false and per-record results.
+Push: one query per 400 records compares before writing, then Composite calls of 25
+record PATCHes each, every one conditional (``If-Unmodified-Since`` the record's
+LastModifiedDate as the compare read it), allOrNone false: an edit that lands after
+the read makes its record's write a 412 conflict instead of being overwritten.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ from mapping import clock
 
 T = TypeVar("T")
 SYSTEM = "salesforce"
-WRITE_BATCH = 200
+WRITE_BATCH = 25  # subrequests per Composite call
 READ_BATCH = 400  # ids per compare query: URI and headers may take 16,384 bytes (28 per encoded id)
 DELETED_WINDOW = dt.timedelta(days=15)
 BASE_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
@@ -66,6 +68,18 @@ def connect(name: str, config: SalesforceSource, paths: list[str], read_secret: 
     return SalesforceConnector(name, config, paths=paths, client_id=read_secret(auth.client_id_env, "client_id_env"),
                                client_secret=read_secret(auth.client_secret_env, "client_secret_env"), refresh_token=refresh_token,
                                policy=policy)
+
+
+def unmodified_since(last_modified: str) -> str:
+    """The If-Unmodified-Since header for a record last modified at ``last_modified``.
+
+    HTTP dates have whole seconds: the moment is rounded up, so the record's own last
+    change never trips the condition, and any later one does once that second is over.
+    """
+    moment = clock.parse(last_modified)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + dt.timedelta(seconds=1)
+    return email.utils.format_datetime(moment.astimezone(dt.UTC), usegmt=True)
 
 
 def call_kind(response: requests.Response) -> str:
@@ -247,22 +261,26 @@ class SalesforceConnector:
     # -- push -------------------------------------------------------------------
 
     def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
-        """Compare (one query per 400 records), then PATCH 200 records per sObject Collections call (allOrNone false)."""
+        """Compare (one query per 400 records), then 25 conditional PATCHes per Composite call (allOrNone false)."""
         return push_until_stopped(writes, journal, lambda recording: compare_then_send(
             writes, system="Salesforce", targets=self.targets, read=self._current, read_batch=READ_BATCH, send=self._send,
             send_batch=WRITE_BATCH, gone="record {} no longer exists", journal=recording))
 
     def _current(self, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
-        """The records as they are now (one query), deleted ones left out."""
-        pages = self._query(soql.by_ids(self.config, fields, ids))
+        """The records as they are now (one query), deleted ones left out; LastModifiedDate conditions the write."""
+        pages = self._query(soql.by_ids(self.config, [*fields, "LastModifiedDate"], ids))
         return {r["Id"]: r for page in pages for r in page.get("records", []) if not r.get("IsDeleted")}
 
     def _send(self, batch: list[Pending]) -> list[WriteResult]:
-        records = [{"attributes": {"type": self.config.object}, "id": p.record, **{self.targets[w.field]: w.value for w in p.writes}}
-                   for p in batch]
-        body = {"allOrNone": False, "records": records}
+        """One Composite call: a PATCH per record, each only if the record is unmodified since the compare read."""
+        path = f"/services/data/v{self.config.api_version}/sobjects/{self.config.object}"
+        subrequests = [{"method": "PATCH", "url": f"{path}/{p.record}", "referenceId": f"write{number}",
+                        "body": {self.targets[w.field]: w.value for w in p.writes},
+                        "httpHeaders": {"If-Unmodified-Since": unmodified_since(p.shown["LastModifiedDate"])}}
+                       for number, p in enumerate(batch)]
+        body = {"allOrNone": False, "compositeRequest": subrequests}
         try:
-            answers = self._call(lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body))
+            answer = self._call(lambda sf: sf.restful("composite", method="POST", json=body))
         except PermissionDenied as error:
             problem = (f"Salesforce: updating {self.config.object} records needs Edit access to {self.config.object} and "
                        f"its written fields for the integration user ({error.message})")
@@ -272,22 +290,28 @@ class SalesforceConnector:
         except ConnectorError as error:
             writes = [w for p in batch for w in p.writes]
             return self.calls.held_back(writes, error) or [WriteResult(w, "failed", error.message) for w in writes]
+        answers = answer.get("compositeResponse") if isinstance(answer, dict) else None
         if not isinstance(answers, list) or len(answers) != len(batch):
             return [WriteResult(w, "failed", "Salesforce did not answer one result per record") for p in batch for w in p.writes]
-        results: list[WriteResult] = []
-        for pending, answer in zip(batch, answers, strict=True):
-            if answer.get("success"):
-                results += [WriteResult(w, "ok") for w in pending.writes]
-            else:
-                errors = answer.get("errors") or []
-                message = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors) or "refused without a message"
-                results += [WriteResult(w, "failed", f"{pending.record}: {message}") for w in pending.writes]
-        return results
+        return [result for pending, sub in zip(batch, answers, strict=True) for result in self._outcome(pending, sub)]
+
+    def _outcome(self, pending: Pending, sub: dict[str, Any]) -> list[WriteResult]:
+        status = sub.get("httpStatusCode") or 0
+        if 200 <= status < 300:
+            return [WriteResult(w, "ok") for w in pending.writes]
+        if status == 412:
+            message = (f"{pending.record}: changed in Salesforce after relsync read it "
+                       f"(LastModifiedDate was {pending.shown['LastModifiedDate']}); not overwritten")
+            return [WriteResult(w, "conflict", message) for w in pending.writes]
+        body = sub.get("body")
+        errors = body if isinstance(body, list) else []
+        message = "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in errors if isinstance(e, dict))
+        return [WriteResult(w, "failed", f"{pending.record}: {message or f'HTTP {status}'}") for w in pending.writes]
 
     def estimate(self, writes: list[Write]) -> Estimate:
         """The calls ``push(writes)`` would make, and their share of the org's daily API limit."""
         records = len({w.native_id for w in writes})
-        calls = {"compare queries": calls_for(records, READ_BATCH), "collection updates": calls_for(records, WRITE_BATCH)}
+        calls = {"compare queries": calls_for(records, READ_BATCH), "composite updates": calls_for(records, WRITE_BATCH)}
         used, limit = self.usage or (0, 0)
         left = (f"{sum(calls.values())} of the {limit - used} API requests left today ({used}/{limit} used, "
                 f"stops at {self.config.quota_share:.0%})") if limit else "daily API limit not seen yet"

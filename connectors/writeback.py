@@ -31,6 +31,10 @@ class Pending:
 SendBatch = Callable[[list[Pending]], list[WriteResult]]
 """``send(batch)``: write a batch of records, one result per write; refusals are results."""
 
+Verify = Callable[[list[Pending], list[WriteResult]], list[WriteResult]]
+"""``verify(sent, results)``: the results again, once the source was asked whether someone's edit
+landed between the compare read and the write (it is then put back and the write is a conflict)."""
+
 
 def compare(write: Write, shown: Any, system: str, label: str) -> WriteResult | None:
     """Compare before writing: None when ``write`` should go out.
@@ -99,6 +103,7 @@ def compare_then_send(
     gone: str,
     record: Callable[[Write], str] = by_native_id,
     journal: Journal | None = None,
+    verify: Verify | None = None,
 ) -> list[WriteResult]:
     """Push ``writes``: one result per write, whatever the source refuses.
 
@@ -109,16 +114,28 @@ def compare_then_send(
     out through ``send``, ``send_batch`` records a call, each batch as soon as it is full,
     so a record is written soon after it was compared. One changed field holds every
     write to its record (see ``hold_with_conflicts``). ``journal`` hears each batch
-    before it leaves and every outcome as soon as it is known.
+    before it leaves and every outcome as soon as it is known. With ``verify``, what
+    one read's worth of records was sent is checked after it went out, before it counts.
     """
     journal = journal or _Silent()
     results: list[WriteResult] = []
+    unverified: list[tuple[list[Pending], list[WriteResult]]] = []
 
     def sent(batch: list[Pending]) -> None:
         journal.sending([w for p in batch for w in p.writes])
         answered = send(batch)
-        journal.settled(answered)
-        results.extend(answered)
+        if verify is None:
+            journal.settled(answered)
+            results.extend(answered)
+        else:
+            unverified.append((batch, answered))
+
+    def verified() -> None:
+        if unverified and verify is not None:
+            checked = verify([p for batch, _ in unverified for p in batch], [r for _, answered in unverified for r in answered])
+            unverified.clear()
+            journal.settled(checked)
+            results.extend(checked)
 
     by_record: dict[str, list[Write]] = {}
     for write in writes:
@@ -157,6 +174,8 @@ def compare_then_send(
         while len(queued) >= send_batch:
             sent(queued[:send_batch])
             del queued[:send_batch]
+        verified()
     if queued:
         sent(queued)
+    verified()
     return results

@@ -3,9 +3,11 @@
 The outbox records every write as ``sending`` before it leaves (sync.outbox). A pulled
 record is then read against the writes sent to it:
 
-- a ``sending`` write whose value the source now shows landed (the run that sent it
-  was killed before it heard the answer): it is done, audited as relsync's push, and the
-  pulled change of that field is relsync's echo, never a person's move;
+- a write that left but was never confirmed (``sending``: the run that sent it was
+  killed before it heard the answer; or ``failed``/``pending`` after a timeout or a
+  server error, which may still have applied it) landed if the source now shows its
+  value: it is done, audited as relsync's push, and the pulled change of that field is
+  relsync's echo, never a person's move;
 - a ``sending`` write whose base the source still shows did not land: it goes out again;
 - a ``sending`` write the source shows some third value for was overtaken by a person:
   a conflict, and the pulled value is theirs;
@@ -29,9 +31,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {"release": ("release",), "status": ("sour
 
 
 def sent_writes(db: sqlite_utils.Database, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Per request, its latest write per field that is in flight or done."""
+    """Per request, its latest write per field that is done or left without being confirmed."""
     rows = db.query(
-        "select * from outbox where state in ('sending', 'done') "
+        "select * from outbox where (state = 'done' or (sent_at is not null and state in ('sending', 'failed', 'pending'))) "
         "and request in (select value from json_each(?)) order by id",
         [json.dumps(keys)],
     )
@@ -87,13 +89,15 @@ class Settled:
 def settle_in_flight(
     db: sqlite_utils.Database, new: dict[str, Any], sent: list[dict[str, Any]], *, run_id: int, now: str
 ) -> Settled:
-    """Settle the ``sending`` writes to one pulled record (caller's transaction)."""
+    """Settle the unconfirmed writes to one pulled record (caller's transaction)."""
     settled = Settled()
     for write in sent:
-        if write["state"] != "sending" or write["field"] not in COLUMNS:
+        if write["state"] == "done" or write["field"] not in COLUMNS:
             continue
         columns = COLUMNS[write["field"]]
         shown, value, base = new.get(columns[0]), json.loads(write["value"]), json.loads(write["base"])
+        if write["state"] != "sending" and shown != value:
+            continue  # it failed or waits, and the source does not show it: the next push decides
         if shown == value:
             update = {"state": "done", "last_error": None}
             settled.echoed.update(columns)

@@ -93,11 +93,11 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     airtable_records = first["pushed"]["airtable"]["written"] // 2  # release + status per record
     assert airtable_lists == math.ceil(RECORDS / 100) + math.ceil(airtable_records / 10)  # + a compare read per PATCH
     assert count(calls["airtable"], "PATCH") == math.ceil(airtable_records / 10)
-    # Salesforce: ceil(N/2000) queries after one token call; writes ceil(k/200) collection calls.
+    # Salesforce: ceil(N/2000) queries after one token call; writes ceil(k/25) Composite calls.
     sf_records = first["pushed"]["salesforce"]["written"] // 2
     assert count(calls["salesforce"], "oauth2/token") == 1
     assert count(calls["salesforce"], "/query") == math.ceil(RECORDS / 2000) + 1  # + the check query
-    assert count(calls["salesforce"], "composite/sobjects") == math.ceil(sf_records / 200)
+    assert count(calls["salesforce"], "POST /services/data/v{version}/composite") == math.ceil(sf_records / 25)
 
     sync(config, env)  # relsync's own writes come back once, recognised, nothing written
     counters.take()

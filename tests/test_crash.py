@@ -37,7 +37,7 @@ SEED = 5
 WRITES = {
     "jira": ("POST /rest/api/3/version", "PUT /rest/api/3/issue/{key}", "POST /rest/api/3/issue/{key}/transitions"),
     "airtable": ("PATCH /v0/{base_id}/{table}",),
-    "salesforce": ("PATCH /services/data/v{version}/composite/sobjects",),
+    "salesforce": ("POST /services/data/v{version}/composite",),
 }
 BATCH_CALLS = 2
 """The most write calls one batch makes: a Jira issue's PUT and transition (Airtable and Salesforce: 1)."""
@@ -176,8 +176,8 @@ def test_twenty_kills_leave_the_store_a_clean_run_leaves(tmp_path):
             ("a held Airtable batch", lambda w: held(w, "airtable", "PATCH", "/v0/*")),
             ("the 5th Airtable batch", lambda w: counter(w, "airtable", "PATCH /v0/{base_id}/{table}", 5)),
             ("a held Airtable batch", lambda w: held(w, "airtable", "PATCH", "/v0/*")),
-            ("a held Salesforce collection", lambda w: held(w, "salesforce", "PATCH", "/services/data/*/composite/sobjects")),
-            ("the 1st Salesforce collection", lambda w: counter(w, "salesforce", WRITES["salesforce"][0], 1)),
+            ("a held Salesforce composite", lambda w: held(w, "salesforce", "POST", "/services/data/*/composite")),
+            ("the 1st Salesforce composite", lambda w: counter(w, "salesforce", WRITES["salesforce"][0], 1)),
         ]
         assert len(kills) == 20 and sum("held" in what for what, _ in kills) == 10
         for what, arm in kills:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -661,3 +663,37 @@ def test_first_sync_replays_from_the_cassette(replay_config):
     assert report.pushed["airtable"]["written"] > 0
     if RECORD_MODE == "none":
         assert cassette.all_played
+
+
+def test_the_read_sits_next_to_each_batch_so_an_edit_to_a_later_batch_is_seen(small_world):
+    """Airtable has no conditional writes and no record history: relsync reads each batch of
+    10 right before writing it. The first batch's PATCH is held 2 s before Airtable applies
+    it; meanwhile a person rejects one request of that batch and one of the next. The next
+    batch's read sees theirs (a conflict); the held batch was read before: that record is
+    the residual window the README states (the gap between a batch's read and its write)."""
+    world = small_world
+    chosen = only_eligible(world, approved=15)
+    world.fault(method="PATCH", path="/v0/*", delay_seconds=2, times=1)
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(report=world.run()))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while patches(world.calls()) < 1:
+        assert time.monotonic() < deadline and thread.is_alive(), "the first batch never went out"
+        time.sleep(0.02)
+    sending = {r["native_id"] for r in world.rows(
+        "select r.native_id from outbox o join change_requests r on r.key = o.request where o.state = 'sending'")}
+    waiting = {r["native_id"] for r in world.rows(
+        "select r.native_id from outbox o join change_requests r on r.key = o.request where o.state = 'pending'")}
+    in_batch, later = sorted(sending & set(chosen))[-1], sorted(waiting & set(chosen))[-1]
+    for record in (in_batch, later):
+        world.table().update(record, {"Status": "Rejected"})
+    thread.join(timeout=120)
+
+    report = outcome["report"]
+    states = {r["native_id"]: r["state"] for r in world.rows(
+        "select r.native_id, o.state from outbox o join change_requests r on r.key = o.request where o.field = 'status'")}
+    assert states[later] == "conflict" and world.table().get(later)["fields"]["Status"] == "Rejected"
+    assert report.pushed["airtable"]["conflicts"] == 2  # its status and, held with it, its release
+    # Read before the person's edit, written after it: the residual window.
+    assert states[in_batch] == "done" and world.table().get(in_batch)["fields"]["Status"] == "Scheduled"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import sqlite_utils
 
@@ -243,3 +245,48 @@ def test_a_person_moving_a_request_to_another_release_in_jira_is_kept_as_a_pin(w
     assert [v.name for v in client.issue(key, fields="fixVersions").fields.fixVersions] == [last["name"]]
     again = engine.run(world.config, env=world.env)
     assert again.pushed["jira"]["written"] == 0
+
+
+def run_in_background(world) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(report=engine.run(world.config, env=world.env)))
+    thread.start()
+    return thread, outcome
+
+
+def wait_for(ready, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not ready():
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.02)
+
+
+def test_an_edit_between_the_read_and_the_write_is_put_back_not_overwritten(small_world):
+    """Jira has no conditional writes. The first edit relsync sends is held 2 s before Jira
+    applies it; meanwhile a person sets another fix version on an issue relsync has already
+    read but not yet written. The changelog shows relsync's write replaced their value: it
+    is put back, and the write is a conflict."""
+    world = small_world
+    world.fault(method="PUT", path="/rest/api/3/issue/*", delay_seconds=2, times=1)
+    thread, outcome = run_in_background(world)
+    wait_for(lambda: world.calls().get("PUT /rest/api/3/issue/{key}", 0) >= 1, "the first edit")
+    waiting = rows(world, "select request from outbox where field = 'release' and state = 'pending' order by request")
+    assert waiting, "every release write already went out"
+    victim = waiting[-1]["request"]
+    key = victim.split(":", 1)[1]
+    client = edits.jira_client(world.description)
+    client.issue(key, fields="fixVersions").update(fields={"fixVersions": [{"name": "2026.11"}]})
+    thread.join(timeout=120)
+
+    report = outcome["report"]
+    assert report.exit_code == 1 and report.pushed["jira"]["conflicts"] >= 1, report.messages
+    assert [v.name for v in client.issue(key, fields="fixVersions").fields.fixVersions] == ["2026.11"]
+    row = rows(world, "select state, last_error from outbox where request = ? and field = 'release'", [victim])[0]
+    assert row["state"] == "conflict"
+    assert "changed in Jira to '2026.11' between relsync's read and its write" in row["last_error"]
+    assert "their value was put back" in row["last_error"]
+    assert any("their value was put back" in m for m in report.messages)
+    # The next run pulls the person's value as theirs.
+    engine.run(world.config, env=world.env)
+    pulled = rows(world, "select actor, new from audit where request = ? and field = 'release' and origin = 'pulled'", [victim])
+    assert pulled[-1] == {"actor": "jira", "new": '"2026.11"'}

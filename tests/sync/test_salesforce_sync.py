@@ -12,6 +12,8 @@ import json
 import math
 import re
 import ssl
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,7 @@ TOKEN = "POST /services/oauth2/token"
 QUERY = "GET /services/data/v{version}/queryAll/"
 QUERY_MORE = "GET /services/data/v{version}/queryAll/{cursor}"
 DELETED = "GET /services/data/v{version}/sobjects/{name}/deleted/"
-COMPOSITE = "PATCH /services/data/v{version}/composite/sobjects"
+COMPOSITE = "POST /services/data/v{version}/composite"
 NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 """Plans are read at this moment: releases deploy 8 Dec, 22 Dec and 5 Jan, none frozen yet."""
 
@@ -259,7 +261,7 @@ def test_initial_pull_costs_the_minimum_and_a_quiet_run_two_calls(org_5000):
     assert calls[TOKEN] == 1
     # The pull, then compare queries of 400 ids each (a GET's URI and headers may take 16,384 bytes).
     assert queries(calls) == math.ceil(5000 / 2000) + math.ceil(written / 400)
-    assert calls[COMPOSITE] == math.ceil(written / 200)
+    assert calls[COMPOSITE] == math.ceil(written / 25)
     assert sum(calls.values()) == 1 + queries(calls) + calls[COMPOSITE]
 
     org.reset_calls()
@@ -420,7 +422,7 @@ def test_450_writes_cost_three_collection_calls_and_a_request_rejected_after_the
                        "join releases rel on rel.id = a.release")
     assert len(planned) == 450 and rejected in {p["native_id"] for p in planned}
     calls = org.calls()
-    assert calls[COMPOSITE] == 3  # 449 records: 200 + 200 + 49
+    assert calls[COMPOSITE] == math.ceil(449 / 25)  # 25 conditional PATCHes a call
     assert calls[QUERY_MORE] == 1 and calls[QUERY] == 1 + 2  # the pull (1,000 + 500), then compare 400 + 50 ids
     assert writes(calls) == 3
     outbox = {r["field"]: r for r in org.rows(
@@ -528,7 +530,7 @@ def test_server_errors_timeouts_and_the_concurrency_limit_are_retried_by_one_pol
     org.fault(method="POST", path="/services/oauth2/token", status=503, times=1)
     org.fault(method="GET", path="/services/data/v59.0/queryAll/", status=503, times=1)
     org.fault(method="GET", path="/services/data/v59.0/queryAll/", delay_seconds=0.8, times=1)
-    org.fault(method="PATCH", path="/services/data/v59.0/composite/sobjects", status=500, times=1)
+    org.fault(method="POST", path="/services/data/v59.0/composite", status=500, times=1)
 
     report = org.run()
 
@@ -537,7 +539,7 @@ def test_server_errors_timeouts_and_the_concurrency_limit_are_retried_by_one_pol
     written = org.one("select count(distinct request) from outbox where state = 'done'")
     calls = org.calls()
     # token: 503, ok; pull: 503, timed out, ok; compare query: ok; writes: 500, then all
-    assert calls[TOKEN] == 2 and calls[QUERY] == 3 + 1 and calls[COMPOSITE] == 1 + math.ceil(written / 200)
+    assert calls[TOKEN] == 2 and calls[QUERY] == 3 + 1 and calls[COMPOSITE] == 1 + math.ceil(written / 25)
     assert org.statuses() == {"200": 1 + 2 + 1 + math.ceil(written / 200), "503": 2, "500": 1}
 
     # Salesforce's concurrency limit is a 403 REQUEST_LIMIT_EXCEEDED too, but transient: not the quota.
@@ -644,3 +646,40 @@ def test_first_sync_replays_from_the_cassette(replay_org):
     assert "authorization" not in recorded.lower()
     if live is not None:
         assert not any(token in recorded for token in live.state.sessions.access)
+
+
+def test_an_edit_between_the_read_and_the_write_fails_the_condition_not_the_person(org_450):
+    """Each PATCH in the Composite call carries If-Unmodified-Since (the record's
+    LastModifiedDate as the compare read saw it, rounded up to the second). The first call
+    is held 2 s before Salesforce handles it; meanwhile a person rejects one of its records.
+    Salesforce answers that subrequest 412: a conflict, and the person's rejection stands,
+    with no release set on it."""
+    org = org_450
+    org.fault(method="POST", path="/services/data/*/composite", delay_seconds=2, times=1)
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(report=org.run(now=NOW)))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while org.calls().get(COMPOSITE, 0) < 1:
+        assert time.monotonic() < deadline and thread.is_alive(), "the first write never went out"
+        time.sleep(0.02)
+    sending = [r["native_id"] for r in org.rows(
+        "select distinct r.native_id from outbox o join change_requests r on r.key = o.request where o.state = 'sending' "
+        "order by r.native_id")]
+    assert 1 < len(sending) <= 25
+    victim = sending[-1]
+    org.sf().Case.update(victim, {"Status": "Rejected"})
+    thread.join(timeout=120)
+
+    report = outcome["report"]
+    assert report.exit_code == 1 and report.pushed["salesforce"]["conflicts"] == 2, report.messages
+    states = {r["field"]: (r["state"], r["last_error"]) for r in org.rows(
+        "select o.field, o.state, o.last_error from outbox o join change_requests r on r.key = o.request "
+        "where r.native_id = ?", [victim])}
+    assert {field: state for field, (state, _) in states.items()} == {"release": "conflict", "status": "conflict"}
+    assert "changed in Salesforce after relsync read it" in states["release"][1]
+    case = org.sf().Case.get(victim)
+    assert (case["Status"], case["Release__c"]) == ("Rejected", None)
+    others = [native_id for native_id in sending if native_id != victim]
+    assert org.one("select count(*) from outbox o join change_requests r on r.key = o.request where o.state = 'done' "
+                   "and r.native_id in (select value from json_each(?))", [json.dumps(others)]) == 2 * len(others)
