@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import flask
 
+from sandboxes.behaviour import REAL
 from sandboxes.clock import SYSTEM_TIME, TimeSource
 from sandboxes.core import controls, make_app
 from sandboxes.jira.data import (
@@ -136,17 +137,19 @@ def _fault_body(status: int) -> dict[str, Any]:
 
 def create_jira_app(
     *, records: int = 200, seed: int = 7, email: str, token: str, project: str = "OPS", timezone: str = "UTC",
-    time_source: TimeSource = SYSTEM_TIME,
+    time_source: TimeSource = SYSTEM_TIME, behaviour: str = REAL,
 ) -> flask.Flask:
     """A Jira Cloud sandbox seeded with ``records`` change requests OPS-1..OPS-N.
 
-    ``time_source`` runs its rate limit and stamps its edits: the machine's clock unless
-    a test passes a :class:`~sandboxes.clock.ManualTime`.
+    ``time_source`` runs its rate limit and search index lag and stamps its edits: the
+    machine's clock unless a test passes a :class:`~sandboxes.clock.ManualTime`.
+    ``behaviour`` "real" (the default) pages search short and lags it behind writes;
+    "kind" does neither (see the module docstring).
     """
     state = JiraState(records=records, seed=seed, email=email, token=token, project=project, timezone=timezone,
-                      time_source=time_source)
+                      time_source=time_source, behaviour=behaviour)
     app = make_app("jira", auth=_authorized(state), unauthorized=_unauthorized, throttled=_throttled(state), fault_body=_fault_body,
-                   time_source=time_source)
+                   time_source=time_source, behaviour=behaviour)
     app.extensions[STATE_KEY] = state
 
     @app.errorhandler(JiraHttpError)
@@ -290,8 +293,10 @@ def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
         """DELETE issue/{key}: 204."""
         with state.lock:
             issue = find_issue_or_404(state, key)
+            state.index.before_change(issue)
             del state.issues[issue.id]
             del state.by_key[issue.key]
+            state.index.deleted(issue)
             state.touch()
         return flask.Response(status=204)
 
@@ -337,10 +342,12 @@ SANDBOX_EMAIL = "relsync@example.com"
 JIRA_PROJECT = "OPS"
 
 
-def start_jira(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME) -> tuple[RunningSandbox, dict[str, Any]]:
+def start_jira(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME,
+               behaviour: str = REAL) -> tuple[RunningSandbox, dict[str, Any]]:
     """Serve a seeded Jira sandbox; its description names the URL, credentials (as env vars) and project."""
     token = secrets.token_urlsafe(24)
-    app = create_jira_app(records=records, seed=seed, email=SANDBOX_EMAIL, token=token, project=JIRA_PROJECT, time_source=time_source)
+    app = create_jira_app(records=records, seed=seed, email=SANDBOX_EMAIL, token=token, project=JIRA_PROJECT,
+                          time_source=time_source, behaviour=behaviour)
     running = serve(app)
     description = {
         "url": running.url,
