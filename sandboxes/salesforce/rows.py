@@ -104,10 +104,12 @@ def create_row(state: SalesforceState, version: str, name: str, body: Any) -> An
 
 
 def read_row(state: SalesforceState, version: str, name: str, record_id: str, fields: str | None) -> Answer:
-    """GET sobjects/{type}/{id}: the record with Last-Modified."""
+    """GET sobjects/{type}/{id}: the record with Last-Modified; ``fields`` picks fields, and Id comes too."""
     obj = sobject(state, name)
     with state.lock:
         chosen = field_list(obj, fields)
+        if chosen is not None and not any(n.lower() == "id" for n in chosen):
+            chosen.append("Id")
         row = find_live(state, obj, record_id)
         headers = {"Last-Modified": http_date(row["LastModifiedDate"])} if row.get("LastModifiedDate") else {}
         return Answer(200, render_record(obj, row, version, chosen), headers)

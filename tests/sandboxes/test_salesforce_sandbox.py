@@ -452,7 +452,7 @@ def test_create_get_update_delete(sf: Salesforce) -> None:
     assert record["RecordTypeId"] == make_id("012", 1) and record["CreatedDate"] == record["SystemModstamp"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000\+0000", record["CreatedDate"])
     seeded = sf.Case.get(CHANGE_IDS[0], params={"fields": "SystemModstamp,Release__c"})
-    assert list(seeded) == ["attributes", "SystemModstamp", "Release__c"]
+    assert list(seeded) == ["attributes", "SystemModstamp", "Release__c", "Id"]  # the Id follows the fields asked for
     assert sf.Case.update(CHANGE_IDS[0], {"Release__c": "2026.12", "Release_Status__c": "Planned",
                                           "Target_Date__c": "2026-12-15"}) == 204
     after = sf.Case.get(CHANGE_IDS[0])
