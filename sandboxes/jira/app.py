@@ -2,8 +2,15 @@
 
 The real ``jira`` client library talks to it unchanged. Routes, bodies, paging and
 error messages follow Atlassian's REST reference and what Jira Cloud answers; the
-sources for each behaviour are named in tests/sandbox/test_jira_sandbox.py.
-State lives on the app: ``app.extensions["relsync_sandbox"]`` is the :class:`JiraState`.
+sources for each behaviour are named in tests/sandboxes/test_jira_sandbox.py and
+test_jira_real.py. State lives on the app: ``app.extensions["relsync_sandbox"]`` is the
+:class:`JiraState`.
+
+Defaults are Jira Cloud's ("real"): search pages stop short once their issues' JSON passes
+100 KB (so many fields mean fewer issues a page, never none), and search sees the issues as
+they were 5 s ago unless ``reconcileIssues`` names them; Get issue and bulkfetch read the
+store. ``behaviour="kind"`` gives full pages and no lag. ``/_sandbox/jira/config`` reads and
+changes both (``short_pages``, ``index_lag_seconds``).
 """
 from __future__ import annotations
 
