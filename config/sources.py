@@ -8,9 +8,9 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from config.base import KeyPathError, Strict, _resolve_path
+from config.envnames import env_name_problem, looks_like_secret
 from config.fieldmap import FieldMapping, WriteTargets, check_write_status
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_WORDS = re.compile(r"token|password|passwd|secret|api_?key|credential|^pat$", re.IGNORECASE)
 
 
@@ -18,12 +18,15 @@ class EnvAuth(Strict):
     """Credentials by environment-variable name: secrets never live in the config file."""
 
     secret_hint: ClassVar[str] = "token_env: RELSYNC_TOKEN"
+    env_prefix: ClassVar[str] = "RELSYNC_"
 
     @model_validator(mode="before")
     @classmethod
     def _no_secrets(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for key in data:
+                if key not in cls.model_fields and looks_like_secret(str(key)):
+                    raise KeyPathError((), "a key here looks like a secret; secrets never go in the config file")
                 if key not in cls.model_fields and _SECRET_WORDS.search(str(key)):
                     env_key = cls.secret_hint.split(":")[0]
                     raise KeyPathError(
@@ -35,37 +38,71 @@ class EnvAuth(Strict):
 
     @field_validator("*")
     @classmethod
-    def _env_names(cls, value: Any) -> Any:
-        # Deliberately not echoing the value: it may be a pasted secret.
-        if isinstance(value, str) and not _ENV_NAME.fullmatch(value):
-            raise ValueError(
-                "must be the name of an environment variable (letters, digits and _, "
-                f"like {cls.secret_hint.split(': ')[1]}), not the secret itself"
-            )
+    def _env_names(cls, value: Any, info: ValidationInfo) -> Any:
+        # The message never quotes the value: it may be a pasted secret.
+        key = info.field_name or ""
+        if isinstance(value, str) and key.endswith("_env"):
+            if problem := env_name_problem(value, cls.env_prefix + key.removesuffix("_env").upper()):
+                raise ValueError(problem)
         return value
 
 
+JiraTokenKind = Literal["api_token", "scoped", "service_account"]
+
+
 class JiraAuth(EnvAuth):
-    """Jira Cloud credentials: account email and API token, by environment-variable name."""
+    """Jira Cloud credentials by environment-variable name, and which kind of token it is.
+
+    ``api_token`` (the default with an email): a personal API token, sent as Basic
+    email:token to the site. ``scoped`` and ``service_account``: a token with scopes,
+    which Jira Cloud only takes through the api.atlassian.com gateway; sent as Basic
+    with ``email_env``, as Bearer without. A token with no email and no kind is
+    refused: Jira Cloud would refuse a personal API token sent alone.
+    """
 
     secret_hint: ClassVar[str] = "token_env: RELSYNC_JIRA_TOKEN"
+    env_prefix: ClassVar[str] = "RELSYNC_JIRA_"
 
     email_env: str | None = None
     token_env: str
+    token_kind: JiraTokenKind | None = None
+
+    @model_validator(mode="after")
+    def _kind_is_known(self) -> JiraAuth:
+        if self.email_env is None and self.token_kind in (None, "api_token"):
+            raise KeyPathError(
+                ("email_env",),
+                "a personal API token only works with the account's email (Basic auth on the site URL): name "
+                "the variable holding it (like RELSYNC_JIRA_EMAIL); for a scoped or service-account token, "
+                "say token_kind: scoped or token_kind: service_account instead",
+            )
+        return self
+
+    @property
+    def kind(self) -> JiraTokenKind:
+        """The token's kind: as configured, else a personal API token."""
+        return self.token_kind or "api_token"
+
+    @property
+    def through_gateway(self) -> bool:
+        """Whether calls go through the api.atlassian.com gateway (tokens with scopes)."""
+        return self.kind != "api_token"
 
 
 class AirtableAuth(EnvAuth):
     """An Airtable personal access token, by environment-variable name."""
 
     secret_hint: ClassVar[str] = "token_env: RELSYNC_AIRTABLE_TOKEN"
+    env_prefix: ClassVar[str] = "RELSYNC_AIRTABLE_"
 
     token_env: str
 
 
 class SalesforceAuth(EnvAuth):
-    """A Salesforce connected app's OAuth client credentials (and optional refresh token)."""
+    """A Salesforce External Client App's OAuth client credentials (and optional refresh token)."""
 
     secret_hint: ClassVar[str] = "client_secret_env: RELSYNC_SF_CLIENT_SECRET"
+    env_prefix: ClassVar[str] = "RELSYNC_SF_"
 
     client_id_env: str
     client_secret_env: str
@@ -115,6 +152,33 @@ class JiraSource(SourceBase):
     page_size: int = Field(default=100, ge=1, le=100)
     reconcile_every_hours: float = Field(default=24, ge=0)
     """Jira reports no deletions: this often, list the issue ids (5000 a call) to find them."""
+    cloud_id: str | None = None
+    """The site's cloud id, for tokens with scopes; looked up from ``{url}/_edge/tenant_info`` when absent."""
+    gateway: str | None = None
+    """The API gateway tokens with scopes go through (default https://api.atlassian.com)."""
+
+    @field_validator("cloud_id")
+    @classmethod
+    def _cloud_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", value):
+            raise ValueError(f"{value!r} is not a cloud id like 1a11d016-8984-4c3e-b9ab-142dd06acb1b "
+                             "(https://your-site.atlassian.net/_edge/tenant_info shows it)")
+        return value
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/\s]+/?", value):
+            raise ValueError(f"{value!r} is not a gateway address like https://api.atlassian.com")
+        return None if value is None else value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _gateway_needs_scopes(self) -> JiraSource:
+        for key in ("cloud_id", "gateway"):
+            if getattr(self, key) is not None and not self.auth.through_gateway:
+                raise KeyPathError((key,), f"{key} only applies to tokens with scopes (auth.token_kind: scoped or "
+                                   "service_account); a personal API token goes to the site URL")
+        return self
 
     @field_validator("project")
     @classmethod

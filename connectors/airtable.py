@@ -6,9 +6,11 @@ helpers, sorted by that field); otherwise the whole table, changes found by cont
 hash. An expired list iterator (422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE) restarts
 the listing (at most 3 times), skipping what this pull already yielded. Deleted
 records are found by reconciling record ids: free after a full listing, otherwise
-when due. A linked release is read back as the linked records' names.
-Push: one read per 100 records to compare before writing, then ``batch_update``
-10 records per call; a refused batch is retried record by record, then field by
+when due. A linked release is read back as the linked records' names (their primary
+field, found in the base schema).
+Push: each batch of 10 records is read to compare right before its ``batch_update``
+(Airtable has no conditional writes, so the read is kept next to the write: what is
+left is the gap between two calls); a refused batch is retried record by record, then field by
 field, so one bad value holds back nothing else. Requests are throttled to the
 configured rate per base (Airtable allows 5/s; a 429 costs a 30-second penalty).
 """
@@ -26,7 +28,7 @@ from pyairtable.api.types import UpdateRecordDict
 from pyairtable.formulas import AND, DATETIME_PARSE, EQ, IS_BEFORE, NOT, OR, RECORD_ID, Field, Formula, to_formula_str
 
 from config.schema import AirtableSource
-from connectors.base import Estimate, Page, ReadSecret, SourceRecord, Write, WriteResult
+from connectors.base import Estimate, Journal, Page, ReadSecret, SourceRecord, Write, WriteResult
 from connectors.calls import ApiCalls
 from connectors.errors import AIRTABLE_ITERATOR_EXPIRED as ITERATOR_EXPIRED
 from connectors.errors import ConnectorError, FatalError, IteratorExpired, RetriableError, SourceConfigError, airtable_refusal
@@ -87,6 +89,7 @@ class AirtableConnector:
         self.table = self.api.table(config.base, config.table)
         self._listed: set[str] | None = None
         self._links: dict[str, str] | None = None
+        self._primary: str | None = None  # the link table's primary field
 
     @property
     def reconcile_every_hours(self) -> float:
@@ -202,10 +205,11 @@ class AirtableConnector:
 
     # -- push -------------------------------------------------------------------
 
-    def push(self, writes: list[Write]) -> list[WriteResult]:
-        """Compare (one read per 100 records), then write in batches of 10; conflicts and refusals become results."""
-        return compare_then_send(writes, system="Airtable", targets=self.targets, read=self._current, read_batch=READ_BATCH,
-                                 send=self._send, send_batch=BATCH, gone="record {} no longer exists or left the selection")
+    def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
+        """Per 10 records: read to compare, then write; conflicts and refusals become results."""
+        return compare_then_send(writes, system="Airtable", targets=self.targets, read=self._current, read_batch=BATCH,
+                                 send=self._send, send_batch=BATCH, gone="record {} no longer exists or left the selection",
+                                 journal=journal)
 
     def _current(self, record_ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         """What ``fields`` show now on the records (one listing); a linked release as the linked records' names."""
@@ -244,15 +248,31 @@ class AirtableConnector:
             return [self._link_id(self.link_table, write.value)] if write.value else []
         return write.value
 
+    def _link_primary(self) -> str:
+        """The name of the link table's primary field, from the base schema (read once per run).
+
+        A linked record shows as its primary field's value, whatever that field is called.
+        """
+        if self._primary is None:
+            base = self.api.base(self.config.base)
+            schema = self.calls(lambda: base.schema(force=True))
+            try:
+                table = schema.table(self.link_table or "")
+            except KeyError:
+                raise SourceConfigError(SYSTEM, f"table {self.link_table!r} (sources.{self.name}.write.release.link_table) "
+                                                f"does not exist in base {self.config.base}") from None
+            self._primary = table.field(table.primary_field_id).name
+        return self._primary
+
     def _link_names(self) -> dict[str, str]:
         """Record id -> primary value in the release link table (read once per run)."""
         if self._links is None:
+            primary = self._link_primary()
             names: dict[str, str] = {}
-            for records in self._listing({"page_size": READ_BATCH}, self.link_table):
+            for records in self._listing({"page_size": READ_BATCH, "fields": [primary]}, self.link_table):
                 for record in records:
-                    fields = record.get("fields") or {}
-                    if primary := fields.get("Name", next(iter(fields.values()), None)):
-                        names[record["id"]] = str(primary)
+                    if value := (record.get("fields") or {}).get(primary):
+                        names[record["id"]] = str(value)
             self._links = names
         return self._links
 
@@ -261,16 +281,16 @@ class AirtableConnector:
         if existing := next((record_id for record_id, value in names.items() if value == name), None):
             return existing
         table = self.api.table(self.config.base, link_table)
-        created = self.calls(lambda: table.create({"Name": name}))
+        created = self.calls(lambda: table.create({self._link_primary(): name}))
         names[created["id"]] = name
         return created["id"]
 
     def estimate(self, writes: list[Write]) -> Estimate:
         """The calls ``push(writes)`` would make when nothing changed in between, and their time."""
         records = len({w.native_id for w in writes})
-        calls = {"compare reads": calls_for(records, READ_BATCH), "batch updates": calls_for(records, BATCH)}
+        calls = {"compare reads": calls_for(records, BATCH), "batch updates": calls_for(records, BATCH)}
         if self.link_table and any(w.field == "release" for w in writes):
-            calls["release table read"] = 1
+            calls["release table schema and read"] = 2
         rate, total = self.config.requests_per_second, sum(calls.values())
         return {"calls": total, "by_kind": calls, "limit": f"{rate:g} requests/s per base: at least {total / rate:.1f} s"}
 

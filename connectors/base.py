@@ -8,7 +8,7 @@ from typing import Any, Protocol, TypedDict
 
 from mapping.model import SourceRecord
 
-__all__ = ["Connector", "Estimate", "Page", "ReadSecret", "SourceRecord", "Write", "WriteResult"]
+__all__ = ["Connector", "Estimate", "Journal", "Page", "ReadSecret", "SourceRecord", "Write", "WriteResult"]
 
 ReadSecret = Callable[[str, str], str]
 """``read_secret(environment variable, auth key)``: the secret, or a config error naming the key."""
@@ -52,6 +52,23 @@ class WriteResult:
     current: Any = None
 
 
+class Journal(Protocol):
+    """Where a push records its writes as they go: the write-ahead half of the outbox.
+
+    ``sending`` is called right before writes leave and must be durable when it
+    returns, so a process killed while they are in flight still knows they may have
+    landed. ``settled`` hears outcomes as soon as they are known, batch by batch.
+    """
+
+    def sending(self, writes: list[Write]) -> None:
+        """These writes are about to leave."""
+        ...
+
+    def settled(self, results: list[WriteResult]) -> None:
+        """These writes' outcomes are known."""
+        ...
+
+
 class Estimate(TypedDict):
     """The API calls a push would make: in all, by kind, and what that means against the system's limit."""
 
@@ -85,8 +102,11 @@ class Connector(Protocol):
         """
         ...
 
-    def push(self, writes: list[Write]) -> list[WriteResult]:
-        """Apply writes in the largest batches the API allows; never raise per record."""
+    def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
+        """Apply writes in the largest batches the API allows; never raise per record.
+
+        Every write's outcome is both returned and, as it becomes known, told to ``journal``.
+        """
         ...
 
     def estimate(self, writes: list[Write]) -> Estimate:

@@ -20,9 +20,9 @@ import requests
 from jira import JIRA
 
 from config.schema import JiraSource
-from connectors.base import Estimate, Page, ReadSecret, SourceRecord, Write, WriteResult
+from connectors.base import Estimate, Journal, Page, ReadSecret, SourceRecord, Write, WriteResult
 from connectors.calls import ApiCalls
-from connectors.errors import ConnectorError, FatalError, SourceConfigError, jira_refusal
+from connectors.errors import ConnectorError, FatalError, SourceConfigError, classify_status, jira_refusal
 from connectors.http import trust
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
@@ -30,6 +30,8 @@ from connectors.writeback import Pending, Shown, calls_for, compare_then_send
 from mapping import clock
 
 SYSTEM = "jira"
+GATEWAY = "https://api.atlassian.com"
+TENANT_INFO = "/_edge/tenant_info"
 CHECK_BATCH = 100
 ID_PAGE = 5000  # search/jql pages up to 5000 issues when only ids are asked for
 RELEASE = "release"
@@ -40,7 +42,13 @@ JQL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r",
 
 
 def connect(name: str, config: JiraSource, paths: list[str], read_secret: ReadSecret) -> JiraConnector:
-    """A connector for one configured Jira source; ``paths`` are the mapped source paths."""
+    """A connector for one configured Jira source; ``paths`` are the mapped source paths.
+
+    A personal API token goes as Basic email:token to the site. A token with scopes
+    (``auth.token_kind`` scoped or service_account) only works through the gateway,
+    ``{gateway}/ex/jira/{cloudId}``: as Basic with an email, as Bearer without. Browse
+    links always use the site URL.
+    """
     email = read_secret(config.auth.email_env, "email_env") if config.auth.email_env else None
     token = read_secret(config.auth.token_env, "token_env")
     fields = [p.split(".")[1] for p in paths if p.startswith("fields.") and p.count(".") >= 1]
@@ -113,17 +121,51 @@ class JiraConnector:
         if self._client is None:
             options: dict[str, Any] = {"verify": self.config.ca_bundle or True, "rest_api_version": "3"}
             auth: dict[str, Any] = {"basic_auth": (self._email, self._token)} if self._email else {"token_auth": self._token}
-            client = JIRA(server=self.config.url, options=options, max_retries=0, timeout=self.config.timeout_seconds,
+            server = self.api_url()
+            client = JIRA(server=server, options=options, max_retries=0, timeout=self.config.timeout_seconds,
                           get_server_info=False, **auth)
             self.calls.count(trust(client._session, self.config.ca_bundle))
             # Asked here rather than by the constructor so the call is retried and counted.
-            info = self.calls(client.server_info)
+            try:
+                info = self.calls(client.server_info)
+            except FatalError as error:
+                if error.status == 404 and self.config.auth.through_gateway:
+                    raise SourceConfigError(SYSTEM, f"the gateway has no Jira site at {server} (check "
+                                                    f"sources.{self.name}.cloud_id)", status=404) from None
+                raise
             if info.get("deploymentType") != "Cloud":
                 raise SourceConfigError(SYSTEM, f"{self.config.url} is not a Jira Cloud site")
             client.deploymentType = info["deploymentType"]
             client._version = tuple(info.get("versionNumbers") or (0, 0, 0))
             self._client = client
         return self._client
+
+    def api_url(self) -> str:
+        """Where the REST API is called: the site, or the gateway's ``/ex/jira/{cloudId}`` for tokens with scopes."""
+        if not self.config.auth.through_gateway:
+            return self.config.url
+        return f"{self.config.gateway or GATEWAY}/ex/jira/{self.config.cloud_id or self._tenant_cloud_id()}"
+
+    def _tenant_cloud_id(self) -> str:
+        """The site's cloud id, from its public ``/_edge/tenant_info`` (one call)."""
+        url = self.config.url + TENANT_INFO
+        session = self.calls.count(trust(requests.Session(), self.config.ca_bundle))
+
+        def fetch() -> requests.Response:
+            response = session.get(url, timeout=self.config.timeout_seconds)
+            if not response.ok:
+                raise classify_status(SYSTEM, response.status_code, f"{url} answered HTTP {response.status_code}",
+                                      retry_after=response.headers.get("Retry-After"))
+            return response
+
+        unknown = f"found no cloud id at {url}; set sources.{self.name}.cloud_id (Atlassian Administration shows it)"
+        try:
+            body = self.calls(fetch).json()
+        except (FatalError, ValueError):
+            raise SourceConfigError(SYSTEM, unknown) from None
+        if not isinstance(body, dict) or not isinstance(body.get("cloudId"), str) or not body["cloudId"]:
+            raise SourceConfigError(SYSTEM, unknown)
+        return body["cloudId"]
 
     def call_counts(self) -> dict[str, int]:
         """API calls made so far, by method and resource."""
@@ -171,12 +213,12 @@ class JiraConnector:
 
     # -- push -------------------------------------------------------------------
 
-    def push(self, writes: list[Write]) -> list[WriteResult]:
+    def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
         """Compare (one search per 100 issues), then edit issue by issue; conflicts and refusals become results."""
         return compare_then_send(
             writes, system="Jira", targets=TARGETS, read=self._current, read_batch=CHECK_BATCH,
             send=self._send, send_batch=1, gone="issue {} no longer exists or is not visible",
-            record=lambda w: w.native_key or w.native_id,
+            record=lambda w: w.native_key or w.native_id, journal=journal,
         )
 
     def _current(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:

@@ -28,7 +28,7 @@ from simple_salesforce.exceptions import SalesforceError
 
 from config.schema import SalesforceSource
 from connectors import soql
-from connectors.base import Estimate, Page, ReadSecret, SourceRecord, Write, WriteResult
+from connectors.base import Estimate, Journal, Page, ReadSecret, SourceRecord, Write, WriteResult
 from connectors.calls import ApiCalls
 from connectors.errors import (
     ConnectorError,
@@ -237,10 +237,11 @@ class SalesforceConnector:
 
     # -- push -------------------------------------------------------------------
 
-    def push(self, writes: list[Write]) -> list[WriteResult]:
+    def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
         """Compare (one query per 400 records), then PATCH 200 records per sObject Collections call (allOrNone false)."""
         return compare_then_send(writes, system="Salesforce", targets=self.targets, read=self._current, read_batch=READ_BATCH,
-                                 send=self._send, send_batch=WRITE_BATCH, gone="record {} no longer exists")
+                                 send=self._send, send_batch=WRITE_BATCH, gone="record {} no longer exists",
+                                 journal=journal)
 
     def _current(self, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         """The records as they are now (one query), deleted ones left out."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import Write, WriteResult
+from connectors.base import Journal, Write, WriteResult
 
 Shown = Mapping[str, Any]
 """What one record shows now, by target field (values as the connector compares them)."""
@@ -52,6 +52,31 @@ def write_targets(release: str | None, status: str | None) -> dict[str, str]:
     return {field: target for field, target in (("release", release), ("status", status)) if target}
 
 
+def hold_with_conflicts(outcomes: list[WriteResult], outstanding: list[Write], system: str, label: str) -> list[Write]:
+    """Writes to a record someone changed since the pull are all held, not just the changed field.
+
+    A person who rejected a request after the pull must not see its release set
+    anyway: the record waits for the next pull, where the plan sees what they did.
+    """
+    changed = [r for r in outcomes if r.outcome == "conflict"]
+    if not changed or not outstanding:
+        return outstanding
+    fields = ", ".join(r.write.field for r in changed)
+    message = f"{label}: held, because {fields} changed in {system} since the last pull; written after the next pull if still wanted"
+    outcomes += [WriteResult(w, "conflict", message) for w in outstanding]
+    return []
+
+
+class _Silent:
+    """A journal that keeps nothing (pushes whose caller records the results itself)."""
+
+    def sending(self, writes: list[Write]) -> None:
+        """Nothing to record."""
+
+    def settled(self, results: list[WriteResult]) -> None:
+        """Nothing to record."""
+
+
 def calls_for(records: int, per_call: int) -> int:
     """Calls needed for ``records`` at ``per_call`` a call."""
     return -(-records // per_call)
@@ -73,6 +98,7 @@ def compare_then_send(
     send_batch: int,
     gone: str,
     record: Callable[[Write], str] = by_native_id,
+    journal: Journal | None = None,
 ) -> list[WriteResult]:
     """Push ``writes``: one result per write, whatever the source refuses.
 
@@ -81,39 +107,56 @@ def compare_then_send(
     with ``gone`` (``{}`` is the record). Each write is compared with what its record
     shows (``system`` names the source in conflict messages); what is still to write goes
     out through ``send``, ``send_batch`` records a call, each batch as soon as it is full,
-    so a record is written soon after it was compared.
+    so a record is written soon after it was compared. One changed field holds every
+    write to its record (see ``hold_with_conflicts``). ``journal`` hears each batch
+    before it leaves and every outcome as soon as it is known.
     """
+    journal = journal or _Silent()
     results: list[WriteResult] = []
+
+    def sent(batch: list[Pending]) -> None:
+        journal.sending([w for p in batch for w in p.writes])
+        answered = send(batch)
+        journal.settled(answered)
+        results.extend(answered)
+
     by_record: dict[str, list[Write]] = {}
     for write in writes:
         if write.field in targets:
             by_record.setdefault(record(write), []).append(write)
         else:
             results.append(WriteResult(write, "failed", f"relsync has no {system} field configured for {write.field!r}"))
+    journal.settled(list(results))
     fields = sorted({targets[w.field] for ws in by_record.values() for w in ws})
     records = list(by_record)
     queued: list[Pending] = []
     for start in range(0, len(records), read_batch):
         chunk = records[start : start + read_batch]
         current = read(chunk, fields)
+        compared: list[WriteResult] = []
         for rid in chunk:
             shown = current.get(rid)
             if shown is None:
-                results += [WriteResult(w, "failed", gone.format(rid)) for w in by_record[rid]]
+                compared += [WriteResult(w, "failed", gone.format(rid)) for w in by_record[rid]]
                 continue
             outstanding: list[Write] = []
+            outcomes: list[WriteResult] = []
             for write in by_record[rid]:
                 target = targets[write.field]
                 done = compare(write, shown.get(target), system, f"{rid} {target}")
                 if done is None:
                     outstanding.append(write)
                 else:
-                    results.append(done)
+                    outcomes.append(done)
+            outstanding = hold_with_conflicts(outcomes, outstanding, system, rid)
+            compared += outcomes
             if outstanding:
                 queued.append(Pending(rid, outstanding, shown))
+        journal.settled(compared)
+        results += compared
         while len(queued) >= send_batch:
-            results += send(queued[:send_batch])
+            sent(queued[:send_batch])
             del queued[:send_batch]
     if queued:
-        results += send(queued)
+        sent(queued)
     return results

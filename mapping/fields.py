@@ -1,6 +1,8 @@
 """Source record -> ChangeRequest, driven by the configured field mapping."""
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from mapping.converters import ConversionError, convert, describe, map_key
@@ -19,18 +21,25 @@ _VOCABULARIES: dict[str, tuple[str, ...]] = {"status": STATUSES, "priority": PRI
 
 
 class MappingError(Exception):
-    """A source record the configured mapping cannot translate: a configuration problem.
+    """A source value the configured mapping cannot translate.
 
-    ``path`` is the config key path to fix, ``record`` the record's native key or id,
-    ``value`` the source value that could not be mapped (None when absent).
+    When one record is at fault, ``record`` is its request key (``airtable:recX``) and
+    ``field`` the source field path (``fields.Title``): the message starts with both,
+    and sync quarantines that record while the rest of its source goes on. ``path`` is
+    the config key path that translates the value, ``value`` the source value (None
+    when absent). Without a record the error is the configuration's alone.
     """
 
-    def __init__(self, path: str, problem: str, *, record: str | None = None, value: Any = None) -> None:
+    def __init__(
+        self, path: str, problem: str, *, record: str | None = None, field: str | None = None, value: Any = None
+    ) -> None:
         self.path = path
         self.problem = problem
         self.record = record
+        self.field = field
         self.value = value
-        super().__init__(f"{path}: {problem}")
+        where = " ".join(part for part in (record, field) if part) or path
+        super().__init__(f"{where}: {problem}")
 
 
 def read_path(raw: Any, path: str) -> Any:
@@ -99,25 +108,26 @@ class SourceMapping:
         return status
 
     def normalize(self, record: SourceRecord) -> ChangeRequest:
-        """Translate one source record; raises MappingError naming the key to fix."""
+        """Translate one source record; raises MappingError naming the record and the field."""
         ref = record.native_key or record.native_id
+        key = f"{self.source_name}:{ref}"
         values: dict[str, str | None] = {}
         source_status: str | None = None
         for name, spec in self._specs:
-            before, after = self._read(name, spec, record.raw, ref)
+            before, after = self._read(name, spec, record.raw, key)
             values[name] = after
             if name == "status":
                 source_status = before
         for required in ("title", "status"):
             if not values.get(required):
-                spec = getattr(self.fields, required)
                 raise MappingError(
                     f"{self.config_path}.fields.{required}",
-                    f"record {ref} has no value at {spec.path!r} and no default is set",
-                    record=ref,
+                    "required value is missing",
+                    record=key,
+                    field=getattr(self.fields, required).path,
                 )
         return ChangeRequest(
-            key=f"{self.source_name}:{ref}",
+            key=key,
             source=self.source_name,
             system=self.system,
             native_id=record.native_id,
@@ -140,8 +150,13 @@ class SourceMapping:
             raw=record.raw,
         )
 
-    def _read(self, name: str, spec: FieldMap, raw: dict[str, Any], ref: str) -> tuple[str | None, str | None]:
-        """(source value before the value table, normalized value) for one field."""
+    def fingerprint(self) -> str:
+        """A digest of what ``normalize`` depends on: it changes when the field mapping does."""
+        content = json.dumps([self.source_name, self.fields.model_dump(mode="json")], sort_keys=True)
+        return hashlib.sha256(content.encode()).hexdigest()
+
+    def _read(self, name: str, spec: FieldMap, raw: dict[str, Any], key: str) -> tuple[str | None, str | None]:
+        """(source value before the value table, normalized value) for one field of record ``key``."""
         key_path = f"{self.config_path}.fields.{name}"
         found = read_path(raw, spec.path)
         if spec.convert is not None:
@@ -149,27 +164,27 @@ class SourceMapping:
                 found = convert(spec.convert, found)
             except ConversionError as error:
                 raise MappingError(
-                    f"{key_path}.convert",
-                    f"record {ref}: the value at {spec.path!r} cannot be converted: {error}",
-                    record=ref,
-                    value=found,
+                    f"{key_path}.convert", str(error), record=key, field=spec.path, value=found
                 ) from None
         if isinstance(found, (dict, list)):
             raise MappingError(
                 f"{key_path}.path",
-                f"{spec.path!r} on record {ref} is {describe(found)}, not a single value; "
-                "point the path at one of its keys or add a converter (names, join, first)",
-                record=ref,
+                f"holds {describe(found)}, not a single value; point {key_path}.path at one of its keys "
+                "or add a converter (names, join, first)",
+                record=key,
+                field=spec.path,
                 value=found,
             )
-        return self._translate(name, spec, None if found is None else map_key(found), ref)
+        return self._translate(name, spec, None if found is None else map_key(found), key)
 
     def _translate(
-        self, name: str, spec: FieldMap, value: str | None, ref: str | None
+        self, name: str, spec: FieldMap, value: str | None, key: str | None
     ) -> tuple[str | None, str | None]:
-        """(value, normalized value) through the field's value table and default."""
+        """(value, normalized value) through the field's value table and default.
+
+        ``key`` is the record the value came from (None: a value relsync wrote itself).
+        """
         key_path = f"{self.config_path}.fields.{name}"
-        on_record = f" on record {ref}" if ref else ""
         if value is None or not value.strip():
             return None, spec.default
         if spec.map is None:
@@ -178,21 +193,19 @@ class SourceMapping:
                 return value, value
             if spec.default is not None:
                 return value, spec.default
-            raise MappingError(
-                f"{key_path}.map",
-                f"source value {value!r}{on_record} is not a relsync {name} "
-                f"({', '.join(vocabulary)}) and there is no map or default to translate it",
-                record=ref,
-                value=value,
+            problem = (
+                f"source value {value!r} is not a relsync {name} ({', '.join(vocabulary)}) "
+                f"and {key_path} has no map or default to translate it"
             )
-        if value in spec.map:
+        elif value in spec.map:
             return value, spec.map[value]
-        if spec.default is not None:
+        elif spec.default is not None:
             return value, spec.default
+        else:
+            problem = (
+                f"source value {value!r} is not mapped and no default is set; add it to {key_path}.map "
+                f"(mapped now: {', '.join(map(repr, spec.map)) or 'nothing'})"
+            )
         raise MappingError(
-            f"{key_path}.map",
-            f"source value {value!r}{on_record} is not mapped and no default is set; "
-            f"add it to the map (mapped now: {', '.join(map(repr, spec.map)) or 'nothing'})",
-            record=ref,
-            value=value,
+            f"{key_path}.map", problem, record=key, field=spec.path if key else None, value=value
         )

@@ -22,6 +22,7 @@ from reports import views
 from reports.ics import UnknownTrainError
 from reports.notes import UnknownReleaseError
 from sync import engine
+from sync.audit import Anchor, AnchorError
 from sync.lock import LockedError, RunLock
 from sync.manual import ManualError
 
@@ -124,7 +125,7 @@ def check(config_path: Path, online: bool, as_json: bool) -> None:
 @JSON_OPTION
 @library_errors
 def status(config_path: Path, as_json: bool) -> None:
-    """Show the store: requests, releases, open write-backs and recent runs."""
+    """Show the store: requests, releases, open write-backs, quarantined records and recent runs."""
     config = load_config(config_path)
     data = views.status(config)
     emit(data, as_json, views.status_text(data))
@@ -160,20 +161,45 @@ def audit_show(key: str, config_path: Path, as_json: bool) -> None:
 
 @audit.command("verify")
 @CONFIG_OPTION
+@click.option("--anchor", "anchor_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file holding N:HASH (from --write-anchor or an earlier output): fail unless the chain still reaches it.")
+@click.option("--expect", metavar="N:HASH", help="Fail unless the chain still reaches row N with this hash.")
+@click.option("--write-anchor", type=click.Path(dir_okay=False, path_type=Path),
+              help="After a clean check, write the chain head (N:HASH) to this file; keep it where the store's owner cannot write.")
 @JSON_OPTION
 @library_errors
-def audit_verify(config_path: Path, as_json: bool) -> None:
-    """Check the audit hash chain; exit 1 if any row was altered, removed or inserted."""
+def audit_verify(config_path: Path, anchor_file: Path | None, expect: str | None, write_anchor: Path | None,
+                 as_json: bool) -> None:
+    """Check the audit hash chain; exit 1 if any row was altered, removed or inserted, or the anchor is not reached."""
     config = load_config(config_path)
-    result = views.verify(config)
-    text = (
-        f"audit chain intact: {result['checked']} events"
-        if result["ok"]
-        else f"audit chain BROKEN at event {result['first_bad_id']}: {result['reason']}"
-    )
-    emit(result, as_json, text)
+    anchor = read_anchor(anchor_file, expect)
+    result = views.verify(config, anchor)
+    if result["ok"]:
+        lines = [f"audit chain intact: {result['checked']} events", f"head: {result['head']}"]
+        if anchor is not None:
+            lines.append(f"reaches the anchor {anchor.seq} with the anchored hash")
+        if write_anchor is not None:
+            write_anchor.write_text(result["head"] + "\n", encoding="utf-8")
+            lines.append(f"wrote the head to {write_anchor}")
+    else:
+        lines = [f"audit chain BROKEN at event {result['first_bad_id']}: {result['reason']}",
+                 f"last good head: {result['head']}"]
+    emit(result, as_json, "\n".join(lines))
     if not result["ok"]:
         sys.exit(1)
+
+
+def read_anchor(anchor_file: Path | None, expect: str | None) -> Anchor | None:
+    """The anchor given by ``--anchor FILE`` or ``--expect N:HASH`` (not both), or None."""
+    if anchor_file is not None and expect is not None:
+        raise click.UsageError("give --anchor FILE or --expect N:HASH, not both")
+    try:
+        if anchor_file is not None:
+            return Anchor.parse(anchor_file.read_text(encoding="utf-8"))
+        return None if expect is None else Anchor.parse(expect)
+    except (AnchorError, UnicodeDecodeError) as error:
+        hint = f"--anchor ({anchor_file})" if anchor_file is not None else "--expect"
+        raise click.BadParameter(str(error), param_hint=hint) from None
 
 
 @main.command()

@@ -5,14 +5,14 @@ import json
 from typing import Any
 
 from config.schema import Config
-from sync import schedule
-from sync.audit import request_history, verify_chain
+from sync import quarantine, schedule
+from sync.audit import Anchor, request_history, verify_chain
 from sync.schedule import release_clashes
 from sync.store import open_store
 
 
 def status(config: Config) -> dict[str, Any]:
-    """Counts, the release plan, open write-backs and the last runs."""
+    """Counts, the release plan, open write-backs, quarantined records and the last runs."""
     db = open_store(config.store)
     try:
         by_status = {
@@ -41,6 +41,7 @@ def status(config: Config) -> dict[str, Any]:
             "requests": {"by_source": by_source, "by_status": by_status},
             "releases": releases,
             "outbox": outbox,
+            "quarantine": quarantine.held_records(db),
             "runs": runs,
         }
     finally:
@@ -63,11 +64,23 @@ def status_text(data: dict[str, Any]) -> str:
     if not data["releases"]:
         lines.append("  none planned")
     lines.append("outbox: " + (", ".join(f"{s} {n}" for s, n in data["outbox"].items()) or "empty"))
+    lines += quarantine_lines(data["quarantine"])
     lines.append("last runs:")
     lines += [
         f"  #{r['id']} {r['started_at']} {r['status']} (exit {r['exit_code']})" for r in data["runs"]
     ] or ["  none"]
     return "\n".join(lines)
+
+
+def quarantine_lines(held: list[dict[str, Any]], shown: int = 20) -> list[str]:
+    """The quarantined records, longest held first: what is wrong, where, and since when."""
+    if not held:
+        return ["quarantine: empty"]
+    lines = [f"quarantined records ({len(held)}), held back until fixed in their source or in the mapping:"]
+    lines += [f"  {quarantine.describe(row)} (since {row['first_seen_at'][:16].replace('T', ' ')})" for row in held[:shown]]
+    if len(held) > shown:
+        lines.append(f"  and {len(held) - shown} more (--json lists all)")
+    return lines
 
 
 def plan_line(release: dict[str, Any]) -> str:
@@ -164,11 +177,12 @@ def _short(value: Any, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def verify(config: Config) -> dict[str, Any]:
-    """The audit chain check as a dict."""
+def verify(config: Config, anchor: Anchor | None = None) -> dict[str, Any]:
+    """The audit chain check as a dict; ``head`` is the last good row as ``N:HASH``, to keep elsewhere."""
     db = open_store(config.store)
     try:
-        report = verify_chain(db)
-        return {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id, "reason": report.reason}
+        report = verify_chain(db, anchor)
+        return {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id, "reason": report.reason,
+                "head": str(report.anchor), "anchor": None if anchor is None else str(anchor)}
     finally:
         db.close()

@@ -213,13 +213,17 @@ def make_app(
                 time.sleep(rule.delay_seconds)
             if rule.status is not None:
                 return fault_response(rule, fault_body)
+            flask.g.relsync_hold = rule.hold_seconds
         return None
 
     @app.after_request
     def count_status(response: flask.Response) -> flask.Response:
-        """Count the status of every counted request, errors included."""
+        """Count the status of every counted request, errors included; hold the answer if a rule says so."""
         if flask.g.get("relsync_counted"):
             state.calls.status(response.status_code)
+        if flask.g.get("relsync_hold"):
+            state.faults.hold_started()
+            time.sleep(flask.g.relsync_hold)  # real waiting: the request is applied, its answer not yet sent
         return response
 
     _register_knobs(app, state)
@@ -281,4 +285,4 @@ def _register_knobs(app: flask.Flask, state: SandboxControls) -> None:
             if isinstance(rule, str):
                 return _bad_knob(rule)
             state.faults.add(rule)
-        return flask.jsonify({"faults": state.faults.listing()})
+        return flask.jsonify({"faults": state.faults.listing(), "held": state.faults.held})

@@ -1,7 +1,10 @@
 """Fault injection: rules that answer matching vendor requests with an error, a delay, or both.
 
 A rule's delay is real waiting (the client must see a slow answer, or time out), so it
-sleeps on the wall clock whatever time source the app was built with.
+sleeps on the wall clock whatever time source the app was built with. ``delay_seconds``
+waits before the request is handled; ``hold_seconds`` handles it (a write is applied)
+and then holds the answer back, the moment a client killed mid-write leaves behind.
+``held`` counts the requests held so far, so a test knows when one has been applied.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ class FaultRule:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    hold_seconds: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to ``method path`` (fnmatch on the path)."""
@@ -39,11 +43,18 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        self.held = 0
+        """Requests whose answer a ``hold_seconds`` rule has held back so far."""
 
     def add(self, rule: FaultRule) -> None:
         """Append a rule."""
         with self._lock:
             self._rules.append(rule)
+
+    def hold_started(self) -> None:
+        """Count one more request held back."""
+        with self._lock:
+            self.held += 1
 
     def clear(self) -> None:
         """Drop every rule."""
@@ -71,8 +82,10 @@ def fault_rule(body: Any) -> FaultRule | str:
     """The rule a ``POST /_sandbox/faults`` body describes, or why it describes none."""
     if not isinstance(body, dict) or "path" not in body:
         return "a fault needs at least a 'path' (fnmatch pattern)"
-    if body.get("status") is None and not body.get("delay_seconds"):
-        return "a fault needs a 'status', a 'delay_seconds', or both"
+    if body.get("status") is None and not body.get("delay_seconds") and not body.get("hold_seconds"):
+        return "a fault needs a 'status', a 'delay_seconds' or a 'hold_seconds'"
+    if body.get("hold_seconds") and body.get("status") is not None:
+        return "'hold_seconds' holds the real answer back, so it takes no 'status'"
     return FaultRule(
         method=body.get("method"),
         path=str(body["path"]),
@@ -81,6 +94,7 @@ def fault_rule(body: Any) -> FaultRule | str:
         body=body.get("body"),
         headers={str(k): str(v) for k, v in (body.get("headers") or {}).items()},
         delay_seconds=float(body.get("delay_seconds") or 0),
+        hold_seconds=float(body.get("hold_seconds") or 0),
     )
 
 

@@ -9,14 +9,17 @@ ensure_ascii=False)`` and ``content`` is the row's ``id``, ``at``, ``run``, ``ac
 recompute the chain with the sqlite3 shell and a few lines of any language.
 
 Triggers refuse UPDATE and DELETE on the table; ``verify_chain`` catches tampering by
-someone who dropped them first. A chain rewritten end to end by someone who also
-recomputes every hash is only detectable against a head hash kept elsewhere, which is
-why ``ChainReport`` carries ``head``.
+someone who dropped them first. Two attacks leave a chain that checks out on its own:
+rows cut from the end (with ``sqlite_sequence`` set back), and a chain rewritten end to
+end with every hash recomputed. Both are caught against a head kept elsewhere: every
+verification reports the head as an :class:`Anchor` (``N:HASH``), and
+``verify_chain(db, anchor)`` fails unless the chain still reaches that row with that hash.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -47,15 +50,52 @@ class AuditEvent:
             raise ValueError(f"audit origin {self.origin!r} is not one of {', '.join(ORIGINS)}")
 
 
+_ANCHOR = re.compile(r"(\d+):([0-9a-f]{64})")
+
+
+class AnchorError(ValueError):
+    """An anchor that is not ``N:HASH`` (a row number, a colon, 64 hex digits)."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A chain head kept outside the store: row ``seq`` had hash ``hash``; written ``N:HASH``."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """Read ``N:HASH`` (surrounding whitespace ignored); AnchorError says what is wrong."""
+        found = _ANCHOR.fullmatch(text.strip().lower())
+        if found is None:
+            raise AnchorError("an anchor is N:HASH, the row number and its 64 hex digit hash as "
+                              "`relsync audit verify` prints them (like 1042:3f9a...)")
+        return cls(int(found.group(1)), found.group(2))
+
+
 @dataclass(frozen=True)
 class ChainReport:
-    """The outcome of ``verify_chain``: ``first_bad_id`` is where the chain first breaks."""
+    """The outcome of ``verify_chain``: ``first_bad_id`` is where the chain first breaks.
+
+    ``head`` is the hash of the last row that checked out (the genesis hash before the
+    first), ``head_id`` that row's id (0 for none).
+    """
 
     ok: bool
     checked: int
     first_bad_id: int | None
     reason: str
     head: str
+    head_id: int = 0
+
+    @property
+    def anchor(self) -> Anchor:
+        """The head as an anchor to keep elsewhere."""
+        return Anchor(self.head_id, self.head)
 
 
 def _json(value: Any) -> str:
@@ -108,14 +148,26 @@ def append_events(db: sqlite_utils.Database, events: Iterable[AuditEvent]) -> No
         )
 
 
-def verify_chain(db: sqlite_utils.Database) -> ChainReport:
-    """Recompute the whole chain; report the first row that was altered, removed or moved."""
+def verify_chain(db: sqlite_utils.Database, anchor: Anchor | None = None) -> ChainReport:
+    """Recompute the whole chain; report the first row that was altered, removed or moved.
+
+    With ``anchor`` the chain must also still reach row ``anchor.seq`` with hash
+    ``anchor.hash``: rows cut from the end, or a chain rewritten with fresh hashes,
+    then fail even when the store's own bookkeeping was set back to match.
+    """
     # Read the high-water id first: rows appended while we scan only raise max(id).
     seq_row = db.conn.execute("select seq from sqlite_sequence where name = 'audit'").fetchone()
     highest_written = seq_row[0] if seq_row else 0
     expected_prev = GENESIS_HASH
     checked = 0
     last_id = 0
+
+    def broken(row_id: int | None, reason: str) -> ChainReport:
+        return ChainReport(False, checked, row_id, reason, expected_prev, last_id)
+
+    if anchor is not None and anchor.seq == 0 and anchor.hash != GENESIS_HASH:
+        return broken(None, f"the anchor {anchor} is not a chain head: row 0 is the genesis hash, 64 zeros")
+    reached = anchor is None or anchor.seq == 0
     cursor = db.conn.execute(
         f"select {', '.join(_COLUMNS)}, prev_hash, hash from audit order by id"
     )
@@ -124,29 +176,27 @@ def verify_chain(db: sqlite_utils.Database) -> ChainReport:
         prev_hash, stored_hash = row[len(_COLUMNS)], row[len(_COLUMNS) + 1]
         row_id = content["id"]
         if prev_hash != expected_prev:
-            return ChainReport(
-                False, checked, row_id,
-                f"row {row_id}: prev_hash does not match the hash of the row before it "
-                "(a row was deleted, inserted or reordered)",
-                expected_prev,
-            )
+            return broken(row_id, f"row {row_id}: prev_hash does not match the hash of the row before it "
+                                  "(a row was deleted, inserted or reordered)")
         if _row_hash(prev_hash, content) != stored_hash:
-            return ChainReport(
-                False, checked, row_id,
-                f"row {row_id}: its content does not match its hash (the row was altered)",
-                expected_prev,
-            )
+            return broken(row_id, f"row {row_id}: its content does not match its hash (the row was altered)")
+        if anchor is not None and row_id == anchor.seq:
+            if stored_hash != anchor.hash:
+                return broken(row_id, f"row {row_id}: its hash is {stored_hash}, not {anchor.hash} as anchored "
+                                      "(the chain up to it was rewritten)")
+            reached = True
         expected_prev = stored_hash
         last_id = row_id
         checked += 1
     if highest_written > last_id:
-        return ChainReport(
-            False, checked, last_id + 1,
-            f"the chain ends at row {last_id} but rows up to {highest_written} were written "
-            "(rows were deleted from the end)",
-            expected_prev,
-        )
-    return ChainReport(True, checked, None, f"{checked} rows, chain intact", expected_prev)
+        return broken(last_id + 1, f"the chain ends at row {last_id} but rows up to {highest_written} were written "
+                                   "(rows were deleted from the end)")
+    if anchor is not None and not reached:
+        if last_id < anchor.seq:
+            return broken(last_id + 1, f"the chain ends at row {last_id} but the anchor says it reached row "
+                                       f"{anchor.seq} (rows were cut from the end)")
+        return broken(anchor.seq, f"row {anchor.seq} of the anchor is missing from the chain (rows were renumbered)")
+    return ChainReport(True, checked, None, f"{checked} rows, chain intact", expected_prev, last_id)
 
 
 def request_history(db: sqlite_utils.Database, key: str) -> list[dict[str, Any]]:

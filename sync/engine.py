@@ -24,7 +24,7 @@ from connectors.base import Connector, Page, ReadSecret
 from connectors.errors import ConnectorError, SourceConfigError
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
-from sync import ingest, outbox, schedule
+from sync import ingest, outbox, quarantine, schedule
 from sync.lock import LockedError, RunLock
 from sync.store import finish_run, get_watermark, open_store, start_run
 
@@ -73,6 +73,7 @@ class RunReport:
     pushed: dict[str, dict[str, int]] = field(default_factory=dict)
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    quarantined: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -88,7 +89,8 @@ class RunReport:
         failed = sum(c.get("failed", 0) for c in self.pushed.values())
         calls = ", ".join(f"{name} {sum(c.values())}" for name, c in self.api_calls.items())
         line = (
-            f"run {self.run_id} {self.status}: pulled {pulled or 'nothing'}; "
+            f"run {self.run_id} {self.status}: pulled {pulled or 'nothing'}"
+            f"{f', {self.quarantined} quarantined' if self.quarantined else ''}; "
             f"planned {self.planned.get('assigned', 0)} in, {self.planned.get('unassigned', 0)} out; "
             f"wrote {pushed}, {conflicts} conflicts, {failed} failed; API calls {calls or 'none'}"
         )
@@ -271,12 +273,15 @@ def run(
             pushed = push_writebacks(db, healthy, run_id=run_id, at=now)
             report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
             report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()]
+            held = quarantine.held_records(db, sources)
+            report.quarantined = len(held)
+            report.messages += quarantine.messages(held)
             report.messages += [m for c in pushed.values() for m in c.messages]
             if any(isinstance(e, CONFIG_ERRORS) for e in pulled.failures.values()):
                 report.status, report.exit_code = "config_error", EXIT_CONFIG
             elif pulled.failures:
                 report.status, report.exit_code = "failed", EXIT_PARTIAL
-            elif any(c.conflicts or c.failed for c in pushed.values()):
+            elif held or any(c.conflicts or c.failed for c in pushed.values()):
                 report.status, report.exit_code = "partial", EXIT_PARTIAL
             else:
                 report.status, report.exit_code = "ok", EXIT_OK

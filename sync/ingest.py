@@ -17,7 +17,9 @@ import sqlite_utils
 from connectors.base import Page
 from mapping.fields import SourceMapping
 from mapping.model import SOURCE_OWNED, ChangeRequest
+from sync import quarantine
 from sync.audit import AuditEvent, append_events
+from sync.echoes import is_old_view, sent_writes, settle_in_flight
 from sync.store import get_watermark, set_watermark
 
 STREAM = "requests"
@@ -59,20 +61,29 @@ def store_page(
     run_id: int,
     now: str,
 ) -> PullCounts:
-    """Normalize and store one page with its watermark, in one transaction."""
-    # Normalize first: a mapping error stores nothing from the page and keeps the watermark.
-    requests: dict[str, ChangeRequest] = {}
-    for record in page.records:
-        request = mapping.normalize(record)
-        requests[request.key] = request
+    """Normalize and store one page with its watermark, in one transaction.
+
+    A record the mapping refuses is quarantined (sync.quarantine); the rest of the page
+    and its watermark are stored all the same.
+    """
+    normalized = quarantine.normalize_page(db, mapping, page.records)
+    requests = normalized.requests
     counts = PullCounts(pulled=len(page.records), pages=1)
     with db.atomic():
         stored = existing_rows(db, list(requests))
+        sent = sent_writes(db, list(stored))
         rows: list[dict[str, Any]] = []
         events: list[AuditEvent] = []
         for key, request in requests.items():
             row = request.as_row() | {"last_pulled_at": now, "deleted_at": None}
             old = stored.get(key)
+            if old is not None and old["deleted_at"] is None and is_old_view(old, row, sent.get(key, []), AUDITED_FIELDS):
+                counts.unchanged += 1  # a lagging read: the store already knows better
+                db.table("change_requests").update(key, {"last_pulled_at": now})
+                continue
+            settled = settle_in_flight(db, row, sent.get(key, []), run_id=run_id, now=now) if old is not None else None
+            if settled is not None:
+                events.extend(settled.events)
             if old is None:
                 counts.created += 1
                 row["first_seen_at"] = now
@@ -86,10 +97,11 @@ def store_page(
                 continue
             else:
                 row["first_seen_at"] = old["first_seen_at"]
+                echoed = settled.echoed if settled is not None else set()
                 changes = [
                     _event(now, run_id, source, request, name, old[name], row[name])
                     for name in AUDITED_FIELDS
-                    if old[name] != row[name]
+                    if old[name] != row[name] and name not in echoed
                 ]
                 if old["deleted_at"] is not None:
                     changes.append(_event(now, run_id, source, request, "deleted_at", old["deleted_at"], None))
@@ -105,6 +117,8 @@ def store_page(
             db.table("change_requests").upsert_all(rows, pk="key")
         _pin_moves_made_in_source(db, events, source, now)
         counts.deleted = _mark_deleted(db, source, mapping.system, page.deleted, run_id, now, events)
+        quarantine.hold_and_release(db, mapping=mapping, normalized=normalized, deleted=page.deleted, run_id=run_id,
+                                    now=now, events=events)
         append_events(db, events)
         if page.watermark:
             current = get_watermark(db, source, STREAM)
@@ -116,11 +130,12 @@ def store_page(
 def _pin_moves_made_in_source(db: sqlite_utils.Database, events: list[AuditEvent], source: str, now: str) -> None:
     """A person moved a request to another relsync release in its own tool: that is a pin.
 
-    relsync's own writes never show up as pulled changes (the store already holds
-    them), so a pulled change of the release field naming a live release is a
+    relsync's own writes never show up as pulled changes: the store already holds
+    them, or the write-ahead outbox recognises them (sync.echoes) and audits them as
+    relsync's. So a pulled change of the release field naming a live release is a
     person's decision, which the planner must keep rather than overwrite.
     """
-    moved = [e for e in events if e.field == "release" and e.new]
+    moved = [e for e in events if e.field == "release" and e.new and e.actor == source]
     if not moved:
         return
     live = {

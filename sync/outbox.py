@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connectors.base import Write, WriteResult
+from connectors.base import Journal, Write, WriteResult
 from mapping import clock
 from mapping.fields import SourceMapping
 from mapping.model import STATUSES
@@ -28,7 +28,8 @@ STATUS = "status"
 STAGES: tuple[str, ...] = ("scheduled", "testing", "deployed")
 """The statuses a request shows as its release moves through its life."""
 PLANNABLE = frozenset({"approved"})
-OPEN_STATES = ("pending", "failed", "conflict")
+OPEN_STATES = ("pending", "sending", "failed", "conflict")
+"""Rows still wanted-or-not: a ``sending`` row the pull did not settle may not have landed, and goes out again."""
 
 
 @dataclass
@@ -59,7 +60,11 @@ class Wanted:
 def wanted_writes(
     db: sqlite_utils.Database, mappings: dict[str, SourceMapping], *, now: str | None = None
 ) -> list[Wanted]:
-    """Differences between the plan and what each source last showed."""
+    """Differences between the plan and what each source last showed.
+
+    A quarantined request gets none: the store holds its last good values, not what
+    its source shows now.
+    """
     now = now or clock.stamp()
     ours = {row["name"] for row in db.query("select name from releases")}
     rows = db.query(
@@ -68,7 +73,7 @@ def wanted_writes(
         "(select p.starts from release_phases p where p.release = rel.id and p.phase = 'testing') as testing_at "
         "from change_requests r "
         "left join assignments a on a.request = r.key left join releases rel on rel.id = a.release "
-        "where r.deleted_at is null order by r.key"
+        "where r.deleted_at is null and r.key not in (select request from quarantine) order by r.key"
     )
     wanted: list[Wanted] = []
     for row in rows:
@@ -169,17 +174,86 @@ def queue(db: sqlite_utils.Database, wanted: list[Wanted], *, run_id: int, now: 
     return len(wanted)
 
 
+class OutboxJournal:
+    """The outbox as a push's journal: rows go to ``sending`` before their writes leave,
+    and each batch's outcomes are stored (with their audit events) as soon as they are known.
+    Every call is its own committed transaction, so a killed run leaves the truth behind.
+    """
+
+    def __init__(
+        self, db: sqlite_utils.Database, rows: list[dict[str, Any]], writes: list[Write], mapping: SourceMapping,
+        *, run_id: int, now: str,
+    ) -> None:
+        self.db = db
+        self.mapping = mapping
+        self.run_id = run_id
+        self.now = now
+        self.counts = PushCounts()
+        self._rows = {id(write): row for row, write in zip(rows, writes, strict=True)}
+        self._writes = writes
+        self._settled: set[int] = set()
+
+    def sending(self, writes: list[Write]) -> None:
+        """Mark the rows of ``writes`` in flight, durably, before they leave."""
+        ids = [self._rows[id(w)]["id"] for w in writes if id(w) in self._rows]
+        with self.db.atomic():
+            self.db.execute(
+                "update outbox set state = 'sending', sent_at = ?, run = ?, updated_at = ? "
+                "where id in (select value from json_each(?))",
+                [clock.stamp(), self.run_id, self.now, json.dumps(ids)],
+            )
+
+    def settled(self, results: list[WriteResult]) -> None:
+        """Store these outcomes and audit the writes that landed, in one transaction."""
+        fresh = [r for r in results if id(r.write) in self._rows and id(r.write) not in self._settled]
+        if not fresh:
+            return
+        events: list[AuditEvent] = []
+        with self.db.atomic():
+            for result in fresh:
+                self._settled.add(id(result.write))
+                events += self._settle(self._rows[id(result.write)], result)
+            append_events(self.db, events)
+
+    def finish(self, results: list[WriteResult]) -> PushCounts:
+        """Settle what the connector returned but did not report on the way; a write with no outcome failed."""
+        self.settled(results)
+        missing = [w for w in self._writes if id(w) not in self._settled]
+        self.settled([WriteResult(w, "failed", "the connector reported no outcome") for w in missing])
+        return self.counts
+
+    def _settle(self, row: dict[str, Any], result: WriteResult) -> list[AuditEvent]:
+        write = result.write
+        state = {"ok": "done"}.get(result.outcome, result.outcome)
+        self.db.table("outbox").update(
+            row["id"],
+            {"state": state, "attempts": row["attempts"] + 1,
+             "last_error": result.message if state != "done" else None, "updated_at": self.now},
+        )
+        if state == "done":
+            self.counts.written += 1
+            _record_written(self.db, row["request"], write, self.mapping)
+            return [_event(self.now, self.run_id, row, write.base, write.value)]
+        if state == "conflict":
+            self.counts.conflicts += 1
+            self.counts.messages.append(result.message or f"{row['request']}: conflict")
+            return [_event(self.now, self.run_id, row, result.current, {"conflict": write.value, "message": result.message})]
+        self.counts.failed += 1
+        self.counts.messages.append(f"{row['request']} {write.field}: {result.message}")
+        return []
+
+
 def send(
     db: sqlite_utils.Database,
     source: str,
-    push: Callable[[list[Write]], list[WriteResult]],
+    push: Callable[[list[Write], Journal], list[WriteResult]],
     mapping: SourceMapping,
     *,
     run_id: int,
     now: str,
 ) -> PushCounts:
-    """Send one source's pending rows through its connector and record each outcome."""
-    counts = PushCounts()
+    """Send one source's pending rows through its connector, recording each write before it leaves
+    and each outcome as it comes."""
     rows = list(
         db.query(
             "select o.*, r.native_id, r.native_key from outbox o join change_requests r on r.key = o.request "
@@ -188,40 +262,13 @@ def send(
         )
     )
     if not rows:
-        return counts
+        return PushCounts()
     writes = [
         Write(row["native_id"], row["native_key"], row["field"], json.loads(row["value"]), json.loads(row["base"]))
         for row in rows
     ]
-    results = push(writes)
-    by_write = {id(r.write): r for r in results}
-    with db.atomic():
-        events: list[AuditEvent] = []
-        for row, write in zip(rows, writes, strict=True):
-            result = by_write.get(id(write)) or WriteResult(write, "failed", "the connector reported no outcome")
-            state = {"ok": "done"}.get(result.outcome, result.outcome)
-            db.table("outbox").update(
-                row["id"],
-                {
-                    "state": state,
-                    "attempts": row["attempts"] + 1,
-                    "last_error": result.message if state != "done" else None,
-                    "updated_at": now,
-                },
-            )
-            if state == "done":
-                counts.written += 1
-                _record_written(db, row["request"], write, mapping)
-                events.append(_event(now, run_id, row, write.base, write.value))
-            elif state == "conflict":
-                counts.conflicts += 1
-                counts.messages.append(result.message or f"{row['request']}: conflict")
-                events.append(_event(now, run_id, row, result.current, {"conflict": write.value, "message": result.message}))
-            else:
-                counts.failed += 1
-                counts.messages.append(f"{row['request']} {write.field}: {result.message}")
-        append_events(db, events)
-    return counts
+    journal = OutboxJournal(db, rows, writes, mapping, run_id=run_id, now=now)
+    return journal.finish(push(writes, journal))
 
 
 def _record_written(db: sqlite_utils.Database, key: str, write: Write, mapping: SourceMapping) -> None:

@@ -19,9 +19,11 @@ from sqlite_utils.migrations import Migrations
 from mapping import clock
 
 RELEASE_STATES: tuple[str, ...] = ("planned", "open", "frozen", "deploying", "released", "cancelled")
-OUTBOX_STATES: tuple[str, ...] = ("pending", "done", "conflict", "failed", "superseded")
-"""superseded: the plan changed before the write went out; the row stays as a record."""
+OUTBOX_STATES: tuple[str, ...] = ("pending", "sending", "done", "conflict", "failed", "superseded")
+"""sending: the write may have left (recorded before it does), its outcome not yet known;
+superseded: the plan changed before the write went out; the row stays as a record."""
 _OUTBOX_STATES_0001 = ("pending", "done", "conflict", "failed")  # what migration 0001 allowed
+_OUTBOX_STATES_0003 = (*_OUTBOX_STATES_0001, "superseded")  # what migration 0003 allowed
 ORIGINS: tuple[str, ...] = ("pulled", "planned", "pushed", "manual")
 RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error")
 GENESIS_HASH = "0" * 64
@@ -190,7 +192,7 @@ def _outbox_superseded(db: sqlite_utils.Database) -> None:
             base text,
             base_version text,
             attempts integer not null default 0,
-            state text not null default 'pending' {_check("state", OUTBOX_STATES)},
+            state text not null default 'pending' {_check("state", _OUTBOX_STATES_0003)},
             last_error text,
             run integer,
             created_at text,
@@ -215,7 +217,7 @@ _MOMENTS = {
     "release_phases": ("starts", "ends"),
     "assignments": ("assigned_at",),
     "sync_state": ("updated_at",),
-    "outbox": ("created_at", "updated_at"),
+    "outbox": ("created_at", "updated_at"),  # sent_at came with 0005, at millisecond precision
     "runs": ("started_at", "ended_at"),
 }
 """Every moment column but the audit's, which is append-only and was always written to the millisecond."""
@@ -231,6 +233,66 @@ def _millisecond_moments(db: sqlite_utils.Database) -> None:
                 f"update {table} set {column} = substr({column}, 1, 19) || '.000Z' where {column} glob ?",
                 [_SECONDS_TEXT],
             )
+
+
+@MIGRATIONS(name="0005_outbox_write_ahead")
+def _outbox_write_ahead(db: sqlite_utils.Database) -> None:
+    # A write is recorded as 'sending' (with the moment it left) before it leaves, so
+    # after a crash its value coming back on the next pull is known as relsync's own.
+    db.executescript(
+        f"""
+        create table outbox_new (
+            id integer primary key,
+            request text not null,
+            source text not null,
+            system text not null,
+            field text not null,
+            value text,
+            base text,
+            base_version text,
+            attempts integer not null default 0,
+            state text not null default 'pending' {_check("state", OUTBOX_STATES)},
+            last_error text,
+            run integer,
+            created_at text,
+            updated_at text,
+            sent_at text,
+            unique (request, field, value)
+        );
+        insert into outbox_new (id, request, source, system, field, value, base, base_version, attempts, state,
+            last_error, run, created_at, updated_at)
+            select id, request, source, system, field, value, base, base_version, attempts, state,
+            last_error, run, created_at, updated_at from outbox;
+        drop table outbox;
+        alter table outbox_new rename to outbox;
+        create index outbox_state on outbox (state);
+        create index outbox_request on outbox (request);
+        """
+    )
+
+
+@MIGRATIONS(name="0006_quarantine")
+def _quarantine(db: sqlite_utils.Database) -> None:
+    # Records the mapping cannot translate, held back while the rest of their source syncs.
+    # The record as last pulled is kept so that a fixed mapping can release it without
+    # waiting for the record to change; ``mapping`` is the fingerprint it last failed under.
+    db.executescript(
+        """
+        create table quarantine (
+            request text primary key,
+            source text not null,
+            native_id text not null,
+            field text,
+            error text not null,
+            run integer,
+            first_seen_at text not null,
+            last_seen_at text not null,
+            mapping text not null,
+            record text not null
+        );
+        create unique index quarantine_source_native_id on quarantine (source, native_id);
+        """
+    )
 
 
 def _private_file(path: Path) -> None:

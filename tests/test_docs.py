@@ -45,3 +45,29 @@ def test_every_command_in_the_readme_exists():
     for command in commands:
         result = CliRunner().invoke(main, [command, "--help"])
         assert result.exit_code == 0, (command, result.output)
+
+
+def test_the_readme_names_every_auth_key():
+    from config.sources import AirtableAuth, JiraAuth, SalesforceAuth
+
+    config_section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for model in (JiraAuth, AirtableAuth, SalesforceAuth):
+        for key in model.model_fields:
+            assert f"`{key}`" in config_section, (model.__name__, key)
+    assert "`cloud_id`" in config_section and "`gateway`" in config_section
+
+
+def test_the_commented_jira_token_kind_in_the_example_loads(tmp_path):
+    text = (ROOT / "config" / "examples" / "jira.yaml").read_text()
+    for key in ("token_kind", "cloud_id", "gateway"):
+        assert f"# {key}: " in text, key
+        text = text.replace(f"# {key}: ", f"{key}: ", 1)
+    path = tmp_path / "relsync.yaml"
+    path.write_text(text)
+    jira = load_config(path).sources["jira"]
+    assert (jira.auth.kind, jira.cloud_id, jira.gateway) == ("scoped", "1a11d016-8984-4c3e-b9ab-142dd06acb1b", "https://api.atlassian.com")
+
+
+def test_the_readme_sets_salesforce_up_with_an_external_client_app():
+    assert "connected app with" not in README
+    assert "External Client App" in README.split("## Running it against the real systems", 1)[1]

@@ -255,11 +255,12 @@ def _register_knobs(app: flask.Flask, state: AirtableState) -> None:
 
 
 def create_airtable_app(*, records: int = 200, seed: int = 7, token: str, base_id: str = DEFAULT_BASE_ID,
-                        table_name: str = CHANGE_REQUESTS, time_source: TimeSource = SYSTEM_TIME,
-                        behaviour: str = REAL) -> flask.Flask:
+                        table_name: str = CHANGE_REQUESTS, releases_primary: str = "Name",
+                        time_source: TimeSource = SYSTEM_TIME, behaviour: str = REAL) -> flask.Flask:
     """An Airtable sandbox: one base with "Change Requests" (``records`` seeded) and "Releases".
 
     ``table_name`` must be "Change Requests": relsync's examples and mappings name it.
+    ``releases_primary`` names the Releases table's primary field ("Name" by default).
     ``time_source`` runs the rate limit, its penalty and the offsets' expiry, and stamps
     writes: the machine's clock unless a test passes a :class:`~sandboxes.clock.ManualTime`.
     ``behaviour`` "real" (the default) limits the rate and times iterators out; "kind" does neither.
@@ -269,7 +270,7 @@ def create_airtable_app(*, records: int = 200, seed: int = 7, token: str, base_i
         raise ValueError(f"base id {base_id!r} is not an Airtable base id ('app' and 14 letters or digits)")
     if table_name != CHANGE_REQUESTS:
         raise ValueError(f"the sandbox's table is {CHANGE_REQUESTS!r}, not {table_name!r}")
-    requests_table, releases_table = build_tables()
+    requests_table, releases_table = build_tables(releases_primary)
     state = AirtableState(base_id=base_id, token=token, seed=seed, requests=requests_table, releases=releases_table,
                           user_id=airtable_id("usr", base_id), clock=Clock(floor=ANCHOR, source=time_source),
                           iterator_ttl=ITERATOR_TTL_SECONDS if real else None)

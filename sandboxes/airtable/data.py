@@ -144,8 +144,8 @@ def _plain(table: str, name: str, kind: str, linked_table: str | None = None) ->
     return Field(airtable_id("fld", table, name), name, kind, linked_table=linked_table)
 
 
-def build_tables() -> tuple[Table, Table]:
-    """The two empty tables, fields in display order (primary first)."""
+def build_tables(releases_primary: str = "Name") -> tuple[Table, Table]:
+    """The two empty tables, fields in display order (primary first); ``releases_primary`` names the Releases one."""
     releases_id = airtable_id("tbl", RELEASES)
     requests = Table(
         id=airtable_id("tbl", CHANGE_REQUESTS),
@@ -174,7 +174,7 @@ def build_tables() -> tuple[Table, Table]:
         id=releases_id,
         name=RELEASES,
         view_id=airtable_id("viw", RELEASES),
-        fields=[_plain(RELEASES, "Name", "singleLineText"), _plain(RELEASES, "Deploy Date", "date")],
+        fields=[_plain(RELEASES, releases_primary, "singleLineText"), _plain(RELEASES, "Deploy Date", "date")],
     )
     return requests, releases
 
@@ -234,7 +234,7 @@ def _stamp(record: Record, table: Table, when: dt.datetime) -> None:
 def _seed_release(state: AirtableState, name: str, deploy: str) -> Record:
     created = dt.datetime.fromisoformat(deploy).replace(tzinfo=UTC) - dt.timedelta(days=42)
     record = Record(airtable_id("rec", state.seed, RELEASES, name), truncate(created, state.precision))
-    record.cells = {state.releases.field("Name").id: name, state.releases.field("Deploy Date").id: deploy}  # type: ignore[union-attr]
+    record.cells = {state.releases.primary.id: name, state.releases.field("Deploy Date").id: deploy}  # type: ignore[union-attr]
     _stamp(record, state.releases, record.created)
     return record
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 import secrets
+import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -86,13 +88,14 @@ REMOVED_SEARCH = (
 
 def _authorized(state: JiraState) -> Callable[[flask.Request], bool]:
     def check(request: flask.Request) -> bool:
-        """Basic email:token or Bearer token; serverInfo is public."""
-        if request.path.endswith("/serverInfo"):
-            return True  # Jira answers serverInfo to anyone
+        """Basic email:token; Bearer only through the gateway; serverInfo and tenant_info are public."""
+        if request.path.endswith("/serverInfo") or request.path == TENANT_INFO:
+            return True  # Jira answers both to anyone
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer":
-            return value.strip() == state.token
+            # The site takes an API token only as Basic; tokens with scopes go through the gateway.
+            return bool(request.environ.get(GATEWAY_KEY)) and value.strip() == state.token
         if scheme.lower() == "basic":
             try:
                 email, _, token = base64.b64decode(value.strip(), validate=True).decode().partition(":")
@@ -102,6 +105,30 @@ def _authorized(state: JiraState) -> Callable[[flask.Request], bool]:
         return False
 
     return check
+
+
+TENANT_INFO = "/_edge/tenant_info"
+GATEWAY_PREFIX = "/ex/jira/"
+GATEWAY_KEY = "relsync_sandbox.gateway"
+
+
+def _gateway(wsgi_app: Any, cloud_id: str) -> Any:
+    """The API as api.atlassian.com serves it to tokens with scopes: under ``/ex/jira/{cloudId}``.
+
+    The prefix moves into SCRIPT_NAME, so the same routes answer (and are counted under
+    the same names); an unknown cloud id finds no route.
+    """
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(GATEWAY_PREFIX):
+            site, _, rest = path[len(GATEWAY_PREFIX):].partition("/")
+            environ = {**environ, GATEWAY_KEY: True}
+            if site == cloud_id:
+                environ.update(SCRIPT_NAME=environ.get("SCRIPT_NAME", "") + GATEWAY_PREFIX + site, PATH_INFO="/" + rest)
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def _unauthorized() -> flask.Response:
@@ -195,6 +222,11 @@ def create_jira_app(
         if response.mimetype in ("application/json", "application/problem+json") and "charset" not in response.content_type:
             response.content_type = f"{response.mimetype};charset=UTF-8"
         return response
+
+    cloud_id = str(uuid.UUID(bytes=hashlib.blake2b(f"jira-site-{seed}".encode(), digest_size=16).digest(), version=4))
+    app.config["CLOUD_ID"] = cloud_id
+    app.wsgi_app = _gateway(app.wsgi_app, cloud_id)  # type: ignore[method-assign]
+    app.add_url_rule(TENANT_INFO, "tenant_info", lambda: flask.jsonify({"cloudId": cloud_id}))
 
     _register_meta_routes(app, state)
     _register_issue_routes(app, state)
@@ -360,5 +392,6 @@ def start_jira(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME
         "url": running.url,
         "env": {"RELSYNC_JIRA_EMAIL": SANDBOX_EMAIL, "RELSYNC_JIRA_TOKEN": token},
         "project": JIRA_PROJECT,
+        "cloud_id": app.config["CLOUD_ID"],
     }
     return running, description

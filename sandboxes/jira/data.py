@@ -1,8 +1,8 @@
 """The Jira sandbox's data: workflow, fields, users, versions, issues and their changelog.
 
 It models a company-managed project with one issue type ("Change Request"), two
-single-select custom fields (Department, Request Type) and a release workflow, seeded
-from :mod:`seed`. JSON rendering lives in :mod:`jira_render`.
+single-select custom fields (Department, Request Type), one single-line text field
+(Requested on, empty on seeded issues) and a release workflow, seeded from :mod:`seed`. JSON rendering lives in :mod:`jira_render`.
 """
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ PROJECT_ID = 10000
 FIRST_ISSUE_ID = 10001
 DEPARTMENT = "customfield_10070"
 REQUEST_TYPE = "customfield_10071"
+REQUESTED_ON = "customfield_10072"
+"""A single-line text field: people type dates into it in any shape they like."""
+TEXT_LIMIT = 255
 SERVER_VERSION = [1001, 0, 0]
 FIRST_COMPONENT_ID = 10300
 INDEX_LAG_SECONDS = 5.0
@@ -134,7 +137,7 @@ def _system(fid: str, name: str, schema: dict[str, Any], clauses: list[str], *, 
 
 
 def field_catalog() -> list[dict[str, Any]]:
-    """``GET /rest/api/3/field``: the system fields and the two custom select fields."""
+    """``GET /rest/api/3/field``: the system fields, the two custom select fields and the text field."""
     fields = [
         _system("issuekey", "Key", {}, ["id", "issue", "issuekey", "key"], orderable=False),
         _system("summary", "Summary", {"type": "string", "system": "summary"}, ["summary"]),
@@ -158,6 +161,11 @@ def field_catalog() -> list[dict[str, Any]]:
             "navigable": True, "searchable": True, "clauseNames": [f"cf[{number}]", name],
             "schema": {"type": "option", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select", "customId": int(number)},
         })
+    fields.append({
+        "id": REQUESTED_ON, "key": REQUESTED_ON, "name": "Requested on", "untranslatedName": "Requested on", "custom": True,
+        "orderable": True, "navigable": True, "searchable": True, "clauseNames": ["cf[10072]", "Requested on"],
+        "schema": {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield", "customId": 10072},
+    })
     return fields
 
 
@@ -209,6 +217,7 @@ class Issue:
     seed: SeedRequest | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     components: list[int] = field(default_factory=list)
+    requested_on: str | None = None
 
     def snapshot(self) -> Issue:
         """A copy that later writes to this issue leave alone."""

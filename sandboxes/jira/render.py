@@ -21,6 +21,7 @@ from sandboxes.jira.data import (
     PRIORITIES,
     PROJECT_ID,
     REQUEST_TYPE,
+    REQUESTED_ON,
     STATUS_BY_KEY,
     Component,
     Issue,
@@ -232,6 +233,8 @@ def field_value(state: JiraState, issue: Issue, field: str, base: str, api: str)
         return option_json(DEPARTMENT, issue.department, base)
     if field == REQUEST_TYPE:
         return option_json(REQUEST_TYPE, issue.request_type, base)
+    if field == REQUESTED_ON:
+        return issue.requested_on
     raise KeyError(field)
 
 

@@ -201,10 +201,12 @@ def test_unmapped_status_names_key_value_and_record(jira):
     with pytest.raises(MappingError) as caught:
         jira.normalize(record(issue_with(status={"name": "Blocked"})))
     error = caught.value
-    assert (error.path, error.record, error.value) == ("sources.jira.fields.status.map", "OPS-12", "Blocked")
+    assert (error.path, error.record, error.field, error.value) == (
+        "sources.jira.fields.status.map", "jira:OPS-12", "fields.status.name", "Blocked"
+    )
     assert str(error).startswith(
-        "sources.jira.fields.status.map: source value 'Blocked' on record OPS-12 "
-        "is not mapped and no default is set"
+        "jira:OPS-12 fields.status.name: source value 'Blocked' is not mapped and no default is set; "
+        "add it to sources.jira.fields.status.map (mapped now: 'Open', "
     )
 
 
@@ -229,14 +231,15 @@ def test_missing_status_without_default_is_an_error_never_none(jira):
     with pytest.raises(MappingError) as caught:
         jira.normalize(record(issue_with(status=None)))
     assert caught.value.path == "sources.jira.fields.status"
-    assert "record OPS-12 has no value at 'fields.status.name'" in str(caught.value)
+    assert str(caught.value) == "jira:OPS-12 fields.status.name: required value is missing"
 
 
 def test_missing_title_is_an_error(jira):
     with pytest.raises(MappingError) as caught:
         jira.normalize(record(issue_with(summary="")))
     assert caught.value.path == "sources.jira.fields.title"
-    assert caught.value.record == "OPS-12"
+    assert (caught.value.record, caught.value.field) == ("jira:OPS-12", "fields.summary")
+    assert str(caught.value) == "jira:OPS-12 fields.summary: required value is missing"
 
 
 def test_path_to_an_object_asks_for_a_key_or_converter():
@@ -244,15 +247,21 @@ def test_path_to_an_object_asks_for_a_key_or_converter():
     with pytest.raises(MappingError) as caught:
         mapping.normalize(record(issue_with(status={"name": "new"})))
     assert caught.value.path == "sources.crm.fields.type.path"
-    assert "an object with keys id, self, value" in str(caught.value)
+    assert str(caught.value).startswith(
+        "crm:OPS-12 fields.customfield_10071: holds an object with keys id, self, value, not a single value; "
+        "point sources.crm.fields.type.path at one of its keys"
+    )
 
 
 def test_converter_failure_names_the_convert_key_and_record(jira):
     with pytest.raises(MappingError) as caught:
         jira.normalize(record(issue_with(created="20 Nov 2026")))
     assert caught.value.path == "sources.jira.fields.created_at.convert"
-    assert caught.value.record == "OPS-12"
-    assert "'20 Nov 2026'" in str(caught.value)
+    assert (caught.value.record, caught.value.field, caught.value.value) == ("jira:OPS-12", "fields.created", "20 Nov 2026")
+    assert str(caught.value) == (
+        "jira:OPS-12 fields.created: datetime expects a date-time with a time zone like "
+        "2026-11-20T10:15:30.123+0000, got '20 Nov 2026'"
+    )
 
 
 def test_numbers_and_booleans_are_looked_up_as_text():
@@ -489,7 +498,7 @@ def test_status_without_a_map_must_already_be_a_relsync_status():
     with pytest.raises(MappingError) as caught:
         mapping.normalize(record(issue_with(state="Approved")))
     assert caught.value.path == "sources.crm.fields.status.map"
-    assert "'Approved' on record OPS-12 is not a relsync status" in str(caught.value)
+    assert str(caught.value).startswith("crm:OPS-12 fields.state: source value 'Approved' is not a relsync status (new, ")
 
 
 def test_status_written_back_reads_as_the_status_it_was_written_for(jira):
@@ -498,4 +507,5 @@ def test_status_written_back_reads_as_the_status_it_was_written_for(jira):
     assert jira.status_from_source("In Testing") == "testing"
     with pytest.raises(MappingError) as caught:
         jira.status_from_source("Parked")
-    assert (caught.value.path, caught.value.value) == ("sources.jira.fields.status.map", "Parked")
+    assert (caught.value.path, caught.value.value, caught.value.record) == ("sources.jira.fields.status.map", "Parked", None)
+    assert str(caught.value).startswith("sources.jira.fields.status.map: source value 'Parked' is not mapped")

@@ -66,14 +66,23 @@ def test_unknown_key_exits_2_naming_the_key(world, tmp_path):
     assert "sources.jira.feilds" in result.output
 
 
-def test_unmapped_status_exits_2_naming_the_key_and_value(world, tmp_path):
+def test_unmapped_status_quarantines_its_issues_and_exits_1_naming_them_the_key_and_value(world, tmp_path):
     path = _edited_config(world, tmp_path, lambda d: d["sources"]["jira"]["fields"]["status"]["map"].pop("Approved"))
 
     result = invoke(world, "sync", "--config", str(path))
 
-    assert result.exit_code == 2
-    assert "sources.jira.fields.status.map" in result.output
-    assert "'Approved'" in result.output
+    assert result.exit_code == 1
+    summary, *messages = result.output.splitlines()
+    db = sqlite3.connect(world.config.store)
+    held = db.execute("select count(*) from quarantine").fetchone()[0]
+    stored = db.execute("select count(*) from change_requests").fetchone()[0]
+    db.close()
+    assert held > 5 and stored == 250 - held
+    assert summary.startswith(f"run 1 partial: pulled jira 250 ({stored} new, 0 changed), {held} quarantined; ")
+    assert len(messages) == 6 and messages[-1] == f"  quarantined {held - 5} more (relsync status lists them)"
+    assert all(m.startswith("  quarantined jira:OPS-") and " fields.status.name: source value 'Approved' is not mapped"
+               " and no default is set; add it to sources.jira.fields.status.map (mapped now: " in m
+               for m in messages[:5])
 
 
 def test_a_second_run_while_locked_exits_3(world):

@@ -257,7 +257,18 @@ def test_fault_replaces_the_handler_times_then_disappears(toy: RunningSandbox) -
     assert [a.status_code for a in answers] == [503, 503, 204]
     assert answers[0].json() == {"fault": 503} and answers[0].headers["Retry-After"] == "1"
     assert requests.get(f"{toy.url}/items/a", headers=OK).json()["value"] == "v2"  # faulted writes changed nothing
-    assert knob(toy, "/faults", method="GET").json() == {"faults": []}
+    assert knob(toy, "/faults", method="GET").json() == {"faults": [], "held": 0}
+
+
+def test_a_held_answer_comes_after_the_write_was_applied(toy: RunningSandbox) -> None:
+    """``hold_seconds``: the request is handled (a write lands), then its answer is held back;
+    a client that gives up, or is killed, meanwhile never hears that its write landed."""
+    knob(toy, "/faults", {"method": "PUT", "path": "/items/*", "hold_seconds": 1})
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.put(f"{toy.url}/items/a", headers=OK, json={"value": "landed"}, timeout=0.3)
+    assert knob(toy, "/faults", method="GET").json() == {"faults": [], "held": 1}
+    assert requests.get(f"{toy.url}/items/a", headers=OK).json()["value"] == "landed"
+    assert requests.post(f"{toy.url}/_sandbox/faults", json={"path": "/x", "status": 500, "hold_seconds": 1}).status_code == 400
 
 
 def test_fault_with_body_and_delay_only_fault(toy: RunningSandbox) -> None:

@@ -321,6 +321,27 @@ def test_invalid_edits_are_refused_field_by_field_and_change_nothing(client: JIR
     assert after.fields.summary == SEEDS[2].title and after.fields.updated == issue.fields.updated
 
 
+def test_a_single_line_text_field_takes_any_text_up_to_255_characters(client: JIRA, http: requests.Session,
+                                                                      jira_sandbox: RunningSandbox) -> None:
+    # Jira Cloud's "Text Field (single line)": free text, so a date typed into it can be anything.
+    field = next(f for f in client.fields() if f["id"] == "customfield_10072")
+    assert (field["name"], field["clauseNames"]) == ("Requested on", ["cf[10072]", "Requested on"])
+    assert field["schema"]["custom"] == "com.atlassian.jira.plugin.system.customfieldtypes:textfield"
+    issue = client.issue("OPS-4")
+    assert issue.raw["fields"]["customfield_10072"] is None  # seeded issues leave it empty
+    issue.update(fields={"customfield_10072": "next Tuesday"})
+    assert client.issue("OPS-4").raw["fields"]["customfield_10072"] == "next Tuesday"
+    items = http.get(f"{jira_sandbox.url}/rest/api/3/issue/OPS-4/changelog").json()["values"][-1]["items"]
+    assert items == [{"field": "Requested on", "fieldtype": "custom", "fieldId": "customfield_10072", "from": None,
+                      "fromString": None, "to": None, "toString": "next Tuesday"}]
+    error = refused(lambda: issue.update(fields={"customfield_10072": "x" * 256}))
+    assert error.response.json()["errors"] == {
+        "customfield_10072": "The entered text is too long. It exceeds the allowed limit of 255 characters."
+    }
+    issue.update(fields={"customfield_10072": ""})
+    assert client.issue("OPS-4").raw["fields"]["customfield_10072"] is None
+
+
 def test_fix_versions_by_name_and_update_operations(client: JIRA) -> None:
     issue = client.issue("OPS-12")
     issue.update(fields={"fixVersions": [{"name": "2026.11"}]})
@@ -419,8 +440,37 @@ def test_401_without_or_with_wrong_credentials(jira_sandbox: RunningSandbox, cre
     assert error.response.headers["WWW-Authenticate"].startswith("OAuth realm=")
     anonymous = requests.get(f"{jira_sandbox.url}/rest/api/3/search/jql", params={"jql": "project = OPS"})
     assert anonymous.status_code == 401
+    # An API token sent alone as Bearer is refused on the site (JRACLOUD-72405: Bearer is for OAuth).
     bearer = requests.get(f"{jira_sandbox.url}/rest/api/3/myself", headers={"Authorization": f"Bearer {credentials[1]}"})
-    assert bearer.status_code == 200
+    assert bearer.status_code == 401
+
+
+def test_the_gateway_serves_the_api_under_ex_jira_cloud_id(sandboxes, jira_sandbox: RunningSandbox,
+                                                           credentials: tuple[str, str]) -> None:
+    # Atlassian: a site's cloud id is at https://<site>.atlassian.net/_edge/tenant_info, one line
+    # {"cloudId": "..."}, unauthenticated; tokens with scopes call https://api.atlassian.com/ex/jira/{cloudId}/{api}
+    # ("Manage API tokens for your Atlassian account"; KB "401 Unauthorized error when service account
+    # accesses Jira or Confluence API"); service-account tokens may go as Bearer, without the email.
+    knob(jira_sandbox, "/calls/reset")
+    tenant = requests.get(f"{jira_sandbox.url}/_edge/tenant_info", timeout=10)
+    cloud_id = tenant.json()["cloudId"]
+    assert tenant.status_code == 200 and tenant.json() == {"cloudId": sandboxes.describe()["jira"]["cloud_id"]}
+    gateway = f"{jira_sandbox.url}/ex/jira/{cloud_id}"
+
+    bearer = requests.get(f"{gateway}/rest/api/3/myself", headers={"Authorization": f"Bearer {credentials[1]}"}, timeout=10)
+    assert bearer.status_code == 200 and bearer.json()["emailAddress"] == credentials[0]
+    basic = JIRA(server=gateway, basic_auth=credentials, max_retries=0, options={"rest_api_version": "3"})
+    assert basic.issue("OPS-3").key == "OPS-3"
+    wrong = requests.get(f"{gateway}/rest/api/3/myself", headers={"Authorization": "Bearer not-the-token"}, timeout=10)
+    assert wrong.status_code == 401
+    elsewhere = requests.get(f"{jira_sandbox.url}/ex/jira/{'0' * 8}-0000-4000-8000-{'0' * 12}/rest/api/3/myself",
+                             headers={"Authorization": f"Bearer {credentials[1]}"}, timeout=10)
+    assert elsewhere.status_code == 404
+    counted = calls(jira_sandbox)["calls"]
+    assert counted.pop("GET /_edge/tenant_info") == 1
+    assert counted.pop("GET /rest/api/3/myself") == 2 and counted.pop("GET /rest/api/3/issue/{key}") == 1
+    assert counted.pop("GET /rest/api/3/serverInfo") == 1  # the client constructor asks it
+    assert list(counted) == [f"GET /ex/jira/{'0' * 8}-0000-4000-8000-{'0' * 12}/rest/api/3/myself"]
 
 
 def test_call_counter_keys_by_route_and_reset(http: requests.Session, jira_sandbox: RunningSandbox) -> None:

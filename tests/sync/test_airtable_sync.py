@@ -33,6 +33,7 @@ from tests.recording import NOW, RECORD_MODE, recorder
 
 LIST = ("GET /v0/{base_id}/{table}", "POST /v0/{base_id}/{table}/listRecords")
 PATCH = "PATCH /v0/{base_id}/{table}"
+META = "GET /v0/meta/bases/{base_id}/tables"
 
 
 @dataclass
@@ -188,12 +189,12 @@ def test_first_sync_pulls_every_record_in_pages_of_100(world):
     # One audit event per new request, nothing else pulled.
     pulled_events = world.rows("select field, count(*) as n from audit where origin = 'pulled' group by field")
     assert pulled_events == [{"field": "*", "n": 250}]
-    # The pull costs ceil(250/100) list calls; the push one compare read per 100 records
-    # written and one PATCH per 10.
+    # The pull costs ceil(250/100) list calls; the push one compare read right before each
+    # PATCH of 10 records (Airtable has no conditional writes: the read stays next to the write).
     written = written_records(world)
     assert written
     calls = world.calls()
-    assert lists(calls) == math.ceil(250 / 100) + math.ceil(len(written) / 100)
+    assert lists(calls) == math.ceil(250 / 100) + math.ceil(len(written) / 10)
     assert patches(calls) == math.ceil(len(written) / 10)
     assert sum(calls.values()) == lists(calls) + patches(calls)
     assert report.api_calls["airtable"] == {"GET records": lists(calls), "PATCH records": patches(calls)}
@@ -294,12 +295,14 @@ def test_release_and_status_are_written_back_in_batches_of_ten(small_world, kind
     assert patches(calls) == 3  # 10 + 10 + 5 records
     names = sorted(set(planned.values()))
     if kind == "link":
-        # The Releases table is read once, and each missing release created once.
-        assert lists(calls) == 1 + 1 + 1  # pull, compare read, Releases
+        # The base schema (for the Releases primary field) and the Releases table are read
+        # once, and each missing release created once.
+        assert calls.get(META) == 1
+        assert lists(calls) == 1 + 3 + 1  # pull, a compare read per batch of 10, Releases
         assert calls.get("POST /v0/{base_id}/{table}") == len(names)
     else:
-        assert lists(calls) == 1 + 1  # pull, one compare read for 25 records
-    assert sum(calls.values()) == lists(calls) + patches(calls) + calls.get("POST /v0/{base_id}/{table}", 0)
+        assert lists(calls) == 1 + 3  # pull, a compare read before each of the 3 batches
+    assert sum(calls.values()) == lists(calls) + patches(calls) + calls.get("POST /v0/{base_id}/{table}", 0) + calls.get(META, 0)
 
     field = RELEASE_TARGETS[kind][0]["field"]
     shown = {r["id"]: r["fields"] for r in world.table().all(fields=[field, "Status"])}
@@ -326,7 +329,7 @@ def test_release_and_status_are_written_back_in_batches_of_ten(small_world, kind
     assert world.rows("select count(*) as n from audit where run = ? and origin = 'pulled'", [again.run_id])[0]["n"] == 0
     world.reset_calls()
     quiet = world.run()
-    assert world.calls() == {LIST[0]: 1 + (1 if kind == "link" else 0)}
+    assert world.calls() == ({LIST[0]: 2, META: 1} if kind == "link" else {LIST[0]: 1})
     assert quiet.pushed["airtable"] == {"queued": 0, "written": 0, "conflicts": 0, "failed": 0}
 
 
@@ -570,7 +573,7 @@ def test_an_expired_iterator_restarts_the_listing_from_the_newest_stamp(world, m
     assert_stored_once(world, report)
     written = written_records(world)
     # First page, the refused second one, then from the first page's newest stamp (minus the overlap).
-    assert lists(world.calls()) == 2 + math.ceil(again / 100) + math.ceil(len(written) / 100)
+    assert lists(world.calls()) == 2 + math.ceil(again / 100) + math.ceil(len(written) / 10)
 
 
 def test_an_expired_iterator_restarts_a_full_scan(world, monkeypatch):
@@ -581,7 +584,7 @@ def test_an_expired_iterator_restarts_a_full_scan(world, monkeypatch):
 
     assert_stored_once(world, report)
     written = written_records(world)
-    assert lists(world.calls()) == 2 + 3 + math.ceil(len(written) / 100)
+    assert lists(world.calls()) == 2 + 3 + math.ceil(len(written) / 10)
 
 
 def test_an_iterator_that_keeps_expiring_stops_the_pull_with_a_message(small_world):

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from sync.audit import AuditEvent, append_events, request_history, verify_chain
+from sync.audit import Anchor, AnchorError, AuditEvent, append_events, request_history, verify_chain
 from sync.store import open_store
 
 
@@ -198,3 +198,97 @@ def test_request_history_is_that_requests_events_in_order(store):
 def test_origin_must_be_one_of_the_four():
     with pytest.raises(ValueError, match="origin"):
         event(1, origin="imported")
+
+
+# -- anchors: a head kept elsewhere ------------------------------------------------------
+
+
+@pytest.fixture
+def long_store(path):
+    db = open_store(path)
+    with db.atomic():
+        append_events(db, [event(n, request=f"jira:OPS-{n % 7}") for n in range(1, 301)])
+    yield db
+    db.close()
+
+
+def rechain(path, rows) -> None:
+    """Write ``rows`` (dicts of the hashed columns) as the whole chain, every hash recomputed."""
+    columns = ("id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new")
+    prev, chained = "0" * 64, []
+    for row in rows:
+        canonical = json.dumps({name: row[name] for name in columns}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256((prev + canonical).encode()).hexdigest()
+        chained.append([*(row[name] for name in columns), prev, digest])
+        prev = digest
+    tamper(path, "delete from audit")
+    conn = sqlite3.connect(path)
+    conn.executemany(f"insert into audit ({', '.join(columns)}, prev_hash, hash) values ({', '.join('?' * 12)})", chained)
+    conn.commit()
+    conn.close()
+
+
+def test_the_head_is_the_last_row_as_n_colon_hash(long_store):
+    report = verify_chain(long_store)
+    head_hash = long_store.execute("select hash from audit where id = 300").fetchone()[0]
+    assert (report.head_id, report.head) == (300, head_hash)
+    assert str(report.anchor) == f"300:{head_hash}"
+    assert Anchor.parse(f"  300:{head_hash.upper()}\n") == report.anchor
+
+
+def test_rows_cut_from_the_end_with_the_sequence_set_back_pass_alone_but_not_against_the_anchor(long_store, path):
+    anchor = verify_chain(long_store).anchor
+    # The attack: drop the guards, delete the last 100 rows, set sqlite_sequence back to match.
+    tamper(path, "delete from audit where id > 200", "update sqlite_sequence set seq = 200 where name = 'audit'")
+
+    alone = verify_chain(long_store)
+    assert (alone.ok, alone.checked, alone.head_id) == (True, 200, 200)  # nothing inside the store can tell
+
+    report = verify_chain(long_store, anchor)
+    assert (report.ok, report.checked, report.first_bad_id, report.head_id) == (False, 200, 201, 200)
+    assert report.reason == "the chain ends at row 200 but the anchor says it reached row 300 (rows were cut from the end)"
+
+
+def test_a_chain_rewritten_with_fresh_hashes_fails_the_anchor(long_store, path):
+    anchor = verify_chain(long_store).anchor
+    rows = list(long_store.query("select * from audit order by id"))
+    rows[41]["new"] = '"quietly changed"'
+    rechain(path, rows)
+
+    assert verify_chain(long_store).ok  # self-consistent again
+    report = verify_chain(long_store, anchor)
+    assert (report.ok, report.first_bad_id) == (False, 300)
+    assert report.reason.startswith("row 300: its hash is ") and f"not {anchor.hash} as anchored" in report.reason
+
+
+def test_an_older_anchor_is_still_reached_after_the_chain_grew(long_store):
+    older = verify_chain(long_store).anchor
+    with long_store.atomic():
+        append_events(long_store, [event(n) for n in range(301, 311)])
+    report = verify_chain(long_store, older)
+    assert (report.ok, report.checked, report.head_id) == (True, 310, 310)
+    assert report.anchor != older
+
+
+def test_a_renumbered_tail_fails_the_anchor_it_skips(long_store, path):
+    anchor = Anchor(250, long_store.execute("select hash from audit where id = 250").fetchone()[0])
+    rows = [r for r in long_store.query("select * from audit order by id") if r["id"] != 250]
+    for row in rows[249:]:
+        row["id"] += 1  # ids 251.. chained straight onto row 249: no gap in the hashes
+    rechain(path, rows)
+
+    assert verify_chain(long_store).ok
+    report = verify_chain(long_store, anchor)
+    assert (report.ok, report.first_bad_id) == (False, 250)
+    assert "row 250 of the anchor is missing" in report.reason
+
+
+@pytest.mark.parametrize("text", ["", "300", "300:abc", "x:" + "0" * 64, "300:" + "g" * 64, "-1:" + "0" * 64])
+def test_a_malformed_anchor_says_what_an_anchor_is(text):
+    with pytest.raises(AnchorError, match=r"an anchor is N:HASH"):
+        Anchor.parse(text)
+
+
+def test_the_genesis_anchor(long_store):
+    assert verify_chain(long_store, Anchor(0, "0" * 64)).ok
+    assert not verify_chain(long_store, Anchor(0, "1" * 64)).ok

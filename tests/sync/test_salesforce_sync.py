@@ -402,16 +402,15 @@ def org_1500(authority, tmp_path) -> Iterator[Org]:
         yield org
 
 
-def test_450_writes_cost_three_collection_calls_and_one_refused_record_fails_alone(org_1500):
+def test_450_writes_cost_three_collection_calls_and_a_request_rejected_after_the_pull_is_held_whole(org_1500):
     org = org_1500
     sf = org.sf()
     first_page = change_request_ids(org)[:1000]
     approved = sf.query("SELECT Id FROM Case WHERE RecordType.Name = 'Change Request' AND Status = 'Approved' "
                         "AND Priority = 'Critical' ORDER BY CreatedDate ASC")["records"]
-    refused = next(r["Id"] for r in approved if r["Id"] in first_page)
-    # Someone rejects it in Salesforce just after relsync read it: relsync plans it as approved,
-    # and the org's validation rule refuses a release on a rejected request.
-    org.knob("/salesforce/edit-during-paging", {"ids": [refused], "fields": {"Status": "Rejected"}})
+    rejected = next(r["Id"] for r in approved if r["Id"] in first_page)
+    # Someone rejects it in Salesforce just after relsync read it: relsync plans it as approved.
+    org.knob("/salesforce/edit-during-paging", {"ids": [rejected], "fields": {"Status": "Rejected"}})
     org.reset_calls()
 
     first = org.run(now=NOW)
@@ -419,32 +418,33 @@ def test_450_writes_cost_three_collection_calls_and_one_refused_record_fails_alo
     assert first.exit_code == 1 and first.status == "partial"
     planned = org.rows("select r.native_id, rel.name from assignments a join change_requests r on r.key = a.request "
                        "join releases rel on rel.id = a.release")
-    assert len(planned) == 450 and refused in {p["native_id"] for p in planned}
+    assert len(planned) == 450 and rejected in {p["native_id"] for p in planned}
     calls = org.calls()
-    assert calls[COMPOSITE] == 3  # 450 records: 200 + 200 + 50
+    assert calls[COMPOSITE] == 3  # 449 records: 200 + 200 + 49
     assert calls[QUERY_MORE] == 1 and calls[QUERY] == 1 + 2  # the pull (1,000 + 500), then compare 400 + 50 ids
     assert writes(calls) == 3
-    outbox = {(r["field"], r["state"]): r for r in org.rows(
-        "select o.* from outbox o join change_requests r on r.key = o.request where r.native_id = ?", [refused])}
-    failed = outbox[("release", "failed")]
-    assert failed["attempts"] == 1
-    assert "FIELD_CUSTOM_VALIDATION_EXCEPTION: A rejected change request can't be scheduled into a release." \
-        in failed["last_error"]
-    assert ("status", "conflict") in outbox  # its Status changed since the pull: not overwritten
-    assert first.pushed["salesforce"]["failed"] == 1 and first.pushed["salesforce"]["conflicts"] == 1
+    outbox = {r["field"]: r for r in org.rows(
+        "select o.* from outbox o join change_requests r on r.key = o.request where r.native_id = ?", [rejected])}
+    # The status changed since the pull: a conflict; the release is held with it, so the
+    # person who rejected the request never sees it scheduled into a release.
+    assert {field: row["state"] for field, row in outbox.items()} == {"release": "conflict", "status": "conflict"}
+    assert "held, because status changed in Salesforce since the last pull" in outbox["release"]["last_error"]
+    assert first.pushed["salesforce"]["failed"] == 0 and first.pushed["salesforce"]["conflicts"] == 2
     assert org.one("select count(*) from outbox where state = 'done'") == 2 * 449
-    shown = {r["Id"]: r["Release__c"] for r in sf.query_all(format_soql(
-        "SELECT Id, Release__c FROM Case WHERE Id IN {}", [p["native_id"] for p in planned]))["records"]}
-    assert shown == {p["native_id"]: (None if p["native_id"] == refused else p["name"]) for p in planned}
+    shown = {r["Id"]: (r["Release__c"], r["Status"]) for r in sf.query_all(format_soql(
+        "SELECT Id, Release__c, Status FROM Case WHERE Id IN {}", [p["native_id"] for p in planned]))["records"]}
+    assert shown[rejected] == (None, "Rejected")
+    assert {k: v[0] for k, v in shown.items() if k != rejected} == {
+        p["native_id"]: p["name"] for p in planned if p["native_id"] != rejected}
 
-    sf.Case.update(refused, {"Status": "Approved"})  # the rejection was a mistake
+    sf.Case.update(rejected, {"Status": "Approved"})  # the rejection was a mistake
     second = org.run(now=NOW)
 
     assert second.exit_code == 0, second.messages
     retried = org.rows("select o.field, o.state, o.attempts from outbox o join change_requests r on r.key = o.request "
-                       "where r.native_id = ? order by o.field", [refused])
+                       "where r.native_id = ? order by o.field", [rejected])
     assert [(r["field"], r["state"], r["attempts"]) for r in retried] == [("release", "done", 2), ("status", "done", 2)]
-    assert sf.Case.get(refused)["Release__c"] == next(p["name"] for p in planned if p["native_id"] == refused)
+    assert sf.Case.get(rejected)["Release__c"] == next(p["name"] for p in planned if p["native_id"] == rejected)
 
 
 def test_quota_share_stops_the_pull_cleanly_and_the_next_run_resumes(make_org):
@@ -491,9 +491,10 @@ def test_an_edit_between_pull_and_push_is_a_conflict_not_an_overwrite(org_450):
         states = {(r["native_id"], r["field"]): r["state"] for r in db.query(
             "select r.native_id, o.field, o.state from outbox o join change_requests r on r.key = o.request")}
         conflicts = {key for key, state in states.items() if state == "conflict"}
-        assert conflicts == {(status_edited, "status"), (release_edited, "release")}
-        assert pushed["salesforce"].conflicts == 2
-        assert pushed["salesforce"].written == 2 * len(planned) - 2
+        # A record changed since the pull is held whole: its other field waits for the next pull too.
+        assert conflicts == {(native_id, field) for native_id in (status_edited, release_edited) for field in ("release", "status")}
+        assert pushed["salesforce"].conflicts == 4
+        assert pushed["salesforce"].written == 2 * len(planned) - 4
         assert sf.Case.get(status_edited)["Status"] == "In Progress"
         assert sf.Case.get(release_edited)["Release__c"] == "Hotfix 2026-11"
         events = list(db.query("select new from audit where origin = 'pushed' and field = 'release' and "

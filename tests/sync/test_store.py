@@ -67,7 +67,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     applied = [(row["migration_set"], row["name"]) for row in db["_sqlite_migrations"].rows]
     assert applied == [
         ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
-        ("relsync", "0004_millisecond_moments"),
+        ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"), ("relsync", "0006_quarantine"),
     ]
     db.close()
 
@@ -86,13 +86,17 @@ def test_schema_has_the_documented_tables_and_columns(store):
         "sync_state": ["source", "stream", "watermark", "updated_at"],
         "outbox": [
             "id", "request", "source", "system", "field", "value", "base", "base_version",
-            "attempts", "state", "last_error", "run", "created_at", "updated_at",
+            "attempts", "state", "last_error", "run", "created_at", "updated_at", "sent_at",
         ],
         "audit": [
             "id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new",
             "prev_hash", "hash",
         ],
         "runs": ["id", "started_at", "ended_at", "status", "exit_code", "counts", "api_calls", "message"],
+        "quarantine": [
+            "request", "source", "native_id", "field", "error", "run", "first_seen_at", "last_seen_at",
+            "mapping", "record",
+        ],
     }
     for table, columns in expected.items():
         assert store[table].columns_dict.keys() == set(columns), table
