@@ -1,8 +1,11 @@
 """Local fakes ("sandboxes") of the vendor APIs, faithful enough for the real client libraries.
 
 Each sandbox is a Flask app built on :mod:`sandboxes.core`; :mod:`server` runs
-them on 127.0.0.1. Test knobs live under ``/_sandbox/`` on every app.
+them on 127.0.0.1. Test knobs live under ``/_sandbox/`` on every app. By default they
+behave like the real services at their least kind; ``behaviour="kind"`` asks for the
+kind profile by name (:mod:`sandboxes.behaviour`).
 """
+from sandboxes.behaviour import BEHAVIOURS, KIND, REAL, Behaviour
 from sandboxes.clock import (
     SYSTEM_TIME,
     Clock,
@@ -27,7 +30,11 @@ from sandboxes.seed import (
 from sandboxes.server import RunningSandbox, Sandboxes, serve, start_sandboxes
 
 __all__ = [
+    "BEHAVIOURS",
+    "KIND",
+    "REAL",
     "SYSTEM_TIME",
+    "Behaviour",
     "Clock",
     "JqlError",
     "ManualTime",

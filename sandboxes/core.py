@@ -20,6 +20,7 @@ from typing import Any
 import flask
 from flask.json.provider import DefaultJSONProvider
 
+from sandboxes.behaviour import REAL, Behaviour, check_behaviour
 from sandboxes.clock import SYSTEM_TIME, TimeSource
 from sandboxes.faults import Faults, fault_response, fault_rule
 from sandboxes.rate_limit import RateLimit, RateLimiter
@@ -68,15 +69,19 @@ class SandboxControls:
     """Everything a test can steer on one sandbox app, shared across request threads.
 
     ``time_source`` is the app's; the limiter's windows and penalties run on it.
+    ``behaviour`` is the profile the app was built with (:mod:`sandboxes.behaviour`);
+    ``vendor_config``, set by the vendor app, adds its own settings to ``config()``.
     """
 
     name: str
     time_source: TimeSource = SYSTEM_TIME
+    behaviour: Behaviour = REAL
     calls: CallCounter = field(default_factory=CallCounter)
     limiter: RateLimiter = field(init=False)
     faults: Faults = field(default_factory=Faults)
     latency_ms: float = 0.0
     penalty_seconds: float = 0.0
+    vendor_config: Callable[[], dict[str, Any]] | None = None
     _scheduled: dict[str, list[Callable[[], None]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -104,10 +109,14 @@ class SandboxControls:
     def config(self) -> dict[str, Any]:
         """The current knob settings, as ``GET /_sandbox/config`` reports them."""
         limit = self.limiter.limit
-        return {
+        settings: dict[str, Any] = {
+            "behaviour": self.behaviour,
             "rate_limit": asdict(limit) if limit else None,
             "latency_ms": self.latency_ms,
         }
+        if self.vendor_config is not None:
+            settings[self.name] = self.vendor_config()
+        return settings
 
 
 class VendorJSONProvider(DefaultJSONProvider):
@@ -152,6 +161,8 @@ def make_app(
     fault_body: Callable[[int], Any] | None = None,
     penalty_seconds: float = 0.0,
     time_source: TimeSource = SYSTEM_TIME,
+    behaviour: str = REAL,
+    rate_limit: RateLimit | None = None,
 ) -> flask.Flask:
     """A Flask app with the shared sandbox machinery in front of the vendor routes.
 
@@ -164,10 +175,15 @@ def make_app(
         penalty_seconds: the default penalty window for the rate limiter (see RateLimit).
         time_source: where the limiter reads time; the machine's clock unless a test
             passes a :class:`~sandboxes.clock.ManualTime`.
+        behaviour: ``"real"`` or ``"kind"`` (:mod:`sandboxes.behaviour`), as reported by
+            ``GET /_sandbox/config``; the vendor app applies it.
+        rate_limit: the limit in force from the start (None: no limit until a test sets one).
     """
     app = flask.Flask(f"relsync_sandbox_{name}")
     app.json = VendorJSONProvider(app)
-    state = SandboxControls(name=name, time_source=time_source, penalty_seconds=penalty_seconds)
+    state = SandboxControls(name=name, time_source=time_source, behaviour=check_behaviour(behaviour),
+                            penalty_seconds=penalty_seconds)
+    state.limiter.configure(rate_limit)
     app.extensions[CONTROLS_KEY] = state
 
     @app.before_request
@@ -243,7 +259,7 @@ def _register_knobs(app: flask.Flask, state: SandboxControls) -> None:
 
     @sandbox_route(app, "/config", methods=["GET", "POST"])
     def config() -> flask.Response:
-        """GET or POST /_sandbox/config: rate limit (null: off) and latency."""
+        """GET or POST /_sandbox/config: rate limit (null: off) and latency; GET also shows the profile and vendor settings."""
         if flask.request.method == "POST":
             body = flask.request.get_json(silent=True)
             if not isinstance(body, dict):

@@ -33,22 +33,23 @@ class RateLimiter:
     A request admitted at ``t`` counts against the window until ``t + per_seconds``
     (exclusive): at that instant it has left. A penalty opened at ``t`` refuses every
     request before ``t + penalty_seconds`` and none from then on. Refused requests do
-    not count against the window.
+    not count against the window. Times are compared in whole nanoseconds, so steps of
+    0.2 s on a ``ManualTime`` meet the window's edge exactly (floats would drift off it).
     """
 
     def __init__(self, source: TimeSource = SYSTEM_TIME) -> None:
         self._lock = threading.Lock()
         self._source = source
         self.limit: RateLimit | None = None
-        self._seen: deque[float] = deque()
-        self._penalty_until = 0.0
+        self._seen: deque[int] = deque()
+        self._penalty_until = 0
 
     def configure(self, limit: RateLimit | None) -> None:
         """Replace the limit (None switches limiting off) and forget past requests."""
         with self._lock:
             self.limit = limit
             self._seen.clear()
-            self._penalty_until = 0.0
+            self._penalty_until = 0
 
     def admit(self) -> float | None:
         """None if the request may proceed, else the seconds the caller should wait."""
@@ -56,23 +57,28 @@ class RateLimiter:
             limit = self.limit
             if limit is None:
                 return None
-            now = self._source.monotonic()
+            now = _nanoseconds(self._source.monotonic())
             if now < self._penalty_until:
                 return self._advice(limit, self._penalty_until - now)
-            while self._seen and self._seen[0] <= now - limit.per_seconds:
+            window = _nanoseconds(limit.per_seconds)
+            while self._seen and self._seen[0] <= now - window:
                 self._seen.popleft()
             if len(self._seen) < limit.requests:
                 self._seen.append(now)
                 return None
-            wait = self._seen[0] + limit.per_seconds - now
+            wait = self._seen[0] + window - now
             if limit.penalty_seconds > 0:
-                self._penalty_until = now + limit.penalty_seconds
-                wait = limit.penalty_seconds
+                wait = _nanoseconds(limit.penalty_seconds)
+                self._penalty_until = now + wait
             return self._advice(limit, wait)
 
     @staticmethod
-    def _advice(limit: RateLimit, wait: float) -> float:
-        return limit.retry_after if limit.retry_after is not None else max(wait, 0.0)
+    def _advice(limit: RateLimit, wait_ns: int) -> float:
+        return limit.retry_after if limit.retry_after is not None else max(wait_ns, 0) / 1_000_000_000
+
+
+def _nanoseconds(seconds: float) -> int:
+    return round(seconds * 1_000_000_000)
 
 
 __all__ = ["RateLimit", "RateLimiter"]

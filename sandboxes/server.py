@@ -1,18 +1,32 @@
-"""Starting the three sandboxes together, each seeded with its own requests."""
+"""Starting the three sandboxes together, each seeded with its own requests.
+
+They behave like the real services at their least kind unless ``behaviour="kind"``
+asks for full pages, no lag, no rate limit and cursors, iterators and sessions that
+never expire (:mod:`sandboxes.behaviour`).
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from sandboxes.airtable.app import start_airtable
+from sandboxes.behaviour import REAL, check_behaviour
+from sandboxes.clock import SYSTEM_TIME, TimeSource
 from sandboxes.jira.app import start_jira
 from sandboxes.salesforce.app import start_salesforce
 from sandboxes.serving import RunningSandbox, serve
 
-__all__ = ["STARTERS", "RunningSandbox", "Sandboxes", "serve", "start_sandboxes"]
+__all__ = ["STARTERS", "RunningSandbox", "Sandboxes", "Starter", "serve", "start_sandboxes"]
 
-STARTERS: dict[str, Callable[[int, int], tuple[RunningSandbox, dict[str, Any]]]] = {
+class Starter(Protocol):
+    """Serves one system's sandbox: ``(running, description)``."""
+
+    def __call__(self, records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME,
+                 behaviour: str = REAL) -> tuple[RunningSandbox, dict[str, Any]]:
+        """Start the sandbox."""
+
+
+STARTERS: dict[str, Starter] = {
     "jira": start_jira,
     "airtable": start_airtable,
     "salesforce": start_salesforce,
@@ -58,19 +72,24 @@ class Sandboxes:
         self.stop()
 
 
-def start_sandboxes(*, records: int = 200, seed: int = 7, systems: tuple[str, ...] = ("jira",)) -> Sandboxes:
+def start_sandboxes(*, records: int = 200, seed: int = 7, systems: tuple[str, ...] = ("jira",),
+                    behaviour: str = REAL, time_source: TimeSource = SYSTEM_TIME) -> Sandboxes:
     """Start the sandboxes for ``systems``, each seeded with ``records`` requests.
 
     Each system draws from its own seed (``seed`` plus a fixed offset per system), so
     the three systems hold different requests, as three real teams' tools would.
+    ``behaviour`` is ``"real"`` (the default) or ``"kind"``; ``time_source`` runs every
+    sandbox's windows, lags and expiries (a test passes a ``ManualTime`` to move it).
     """
     unknown = [s for s in systems if s not in STARTERS]
     if unknown:
         raise ValueError(f"no sandbox for {', '.join(unknown)}; available: {', '.join(STARTERS)}")
+    check_behaviour(behaviour)
     sandboxes = Sandboxes()
     try:
         for system in systems:
-            sandboxes.add(system, *STARTERS[system](records, seed + SEED_OFFSETS.get(system, 0)))
+            sandboxes.add(system, *STARTERS[system](records, seed + SEED_OFFSETS.get(system, 0),
+                                                     time_source=time_source, behaviour=behaviour))
     except BaseException:
         sandboxes.stop()
         raise

@@ -7,10 +7,17 @@ for ``relsync sandbox`` and the tests. The record routes live in :mod:`airtable_
 error bodies for the shared core (401, 429, injected faults, unknown routes) and the
 test knobs under ``/_sandbox/airtable/``.
 
+Defaults are Airtable's ("real"): 5 requests per second per base, then 429 and 30 s in
+which every request is refused; a list iterator idle for ``ITERATOR_TTL_SECONDS`` answers
+422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE (Airtable documents that iterators time out on
+client inactivity, not after how long); an offset that is not an iterator's answers 422
+INVALID_OFFSET_VALUE. ``behaviour="kind"`` switches off the rate limit and the time-out.
+
 Knobs (unauthenticated, uncounted):
 - ``GET|POST /_sandbox/airtable/config``: ``timestamp_precision`` ("second", Airtable's
   default here, or "millisecond"), ``iterator_ttl_seconds`` (null: offsets never time out),
-  ``retry_after_header`` (send Retry-After with 429; Airtable documents none).
+  ``retry_after_header`` (send Retry-After with 429; Airtable documents none). The same
+  settings show under "airtable" in ``GET /_sandbox/config``.
 - ``POST /_sandbox/airtable/expire-offsets``: every offset handed out so far answers 422
   LIST_RECORDS_ITERATOR_NOT_AVAILABLE.
 - ``POST /_sandbox/airtable/edit-during-paging``: ``{"edits": [{"record", "fields",
@@ -60,13 +67,19 @@ from sandboxes.airtable.http import (
 )
 from sandboxes.airtable.listing import expire_iterators
 from sandboxes.airtable.records import NEXT_PAGE, register_record_routes
+from sandboxes.behaviour import REAL, is_real
 from sandboxes.clock import SYSTEM_TIME, Clock, TimeSource
 from sandboxes.core import controls, make_app, sandbox_route
+from sandboxes.rate_limit import RateLimit
 from sandboxes.seed import ANCHOR
 from sandboxes.serving import RunningSandbox, serve
 
 DEFAULT_BASE_ID = "appRelsyncOps0001"
 PENALTY_SECONDS = 30.0
+RATE_LIMIT = RateLimit(requests=5, per_seconds=1.0, penalty_seconds=PENALTY_SECONDS)
+"""Airtable's limit: 5 requests per second per base, then 30 seconds of refusals."""
+ITERATOR_TTL_SECONDS = 60.0
+"""How long a list iterator may idle before it is gone (Airtable names no figure)."""
 MAX_URL_LENGTH = 16_000
 RATE_LIMITED = {"errors": [{"error": "RATE_LIMIT_REACHED", "message": "Rate limit exceeded. Please try again later"}]}
 UNAUTHORIZED = {"error": {"type": "AUTHENTICATION_REQUIRED", "message": "Authentication required"}}
@@ -177,7 +190,16 @@ def _apply_edits(state: AirtableState, edits: list[dict[str, Any]], deletes: lis
                 table.records.pop(record_id, None)
 
 
+def settings(state: AirtableState) -> dict[str, Any]:
+    """The Airtable settings a test can read and change."""
+    with state.lock:
+        return {"timestamp_precision": state.precision, "iterator_ttl_seconds": state.iterator_ttl,
+                "retry_after_header": state.retry_after_header}
+
+
 def _register_knobs(app: flask.Flask, state: AirtableState) -> None:
+    controls(app).vendor_config = lambda: settings(state)
+
     @sandbox_route(app, "/airtable/config", methods=["GET", "POST"])
     def airtable_config() -> flask.Response | tuple[flask.Response, int]:
         """GET or POST /_sandbox/airtable/config: timestamp precision, offset time-out, Retry-After."""
@@ -192,8 +214,7 @@ def _register_knobs(app: flask.Flask, state: AirtableState) -> None:
             with state.lock:
                 state.precision, state.iterator_ttl = precision, ttl
                 state.retry_after_header = bool(body.get("retry_after_header", state.retry_after_header))
-        return flask.jsonify({"timestamp_precision": state.precision, "iterator_ttl_seconds": state.iterator_ttl,
-                              "retry_after_header": state.retry_after_header})
+        return flask.jsonify(settings(state))
 
     @sandbox_route(app, "/airtable/expire-offsets", methods=["POST"])
     def expire_offsets() -> flask.Response:
@@ -235,25 +256,29 @@ def _register_knobs(app: flask.Flask, state: AirtableState) -> None:
 
 def create_airtable_app(*, records: int = 200, seed: int = 7, token: str, base_id: str = DEFAULT_BASE_ID,
                         table_name: str = CHANGE_REQUESTS, releases_primary: str = "Name",
-                        time_source: TimeSource = SYSTEM_TIME) -> flask.Flask:
+                        time_source: TimeSource = SYSTEM_TIME, behaviour: str = REAL) -> flask.Flask:
     """An Airtable sandbox: one base with "Change Requests" (``records`` seeded) and "Releases".
 
     ``table_name`` must be "Change Requests": relsync's examples and mappings name it.
     ``releases_primary`` names the Releases table's primary field ("Name" by default).
     ``time_source`` runs the rate limit, its penalty and the offsets' expiry, and stamps
     writes: the machine's clock unless a test passes a :class:`~sandboxes.clock.ManualTime`.
+    ``behaviour`` "real" (the default) limits the rate and times iterators out; "kind" does neither.
     """
+    real = is_real(behaviour)
     if len(base_id) != 17 or not base_id.startswith("app") or not base_id.isalnum():
         raise ValueError(f"base id {base_id!r} is not an Airtable base id ('app' and 14 letters or digits)")
     if table_name != CHANGE_REQUESTS:
         raise ValueError(f"the sandbox's table is {CHANGE_REQUESTS!r}, not {table_name!r}")
     requests_table, releases_table = build_tables(releases_primary)
     state = AirtableState(base_id=base_id, token=token, seed=seed, requests=requests_table, releases=releases_table,
-                          user_id=airtable_id("usr", base_id), clock=Clock(floor=ANCHOR, source=time_source))
+                          user_id=airtable_id("usr", base_id), clock=Clock(floor=ANCHOR, source=time_source),
+                          iterator_ttl=ITERATOR_TTL_SECONDS if real else None)
     seed_state(state, records)
     app = make_app("airtable", auth=lambda request: request.headers.get("Authorization") == f"Bearer {state.token}",
                    unauthorized=_unauthorized, throttled=_throttled(state), fault_body=_fault_body,
-                   penalty_seconds=PENALTY_SECONDS, time_source=time_source)
+                   penalty_seconds=PENALTY_SECONDS, time_source=time_source, behaviour=behaviour,
+                   rate_limit=RATE_LIMIT if real else None)
     app.extensions[STATE_KEY] = state
 
     @app.before_request
@@ -287,10 +312,11 @@ def create_airtable_app(*, records: int = 200, seed: int = 7, token: str, base_i
     return app
 
 
-def start_airtable(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME) -> tuple[RunningSandbox, dict[str, Any]]:
+def start_airtable(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME,
+                   behaviour: str = REAL) -> tuple[RunningSandbox, dict[str, Any]]:
     """Serve a fresh Airtable sandbox with a new personal-access-token-shaped token."""
     token = f"pat{secrets.token_urlsafe(10)}.{secrets.token_hex(32)}"
-    app = create_airtable_app(records=records, seed=seed, token=token, time_source=time_source)
+    app = create_airtable_app(records=records, seed=seed, token=token, time_source=time_source, behaviour=behaviour)
     running = serve(app)
     description = {
         "url": running.url,
@@ -302,4 +328,7 @@ def start_airtable(records: int, seed: int, *, time_source: TimeSource = SYSTEM_
     return running, description
 
 
-__all__ = ["DEFAULT_BASE_ID", "create_airtable_app", "field_json", "start_airtable", "state_of", "table_json"]
+__all__ = [
+    "DEFAULT_BASE_ID", "ITERATOR_TTL_SECONDS", "RATE_LIMIT", "create_airtable_app", "field_json", "start_airtable", "state_of",
+    "table_json",
+]

@@ -158,6 +158,11 @@ def iterator_unavailable() -> AirtableError:
     return error(422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE")
 
 
+def invalid_offset(offset: str) -> AirtableError:
+    """422 INVALID_OFFSET_VALUE for an offset that is no iterator's, in Airtable's words."""
+    return error(422, "INVALID_OFFSET_VALUE", f"The value of offset {offset} is invalid")
+
+
 def _check_view(table: Table, view: str | None) -> None:
     if view is None or view in (table.view_id, table.view_name):
         return
@@ -186,8 +191,10 @@ def _matching_ids(state: AirtableState, table: Table, options: ListOptions) -> l
 
 def _resume(state: AirtableState, table: Table, offset: str) -> tuple[RecordIterator, int]:
     match = _OFFSET.match(offset)
-    iterator = state.iterators.get(match.group(1)) if match else None
-    if iterator is None or iterator.table_id != table.id or match is None:
+    if match is None:
+        raise invalid_offset(offset)
+    iterator = state.iterators.get(match.group(1))
+    if iterator is None or iterator.table_id != table.id:
         raise iterator_unavailable()
     if state.iterator_ttl is not None and state.clock.source.monotonic() - iterator.used > state.iterator_ttl:
         del state.iterators[iterator.id]
@@ -241,4 +248,7 @@ def expire_iterators(state: AirtableState) -> int:
         return count
 
 
-__all__ = ["ListOptions", "expire_iterators", "iterator_unavailable", "list_page", "options_from_body", "options_from_query"]
+__all__ = [
+    "ListOptions", "expire_iterators", "invalid_offset", "iterator_unavailable", "list_page", "options_from_body",
+    "options_from_query",
+]

@@ -2,8 +2,15 @@
 
 The real ``jira`` client library talks to it unchanged. Routes, bodies, paging and
 error messages follow Atlassian's REST reference and what Jira Cloud answers; the
-sources for each behaviour are named in tests/sandbox/test_jira_sandbox.py.
-State lives on the app: ``app.extensions["relsync_sandbox"]`` is the :class:`JiraState`.
+sources for each behaviour are named in tests/sandboxes/test_jira_sandbox.py and
+test_jira_real.py. State lives on the app: ``app.extensions["relsync_sandbox"]`` is the
+:class:`JiraState`.
+
+Defaults are Jira Cloud's ("real"): search pages stop short once their issues' JSON passes
+100 KB (so many fields mean fewer issues a page, never none), and search sees the issues as
+they were 5 s ago unless ``reconcileIssues`` names them; Get issue and bulkfetch read the
+store. ``behaviour="kind"`` gives full pages and no lag. ``/_sandbox/jira/config`` reads and
+changes both (``short_pages``, ``index_lag_seconds``).
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from urllib.parse import quote
 
 import flask
 
+from sandboxes.behaviour import REAL
 from sandboxes.clock import SYSTEM_TIME, TimeSource
 from sandboxes.core import controls, make_app
 from sandboxes.jira.data import (
@@ -164,17 +172,19 @@ def _fault_body(status: int) -> dict[str, Any]:
 
 def create_jira_app(
     *, records: int = 200, seed: int = 7, email: str, token: str, project: str = "OPS", timezone: str = "UTC",
-    time_source: TimeSource = SYSTEM_TIME,
+    time_source: TimeSource = SYSTEM_TIME, behaviour: str = REAL,
 ) -> flask.Flask:
     """A Jira Cloud sandbox seeded with ``records`` change requests OPS-1..OPS-N.
 
-    ``time_source`` runs its rate limit and stamps its edits: the machine's clock unless
-    a test passes a :class:`~sandboxes.clock.ManualTime`.
+    ``time_source`` runs its rate limit and search index lag and stamps its edits: the
+    machine's clock unless a test passes a :class:`~sandboxes.clock.ManualTime`.
+    ``behaviour`` "real" (the default) pages search short and lags it behind writes;
+    "kind" does neither (see the module docstring).
     """
     state = JiraState(records=records, seed=seed, email=email, token=token, project=project, timezone=timezone,
-                      time_source=time_source)
+                      time_source=time_source, behaviour=behaviour)
     app = make_app("jira", auth=_authorized(state), unauthorized=_unauthorized, throttled=_throttled(state), fault_body=_fault_body,
-                   time_source=time_source)
+                   time_source=time_source, behaviour=behaviour)
     app.extensions[STATE_KEY] = state
 
     @app.errorhandler(JiraHttpError)
@@ -324,8 +334,10 @@ def _register_issue_routes(app: flask.Flask, state: JiraState) -> None:
         """DELETE issue/{key}: 204."""
         with state.lock:
             issue = find_issue_or_404(state, key)
+            state.index.before_change(issue)
             del state.issues[issue.id]
             del state.by_key[issue.key]
+            state.index.deleted(issue)
             state.touch()
         return flask.Response(status=204)
 
@@ -371,10 +383,12 @@ SANDBOX_EMAIL = "relsync@example.com"
 JIRA_PROJECT = "OPS"
 
 
-def start_jira(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME) -> tuple[RunningSandbox, dict[str, Any]]:
+def start_jira(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME,
+               behaviour: str = REAL) -> tuple[RunningSandbox, dict[str, Any]]:
     """Serve a seeded Jira sandbox; its description names the URL, credentials (as env vars) and project."""
     token = secrets.token_urlsafe(24)
-    app = create_jira_app(records=records, seed=seed, email=SANDBOX_EMAIL, token=token, project=JIRA_PROJECT, time_source=time_source)
+    app = create_jira_app(records=records, seed=seed, email=SANDBOX_EMAIL, token=token, project=JIRA_PROJECT,
+                          time_source=time_source, behaviour=behaviour)
     running = serve(app)
     description = {
         "url": running.url,

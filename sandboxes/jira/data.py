@@ -6,6 +6,7 @@ single-select custom fields (Department, Request Type), one single-line text fie
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import threading
@@ -14,7 +15,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandboxes.behaviour import REAL, is_real
 from sandboxes.clock import SYSTEM_TIME, Clock, TimeSource
+from sandboxes.jira.index import SearchIndex
 from sandboxes.seed import OBJECTS, SeedRequest, iter_seed_requests
 
 PROJECT_ID = 10000
@@ -26,6 +29,8 @@ REQUESTED_ON = "customfield_10072"
 TEXT_LIMIT = 255
 SERVER_VERSION = [1001, 0, 0]
 FIRST_COMPONENT_ID = 10300
+INDEX_LAG_SECONDS = 5.0
+"""How far search trails writes by default: Jira shows most writes "within seconds"."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,13 @@ class Issue:
     components: list[int] = field(default_factory=list)
     requested_on: str | None = None
 
+    def snapshot(self) -> Issue:
+        """A copy that later writes to this issue leave alone."""
+        taken = copy.copy(self)
+        taken.labels, taken.fix_versions = list(self.labels), list(self.fix_versions)
+        taken.components, taken.history = list(self.components), list(self.history)
+        return taken
+
 
 def account_id(email: str) -> str:
     """A stable, Atlassian-looking account id (24 hex digits) for an email address."""
@@ -239,15 +251,21 @@ SEED_PATHS = {s.key: _seed_path(s.key) for s in STATUSES}
 
 
 class JiraState:
-    """All mutable state of one Jira sandbox, guarded by ``lock`` (an RLock)."""
+    """All mutable state of one Jira sandbox, guarded by ``lock`` (an RLock).
+
+    ``behaviour`` "real" gives short search pages and a search index ``INDEX_LAG_SECONDS``
+    behind the store; "kind" gives full pages and no lag.
+    """
 
     def __init__(self, *, records: int, seed: int, email: str, token: str, project: str, timezone: str = "UTC",
-                 time_source: TimeSource = SYSTEM_TIME) -> None:
+                 time_source: TimeSource = SYSTEM_TIME, behaviour: str = REAL) -> None:
         self.lock = threading.RLock()
         self.email, self.token = email, token
         self.project_key, self.project_name = project, "Ops Change Requests"
         self.timezone = timezone
-        self.short_pages = False
+        real = is_real(behaviour)
+        self.short_pages = real
+        self.index: SearchIndex[Issue] = SearchIndex(time_source, INDEX_LAG_SECONDS if real else 0.0, Issue.snapshot)
         self.secret = hashlib.sha256(f"{seed}:{token}".encode()).digest()
         self.token_generation = 0
         self.data_version = 0

@@ -3,7 +3,8 @@
 Validation collects every problem before changing anything, and reports them in Jira's
 ``{"errorMessages": [...], "errors": {field: message}}`` body. A write that changes
 something stamps ``updated`` from the clock and appends one changelog entry authored
-by the account that made the request. Callers hold ``state.lock``.
+by the account that made the request, and goes to the search index, which shows it
+after the index lag. Callers hold ``state.lock``.
 """
 from __future__ import annotations
 
@@ -277,11 +278,12 @@ def _store(issue: Issue, desired: dict[str, Any]) -> None:
 
 
 def record(state: JiraState, issue: Issue, author: User, items: list[dict[str, Any]]) -> None:
-    """Stamp ``updated`` and append one changelog entry for ``items``."""
+    """Stamp ``updated``, append one changelog entry for ``items`` and send the issue to the index."""
     now = state.clock.now()
     issue.updated = now
     issue.history.append({"id": state.next_history_id, "author": author.account_id, "created": now, "items": items})
     state.next_history_id += 1
+    state.index.changed(issue)
     state.touch()
 
 
@@ -291,6 +293,8 @@ def edit_issue(state: JiraState, issue: Issue, body: Any, *, api: str, author: U
         raise EditError(messages=[INVALID_PAYLOAD])
     desired = _desired(state, issue, body, api)
     items = _items(state, issue, desired)
+    if items:
+        state.index.before_change(issue)
     _store(issue, desired)
     if items:
         record(state, issue, author, items)
@@ -334,6 +338,7 @@ def create_issue(state: JiraState, body: Any, *, api: str, author: User) -> Issu
     state.next_number += 1
     state.issues[issue.id] = issue
     state.by_key[issue.key] = issue.id
+    state.index.changed(issue)
     state.touch()
     return issue
 
@@ -359,5 +364,6 @@ def transition_issue(state: JiraState, issue: Issue, body: Any, *, author: User)
     if extra:
         raise EditError({name: _unknown(name) for name in extra})
     source, target = STATUS_BY_KEY[issue.status], STATUS_BY_KEY[match[0].target]
+    state.index.before_change(issue)
     issue.status = target.key
     record(state, issue, author, [status_item(source, target)])

@@ -1,7 +1,8 @@
 """Test knobs of the Jira sandbox, under ``/_sandbox/jira/`` (never authenticated or counted).
 
-- ``GET|POST config {"timezone"?, "short_pages"?}``: the account's profile time zone, and
-  search pages shorter than asked for (Jira does not promise full pages).
+- ``GET|POST config {"timezone"?, "short_pages"?, "index_lag_seconds"?}``: the account's
+  profile time zone; search pages cut at ``SHORT_PAGE_BYTES`` of issue JSON (Jira does not
+  promise full pages); how far the search index trails writes (0: not at all).
 - ``POST expire-tokens``: every outstanding nextPageToken answers 400 from now on.
 - ``POST edit-during-paging {"edits": [{"issue", "fields"|"update"}]}`` (or ``"issues"``
   and ``"fields"``): apply these edits just before the next search page is served.
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from typing import Any
 
 import flask
 
@@ -20,13 +22,25 @@ from sandboxes.jira.http import find_issue_or_404, root_url
 from sandboxes.jira.render import issue_json, select_fields
 
 
+def settings(state: JiraState) -> dict[str, Any]:
+    """The Jira settings a test can read and change."""
+    with state.lock:
+        return {"timezone": state.timezone, "short_pages": state.short_pages,
+                "index_lag_seconds": state.index.lag_seconds}
+
+
 def register_knobs(app: flask.Flask, state: JiraState) -> None:
-    """Add the Jira knobs to ``app``."""
+    """Add the Jira knobs to ``app``; its settings also show in ``GET /_sandbox/config``."""
+    controls(app).vendor_config = lambda: settings(state)
+
     @sandbox_route(app, "/jira/config", methods=["GET", "POST"])
     def jira_config() -> flask.Response | tuple[flask.Response, int]:
-        """GET or POST /_sandbox/jira/config: profile time zone, short pages."""
+        """GET or POST /_sandbox/jira/config: profile time zone, short pages, index lag."""
         if flask.request.method == "POST":
             body = flask.request.get_json(silent=True) or {}
+            lag = body.get("index_lag_seconds", state.index.lag_seconds)
+            if isinstance(lag, bool) or not isinstance(lag, (int, float)) or lag < 0:
+                return flask.jsonify({"error": "index_lag_seconds is a number of seconds, 0 or more"}), 400
             with state.lock:
                 if "timezone" in body:
                     try:
@@ -36,7 +50,9 @@ def register_knobs(app: flask.Flask, state: JiraState) -> None:
                     state.timezone = str(body["timezone"])
                 if "short_pages" in body:
                     state.short_pages = bool(body["short_pages"])
-        return flask.jsonify({"timezone": state.timezone, "short_pages": state.short_pages})
+                if lag != state.index.lag_seconds:
+                    state.index.set_lag(float(lag))
+        return flask.jsonify(settings(state))
 
     @sandbox_route(app, "/jira/expire-tokens", methods=["POST"])
     def expire_tokens() -> flask.Response:

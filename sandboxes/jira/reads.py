@@ -1,4 +1,8 @@
-"""The Jira sandbox's read routes: ``search/jql`` (GET and POST) and the changelog endpoints."""
+"""The Jira sandbox's read routes: ``search/jql`` (GET and POST), the changelog endpoints and issue bulkfetch.
+
+Search reads the search index (a few seconds behind writes unless ``reconcileIssues``
+names an issue); Get issue, bulkfetch and the changelog read the issue store.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +11,8 @@ from urllib.parse import urlencode
 import flask
 
 from sandboxes.core import controls
-from sandboxes.jira.data import FIELD_NAMES, JiraState
+from sandboxes.jira.bulkfetch import register_bulkfetch_route
+from sandboxes.jira.data import FIELD_NAMES, Issue, JiraState
 from sandboxes.jira.http import (
     api_route,
     caller,
@@ -31,14 +36,17 @@ from sandboxes.jira.search import (
     bulk_histories,
     changelog_page,
     compile_jql,
+    fill_page,
     issue_token,
     ordered_ids,
-    page_size,
     read_token,
 )
 
 SEARCH_BODY_KEYS = {"jql", "nextPageToken", "maxResults", "fields", "expand", "properties", "fieldsByKeys", "reconcileIssues", "failFast"}
 MAX_RESULTS_RANGE = (1, 5000)
+MAX_RECONCILE = 50
+RECONCILE_LIMIT = f"reconcileIssues accepts at most {MAX_RECONCILE} issue IDs."
+INVALID_PAYLOAD = "Invalid request payload. Refer to the REST API documentation and try again."
 NEXT_PAGE_TRIGGER = "jira.search.next_page"
 BULK_ISSUES_MAX, BULK_FIELDS_MAX, BULK_DEFAULT = 1000, 10, 1000
 
@@ -47,10 +55,7 @@ def _int_param(name: str, default: int) -> int:
     raw = flask.request.args.get(name)
     if raw is None or not raw.strip():
         return default
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise problem(400, f"Failed to convert '{name}' with value: '{raw}'") from None
+    return _integer(name, raw.strip())
 
 
 def _search_params() -> dict[str, Any]:
@@ -58,31 +63,48 @@ def _search_params() -> dict[str, Any]:
     if flask.request.method == "POST":
         body = read_body()
         if not isinstance(body, dict) or not SEARCH_BODY_KEYS.issuperset(body):
-            raise jira_error(400, ["Invalid request payload. Refer to the REST API documentation and try again."])
+            raise jira_error(400, [INVALID_PAYLOAD])
         fields = body.get("fields")
-        return {
+        reconcile = body.get("reconcileIssues") or []
+        if not isinstance(reconcile, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in reconcile):
+            raise jira_error(400, [INVALID_PAYLOAD])
+        params: dict[str, Any] = {
             "jql": body.get("jql") or "",
             "token": body.get("nextPageToken"),
             "max_results": body.get("maxResults"),
             "fields": parse_fields(fields if isinstance(fields, list) else [fields]) if fields is not None else None,
             "expand": body.get("expand") or "",
+            "reconcile": reconcile,
         }
-    args = flask.request.args
-    return {
-        "jql": args.get("jql", ""),
-        "token": args.get("nextPageToken"),
-        "max_results": _int_param("maxResults", 50) if "maxResults" in args else None,
-        "fields": parse_fields(args.getlist("fields")) if "fields" in args else None,
-        "expand": args.get("expand", ""),
-    }
+    else:
+        args = flask.request.args
+        params = {
+            "jql": args.get("jql", ""),
+            "token": args.get("nextPageToken"),
+            "max_results": _int_param("maxResults", 50) if "maxResults" in args else None,
+            "fields": parse_fields(args.getlist("fields")) if "fields" in args else None,
+            "expand": args.get("expand", ""),
+            "reconcile": [_integer("reconcileIssues", raw) for raw in parse_fields(args.getlist("reconcileIssues")) or []],
+        }
+    if len(params["reconcile"]) > MAX_RECONCILE:
+        raise jira_error(400, [RECONCILE_LIMIT])
+    return params
+
+
+def _integer(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise problem(400, f"Failed to convert '{name}' with value: '{raw}'") from None
 
 
 def register_read_routes(app: flask.Flask, state: JiraState) -> None:
-    """Add search and changelog routes to a Jira sandbox app."""
+    """Add search, changelog and bulkfetch routes to a Jira sandbox app."""
+    register_bulkfetch_route(app, state)
 
     @api_route(app, "/search/jql", ["GET", "POST"])
     def search(api: str) -> flask.Response:
-        """GET or POST search/jql: one page of issues and the token for the next."""
+        """GET or POST search/jql: one page of issues, as the index has them, and the token for the next."""
         params = _search_params()
         jql, token = str(params["jql"]), params["token"]
         with state.lock:
@@ -104,16 +126,19 @@ def register_read_routes(app: flask.Flask, state: JiraState) -> None:
             # "Edit these issues before the next page": applied outside the lock, as another user would.
             controls(app).run_scheduled(NEXT_PAGE_TRIGGER)
         with state.lock:
-            ids = ordered_ids(state, jql, query)
-            cap = MAX_RESULTS_RANGE[1] if only_ids(params["fields"]) else 100
-            size = page_size(state, 50 if asked is None else int(asked), cap, offset)
-            page = [state.issues[i] for i in ids[offset : offset + size] if i in state.issues]
+            issues = state.index.view(state.issues, params["reconcile"])
+            ids = ordered_ids(state, jql, query, issues)
+            keys_only = only_ids(params["fields"])
+            size = min(50 if asked is None else int(asked), MAX_RESULTS_RANGE[1] if keys_only else 100)
             expand = {e.strip() for e in str(params["expand"]).split(",") if e.strip()}
-            body: dict[str, Any] = {
-                "issues": [search_issue_json(state, issue, root=root_url(), api=api, requested=params["fields"], expand=expand)
-                           for issue in page]
-            }
-            following = offset + size
+
+            def render(issue: Issue) -> dict[str, Any]:
+                return search_issue_json(state, issue, root=root_url(), api=api, requested=params["fields"], expand=expand)
+
+            page = fill_page((issues[i] for i in ids[offset : offset + size]), render,
+                             budgeted=state.short_pages and not keys_only)
+            body: dict[str, Any] = {"issues": page}
+            following = offset + len(page)
             if "names" in expand:
                 body["names"] = {f: FIELD_NAMES[f] for f in select_fields(params["fields"] or ["*navigable"], default="*navigable")}
             if following < len(ids):

@@ -2,16 +2,20 @@
 
 Page tokens are opaque to clients but, like Jira's, only good for the query that issued
 them: they carry the query's fingerprint, an offset and the token generation, signed
-with the sandbox's secret. Each page re-runs the query, so records edited while a
-client pages shift position exactly as Atlassian documents for its own search.
+with the sandbox's secret. Each page re-runs the query against the search index (see
+:mod:`sandboxes.jira.index`), so records edited while a client pages shift position
+exactly as Atlassian documents for its own search. With short pages on, a page stops
+once its issues' JSON passes ``SHORT_PAGE_BYTES``: Jira "may return fewer items per page
+where a large number of fields are requested", and never fewer than one.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sandboxes.jira.data import (
@@ -39,6 +43,8 @@ from sandboxes.jira.jql_eval import (
 
 UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 BAD_TOKEN = "The nextPageToken is invalid or has expired. Restart the search without a nextPageToken."
+SHORT_PAGE_BYTES = 100_000
+"""With short pages, the JSON of a page's issues stops growing past this many bytes."""
 _CACHE_SIZE = 32
 
 
@@ -187,13 +193,16 @@ def compile_jql(state: JiraState, jql: str, author: User) -> CompiledQuery:
     return compile_query(jql, field_lookup(state, author), context, record_id=lambda issue: issue.id)
 
 
-def ordered_ids(state: JiraState, jql: str, query: CompiledQuery) -> list[int]:
-    """Ids of the issues matching ``query`` in its order, cached until data changes."""
+def ordered_ids(state: JiraState, jql: str, query: CompiledQuery, issues: dict[int, Issue]) -> list[int]:
+    """Ids of ``issues`` matching ``query`` in its order; cached until data changes when they are the store's."""
     key = fingerprint(jql)
     cached = state.search_cache.get(key)
-    if cached and cached[0] == state.data_version:
+    current = issues is state.issues
+    if current and cached and cached[0] == state.data_version:
         return cached[1]
-    ids = [issue.id for issue in query.order([i for i in state.issues.values() if query.matches(i)])]
+    ids = [issue.id for issue in query.order([i for i in issues.values() if query.matches(i)])]
+    if not current:
+        return ids
     if len(state.search_cache) >= _CACHE_SIZE:
         state.search_cache.pop(next(iter(state.search_cache)))
     state.search_cache[key] = (state.data_version, ids)
@@ -228,13 +237,18 @@ def read_token(state: JiraState, scope: str, token: str) -> int:
     return int(offset)
 
 
-def page_size(state: JiraState, asked: int, cap: int, offset: int) -> int:
-    """How many issues this page holds; with ``short_pages`` some pages come back short."""
-    size = min(asked, cap)
-    if state.short_pages:
-        # Jira may return fewer issues than asked without it being the last page.
-        size = max(1, size * (1 + (offset // max(size, 1)) % 3) // 3)
-    return size
+def fill_page(issues: Iterable[Issue], render: Callable[[Issue], dict[str, Any]], *, budgeted: bool) -> list[dict[str, Any]]:
+    """The rendered page: every issue given, or with ``budgeted`` those that fit ``SHORT_PAGE_BYTES`` (at least one)."""
+    page: list[dict[str, Any]] = []
+    used = 0
+    for issue in issues:
+        body = render(issue)
+        if budgeted:
+            used += len(json.dumps(body, ensure_ascii=False).encode())
+            if page and used > SHORT_PAGE_BYTES:
+                break
+        page.append(body)
+    return page
 
 
 def changelog_page(state: JiraState, issue: Issue, start: int, limit: int) -> tuple[list[dict[str, Any]], int]:

@@ -1,5 +1,5 @@
 """A Salesforce REST API fake (OAuth token endpoint, Versions, Limits, describe, SOQL query,
-sObject Rows, sObject Collections, Get Updated/Deleted) over HTTPS, for tests and the demo.
+sObject Rows, sObject Collections, Composite, Get Updated/Deleted) over HTTPS, for tests and the demo.
 
 The real simple-salesforce client talks to it unchanged; relsync fetches tokens from
 ``/services/oauth2/token`` itself (simple-salesforce's own OAuth helpers only reach
@@ -7,6 +7,13 @@ The real simple-salesforce client talks to it unchanged; relsync fetches tokens 
 tests/sandbox/test_salesforce_sandbox.py. State lives on the app:
 ``app.extensions["relsync_sandbox_salesforce"]`` is the
 :class:`~sandboxes.salesforce.data.SalesforceState`.
+
+Defaults are Salesforce's ("real"): an access token idle longer than the session
+timeout (2 hours) answers 401 INVALID_SESSION_ID; a query cursor is good for 2 days;
+query batches come back larger or smaller than the ``batchSize`` asked, the same for
+the same query and seed. ``behaviour="kind"`` gives sessions and cursors that never
+expire and batches of exactly the size asked. ``GET|POST /_sandbox/salesforce/config``
+reads and changes these (they also show under "salesforce" in ``GET /_sandbox/config``).
 """
 from __future__ import annotations
 
@@ -20,8 +27,10 @@ from typing import Any
 import flask
 import trustme
 
+from sandboxes.behaviour import REAL
 from sandboxes.clock import SYSTEM_TIME, TimeSource
 from sandboxes.core import make_app
+from sandboxes.salesforce.composite import register_composite_route
 from sandboxes.salesforce.data import SalesforceState
 from sandboxes.salesforce.http import (
     API_VERSIONS,
@@ -57,7 +66,7 @@ MAX_REQUEST_BYTES = 16_384
 def create_salesforce_app(
     *, records: int = 200, seed: int = 7, client_id: str, client_secret: str, object_name: str = OBJECT_NAME,
     daily_limit: int = 15000, username: str = SANDBOX_USERNAME, password: str | None = None,
-    time_source: TimeSource = SYSTEM_TIME,
+    time_source: TimeSource = SYSTEM_TIME, behaviour: str = REAL,
 ) -> flask.Flask:
     """A Salesforce org sandbox seeded with ``records`` change requests of ``object_name``.
 
@@ -69,14 +78,15 @@ def create_salesforce_app(
         object_name: ``Case`` or ``Change_Request__c``: which object holds the requests.
         daily_limit: the org's daily API request allocation (Sforce-Limit-Info).
         username, password: credentials for the username-password grant (off when password is None).
-        time_source: the org's time (rate limits, modstamps, token issue times); the machine's
-            clock unless a test passes a :class:`~sandboxes.clock.ManualTime`.
+        time_source: the org's time (rate limits, modstamps, token issue times, session and
+            cursor expiry); the machine's clock unless a test passes a :class:`~sandboxes.clock.ManualTime`.
+        behaviour: "real" (the default) or "kind" (see the module docstring).
     """
     state = SalesforceState(records=records, seed=seed, client_id=client_id, client_secret=client_secret,
                             object_name=object_name, daily_limit=daily_limit, username=username, password=password,
-                            time_source=time_source)
+                            time_source=time_source, behaviour=behaviour)
     app = make_app("salesforce", auth=authorized(state), unauthorized=unauthorized, throttled=throttled,
-                   fault_body=fault_body, time_source=time_source)
+                   fault_body=fault_body, time_source=time_source, behaviour=behaviour)
     app.extensions[STATE_KEY] = state
     _register_errors(app)
     _register_quota(app, state)
@@ -84,6 +94,7 @@ def create_salesforce_app(
     _register_meta_routes(app, state)
     register_query_routes(app, state)
     register_record_routes(app, state)
+    register_composite_route(app, state)
     register_knobs(app, state)
     return app
 
@@ -251,12 +262,13 @@ def _register_meta_routes(app: flask.Flask, state: SalesforceState) -> None:
         return flask.jsonify(describe_object(obj, base, record_types))
 
 
-def start_salesforce(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME) -> tuple[RunningSandbox, dict[str, Any]]:
+def start_salesforce(records: int, seed: int, *, time_source: TimeSource = SYSTEM_TIME,
+                     behaviour: str = REAL) -> tuple[RunningSandbox, dict[str, Any]]:
     """Serve a seeded Salesforce sandbox over HTTPS with its own CA; return it and its description."""
     client_id = "3MVG9" + secrets.token_urlsafe(60)
     client_secret = secrets.token_urlsafe(48)
     app = create_salesforce_app(records=records, seed=seed, client_id=client_id, client_secret=client_secret,
-                                time_source=time_source)
+                                time_source=time_source, behaviour=behaviour)
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1", "localhost")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -4,6 +4,11 @@ Records are plain dicts keyed by canonical field name. Deleting is soft (IsDelet
 for queryAll and getDeleted) until the recycle bin is purged. Every write takes one
 stamp from :meth:`SalesforceState.stamp`, to the second, as Salesforce stores modstamps:
 all records saved by one call share it.
+
+Sessions and query cursors expire as Salesforce's do unless the org is kind: an access
+token idle longer than ``session_timeout`` (the org's session timeout, two hours by
+default) is refused, and a cursor is good for ``cursor_lifetime`` (two days) from the
+query that opened it.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandboxes.behaviour import REAL, is_real
 from sandboxes.clock import SYSTEM_TIME, Clock, TimeSource
 from sandboxes.salesforce.schema import SObject, build_catalog
 from sandboxes.salesforce.seed import (
@@ -32,16 +38,27 @@ from sandboxes.salesforce.values import canonical_id, make_id, to_second
 Row = dict[str, Any]
 DELETED_WINDOW = dt.timedelta(days=15)
 UPDATED_WINDOW = dt.timedelta(days=30)
+SESSION_TIMEOUT_SECONDS = 2 * 3600.0
+"""The org's session timeout: Salesforce's default is two hours of inactivity."""
+CURSOR_LIFETIME_SECONDS = 2 * 86400.0
+"""A query cursor and its results are available for two days after the query."""
+LOCATOR_PREFIX = "0r8"
 
 
 @dataclass
 class Locator:
-    """A server-side query cursor: the matched ids in order, rendered page by page."""
+    """A server-side query cursor: the matched ids in order, rendered page by page.
+
+    ``key`` names the query (its batch sizes derive from it); ``opened`` is when, on the
+    org's monotonic time.
+    """
 
     ids: list[str]
     bound: BoundQuery
     batch: int
     endpoint: str  # query | queryAll
+    key: str = ""
+    opened: float = 0.0
     expired: bool = False
 
 
@@ -55,9 +72,9 @@ class Quota:
 
 @dataclass
 class Sessions:
-    """Issued access and refresh tokens."""
+    """Issued access tokens (with when each was last used) and refresh tokens."""
 
-    access: set[str] = field(default_factory=set)
+    access: dict[str, float] = field(default_factory=dict)
     refresh: set[str] = field(default_factory=set)
 
 
@@ -65,8 +82,14 @@ class SalesforceState:
     """One org, guarded by ``lock`` (an RLock)."""
 
     def __init__(self, *, records: int, seed: int, client_id: str, client_secret: str, object_name: str,
-                 daily_limit: int, username: str, password: str | None, time_source: TimeSource = SYSTEM_TIME) -> None:
+                 daily_limit: int, username: str, password: str | None, time_source: TimeSource = SYSTEM_TIME,
+                 behaviour: str = REAL) -> None:
         self.lock = threading.RLock()
+        real = is_real(behaviour)
+        self.seed = seed
+        self.session_timeout: float | None = SESSION_TIMEOUT_SECONDS if real else None
+        self.cursor_lifetime: float | None = CURSOR_LIFETIME_SECONDS if real else None
+        self.exact_batches = not real
         self.catalog = build_catalog()
         known = self.catalog.get(object_name.lower())
         if known is None or known.name not in ("Case", "Change_Request__c"):
@@ -219,8 +242,20 @@ class SalesforceState:
     def issue_token(self) -> str:
         """A new access token ("session id") for the integration user."""
         token = f"{self.org_id[:15]}!{secrets.token_urlsafe(40)}"
-        self.sessions.access.add(token)
+        self.sessions.access[token] = self.clock.source.monotonic()
         return token
+
+    def session_alive(self, token: str) -> bool:
+        """Whether ``token`` is a live session; using it keeps it alive, idling past the timeout ends it."""
+        now = self.clock.source.monotonic()
+        last = self.sessions.access.get(token)
+        if last is None:
+            return False
+        if self.session_timeout is not None and now - last > self.session_timeout:
+            del self.sessions.access[token]
+            return False
+        self.sessions.access[token] = now
+        return True
 
     def issue_refresh_token(self) -> str:
         """A new refresh token, as the web-server flow would hand out."""
@@ -228,9 +263,20 @@ class SalesforceState:
         self.sessions.refresh.add(token)
         return token
 
-    def open_locator(self, ids: list[str], bound: BoundQuery, batch: int, endpoint: str) -> str:
-        """Keep a cursor over ``ids``; return its 18-character locator id."""
-        ident = make_id("01g", self.next_locator)
+    def open_locator(self, locator: Locator) -> str:
+        """Keep ``locator`` open from now; return its 18-character locator id."""
+        ident = make_id(LOCATOR_PREFIX, self.next_locator)
         self.next_locator += 1
-        self.locators[ident] = Locator(ids, bound, batch, endpoint)
+        locator.opened = self.clock.source.monotonic()
+        self.locators[ident] = locator
         return ident
+
+    def open_locator_of(self, ident: str) -> Locator | None:
+        """The cursor ``ident`` if it is still open: not expired by a knob nor past its lifetime."""
+        locator = self.locators.get(ident)
+        if locator is None or locator.expired:
+            return None
+        if self.cursor_lifetime is not None and self.clock.source.monotonic() - locator.opened > self.cursor_lifetime:
+            locator.expired = True
+            return None
+        return locator

@@ -2,7 +2,7 @@
 
 Salesforce answers REST errors with a JSON array of ``{"message", "errorCode"}`` objects
 (``fields`` too when a field is to blame), ``application/json;charset=UTF-8``; a bad or
-expired session is 401 ``Session expired or invalid`` / INVALID_SESSION_ID with
+expired session (one idle past the org's session timeout included) is 401 ``Session expired or invalid`` / INVALID_SESSION_ID with
 ``WWW-Authenticate: Token``.
 """
 from __future__ import annotations
@@ -92,7 +92,7 @@ def authorized(state: SalesforceState) -> Callable[[flask.Request], bool]:
         if scheme.lower() not in ("bearer", "oauth"):
             return False
         with state.lock:
-            return token.strip() in state.sessions.access
+            return state.session_alive(token.strip())
 
     return check
 

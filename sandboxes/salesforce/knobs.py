@@ -1,5 +1,8 @@
 """Test knobs of the Salesforce sandbox, under ``/_sandbox/salesforce/`` (never authenticated or counted).
 
+- ``GET|POST config {"session_timeout_seconds"?, "cursor_lifetime_seconds"?, "exact_batches"?}``:
+  how long an access token may idle and a query cursor live (null: for ever), and whether
+  query batches hold exactly the ``batchSize`` asked; also under "salesforce" in ``/_sandbox/config``.
 - ``POST share-modstamp {"count": N[, "object": "Case"]}``: the N most recently modified live
   records get one identical SystemModstamp (and LastModifiedDate), the current time;
   answers the stamp and the ids (in Id order), so a test can put a tie across a page.
@@ -44,8 +47,38 @@ def _writable(state: SalesforceState, body: dict[str, Any]) -> SObject | None:
     return obj if obj is not None and obj.writable else None
 
 
+def settings(state: SalesforceState) -> dict[str, Any]:
+    """The Salesforce settings a test can read and change."""
+    with state.lock:
+        return {"session_timeout_seconds": state.session_timeout, "cursor_lifetime_seconds": state.cursor_lifetime,
+                "exact_batches": state.exact_batches}
+
+
+def _seconds(body: dict[str, Any], name: str, current: float | None) -> float | None:
+    value = body.get(name, current)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        raise ValueError(f"{name} is null or a number of seconds, 0 or more")
+    return None if value is None else float(value)
+
+
 def register_knobs(app: flask.Flask, state: SalesforceState) -> None:
     """Register the Salesforce knobs."""
+    controls(app).vendor_config = lambda: settings(state)
+
+    @sandbox_route(app, "/salesforce/config", methods=["GET", "POST"])
+    def salesforce_config() -> flask.Response:
+        """GET or POST /_sandbox/salesforce/config: session timeout, cursor lifetime, exact batches."""
+        if flask.request.method == "POST":
+            body = _body()
+            try:
+                timeout = _seconds(body, "session_timeout_seconds", state.session_timeout)
+                lifetime = _seconds(body, "cursor_lifetime_seconds", state.cursor_lifetime)
+            except ValueError as problem:
+                return _knob_error(str(problem))
+            with state.lock:
+                state.session_timeout, state.cursor_lifetime = timeout, lifetime
+                state.exact_batches = bool(body.get("exact_batches", state.exact_batches))
+        return flask.jsonify(settings(state))
 
     @sandbox_route(app, "/salesforce/share-modstamp", methods=["POST"])
     def share_modstamp() -> flask.Response:

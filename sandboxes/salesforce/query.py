@@ -2,15 +2,18 @@
 
 Query answers ``{"totalSize", "done", "nextRecordsUrl"?, "records"}`` with up to 2,000
 records a batch (``Sforce-Query-Options: batchSize=N``, 200 to 2,000); the rest is read
-through ``/services/data/vXX.X/query/<locator>-<offset>``. A user keeps at most 10 open
-cursors (the oldest is dropped); a dropped or expired cursor answers 400
-INVALID_QUERY_LOCATOR "invalid query locator". Get Updated covers at most the last 30
+through ``/services/data/vXX.X/query/<locator>-<offset>``. The batch asked for is a
+preference: unless the org is kind, batches come back larger or smaller (never over
+2,000, never empty before the end), the same for the same query, offset and seed. A
+cursor is good for two days after its query (no cap on open cursors since API 56.0);
+an expired one answers 400 INVALID_QUERY_LOCATOR "invalid query locator". Get Updated covers at most the last 30
 days, Get Deleted the last 15 (or since the recycle bin was emptied); both truncate
 start and end to the minute and answer INVALID_REPLICATION_DATE outside their window.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 import flask
@@ -23,7 +26,8 @@ from sandboxes.salesforce.soql_eval import bind
 from sandboxes.salesforce.values import format_datetime, parse_datetime
 
 DEFAULT_BATCH, MIN_BATCH, MAX_BATCH = 2000, 200, 2000
-MAX_OPEN_CURSORS = 10
+BATCH_FACTORS = (1.0, 0.5, 0.8, 1.25)
+"""What a served batch may be, as a share of the batch asked for."""
 PAGING_TRIGGER = "salesforce_query_more"
 
 
@@ -42,9 +46,17 @@ def batch_size() -> int | None:
     return None
 
 
+def served_batch(state: SalesforceState, key: str, asked: int, offset: int) -> int:
+    """How many records the batch at ``offset`` of query ``key`` holds when ``asked`` were asked for."""
+    if state.exact_batches:
+        return asked
+    digest = hashlib.sha256(f"{state.seed}\x1f{key}\x1f{offset}\x1f{asked}".encode()).digest()
+    return max(1, min(MAX_BATCH, round(asked * BATCH_FACTORS[digest[0] % len(BATCH_FACTORS)])))
+
+
 def _page(state: SalesforceState, locator_id: str | None, locator: Locator, offset: int, version: str) -> dict[str, Any]:
     ids = locator.ids
-    chunk = ids[offset : offset + locator.batch]
+    chunk = ids[offset : offset + served_batch(state, locator.key, locator.batch, offset)]
     table = state.tables[locator.bound.sobject.name]
     records = [locator.bound.render(table[i], version) for i in chunk if i in table]
     body: dict[str, Any] = {"totalSize": len(ids), "done": offset + len(chunk) >= len(ids)}
@@ -63,13 +75,10 @@ def run_query(state: SalesforceState, soql: str, *, endpoint: str, version: str,
     matched = bound.run(state.rows(bound.sobject, include_deleted=endpoint == "queryAll"))
     if bound.query.count:
         return {"totalSize": len(matched), "done": True, "records": []}
-    locator = Locator([row["Id"] for row in matched], bound, batch, endpoint)
+    locator = Locator([row["Id"] for row in matched], bound, batch, endpoint, key=f"{endpoint}:{soql}")
     locator_id = None
-    if len(matched) > batch:
-        open_ids = [k for k, v in state.locators.items() if not v.expired]
-        for stale in open_ids[: max(0, len(open_ids) - MAX_OPEN_CURSORS + 1)]:
-            state.locators[stale].expired = True
-        locator_id = state.open_locator(locator.ids, bound, batch, endpoint)
+    if len(matched) > served_batch(state, locator.key, batch, 0):
+        locator_id = state.open_locator(locator)
     return _page(state, locator_id, locator, 0, version)
 
 
@@ -90,8 +99,8 @@ def register_query_routes(app: flask.Flask, state: SalesforceState) -> None:
         controls(flask.current_app).run_scheduled(PAGING_TRIGGER)
         locator_id, _, raw_offset = cursor.rpartition("-")
         with state.lock:
-            locator = state.locators.get(locator_id)
-            if locator is None or locator.expired or not raw_offset.isdigit() or int(raw_offset) > len(locator.ids):
+            locator = state.open_locator_of(locator_id)
+            if locator is None or not raw_offset.isdigit() or int(raw_offset) > len(locator.ids):
                 raise sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
             asked = batch_size()
             if asked:

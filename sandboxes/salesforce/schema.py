@@ -3,7 +3,9 @@ and the polymorphic ``Name`` entity that ``Owner`` (a User or a queue) resolves 
 
 Field metadata follows DescribeSObjectResult / Field in the REST and SOAP references:
 picklistValues entries are ``{active, defaultValue, label, validFor, value}``, long text
-areas are neither filterable nor sortable, auto-numbers and system fields are read-only.
+areas are neither filterable nor sortable, auto-numbers and system fields are read-only,
+and ``compoundFieldName`` names the compound field a component belongs to (User's
+FirstName and LastName make up Name), null for every other field.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class Field:
     custom: bool = False
     auto_number: bool = False
     name_field: bool = False
+    compound: str | None = None  # the compound field this one is a component of
 
     @property
     def filterable(self) -> bool:
@@ -163,6 +166,8 @@ def _user() -> SObject:
     fields = (
         Field("Id", "User ID", "id", 18, createable=False, updateable=False, nillable=False),
         Field("Username", "Username", "string", 80, nillable=False),
+        Field("FirstName", "First Name", "string", 40, compound="Name"),
+        Field("LastName", "Last Name", "string", 80, nillable=False, compound="Name"),
         Field("Name", "Full Name", "string", 121, createable=False, updateable=False, nillable=False, name_field=True),
         Field("Email", "Email", "email", 128, nillable=False),
         Field("Alias", "Alias", "string", 8, nillable=False),
@@ -228,7 +233,8 @@ def describe_field(f: Field) -> dict[str, Any]:
     ]
     return {
         "aggregatable": f.type != "textarea", "autoNumber": f.auto_number, "byteLength": f.length * 3 if text else 0,
-        "calculated": False, "caseSensitive": False, "createable": f.createable, "custom": f.custom,
+        "calculated": False, "caseSensitive": False, "compoundFieldName": f.compound, "createable": f.createable,
+        "custom": f.custom,
         "defaultValue": f.default if f.type == "boolean" else None, "defaultedOnCreate": f.default is not None or not f.createable,
         "dependentPicklist": False, "externalId": False, "filterable": f.filterable, "groupable": f.sortable,
         "idLookup": f.type == "id" or f.name_field, "label": f.label, "length": f.length if text else 0,

@@ -39,8 +39,10 @@ _SUPPORT_SUBJECTS = (
 def user_row(number: int, person: Person) -> Row:
     """A User record for ``person``."""
     alias = (person.email.split("@")[0].replace(".", "")[:8]) or "user"
+    first, _, last = person.name.rpartition(" ")
     return {"Id": make_id("005", number), "Username": f"{person.email.split('@')[0]}@relsync-sandbox.example",
-            "Name": person.name, "Email": person.email, "Alias": alias, "IsActive": True}
+            "FirstName": first or None, "LastName": last, "Name": person.name, "Email": person.email, "Alias": alias,
+            "IsActive": True}
 
 
 def owner_row(user: Row | None = None, *, queue_id: str | None = None) -> Row:

@@ -9,7 +9,8 @@ Grammar (keywords in any letter case)::
 
 As in Salesforce, AND and OR cannot be mixed without parentheses and NOT only starts a
 (parenthesised) condition. Literals: quoted strings with SOQL's escapes, dateTimes
-(``2026-11-20T10:15:30Z``, ``+hh:mm``, and the API's own ``.000+0000`` form), dates,
+(``2026-11-20T10:15:30Z``, ``+hh:mm``, the API's own ``.000+0000`` form, and up to 6
+fractional digits as Python's ``isoformat()`` writes them, which Salesforce accepts), dates,
 numbers, ``null``, ``true``, ``false``. Anything else raises :class:`SoqlError` with
 ``MALFORMED_QUERY`` and Salesforce's "ERROR at Row:R:Column:C" position; nothing is ignored.
 """
@@ -42,7 +43,7 @@ _UNSUPPORTED = {"group": "GROUP BY", "having": "HAVING", "for": "FOR clauses", "
                 "typeof": "TYPEOF", "using": "USING SCOPE", "includes": "INCLUDES", "excludes": "EXCLUDES",
                 "update": "UPDATE TRACKING"}
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2})")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2})")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\dT])")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")

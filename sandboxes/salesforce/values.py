@@ -18,7 +18,7 @@ SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 POD = "8d"
 _ID_CHARS = re.compile(r"[0-9A-Za-z]+")
 _DATETIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?(Z|[+-]\d{2}:?\d{2})$"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:?\d{2})$"
 )
 UTC = dt.UTC
 
@@ -83,11 +83,11 @@ def format_date(day: dt.date | None) -> str | None:
 
 
 def parse_datetime(text: str) -> dt.datetime | None:
-    """An ISO 8601 dateTime with a zone (``Z``, ``+hh:mm`` or ``+hhmm``, optional milliseconds), or None."""
+    """An ISO 8601 dateTime with a zone (``Z``, ``+hh:mm`` or ``+hhmm``, up to 6 fractional digits), or None."""
     match = _DATETIME.match(text.strip())
     if not match:
         return None
-    year, month, day, hour, minute, second, millis, zone = match.groups()
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
     if zone == "Z":
         offset = dt.timedelta(0)
     else:
@@ -96,7 +96,7 @@ def parse_datetime(text: str) -> dt.datetime | None:
         offset = sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     try:
         moment = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                             int((millis or "0").ljust(3, "0")) * 1000, tzinfo=dt.timezone(offset))
+                             int((fraction or "0").ljust(6, "0")), tzinfo=dt.timezone(offset))
     except ValueError:
         return None
     return moment.astimezone(UTC)

@@ -1,16 +1,22 @@
-"""Fixtures: a live Jira sandbox on 127.0.0.1 and the real ``jira`` client pointed at it."""
+"""Fixtures: a live Jira sandbox on 127.0.0.1 and the real ``jira`` client pointed at it; a Salesforce org."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from jira import JIRA
+from simple_salesforce import Salesforce
 
+from sandboxes.clock import TimeSource
+from sandboxes.edits import salesforce_client
+from sandboxes.salesforce.app import start_salesforce
 from sandboxes.server import RunningSandbox, Sandboxes, start_sandboxes
 
 RECORDS = 250
+SALESFORCE_RECORDS = 450
 SEED = 7
 
 
@@ -58,3 +64,33 @@ def knob(sandbox: RunningSandbox, path: str, body: Any = None, method: str = "PO
 def calls(sandbox: RunningSandbox) -> dict[str, Any]:
     """The sandbox's call counter."""
     return knob(sandbox, "/calls", method="GET").json()
+
+
+class Org:
+    """A running Salesforce sandbox, a way to log in to it, and plain HTTPS for its knobs."""
+
+    def __init__(self, running: RunningSandbox, description: dict[str, Any], ca_file: Path) -> None:
+        self.running, self.description, self.ca_file = running, description, str(ca_file)
+        self.http = requests.Session()
+        self.http.verify, self.http.trust_env = self.ca_file, False
+
+    def login(self) -> Salesforce:
+        """A fresh session through the client credentials flow."""
+        return salesforce_client({"salesforce": self.description}, self.ca_file)
+
+    def knob(self, path: str, body: Any = None, method: str = "POST") -> Any:
+        """Call a ``/_sandbox`` endpoint and return its JSON."""
+        answer = self.http.request(method, f"{self.running.url}/_sandbox{path}", json=body)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+
+def running_org(tmp_path: Path, clock: TimeSource, behaviour: str = "real", seed: int = SEED) -> Iterator[Org]:
+    """Serve a Salesforce sandbox of ``SALESFORCE_RECORDS`` change requests for as long as the caller iterates."""
+    running, description = start_salesforce(SALESFORCE_RECORDS, seed, time_source=clock, behaviour=behaviour)
+    ca_file = tmp_path / f"ca-{seed}-{behaviour}.pem"
+    ca_file.write_text(description["ca_pem"])
+    try:
+        yield Org(running, description, ca_file)
+    finally:
+        running.stop()

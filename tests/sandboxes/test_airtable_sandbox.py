@@ -114,8 +114,12 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    """A fresh Airtable sandbox per test (250 seeded requests)."""
-    running, description = start_airtable(RECORDS, SEED)
+    """A fresh, kind Airtable sandbox per test (250 seeded requests).
+
+    Kind, because these tests send bursts no real client may send: Airtable's 5 requests a
+    second would answer them 429. The real defaults are tested in test_airtable_real.py.
+    """
+    running, description = start_airtable(RECORDS, SEED, behaviour="kind")
     try:
         yield Sandbox(running, description)
     finally:
@@ -421,7 +425,7 @@ def test_expired_offsets_answer_422_mid_iteration(sandbox: Sandbox) -> None:
     assert sandbox.knob("/airtable/expire-offsets")["expired"] == 1
     answer = refusal(lambda: next(pages))
     assert answer.status_code == 422 and answer.json() == {"error": {"type": "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"}}
-    garbage = sandbox.http.get(sandbox.records_url, params={"offset": "itrNotAnIterator/rec00000000000000"})
+    garbage = sandbox.http.get(sandbox.records_url, params={"offset": "itrNotAnIterator0/rec00000000000000"})
     assert garbage.status_code == 422 and garbage.json()["error"]["type"] == "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
     assert len(sandbox.table.all()) == RECORDS  # restarting from the beginning works
 

@@ -19,6 +19,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import flask
 import pytest
@@ -35,7 +37,7 @@ from sandboxes.seed import (
     iter_seed_requests,
     seed_requests,
 )
-from sandboxes.server import RunningSandbox, serve, start_sandboxes
+from sandboxes.server import RunningSandbox, Sandboxes, serve, start_sandboxes
 from tests.sandboxes.conftest import calls, knob
 
 OK = {"X-Key": "ok"}
@@ -321,6 +323,27 @@ def test_start_sandboxes_describes_jira_and_makes_a_fresh_token_each_start() -> 
             one.airtable  # noqa: B018
     with pytest.raises(ValueError, match="no sandbox for servicenow"):
         start_sandboxes(systems=("jira", "servicenow"))
+
+
+def test_start_sandboxes_takes_the_kind_profile_by_name_for_every_system(tmp_path: Path) -> None:
+    systems = ("jira", "airtable", "salesforce")
+
+    def config(started: Sandboxes, system: str) -> dict[str, Any]:
+        ca = tmp_path / f"{id(started)}.pem"
+        ca.write_text(started.describe()["salesforce"]["ca_pem"])
+        return requests.get(f"{getattr(started, system).url}/_sandbox/config", timeout=10, verify=str(ca)).json()
+
+    with start_sandboxes(records=5, systems=systems) as real, start_sandboxes(records=5, systems=systems,
+                                                                              behaviour="kind") as kind:
+        for system in systems:
+            real_config, kind_config = config(real, system), config(kind, system)
+            assert (real_config["behaviour"], kind_config["behaviour"]) == ("real", "kind")
+            assert set(real_config[system]) == set(kind_config[system]) and real_config[system] != kind_config[system]
+        assert real_config["salesforce"]["exact_batches"] is False and kind_config["salesforce"]["exact_batches"] is True
+    with pytest.raises(ValueError, match="no sandbox behaviour 'gentle'; choose 'real' or 'kind'"):
+        start_sandboxes(records=5, behaviour="gentle")
+    with pytest.raises(ValueError, match="no sandbox behaviour"):
+        make_app("toy", auth=lambda r: True, unauthorized=flask.Response, behaviour="lenient")
 
 
 # -- seed ---------------------------------------------------------------------------
