@@ -44,7 +44,7 @@ from connectors.errors import (
 from connectors.http import trust
 from connectors.paging import iter_pages, restarting
 from connectors.retry import RetryPolicy
-from connectors.throttle import Throttle
+from connectors.throttle import shared
 from connectors.writeback import Pending, calls_for, compare_then_send, write_targets
 from mapping import clock
 
@@ -91,7 +91,7 @@ class AirtableConnector:
         self.fields = sorted({f for f in [*map(field_of, paths), config.modified_field] if f})
         self.targets = write_targets(self.release_field, self.status_field)
         self.typecast = release is not None and release.as_ == "select"  # a missing choice is added
-        self._throttle = Throttle(config.requests_per_second)
+        self._throttle = shared((config.url, config.base), config.requests_per_second)
         self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=self._refusal, policy=policy, throttle=self._throttle)
         # pyairtable annotates the timeout as whole seconds; requests, which receives it, takes floats.
         timeout = (10, config.timeout_seconds)

@@ -43,3 +43,21 @@ class Throttle:
     def hold(self, seconds: float) -> None:
         """Send nothing for ``seconds`` from now (a penalty window); callable inside a slot."""
         self._not_before = max(self._not_before, self._clock() + seconds)
+
+
+_SHARED: dict[tuple[str, ...], Throttle] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared(key: tuple[str, ...], rate: float) -> Throttle:
+    """The one throttle of this process for ``key`` (e.g. an Airtable base), made at ``rate`` on first use.
+
+    The server counts requests per base, not per connector: two runs in one process (a
+    scheduler, a test) one right after the other must share the window, or the second
+    starts as if the base had been quiet and earns a penalty.
+    """
+    with _SHARED_LOCK:
+        found = _SHARED.get((*key, str(rate)))
+        if found is None:
+            found = _SHARED[(*key, str(rate))] = Throttle(rate)
+        return found

@@ -5,6 +5,7 @@ an admin would, so relsync sees those edits exactly as it would in production.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -70,6 +71,18 @@ def jira_new_request(
 def jira_set_priority(client: JIRA, key: str, priority: str) -> None:
     """Change an issue's priority, as a triager would."""
     client.issue(key, fields="priority").update(fields={"priority": {"name": priority}})
+
+
+def jira_wait_until_searchable(client: JIRA, jql: str, *, timeout: float = 30.0) -> None:
+    """Wait until Jira's search finds ``jql``: the search index shows writes a few seconds late.
+
+    Anyone who creates an issue and then searches for it meets the same lag.
+    """
+    deadline = time.monotonic() + timeout
+    while not client.enhanced_search_issues(jql, maxResults=1, fields=["key"], json_result=True).get("issues"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Jira's search did not find {jql!r} within {timeout:g} s")
+        time.sleep(0.5)
 
 
 def jira_grant(description: dict[str, Any], *permissions: str) -> list[str]:

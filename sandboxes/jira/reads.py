@@ -33,6 +33,7 @@ from sandboxes.jira.search import (
     BAD_TOKEN,
     UNBOUNDED,
     TokenError,
+    asks_much,
     bulk_histories,
     changelog_page,
     compile_jql,
@@ -136,7 +137,7 @@ def register_read_routes(app: flask.Flask, state: JiraState) -> None:
                 return search_issue_json(state, issue, root=root_url(), api=api, requested=params["fields"], expand=expand)
 
             page = fill_page((issues[i] for i in ids[offset : offset + size]), render,
-                             budgeted=state.short_pages and not keys_only)
+                             budgeted=state.short_pages and not keys_only and asks_much(params["fields"], expand))
             body: dict[str, Any] = {"issues": page}
             following = offset + len(page)
             if "names" in expand:

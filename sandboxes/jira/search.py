@@ -45,6 +45,21 @@ UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search res
 BAD_TOKEN = "The nextPageToken is invalid or has expired. Restart the search without a nextPageToken."
 SHORT_PAGE_BYTES = 100_000
 """With short pages, the JSON of a page's issues stops growing past this many bytes."""
+MANY_FIELDS = 20
+"""More named fields than this is "a large number of fields": Jira then shortens search pages."""
+COSTLY_EXPANDS = frozenset({"renderedFields", "changelog", "versionedRepresentations", "operations", "editmeta", "transitions"})
+
+
+def asks_much(requested: list[str] | None, expand: set[str]) -> bool:
+    """Whether a search asks for so much that Jira returns fewer issues a page than asked.
+
+    Jira documents that search/jql "may return fewer items per page where a large number
+    of fields or properties are requested": every field (``*all``, or the navigable ones,
+    also the default), more than ``MANY_FIELDS`` named ones, or a costly expansion.
+    """
+    named = [f for f in requested or [] if not f.startswith("-")]
+    return (not named or any(f.startswith("*") for f in named) or len(named) > MANY_FIELDS
+            or bool(COSTLY_EXPANDS & expand))
 _CACHE_SIZE = 32
 
 

@@ -106,9 +106,16 @@ def test_many_fields_make_short_pages_that_are_never_empty(jira: tuple[RunningSa
             weight = sum(len(json.dumps(i, ensure_ascii=False).encode()) for i in page["issues"])
             assert weight <= SHORT_PAGE_BYTES  # the page stops before its issues' JSON passes the budget
     assert [len(p["issues"]) for p in pages_of(client, "project = OPS ORDER BY key", ["summary"])] == [100, 100, 50]
+    # A dozen named fields, with a rich-text description, is not "a large number": full pages.
+    some = ["summary", "description", "issuetype", "status", "priority", "reporter", "assignee", "fixVersions",
+            "components", "updated", "created", "labels"]
+    assert [len(p["issues"]) for p in pages_of(client, "project = OPS ORDER BY key", some)] == [100, 100, 50]
+    many = [*some, *(f"customfield_{10000 + n}" for n in range(9))]  # more than 20 named fields
+    short = pages_of(client, "project = OPS ORDER BY key", many)
+    assert len(short) > 3 and sum(len(p["issues"]) for p in short) == RECORDS
     keys_only = pages_of(client, "project = OPS", ["key"], max_results=5000)
     assert [len(p["issues"]) for p in keys_only] == [RECORDS]  # id or key only: up to 5,000 a page
-    counted["GET /rest/api/3/search/jql"] += 3 + 1
+    counted["GET /rest/api/3/search/jql"] += 3 + 3 + len(short) + 1
     assert calls(running)["calls"] == counted
 
 
