@@ -388,7 +388,8 @@ class JiraConnector:
         statuses = [w for w in writes if w.field == STATUS]
         missing = len(releases - set(self.versions.known())) if releases else 0
         calls = {
-            "check searches": calls_for(len(issues), CHECK_BATCH),
+            "compare reads (bulkfetch)": calls_for(len(issues), CHECK_BATCH),
+            "changelog reads": calls_for(len(issues), CHECK_BATCH),
             "version list": 1 if releases else 0,
             "project read": 1 if missing else 0,
             "version creates": missing,

@@ -305,8 +305,11 @@ class SalesforceConnector:
             return [WriteResult(w, "conflict", message) for w in pending.writes]
         body = sub.get("body")
         errors = body if isinstance(body, list) else []
-        message = "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in errors if isinstance(e, dict))
-        return [WriteResult(w, "failed", f"{pending.record}: {message or f'HTTP {status}'}") for w in pending.writes]
+        message = "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in errors if isinstance(e, dict)) or f"HTTP {status}"
+        if status == 403:
+            message = (f"Salesforce: updating {self.config.object} records needs Edit access to {self.config.object} and "
+                       f"its written fields for the integration user ({message})")
+        return [WriteResult(w, "failed", f"{pending.record}: {message}") for w in pending.writes]
 
     def estimate(self, writes: list[Write]) -> Estimate:
         """The calls ``push(writes)`` would make, and their share of the org's daily API limit."""

@@ -147,35 +147,43 @@ def compare_then_send(
     fields = sorted({targets[w.field] for ws in by_record.values() for w in ws})
     records = list(by_record)
     queued: list[Pending] = []
-    for start in range(0, len(records), read_batch):
-        chunk = records[start : start + read_batch]
-        current = read(chunk, fields)
-        compared: list[WriteResult] = []
-        for rid in chunk:
-            shown = current.get(rid)
-            if shown is None:
-                compared += [WriteResult(w, "failed", gone.format(rid)) for w in by_record[rid]]
-                continue
-            outstanding: list[Write] = []
-            outcomes: list[WriteResult] = []
-            for write in by_record[rid]:
-                target = targets[write.field]
-                done = compare(write, shown.get(target), system, f"{rid} {target}")
-                if done is None:
-                    outstanding.append(write)
-                else:
-                    outcomes.append(done)
-            outstanding = hold_with_conflicts(outcomes, outstanding, system, rid)
-            compared += outcomes
-            if outstanding:
-                queued.append(Pending(rid, outstanding, shown))
-        journal.settled(compared)
-        results += compared
-        while len(queued) >= send_batch:
-            sent(queued[:send_batch])
-            del queued[:send_batch]
+    try:
+        for start in range(0, len(records), read_batch):
+            chunk = records[start : start + read_batch]
+            current = read(chunk, fields)
+            compared: list[WriteResult] = []
+            for rid in chunk:
+                shown = current.get(rid)
+                if shown is None:
+                    compared += [WriteResult(w, "failed", gone.format(rid)) for w in by_record[rid]]
+                    continue
+                outstanding: list[Write] = []
+                outcomes: list[WriteResult] = []
+                for write in by_record[rid]:
+                    target = targets[write.field]
+                    done = compare(write, shown.get(target), system, f"{rid} {target}")
+                    if done is None:
+                        outstanding.append(write)
+                    else:
+                        outcomes.append(done)
+                outstanding = hold_with_conflicts(outcomes, outstanding, system, rid)
+                compared += outcomes
+                if outstanding:
+                    queued.append(Pending(rid, outstanding, shown))
+            journal.settled(compared)
+            results += compared
+            while len(queued) >= send_batch:
+                sent(queued[:send_batch])
+                del queued[:send_batch]
+            verified()
+        if queued:
+            sent(queued)
         verified()
-    if queued:
-        sent(queued)
-    verified()
+    except BaseException:
+        # Stopped midway (a deadline, a breaker, a crash of our own): what went out and was
+        # answered stands as answered, though not yet checked for overwrites.
+        unchecked = [r for _, answered in unverified for r in answered]
+        journal.settled(unchecked)
+        results.extend(unchecked)
+        raise
     return results

@@ -143,7 +143,7 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
         say(f"\n== In Jira: {new_key} created (Highest, Approved); {raised} raised to Highest ==")
         say("   (waiting until Jira's search shows both: its index lags writes by a few seconds)")
         for key in (new_key, raised.split(":", 1)[1]):
-            edits.jira_wait_until_searchable(client, f'key = "{key}" AND priority = "Highest"')
+            edits.jira_wait_for_search(client, f'key = "{key}" AND priority = "Highest"')
 
         second = engine.run(config, env=env)
         say("\n== Second sync ==")

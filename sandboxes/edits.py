@@ -73,16 +73,35 @@ def jira_set_priority(client: JIRA, key: str, priority: str) -> None:
     client.issue(key, fields="priority").update(fields={"priority": {"name": priority}})
 
 
-def jira_wait_until_searchable(client: JIRA, jql: str, *, timeout: float = 30.0) -> None:
-    """Wait until Jira's search finds ``jql``: the search index shows writes a few seconds late.
+def jira_wait_for_search(client: JIRA, jql: str, *, present: bool = True, timeout: float = 30.0) -> None:
+    """Wait until Jira's search finds ``jql`` (or, ``present=False``, no longer finds it).
 
-    Anyone who creates an issue and then searches for it meets the same lag.
+    Jira's search index shows writes a few seconds late; anyone who edits an issue and
+    then searches for it meets the same lag.
     """
     deadline = time.monotonic() + timeout
-    while not client.enhanced_search_issues(jql, maxResults=1, fields=["key"], json_result=True).get("issues"):
+    while bool(client.enhanced_search_issues(jql, maxResults=1, fields=["key"], json_result=True).get("issues")) != present:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"Jira's search did not find {jql!r} within {timeout:g} s")
-        time.sleep(0.5)
+            raise TimeoutError(f"Jira's search still {'misses' if present else 'finds'} {jql!r} after {timeout:g} s")
+        time.sleep(0.25)
+
+
+def jira_wait_until_indexed(client: JIRA, *keys: str, timeout: float = 30.0) -> None:
+    """Wait until Jira's search shows each issue as Get issue shows it now (its ``updated``).
+
+    Search lags writes by a few seconds; anyone who edits an issue and then searches
+    meets the same lag.
+    """
+    for key in keys:
+        current = client.issue(key, fields="updated").fields.updated
+        deadline = time.monotonic() + timeout
+        while True:
+            found = client.enhanced_search_issues(f'key = "{key}"', maxResults=1, fields=["updated"], json_result=True)["issues"]
+            if found and found[0]["fields"]["updated"] == current:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Jira's search still shows {key} as it was before {current} after {timeout:g} s")
+            time.sleep(0.25)
 
 
 def jira_grant(description: dict[str, Any], *permissions: str) -> list[str]:

@@ -23,7 +23,7 @@ from tests.sync.test_airtable_sync import LIST, META, AirtableWorld, lists, only
 def renamed_world(tmp_path: Path) -> Iterator[AirtableWorld]:
     """40 seeded change requests; the Releases table's primary field is "Release", not "Name"."""
     token = f"pat{secrets.token_urlsafe(10)}.{secrets.token_hex(32)}"
-    app = create_airtable_app(records=40, seed=11, token=token, releases_primary="Release")
+    app = create_airtable_app(records=40, seed=11, token=token, releases_primary="Release", behaviour="kind")
     running = serve(app)
     try:
         description = {"airtable": {"url": running.url, "env": {"RELSYNC_AIRTABLE_TOKEN": token}, "base": state_of(app).base_id,

@@ -102,6 +102,7 @@ def test_plan_then_sync_on_all_three_systems(tmp_path):
         key = victim["request"].split(":", 1)[1]
         edits.jira_move_to(client, key, "Approved")  # the workflow rejects from Approved, not from Scheduled
         edits.jira_move_to(client, key, "Rejected")
+        edits.jira_wait_for_search(client, f'key = "{key}" AND status = "Rejected"')  # Jira's index lags writes
         again = runner.invoke(main, ["sync", "--json", "--config", str(path)], env=env, catch_exceptions=False)
         assert again.exit_code == 0, again.output
         db = open_store(load_config(path).store)

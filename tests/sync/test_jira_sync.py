@@ -41,12 +41,14 @@ def test_first_sync_pulls_every_request_over_several_pages(world):
     assert report.pulled["jira"]["pages"] == 3
     stored = rows(world, "select count(*) as n from change_requests where source = 'jira'")
     assert stored[0]["n"] == 250
-    pulled_searches = 3
     written = report.pushed["jira"]["written"]
     calls = world.calls()
-    # The pull costs ceil(250/100) searches; the push adds one check search per 100 issues.
+    # The pull costs ceil(250/100) searches; the push reads the issue store (bulkfetch) once
+    # per 100 issues before writing them, and their changelog once after.
     written_issues = len(rows(world, "select distinct request from outbox where state = 'done'"))
-    assert search_calls(calls) == pulled_searches + math.ceil(written_issues / 100)
+    assert search_calls(calls) == 3
+    assert calls["POST /rest/api/3/issue/bulkfetch"] == math.ceil(written_issues / 100)
+    assert calls["POST /rest/api/3/changelog/bulkfetch"] == math.ceil(written_issues / 100)
     assert setup_calls(calls) <= 2
     assert written > 0
 
@@ -97,6 +99,8 @@ def test_edits_in_jira_are_pulled_and_audited_on_the_next_run(world):
     keys = [f"OPS-{n}" for n in (3, 17, 40, 99, 201)]
     for key in keys:
         client.issue(key, fields="summary").update(fields={"summary": f"Edited: {key} needs a new picklist value"})
+    for key in keys:  # as anyone would, wait until Jira's search shows the edits
+        edits.jira_wait_for_search(client, f'key = "{key}" AND summary ~ "Edited"')
     world.reset_calls()
 
     report = engine.run(world.config, env=world.env)
@@ -212,7 +216,11 @@ def test_an_issue_deleted_in_jira_is_marked_deleted_when_reconcile_is_due(world,
     path.write_text(yaml.safe_dump(data))
     config = load_config(path)
     engine.run(config, env=world.env)  # first run: nothing known before it, no listing
-    edits.jira_client(world.description).issue("OPS-7").delete()
+    client = edits.jira_client(world.description)
+    client.issue("OPS-7").delete()
+    listed = lambda: {i["key"] for i in client.enhanced_search_issues("project = OPS", maxResults=5000, fields=["key"],  # noqa: E731
+                                                                      json_result=True)["issues"]}
+    wait_for(lambda: "OPS-7" not in listed(), "Jira's search without OPS-7")
     world.reset_calls()
 
     report = engine.run(config, env=world.env)
@@ -236,6 +244,7 @@ def test_a_person_moving_a_request_to_another_release_in_jira_is_kept_as_a_pin(w
     key = first["request"].split(":", 1)[1]
     client = edits.jira_client(world.description)
     client.issue(key, fields="fixVersions").update(fields={"fixVersions": [{"name": last["name"]}]})
+    edits.jira_wait_for_search(client, f'key = "{key}" AND fixVersion = "{last["name"]}"')
 
     report = engine.run(world.config, env=world.env)
 
@@ -286,7 +295,8 @@ def test_an_edit_between_the_read_and_the_write_is_put_back_not_overwritten(smal
     assert "changed in Jira to '2026.11' between relsync's read and its write" in row["last_error"]
     assert "their value was put back" in row["last_error"]
     assert any("their value was put back" in m for m in report.messages)
-    # The next run pulls the person's value as theirs.
+    # The next run, once Jira's search shows it, pulls the person's value as theirs.
+    edits.jira_wait_for_search(client, f'key = "{key}" AND fixVersion = "2026.11"')
     engine.run(world.config, env=world.env)
     pulled = rows(world, "select actor, new from audit where request = ? and field = 'release' and origin = 'pulled'", [victim])
     assert pulled[-1] == {"actor": "jira", "new": '"2026.11"'}

@@ -71,6 +71,7 @@ def test_release_testing_phase_moves_requests_through_the_jira_workflow(small_wo
     client = edits.jira_client(world.description)
     started = members[0].split(":", 1)[1]
     edits.jira_move_to(client, started, "In Progress")
+    edits.jira_wait_for_search(client, f'key = "{started}" AND status = "In Progress"')  # Jira's index lags writes
     during_testing = dt.datetime.fromisoformat(testing_at.replace("Z", "+00:00")) + dt.timedelta(hours=1)
 
     report = engine.run(config, env=world.env, now=during_testing)

@@ -212,7 +212,7 @@ def make_org(authority, tmp_path: Path) -> Iterator[Any]:
 
 def test_a_salesforce_write_refused_for_permission_fails_those_writes_not_the_run(make_org):
     org = make_org(450)
-    org.fault(method="PATCH", path="/services/data/v59.0/composite/sobjects", status=403, times=100,
+    org.fault(method="POST", path="/services/data/v59.0/composite", status=403, times=100,
               body=[{"errorCode": "INSUFFICIENT_ACCESS", "message": "insufficient access rights on object id"}])
 
     report = org.run()
@@ -223,7 +223,7 @@ def test_a_salesforce_write_refused_for_permission_fails_those_writes_not_the_ru
     assert rows[0]["last_error"].startswith("Salesforce: updating Case records needs Edit access to Case and its written "
                                             "fields for the integration user (INSUFFICIENT_ACCESS: insufficient access")
     written = org.one("select count(distinct request) from outbox")
-    assert org.calls()[salesforce_sync.COMPOSITE] == math.ceil(written / 200)
+    assert org.calls()[salesforce_sync.COMPOSITE] == math.ceil(written / 25)
 
 
 def test_check_online_reports_what_salesforce_describe_says_the_user_may_update(make_org):
