@@ -53,6 +53,8 @@ class WriteResult:
     outcome: str
     message: str | None = None
     current: Any = None
+    version: str | None = None
+    """The record's version (as its pulls report it) once this write landed, when the source tells."""
 
 
 class Journal(Protocol):

@@ -13,6 +13,7 @@ the read and the write (see connectors.jira_history); such an edit is put back.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +35,7 @@ from connectors.errors import (
     jira_refusal,
 )
 from connectors.http import trust
-from connectors.jira_history import FIELD_IDS, Overwritten, overwritten, since
+from connectors.jira_history import FIELD_IDS, Overwritten, entry_of, overwritten, since
 from connectors.jira_versions import ProjectVersions, VersionRefused
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
@@ -250,7 +251,7 @@ class JiraConnector:
         return push_until_stopped(writes, journal, lambda recording: compare_then_send(
             writes, system="Jira", targets=TARGETS, read=self._current, read_batch=CHECK_BATCH,
             send=self._send, send_batch=1, gone="issue {} no longer exists or is not visible",
-            record=record_of, journal=recording, verify=self._verify,
+            record=record_of, journal=recording, verify=self._verify, version_of=lambda shown: shown.get("updated"),
         ))
 
     def _post(self, resource: str, body: dict[str, Any]) -> Any:
@@ -290,7 +291,12 @@ class JiraConnector:
                 continue
             entries = since(histories.get(str(seen.get("id")), []), seen.get("updated"))
             found = overwritten(result.write.field, result.write.value, result.write.base, entries)
-            checked.append(result if found is None else self._put_back(record_of(result.write), result.write, found, seen))
+            if found is not None:
+                checked.append(self._put_back(record_of(result.write), result.write, found, seen))
+                continue
+            # The issue's ``updated`` once this write landed: a lagging search showing it older is old news.
+            ours = entry_of(result.write.field, result.write.value, entries)
+            checked.append(dataclasses.replace(result, version=ours["created"]) if ours else result)
         return checked
 
     def _put_back(self, key: str, write: Write, found: Overwritten, seen: Shown) -> WriteResult:

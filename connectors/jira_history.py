@@ -46,19 +46,26 @@ def _is_ours(field: str, value: Any, items: list[dict[str, Any]]) -> bool:
     return value in added if value is not None else not added
 
 
+def entry_of(field: str, value: Any, histories: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last history entry in which ``field`` became ``value``: relsync's write of it."""
+    field_id = FIELD_IDS[field]
+    for history in reversed(histories):
+        items = _items(history, field_id)
+        if items and _is_ours(field, value, items):
+            return history
+    return None
+
+
 def overwritten(field: str, value: Any, base: Any, histories: list[dict[str, Any]]) -> Overwritten | None:
     """The edit relsync's write of ``value`` replaced, when it was not ``base`` (what the compare read showed).
 
     ``histories`` are the issue's entries since the compare read, oldest first. None: the
     write replaced ``base`` as expected, or left no entry to judge by.
     """
-    field_id = FIELD_IDS[field]
-    for history in reversed(histories):
-        items = _items(history, field_id)
-        if items and _is_ours(field, value, items):
-            break
-    else:
+    entry = entry_of(field, value, histories)
+    if entry is None:
         return None
+    items = _items(entry, FIELD_IDS[field])
     if field == "status":
         before = items[0].get("fromString")
         return None if before == base else Overwritten(before, (before,) if before else ())

@@ -6,6 +6,7 @@ a batch differ by vendor, and those come in as callables. The engine's ``release
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,7 @@ def compare_then_send(
     record: Callable[[Write], str] = by_native_id,
     journal: Journal | None = None,
     verify: Verify | None = None,
+    version_of: Callable[[Shown], str | None] | None = None,
 ) -> list[WriteResult]:
     """Push ``writes``: one result per write, whatever the source refuses.
 
@@ -116,6 +118,8 @@ def compare_then_send(
     write to its record (see ``hold_with_conflicts``). ``journal`` hears each batch
     before it leaves and every outcome as soon as it is known. With ``verify``, what
     one read's worth of records was sent is checked after it went out, before it counts.
+    ``version_of`` reads a record's version from what it shows, so a value found already
+    set is known to be there as of that version.
     """
     journal = journal or _Silent()
     results: list[WriteResult] = []
@@ -162,6 +166,8 @@ def compare_then_send(
                 for write in by_record[rid]:
                     target = targets[write.field]
                     done = compare(write, shown.get(target), system, f"{rid} {target}")
+                    if done is not None and done.outcome == "ok" and version_of is not None:
+                        done = dataclasses.replace(done, version=version_of(shown))
                     if done is None:
                         outstanding.append(write)
                     else:

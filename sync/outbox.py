@@ -234,7 +234,7 @@ class OutboxJournal:
         )
         if state == "done":
             self.counts.written += 1
-            _record_written(self.db, row["request"], write, self.mapping)
+            _record_written(self.db, row["request"], write, self.mapping, result.version)
             return [_event(self.now, self.run_id, row, write.base, write.value)]
         if state == "conflict":
             self.counts.conflicts += 1
@@ -276,13 +276,18 @@ def send(
     return journal.finish(push(writes, journal))
 
 
-def _record_written(db: sqlite_utils.Database, key: str, write: Write, mapping: SourceMapping) -> None:
+def _record_written(db: sqlite_utils.Database, key: str, write: Write, mapping: SourceMapping, version: str | None = None) -> None:
+    """What the source shows once ``write`` landed; with the record's version then, when the source told it."""
     if write.field == RELEASE:
         db.table("change_requests").update(key, {"release": write.value})
     elif write.field == STATUS:
         db.table("change_requests").update(
             key, {"source_status": write.value, "status": mapping.status_from_source(write.value)}
         )
+    if version is not None:
+        stored = db.execute("select source_version from change_requests where key = ?", [key]).fetchone()
+        if stored is None or stored[0] is None or clock.parse(version) > clock.parse(stored[0]):
+            db.table("change_requests").update(key, {"source_version": version})
 
 
 def _event(now: str, run_id: int, row: dict[str, Any], old: Any, new: Any) -> AuditEvent:
