@@ -72,6 +72,25 @@ def hold_with_conflicts(outcomes: list[WriteResult], outstanding: list[Write], s
     return []
 
 
+def compare_record(
+    rid: str, writes: list[Write], shown: Shown, targets: Mapping[str, str], system: str,
+    version_of: Callable[[Shown], str | None] | None = None,
+) -> tuple[list[WriteResult], list[Write]]:
+    """One record's writes against what it shows: the outcomes known now, and the writes still to send."""
+    outcomes: list[WriteResult] = []
+    outstanding: list[Write] = []
+    for write in writes:
+        target = targets[write.field]
+        done = compare(write, shown.get(target), system, f"{rid} {target}")
+        if done is None:
+            outstanding.append(write)
+        elif done.outcome == "ok" and version_of is not None:
+            outcomes.append(dataclasses.replace(done, version=version_of(shown)))
+        else:
+            outcomes.append(done)
+    return outcomes, hold_with_conflicts(outcomes, outstanding, system, rid)
+
+
 class _Silent:
     """A journal that keeps nothing (pushes whose caller records the results itself)."""
 
@@ -161,18 +180,7 @@ def compare_then_send(
                 if shown is None:
                     compared += [WriteResult(w, "failed", gone.format(rid)) for w in by_record[rid]]
                     continue
-                outstanding: list[Write] = []
-                outcomes: list[WriteResult] = []
-                for write in by_record[rid]:
-                    target = targets[write.field]
-                    done = compare(write, shown.get(target), system, f"{rid} {target}")
-                    if done is not None and done.outcome == "ok" and version_of is not None:
-                        done = dataclasses.replace(done, version=version_of(shown))
-                    if done is None:
-                        outstanding.append(write)
-                    else:
-                        outcomes.append(done)
-                outstanding = hold_with_conflicts(outcomes, outstanding, system, rid)
+                outcomes, outstanding = compare_record(rid, by_record[rid], shown, targets, system, version_of)
                 compared += outcomes
                 if outstanding:
                     queued.append(Pending(rid, outstanding, shown))

@@ -88,6 +88,9 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     # Jira: ceil(N/100) pull searches + 2 setup calls (serverInfo, field list).
     assert first["pulled"]["jira"]["pages"] == math.ceil(RECORDS / 100)
     assert count(calls["jira"], "/serverInfo", "/field") == 2
+    # The push reads the issue store (bulkfetch) before, and the changelog after, each 100 issues it edits.
+    edited = count(calls["jira"], "PUT /rest/api/3/issue/")
+    assert count(calls["jira"], "issue/bulkfetch") == count(calls["jira"], "changelog/bulkfetch") == math.ceil(edited / 100)
     # Airtable: ceil(N/100) list calls and no setup call; writes ceil(k/10) PATCHes.
     airtable_lists = count(calls["airtable"], "GET /v0/")
     airtable_records = first["pushed"]["airtable"]["written"] // 2  # release + status per record
@@ -117,6 +120,7 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     assert len(approved) == 5
     for issue in approved:
         edits.jira_set_priority(client, issue.key, "Highest")
+    edits.jira_wait_until_indexed(client, *(issue.key for issue in approved))  # Jira's search lags writes
     counters.take()
     after = sync(config, env)
     calls = counters.take()

@@ -296,7 +296,7 @@ def test_an_edit_between_the_read_and_the_write_is_put_back_not_overwritten(smal
     assert "their value was put back" in row["last_error"]
     assert any("their value was put back" in m for m in report.messages)
     # The next run, once Jira's search shows it, pulls the person's value as theirs.
-    edits.jira_wait_for_search(client, f'key = "{key}" AND fixVersion = "2026.11"')
+    edits.jira_wait_until_indexed(client, key)
     engine.run(world.config, env=world.env)
     pulled = rows(world, "select actor, new from audit where request = ? and field = 'release' and origin = 'pulled'", [victim])
     assert pulled[-1] == {"actor": "jira", "new": '"2026.11"'}
