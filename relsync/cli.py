@@ -124,8 +124,10 @@ def check(config_path: Path, online: bool, as_json: bool) -> None:
     permissions = {source: [dataclasses.asdict(p) for p in found.permissions] for source, found in checks.items()}
     data = {"valid": True, "online": online, "problems": problems, "warnings": warnings, "permissions": permissions}
     emit(data, as_json, "\n".join(lines))
-    if any(problems.values()):
+    if any(problems[source] for source, found in checks.items() if found.reached):
         sys.exit(engine.EXIT_CONFIG)
+    if any(not found.reached for found in checks.values()):
+        sys.exit(engine.EXIT_PARTIAL)  # as sync: a source that cannot be reached fails alone
 
 
 @main.command()

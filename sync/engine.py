@@ -23,7 +23,7 @@ from config.schema import AirtableSource, Config, JiraSource, SalesforceSource
 from config.schema import Source as SourceConfig
 from connectors import airtable, jira, salesforce
 from connectors.base import Connector, Page, ReadSecret, SourceCheck
-from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, SourceConfigError
+from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, SourceConfigError, Unreachable
 from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
@@ -372,6 +372,8 @@ def check_online(config: Config, env: Mapping[str, str] | None = None) -> dict[s
         statuses = sorted(set((spec.fields.status.map or {}).keys()) | set(spec.write.status.values()))
         try:
             found[name] = source.connector.check(statuses)
+        except Unreachable as error:
+            found[name] = SourceCheck([error.message], reached=False)
         except ConnectorError as error:
             found[name] = SourceCheck([error.message])
     return found
