@@ -28,8 +28,9 @@ from sync import engine
 from sync.audit import Anchor, AnchorError
 from sync.lock import LockedError, RunLock
 from sync.manual import ManualError
+from sync.store import StoreMissing, store_problem
 
-NOT_FOUND = (ManualError, UnknownReleaseError, UnknownTrainError)
+NOT_FOUND = (ManualError, UnknownReleaseError, UnknownTrainError, StoreMissing)
 """A release, request or train the user named does not exist (or the action cannot be done)."""
 
 CONFIG_OPTION = click.option(
@@ -113,18 +114,22 @@ def sync(config_path: Path, as_json: bool) -> None:
 def check(config_path: Path, online: bool, as_json: bool) -> None:
     """Validate the configuration file (and, with --online, the live systems and the permissions relsync needs there)."""
     config = load_config(config_path)
+    store = store_problem(config.store)
     checks = engine.check_online(config) if online else {}
     problems = {source: found.all_problems() for source, found in checks.items()}
     warnings = {source: found.warnings() for source, found in checks.items()}
     lines = [f"{config_path}: configuration is valid ({len(config.sources)} sources, {len(config.trains)} trains)"]
+    if store is not None:
+        lines = [f"{config_path}: store: {store}"]
     for source, found in checks.items():
         lines += [f"{source}: {p.line()}" for p in found.permissions if p.granted is not False]
         lines += [f"{source}: warning: {warning}" for warning in warnings[source]]
         lines += [f"{source}: {problem}" for problem in problems[source]] or [f"{source}: online check passed"]
     permissions = {source: [dataclasses.asdict(p) for p in found.permissions] for source, found in checks.items()}
-    data = {"valid": True, "online": online, "problems": problems, "warnings": warnings, "permissions": permissions}
+    data = {"valid": store is None, "online": online, "problems": problems | ({"store": [store]} if store else {}),
+            "warnings": warnings, "permissions": permissions}
     emit(data, as_json, "\n".join(lines))
-    if any(problems[source] for source, found in checks.items() if found.reached):
+    if store is not None or any(problems[source] for source, found in checks.items() if found.reached):
         sys.exit(engine.EXIT_CONFIG)
     if any(not found.reached for found in checks.values()):
         sys.exit(engine.EXIT_PARTIAL)  # as sync: a source that cannot be reached fails alone
@@ -242,7 +247,7 @@ def store_of(config_path: Path, *, locked: bool = False) -> Iterator[Any]:
 
     config = load_config(config_path)
     with RunLock(config.store) if locked else contextlib.nullcontext():
-        db = open_store(config.store)
+        db = open_store(config.store, create=False)
         try:
             yield db
         finally:
@@ -335,7 +340,10 @@ def plan_command(config_path: Path, as_json: bool) -> None:
     """Dry run: what the next sync would change and write, and what it would cost. Writes nothing."""
     from sync.dryrun import dry_run
 
-    result = dry_run(load_config(config_path))
+    config = load_config(config_path)
+    if (problem := store_problem(config.store)) is not None:
+        raise ConfigFailure(f"store: {problem}")
+    result = dry_run(config)
     emit(result.as_dict(), as_json, views.dry_run_text(result.as_dict()))
 
 

@@ -13,7 +13,7 @@ from sync.store import open_store
 
 def status(config: Config) -> dict[str, Any]:
     """Counts, the release plan, open write-backs, quarantined records and the last runs."""
-    db = open_store(config.store)
+    db = open_store(config.store, create=False)
     try:
         by_status = {
             row["status"]: row["n"]
@@ -147,7 +147,7 @@ def dry_run_text(data: dict[str, Any]) -> str:
 
 def history(config: Config, key: str) -> list[dict[str, Any]]:
     """The audit events of one request, oldest first."""
-    db = open_store(config.store)
+    db = open_store(config.store, create=False)
     try:
         return request_history(db, key)
     finally:
@@ -179,7 +179,7 @@ def _short(value: Any, width: int = 90) -> str:
 
 def verify(config: Config, anchor: Anchor | None = None) -> dict[str, Any]:
     """The audit chain check as a dict; ``head`` is the last good row as ``N:HASH``, to keep elsewhere."""
-    db = open_store(config.store)
+    db = open_store(config.store, create=False)
     try:
         report = verify_chain(db, anchor)
         return {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id, "reason": report.reason,

@@ -29,7 +29,7 @@ from mapping import clock
 from mapping.fields import MappingError, SourceMapping
 from sync import ingest, outbox, quarantine, schedule
 from sync.lock import LockedError, RunLock
-from sync.store import finish_run, get_watermark, open_store, start_run
+from sync.store import finish_run, get_watermark, open_store, start_run, store_problem
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
@@ -302,6 +302,9 @@ def run(
     pulls stop between pages, pushes between batches, and what is left is kept for
     the next run. ``policy`` sets the retries' waits and sleep (tests make them short).
     """
+    problem = store_problem(config.store)
+    if problem is not None:
+        return RunReport(None, "config_error", EXIT_CONFIG, messages=[f"store: {problem}"])
     lock = RunLock(config.store)
     try:
         lock.acquire()

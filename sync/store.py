@@ -311,13 +311,37 @@ def _private_file(path: Path) -> None:
             sidecar.chmod(0o600)
 
 
-def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000) -> sqlite_utils.Database:
-    """Open (creating if needed) the store at ``path``, migrated to the current schema.
+class StoreMissing(LookupError):
+    """A command that only reads the store found none at the configured path."""
+
+
+def store_problem(path: str | Path) -> str | None:
+    """Why relsync could not keep its store at ``path`` (a missing folder, no permission), or None."""
+    if str(path) == ":memory:":
+        return None
+    store = Path(path)
+    if not store.parent.is_dir():
+        return f"the folder {store.parent} does not exist: create it, or point `store` elsewhere"
+    if store.is_dir():
+        return f"{store} is a folder; `store` names the SQLite file inside one"
+    writable = store if store.exists() else store.parent
+    if not os.access(writable, os.W_OK):
+        return f"relsync cannot write to {writable} (permission denied)"
+    return None
+
+
+def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000, create: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed, unless ``create`` is False) the store at ``path``, migrated to the current schema.
+
+    Commands that only read (status, audit, release plans) pass ``create=False``: a
+    mistyped path is then an error naming it, not an empty store that says "none".
 
     The file is mode 0600, in WAL mode, with foreign keys enforced and a busy timeout
     so that a reader (``relsync audit``) and a sync run wait for each other instead of
     failing. ``":memory:"`` gives a throwaway in-memory store (tests).
     """
+    if str(path) != ":memory:" and not create and not Path(path).exists():
+        raise StoreMissing(f"no store at {path} (the config's `store`): check the path, or run `relsync sync` to create it")
     if str(path) == ":memory:":
         db = sqlite_utils.Database(memory=True)
     else:
