@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,9 +119,13 @@ def check(config_path: Path, online: bool, as_json: bool) -> None:
     checks = engine.check_online(config) if online else {}
     problems = {source: found.all_problems() for source, found in checks.items()}
     warnings = {source: found.warnings() for source, found in checks.items()}
+    for source, unset in unset_secrets(config).items():
+        warnings[source] = unset + warnings.get(source, [])
     lines = [f"{config_path}: configuration is valid ({len(config.sources)} sources, {len(config.trains)} trains)"]
     if store is not None:
         lines = [f"{config_path}: store: {store}"]
+    if not online:
+        lines += [f"{source}: warning: {warning}" for source, found in warnings.items() for warning in found]
     for source, found in checks.items():
         lines += [f"{source}: {p.line()}" for p in found.permissions if p.granted is not False]
         lines += [f"{source}: warning: {warning}" for warning in warnings[source]]
@@ -133,6 +138,17 @@ def check(config_path: Path, online: bool, as_json: bool) -> None:
         sys.exit(engine.EXIT_CONFIG)
     if any(not found.reached for found in checks.values()):
         sys.exit(engine.EXIT_PARTIAL)  # as sync: a source that cannot be reached fails alone
+
+
+def unset_secrets(config: Any) -> dict[str, list[str]]:
+    """Per source, the auth environment variables that are not set here (sync would stop that source)."""
+    unset: dict[str, list[str]] = {}
+    for name, spec in config.sources.items():
+        for key, env_name in spec.auth.model_dump().items():
+            if key.endswith("_env") and isinstance(env_name, str) and not os.environ.get(env_name, "").strip():
+                unset.setdefault(name, []).append(
+                    f"sources.{name}.auth.{key}: environment variable {env_name} is not set here; sync would stop {name}")
+    return unset
 
 
 @main.command()

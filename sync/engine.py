@@ -111,11 +111,14 @@ class Source:
     mapping: SourceMapping
 
 
-def build_sources(config: Config, env: Mapping[str, str] | None = None, *, policy: RetryPolicy | None = None) -> dict[str, Source]:
+def build_sources(config: Config, env: Mapping[str, str] | None = None, *, policy: RetryPolicy | None = None,
+                  broken: dict[str, BaseException] | None = None) -> dict[str, Source]:
     """Connectors and mappings for every configured source; secrets read from the environment.
 
     Each connector retries under ``policy`` (its waits, sleep and the run's deadline),
     with its own breaker after ``stop_after_server_errors`` server errors in a row.
+    With ``broken``, a source that cannot be built (a missing secret) is left out and its
+    error kept there, so it stops alone; without, the error is raised.
     """
     base = policy or RetryPolicy()
     sources: dict[str, Source] = {}
@@ -127,7 +130,12 @@ def build_sources(config: Config, env: Mapping[str, str] | None = None, *, polic
             return secret(env_name, f"{_path}.auth.{key}", env)
 
         own = dataclasses.replace(base, breaker_after=spec.stop_after_server_errors)
-        sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret, own), mapping)
+        try:
+            sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret, own), mapping)
+        except CONFIG_ERRORS as error:
+            if broken is None:
+                raise
+            broken[name] = error
     return sources
 
 
@@ -319,8 +327,12 @@ def run(
         deadline = Deadline(config.max_run_seconds, timer)
         try:
             policy = dataclasses.replace(policy or RetryPolicy(), deadline=deadline)
-            sources = build_sources(config, env if env is not None else os.environ, policy=policy)
+            unbuilt: dict[str, BaseException] = {}
+            sources = build_sources(config, env if env is not None else os.environ, policy=policy, broken=unbuilt)
             pulled = pull_sources(db, sources, run_id=run_id, progress=progress, deadline=deadline)
+            for unbuilt_name, unbuilt_error in unbuilt.items():  # a missing secret stops its source alone
+                pulled.failures[unbuilt_name] = unbuilt_error
+                pulled.counts[unbuilt_name] = ingest.PullCounts()
             report.pulled = {name: asdict(c) for name, c in pulled.counts.items()}
             report.planned = asdict(plan(db, config, run_id=run_id, now=now or clock.now()))
             # A source whose pull failed is not written to: its view may be stale, and a
