@@ -58,6 +58,12 @@ class ConfigFailure(Failure):
     exit_code = engine.EXIT_CONFIG
 
 
+class NotFoundFailure(Failure):
+    """A release, request or store named on the command line does not exist (exit 5)."""
+
+    exit_code = engine.EXIT_NOT_FOUND
+
+
 class LockedFailure(Failure):
     """Another run holds the store's lock (exit 3)."""
 
@@ -76,7 +82,7 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except LockedError as error:
             raise LockedFailure(str(error)) from None
         except NOT_FOUND as error:
-            raise Failure(str(error)) from None
+            raise NotFoundFailure(str(error)) from None
         except ConnectorError as error:
             raise Failure(str(error)) from None
 
@@ -102,7 +108,7 @@ def sync(config_path: Path, as_json: bool) -> None:
     """Pull, plan and write back once (what cron runs)."""
     config = load_config(config_path)
     progress = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() and not as_json else None
-    report = engine.run(config, progress=progress)
+    report = engine.run(config, progress=progress, handle_signals=True)
     emit(report.as_dict(), as_json, report.summary())
     sys.exit(report.exit_code)
 

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +32,8 @@ from sync import ingest, outbox, quarantine, schedule
 from sync.lock import LockedError, RunLock
 from sync.store import finish_run, get_watermark, open_store, start_run, store_problem
 
-EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
+"""The exit codes every command uses (the README's table is tested against these)."""
 CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
 
 
@@ -277,12 +279,29 @@ def _left_for_next_run(db: sqlite_utils.Database, deadline: Deadline, pulled: Pu
         left = [f"pulls of {', '.join(cut)} (each continues from its last stored page)"] if cut else []
         if waiting:
             left.append(f"{sum(waiting.values())} write-backs ({', '.join(f'{n} {k}' for k, n in waiting.items())})")
-        lines.append(f"run deadline of {deadline.seconds:g} s (max_run_seconds) reached; left for the next run: "
-                     f"{'; '.join(left) or 'nothing'}")
+        why = (f"interrupted ({deadline.interrupted_by}) at a safe point" if deadline.interrupted_by
+               else f"run deadline of {deadline.seconds:g} s (max_run_seconds) reached")
+        lines.append(f"{why}; left for the next run: {'; '.join(left) or 'nothing'}")
     for name, counts in pushed.items():
         if isinstance(stop := sources[name].connector.stopped(), CircuitOpen):
             lines.append(f"{name}: {stop.message} ({counts.pending} write-backs)")
     return lines
+
+
+def _stop_on_signals(deadline: Deadline) -> dict[int, Any]:
+    """Make SIGINT and SIGTERM interrupt ``deadline`` (a second one stops at once); the handlers replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {}
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if deadline.interrupted_by:
+            raise KeyboardInterrupt  # asked twice: stop now; the write-ahead outbox keeps the truth
+        deadline.interrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, interrupt)
+    return previous
 
 
 def _close_abandoned_runs(db: sqlite_utils.Database) -> None:
@@ -303,8 +322,13 @@ def run(
     progress: Callable[[str], None] | None = None,
     policy: RetryPolicy | None = None,
     timer: Callable[[], float] = time.monotonic,
+    handle_signals: bool = False,
 ) -> RunReport:
     """One unattended sync run. Never raises for API or data problems: see the report.
+
+    With ``handle_signals`` (the command line), SIGINT and SIGTERM stop the run at its
+    next safe point, as the deadline does: what it has is stored, the run is recorded
+    ``interrupted`` and exits 4. A second signal stops at once.
 
     The run ends cleanly once ``config.max_run_seconds`` have passed on ``timer``:
     pulls stop between pages, pushes between batches, and what is left is kept for
@@ -325,6 +349,7 @@ def run(
         report = RunReport(run_id, "running", EXIT_OK)
         sources: dict[str, Source] = {}
         deadline = Deadline(config.max_run_seconds, timer)
+        restore = _stop_on_signals(deadline) if handle_signals else {}
         try:
             policy = dataclasses.replace(policy or RetryPolicy(), deadline=deadline)
             unbuilt: dict[str, BaseException] = {}
@@ -348,7 +373,9 @@ def run(
             report.messages += [m for c in pushed.values() for m in c.messages]
             report.messages += _left_for_next_run(db, deadline, pulled, pushed, sources)
             cut_short = [e for e in pulled.failures.values() if not isinstance(e, DeadlineReached)]
-            if any(isinstance(e, CONFIG_ERRORS) for e in cut_short):
+            if deadline.interrupted_by:
+                report.status, report.exit_code = "interrupted", EXIT_INTERRUPTED
+            elif any(isinstance(e, CONFIG_ERRORS) for e in cut_short):
                 report.status, report.exit_code = "config_error", EXIT_CONFIG
             elif cut_short:
                 report.status, report.exit_code = "failed", EXIT_PARTIAL
@@ -373,6 +400,8 @@ def run(
                 api_calls=report.api_calls,
                 message="\n".join(report.messages) or None,
             )
+            for signum, previous in restore.items():
+                signal.signal(signum, previous)
     finally:
         db.close()
         lock.release()

@@ -25,7 +25,8 @@ superseded: the plan changed before the write went out; the row stays as a recor
 _OUTBOX_STATES_0001 = ("pending", "done", "conflict", "failed")  # what migration 0001 allowed
 _OUTBOX_STATES_0003 = (*_OUTBOX_STATES_0001, "superseded")  # what migration 0003 allowed
 ORIGINS: tuple[str, ...] = ("pulled", "planned", "pushed", "manual")
-RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error")
+RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error", "interrupted")
+_RUN_STATUSES_0001 = RUN_STATUSES[:-1]  # what migration 0001 allowed
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first audit row."""
 
@@ -160,7 +161,7 @@ def _initial(db: sqlite_utils.Database) -> None:
             id integer primary key,
             started_at text not null,
             ended_at text,
-            status text not null {_check("status", RUN_STATUSES)},
+            status text not null {_check("status", _RUN_STATUSES_0001)},
             exit_code integer,
             counts text,
             api_calls text,
@@ -291,6 +292,28 @@ def _quarantine(db: sqlite_utils.Database) -> None:
             record text not null
         );
         create unique index quarantine_source_native_id on quarantine (source, native_id);
+        """
+    )
+
+
+@MIGRATIONS(name="0007_run_interrupted")
+def _run_interrupted(db: sqlite_utils.Database) -> None:
+    # A run stopped by SIGINT/SIGTERM at a safe point is recorded as 'interrupted'.
+    db.executescript(
+        f"""
+        create table runs_new (
+            id integer primary key,
+            started_at text not null,
+            ended_at text,
+            status text not null {_check("status", RUN_STATUSES)},
+            exit_code integer,
+            counts text,
+            api_calls text,
+            message text
+        );
+        insert into runs_new select id, started_at, ended_at, status, exit_code, counts, api_calls, message from runs;
+        drop table runs;
+        alter table runs_new rename to runs;
         """
     )
 
