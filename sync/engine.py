@@ -86,6 +86,8 @@ class RunReport:
 
     def summary(self) -> str:
         """One line for logs and cron mail."""
+        if self.run_id is None:  # the run never started (locked, or the store unusable)
+            return f"{self.status}: " + "; ".join(self.messages)
         pulled = ", ".join(
             f"{name} {c['pulled']} ({c['created']} new, {c['changed']} changed)" for name, c in self.pulled.items()
         )

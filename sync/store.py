@@ -27,6 +27,7 @@ _OUTBOX_STATES_0003 = (*_OUTBOX_STATES_0001, "superseded")  # what migration 000
 ORIGINS: tuple[str, ...] = ("pulled", "planned", "pushed", "manual")
 RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error", "interrupted")
 _RUN_STATUSES_0001 = RUN_STATUSES[:-1]  # what migration 0001 allowed
+RUN_KINDS: tuple[str, ...] = ("sync", "plan")
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first audit row."""
 
@@ -298,11 +299,13 @@ def _quarantine(db: sqlite_utils.Database) -> None:
 
 @MIGRATIONS(name="0007_run_interrupted")
 def _run_interrupted(db: sqlite_utils.Database) -> None:
-    # A run stopped by SIGINT/SIGTERM at a safe point is recorded as 'interrupted'.
+    # A run stopped by SIGINT/SIGTERM at a safe point is recorded as 'interrupted'; a run
+    # says what it was (a sync, or a `relsync plan` dry run that only pulled).
     db.executescript(
         f"""
         create table runs_new (
             id integer primary key,
+            kind text not null default 'sync' {_check("kind", RUN_KINDS)},
             started_at text not null,
             ended_at text,
             status text not null {_check("status", RUN_STATUSES)},
@@ -311,7 +314,9 @@ def _run_interrupted(db: sqlite_utils.Database) -> None:
             api_calls text,
             message text
         );
-        insert into runs_new select id, started_at, ended_at, status, exit_code, counts, api_calls, message from runs;
+        insert into runs_new (id, kind, started_at, ended_at, status, exit_code, counts, api_calls, message)
+            select id, case when counts like '%"dry_run": true%' then 'plan' else 'sync' end,
+            started_at, ended_at, status, exit_code, counts, api_calls, message from runs;
         drop table runs;
         alter table runs_new rename to runs;
         """
@@ -407,10 +412,10 @@ def set_watermark(
     )
 
 
-def start_run(db: sqlite_utils.Database, *, now: dt.datetime | None = None) -> int:
-    """Insert a ``running`` runs row and return its id."""
+def start_run(db: sqlite_utils.Database, *, now: dt.datetime | None = None, kind: str = "sync") -> int:
+    """Insert a ``running`` runs row of ``kind`` (sync, or a plan's dry run) and return its id."""
     cursor = db.execute(
-        "insert into runs (started_at, status) values (?, 'running')", [clock.stamp(now)]
+        "insert into runs (kind, started_at, status) values (?, ?, 'running')", [kind, clock.stamp(now)]
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid

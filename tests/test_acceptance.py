@@ -132,7 +132,8 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
         [*RELSYNC, "status", "--config", str(config), "--json"], capture_output=True, text=True, check=True
     )
     stored = json.loads(status.stdout)
-    assert stored["requests"]["by_source"] == {"jira": RECORDS, "airtable": RECORDS, "salesforce": RECORDS}
+    live = {"live": RECORDS, "deleted": 0, "quarantined": 0}
+    assert stored["requests"]["by_source"] == {"jira": live, "airtable": live, "salesforce": live}
     for release in stored["releases"]:
         assert release["requests"] <= release["capacity"]
     # One plan over the three systems: a release mixes requests from all three.

@@ -93,7 +93,7 @@ def test_schema_has_the_documented_tables_and_columns(store):
             "id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new",
             "prev_hash", "hash",
         ],
-        "runs": ["id", "started_at", "ended_at", "status", "exit_code", "counts", "api_calls", "message"],
+        "runs": ["id", "kind", "started_at", "ended_at", "status", "exit_code", "counts", "api_calls", "message"],
         "quarantine": [
             "request", "source", "native_id", "field", "error", "run", "first_seen_at", "last_seen_at",
             "mapping", "record",
