@@ -103,9 +103,15 @@ def _read_plan(db: sqlite_utils.Database, config: Config, sources: dict[str, eng
 
 
 def _left_reason(db: sqlite_utils.Database, key: str) -> str | None:
+    """Why the plan took ``key`` out of its release, as plain text (the audit keeps it inside JSON)."""
     rows = list(db.query(
         "select new from audit where request = ? and origin = 'planned' order by id desc limit 1", [key]))
-    return rows[0]["new"] if rows else None
+    if not rows:
+        return None
+    planned = json.loads(rows[0]["new"]) if rows[0]["new"] else None
+    if isinstance(planned, dict):
+        return str(planned.get("reason") or "") or None
+    return None if planned is None else str(planned)
 
 
 def estimate(connector: Connector, writes: list[dict[str, Any]], natives: dict[str, tuple[str, str | None]]) -> Estimate:

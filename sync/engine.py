@@ -89,7 +89,8 @@ class RunReport:
         if self.run_id is None:  # the run never started (locked, or the store unusable)
             return f"{self.status}: " + "; ".join(self.messages)
         pulled = ", ".join(
-            f"{name} {c['pulled']} ({c['created']} new, {c['changed']} changed)" for name, c in self.pulled.items()
+            f"{name} {c['pulled']} ({c['created']} new, {c['changed']} changed"
+            + (f", {c['deleted']} deleted)" if c.get("deleted") else ")") for name, c in self.pulled.items()
         )
         pushed = sum(c.get("written", 0) for c in self.pushed.values())
         conflicts = sum(c.get("conflicts", 0) for c in self.pushed.values())

@@ -32,7 +32,8 @@ def test_counts_add_up_after_a_deletion_and_runs_say_what_they_were(world, tmp_p
         "project = OPS", maxResults=5000, fields=["key"], json_result=True)["issues"]}
     while "OPS-7" in listed():  # Jira's search shows the deletion a few seconds late
         time.sleep(0.25)
-    engine.run(config, env=world.env)
+    after_deletion = engine.run(config, env=world.env)
+    assert "(0 new, 0 changed, 1 deleted)" in after_deletion.summary()
     planned = CliRunner().invoke(main, ["plan", "--config", str(path)], env=world.env)
     assert planned.exit_code == 0, planned.output
     world.fault(method="GET", path="/rest/api/3/search/jql", status=400, times=1,
