@@ -116,7 +116,7 @@ class AirtableConnector:
         return self.calls.counts()
 
     def _refusal(self, error: Exception) -> Exception | None:
-        refused = airtable_refusal(error)
+        refused = airtable_refusal(error, self.name)
         if isinstance(refused, RetriableError) and refused.status == 429:
             self._throttle.hold(self.config.penalty_seconds)  # the 30 seconds Airtable penalizes a 429 with
         return refused

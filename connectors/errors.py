@@ -127,13 +127,17 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def classify_status(
-    system: str, status: int | None, message: str, *, retry_after: str | None = None
+    system: str, status: int | None, message: str, *, retry_after: str | None = None, source: str | None = None
 ) -> ConnectorError:
-    """Map an HTTP status and the API's message to one of our error kinds."""
+    """Map an HTTP status and the API's message to one of our error kinds.
+
+    ``source`` is the source's name in the configuration (``sources.<name>``), which the
+    401 message names; it defaults to the system's name.
+    """
     if status is None or status == 429 or status >= 500 or status == 408:
         return RetriableError(system, message, status=status, retry_after=parse_retry_after(retry_after))
     if status == 401:
-        return SourceConfigError(system, f"{message} (HTTP 401: check the credentials in sources.*.auth)", status=status)
+        return SourceConfigError(system, f"{message} (HTTP 401: check the credentials in sources.{source or system}.auth)", status=status)
     if status == 403:
         return PermissionDenied(system, f"{message} (HTTP 403: the account lacks a permission)", status=status)
     return FatalError(system, message, status=status)
@@ -162,12 +166,12 @@ def jira_message(error: JIRAError) -> str:
     return error.text or f"HTTP {error.status_code}"
 
 
-def jira_refusal(error: Exception) -> ConnectorError | None:
-    """Our error kind for a JIRAError (None for anything else), Retry-After kept."""
+def jira_refusal(error: Exception, source: str = "jira") -> ConnectorError | None:
+    """Our error kind for a JIRAError (None for anything else), Retry-After kept; ``source`` as configured."""
     if not isinstance(error, JIRAError):
         return None
     retry_after = error.response.headers.get("Retry-After") if error.response is not None else None
-    return classify_status("jira", error.status_code, jira_message(error), retry_after=retry_after)
+    return classify_status("jira", error.status_code, jira_message(error), retry_after=retry_after, source=source)
 
 
 # -- Airtable -----------------------------------------------------------------------
@@ -198,8 +202,8 @@ def airtable_error(response: requests.Response | None) -> tuple[str, str]:
     return "", str(body)[:500]
 
 
-def airtable_refusal(error: Exception) -> Exception | None:
-    """Our error kind for an HTTP error pyairtable raised (None for anything else).
+def airtable_refusal(error: Exception, source: str = "airtable") -> Exception | None:
+    """Our error kind for an HTTP error pyairtable raised (None for anything else); ``source`` as configured.
 
     Airtable documents no Retry-After with a 429: its penalty window is 30 seconds,
     which the connector's throttle waits out, so the retry itself waits nothing unless
@@ -216,7 +220,7 @@ def airtable_refusal(error: Exception) -> Exception | None:
         wait = parse_retry_after(header) or 0.0
         return RetriableError("airtable", message or "rate limited", status=429, retry_after=wait)
     text = f"{kind}: {message}" if kind and kind not in message else message
-    return classify_status("airtable", status, text)
+    return classify_status("airtable", status, text, source=source)
 
 
 # -- Salesforce ---------------------------------------------------------------------

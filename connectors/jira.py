@@ -134,7 +134,7 @@ class JiraConnector:
         self.fields = sorted(set(fields) | {"updated", "fixVersions", "status", "issuetype"})
         self._email = email
         self._token = token
-        self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=jira_refusal, policy=policy)
+        self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=lambda error: jira_refusal(error, name), policy=policy)
         self._client: JIRA | None = None
         self.versions = ProjectVersions(self.calls, lambda: self.client, config.project)
         self._transitions: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -255,11 +255,14 @@ def demo(folder: Path, records: int, as_json: bool) -> None:
 @click.option("--records", default=200, show_default=True, help="Requests seeded per system.")
 @click.option("--seed", default=7, show_default=True, help="Seed for the generated data.")
 @click.option("--write-config", type=click.Path(dir_okay=False, path_type=Path), help="Write a relsync config for the served sandboxes.")
-def sandbox(records: int, seed: int, write_config: Path | None) -> None:
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the credentials as `export NAME=value` lines (mode 0600) to this file, for `. FILE`.")
+def sandbox(records: int, seed: int, write_config: Path | None, env_file: Path | None) -> None:
     """Serve the sandboxes on 127.0.0.1 until interrupted; prints one JSON line first."""
     from relsync.demo import serve_sandboxes
 
-    serve_sandboxes(records=records, seed=seed, config_file=write_config, echo=click.echo)
+    serve_sandboxes(records=records, seed=seed, config_file=write_config, env_file=env_file, echo=click.echo,
+                    tell=lambda line: click.echo(line, err=True))
 
 
 @contextlib.contextmanager
@@ -291,6 +294,8 @@ def release_list(config_path: Path, as_json: bool) -> None:
 
     with store_of(config_path) as db:
         plan = schedule.release_plan(db)
+        for release in plan:
+            release["clashes"] = schedule.release_clashes(db, release["id"])
     emit(plan, as_json, "\n".join(views.plan_line(r) for r in plan) or "no releases yet (run relsync sync)")
 
 
@@ -374,8 +379,9 @@ def plan_command(config_path: Path, as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
 @CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the notes as JSON (with --output: what was written).")
 @library_errors
-def release_notes_command(release_ref: str, fmt: str, output: Path | None, config_path: Path) -> None:
+def release_notes_command(release_ref: str, fmt: str, output: Path | None, config_path: Path, as_json: bool) -> None:
     """Release notes for stakeholders: requests by department and type, links, phases and owners."""
     from reports.notes import release_notes, render_html, render_markdown
 
@@ -384,7 +390,10 @@ def release_notes_command(release_ref: str, fmt: str, output: Path | None, confi
     text = render_html(notes) if fmt == "html" else render_markdown(notes)
     if output:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output} ({notes.request_count} requests)")
+        written = {"output": str(output), "format": fmt, "release": notes.id, "requests": notes.request_count}
+        emit(written, as_json, f"wrote {output} ({notes.request_count} requests)")
+    elif as_json:
+        emit({**dataclasses.asdict(notes), "requests": notes.request_count}, True, "")
     else:
         click.echo(text)
 
@@ -394,12 +403,14 @@ def release_notes_command(release_ref: str, fmt: str, output: Path | None, confi
               help="The .ics file to write.")
 @click.option("--train", "trains", multiple=True, help="Only these trains (repeatable).")
 @CONFIG_OPTION
+@JSON_OPTION
 @library_errors
-def calendar(ics_path: Path, trains: tuple[str, ...], config_path: Path) -> None:
+def calendar(ics_path: Path, trains: tuple[str, ...], config_path: Path, as_json: bool) -> None:
     """Releases, freezes and SDLC phases as calendar events (.ics) for stakeholders."""
     from reports.ics import calendar_ics
 
     with store_of(config_path) as db:
         data = calendar_ics(db, trains=list(trains) or None)
     ics_path.write_bytes(data)
-    click.echo(f"wrote {ics_path} ({data.count(b'BEGIN:VEVENT')} events)")
+    events = data.count(b"BEGIN:VEVENT")
+    emit({"ics": str(ics_path), "events": events, "trains": list(trains)}, as_json, f"wrote {ics_path} ({events} events)")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import signal
 import threading
 from collections.abc import Callable
@@ -61,8 +63,25 @@ def write_config(description: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def serve_sandboxes(*, records: int, seed: int, config_file: Path | None, echo: Callable[[str], None]) -> None:
-    """Serve until SIGINT/SIGTERM; first print one JSON line describing the sandboxes."""
+def write_env_file(description: dict[str, Any], path: Path) -> list[str]:
+    """Write every sandbox credential as an ``export NAME=value`` line (mode 0600); return the names."""
+    env = {k: v for system in description.values() if isinstance(system, dict) for k, v in system["env"].items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("# Credentials of the sandboxes started by `relsync sandbox`; load with `. FILE`.\n")
+        out.writelines(f"export {name}={shlex.quote(str(value))}\n" for name, value in env.items())
+    return list(env)
+
+
+def serve_sandboxes(*, records: int, seed: int, config_file: Path | None, echo: Callable[[str], None],
+                    env_file: Path | None = None, tell: Callable[[str], None] = lambda line: None) -> None:
+    """Serve until SIGINT/SIGTERM; first print one JSON line describing the sandboxes.
+
+    With ``env_file``, the credentials are also written there, and ``tell`` (stderr) says so
+    and how to load them; the file is written before the JSON line is printed.
+    """
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -70,6 +89,9 @@ def serve_sandboxes(*, records: int, seed: int, config_file: Path | None, echo: 
         description = sandboxes.describe()
         if config_file is not None:
             description["config"] = str(write_config(description, config_file))
+        if env_file is not None:
+            names = write_env_file(description, env_file)
+            tell(f"wrote {len(names)} credentials ({', '.join(names)}) to {env_file}; load them with: . {shlex.quote(str(env_file))}")
         echo(json.dumps(description))
         stop.wait()
 
@@ -87,6 +109,8 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
         # version for each release (Administer Projects in the OPS project).
         edits.jira_grant(description, "ADMINISTER_PROJECTS")
         config_path = write_config(description, folder / "relsync.yaml")
+        env_path = folder.resolve() / "relsync.env"
+        write_env_file(description, env_path)
         env = {k: v for system in description.values() for k, v in system["env"].items()}
         config = load_config(config_path)
         where = ", ".join(f"{system} at {box['url']}" for system, box in description.items())
@@ -153,12 +177,13 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
         say(views.history_text(key, views.history(config, key)))
         verified = views.verify(config)
         say(f"\naudit chain: {'intact' if verified['ok'] else 'BROKEN'} ({verified['checked']} events)")
-        say(f"\nExplore: relsync status --config {config_path}")
+        say("\n" + explore_hint(config_path, env_path, records))
         if as_json:
             echo(
                 json.dumps(
                     {
                         "config": str(config_path),
+                        "env_file": str(env_path),
                         "runs": [first.as_dict(), second.as_dict()],
                         "plan": plan,
                         "new_request": key,
@@ -168,6 +193,20 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
                 )
             )
     return max(first.exit_code, second.exit_code)
+
+
+def explore_hint(config_path: Path, env_path: Path, records: int) -> str:
+    """How to bring the stopped sandboxes back for the demo's config and store, then look around."""
+    config, env = shlex.quote(str(config_path)), shlex.quote(str(env_path))
+    commands = ["status", "release list", "plan"]
+    return "\n".join([
+        "Explore: the sandboxes stopped with the demo; serve them again (fresh seeded data, the demo's store kept)",
+        "in another terminal, which rewrites the config's URLs and the credentials file:",
+        f"  relsync sandbox --seed 7 --records {records} --write-config {config} --env-file {env}",
+        "then here:",
+        f"  . {env}",
+        *(f"  relsync {command} --config {config}" for command in commands),
+    ])
 
 
 def pulled_lines(db: Any, examples: int = 5) -> list[str]:

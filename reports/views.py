@@ -99,9 +99,9 @@ def quarantine_lines(held: list[dict[str, Any]], shown: int = 20) -> list[str]:
 
 
 def plan_line(release: dict[str, Any]) -> str:
-    """One release with its dates, state and load."""
+    """One release: name and id, dates, state, fill (requests/capacity) and clashes."""
     return (
-        f"  {release['name']:<18} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
+        f"  {release['name']:<18} {release['id']:<30} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
         f"freeze {release['freeze_at'][:10]}  {release['state']:<9} "
         f"{release['requests']}/{release['capacity']} requests"
         + (f" ({', '.join(f'{s} {n}' for s, n in release['by_source'].items())})" if release.get("by_source") else "")
