@@ -91,7 +91,7 @@ def emit(data: Any, as_json: bool, text: str) -> None:
 @click.group()
 @click.version_option(package_name="relsync")
 @click.option("-v", "--verbose", is_flag=True, help="Also log every page, batch and retry (with its wait) to stderr.")
-@click.option("-q", "--quiet", is_flag=True, help="Print errors only: no warnings, no progress display.")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only: no summary line, no warnings, no progress display.")
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also log to this file (rotating; timestamps in UTC and the run id on every line).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -120,7 +120,8 @@ def sync(config_path: Path, as_json: bool) -> None:
     else:
         report = engine.run(config, progress=logs.track_run)
     summary, *problems = report.summary().splitlines()
-    emit(report.as_dict(), as_json, summary)
+    if as_json or not quiet:
+        emit(report.as_dict(), as_json, summary)
     level = logging.ERROR if report.status in ("failed", "config_error", "locked") else logging.WARNING
     for line in problems:
         logging.getLogger(logs.REPORT).log(level, line)

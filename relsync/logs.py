@@ -115,7 +115,7 @@ def setup(*, verbose: bool = False, quiet: bool = False, log_file: Path | None =
         rotating = logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=5, encoding="utf-8")
         rotating.setLevel(logging.DEBUG if verbose else logging.INFO)
         handlers.append(rotating)
-    text = logging.Formatter("%(asctime)s %(levelname)s run=%(run_id)s %(name)s: %(message)s")
+    text = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)s run=%(run_id)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
     text.converter = time.gmtime
     for handler in handlers:
         handler.addFilter(run_id)
@@ -131,12 +131,14 @@ def setup(*, verbose: bool = False, quiet: bool = False, log_file: Path | None =
 
 
 def teardown() -> None:
-    """Remove the handlers ``setup`` added (the command has ended)."""
+    """Remove the handlers ``setup`` added and the levels it set (the command has ended)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "relsync", False):
             root.removeHandler(handler)
             handler.close()
+    for package in OUR_PACKAGES:
+        logging.getLogger(package).setLevel(logging.NOTSET)
 
 
 class LiveProgress:
