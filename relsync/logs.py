@@ -28,7 +28,8 @@ SECRET_TEXT = re.compile(
     r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<scheme>(?:bearer|basic)\s+)?(?P<value>[^\s\"',;&}]+)",
     re.IGNORECASE,
 )
-BEARER = re.compile(r"\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+BEARER = re.compile(r"\b(bearer|basic)\s+(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+"""A credential after its scheme; it holds a digit or a symbol, so "basic authentication" stays readable."""
 MASK = "[redacted]"
 REPORT = "relsync.report"
 """The logger a command's report lines (the summary's warnings and errors) go through."""
@@ -49,7 +50,7 @@ class Redact(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
 
     def clean(self, text: str) -> str:
         """``text`` with every secret masked."""

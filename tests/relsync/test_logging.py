@@ -129,18 +129,19 @@ def test_text_log_file_has_timestamps_and_run_id_and_masks_credentials_in_any_re
         logger.info("sent %s", {"Authorization": "Basic dXNlcjpwYXNzd29yZA==", "Accept": "application/json"})
         logger.info("login with password=hunter2hunter and the token s3cr3t-t0ken-value")
         logger.warning("header Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig")
+        logger.error("Jira refused basic authentication for relsync@example.com")
         logs.teardown()
     finally:
         del os.environ["RELSYNC_TEST_TOKEN"]
     text = log_file.read_text()
 
     lines = text.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert all(" run=7 connectors.jira: " in line and line[:4].isdigit() for line in lines)
     for secret in ("dXNlcjpwYXNzd29yZA==", "hunter2hunter", "s3cr3t-t0ken-value", "eyJhbGciOiJIUzI1NiJ9"):
         assert secret not in text
     assert text.count("[redacted]") == 4
-    assert "application/json" in text  # what is not a secret stays readable
+    assert "application/json" in text and "refused basic authentication for" in text  # the rest stays readable
 
 
 @pytest.mark.slow
