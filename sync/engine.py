@@ -39,11 +39,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a run is, for a live display: ``phase`` (start, pull, plan, push, done), the source, its records and API calls.
+    """Where a run is, for a live display: ``phase`` (start, pull, plan, push), the source, its records and API calls.
 
     ``records`` counts what the phase has done for the source so far (pulled, or
     written back); for ``plan`` the requests planned in. ``source`` is empty for the
-    whole run's events (start, plan, done).
+    whole run's events (start, plan).
     """
 
     phase: str
