@@ -123,7 +123,7 @@ def sync(config_path: Path, as_json: bool) -> None:
     if as_json or not quiet:
         emit(report.as_dict(), as_json, summary)
     level = logging.ERROR if report.status in ("failed", "config_error", "locked") else logging.WARNING
-    for line in problems:
+    for line in [] if as_json else problems:  # --json carries them in "messages"
         logging.getLogger(logs.REPORT).log(level, line)
     sys.exit(report.exit_code)
 

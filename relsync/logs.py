@@ -126,7 +126,6 @@ def setup(*, verbose: bool = False, quiet: bool = False, log_file: Path | None =
     console.setFormatter(JsonLines() if log_format == "json" else Console())
     if log_file is not None:
         handlers[1].setFormatter(JsonLines() if log_format == "json" else text)
-    root.setLevel(logging.WARNING)
     for package in OUR_PACKAGES:
         logging.getLogger(package).setLevel(logging.DEBUG if verbose else logging.INFO)
 
