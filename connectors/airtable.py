@@ -41,7 +41,7 @@ from connectors.errors import (
     Stopped,
     airtable_refusal,
 )
-from connectors.http import trust
+from connectors.http import timeouts, trust
 from connectors.paging import iter_pages, restarting
 from connectors.retry import RetryPolicy
 from connectors.throttle import shared
@@ -94,7 +94,7 @@ class AirtableConnector:
         self._throttle = shared((config.url, config.base), config.requests_per_second)
         self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=self._refusal, policy=policy, throttle=self._throttle)
         # pyairtable annotates the timeout as whole seconds; requests, which receives it, takes floats.
-        timeout = (10, config.timeout_seconds)
+        timeout = timeouts(config.timeout_seconds)
         self.api = Api(token, endpoint_url=config.url, retry_strategy=None, timeout=timeout)  # type: ignore[arg-type]
         self.calls.count(trust(self.api.session, config.ca_bundle))
         self.table = self.api.table(config.base, config.table)

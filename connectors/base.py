@@ -109,6 +109,8 @@ class SourceCheck:
 
     problems: list[str] = field(default_factory=list)
     permissions: list[Permission] = field(default_factory=list)
+    reached: bool = True
+    """False when the source's host could not be reached at all (refused, DNS, connect timeout)."""
 
     def all_problems(self) -> list[str]:
         """The problems, missing required permissions included."""

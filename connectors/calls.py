@@ -16,11 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import requests
 
 from connectors.base import Journal, Write, WriteResult
-from connectors.errors import ConnectorError, RetriableError, SourceConfigError, Stopped
+from connectors.errors import ConnectorError, RetriableError, SourceConfigError, Stopped, Unreachable, unreachable_cause
 from connectors.retry import Breaker, RetryPolicy, call_with_retry
 from connectors.throttle import Throttle
 
@@ -132,6 +133,10 @@ class ApiCalls:
         if isinstance(error, requests.exceptions.SSLError):
             return SourceConfigError(self.system, f"TLS verification failed for {self.url}: {error}")
         if isinstance(error, requests.RequestException):
+            cause = unreachable_cause(error)
+            if cause is not None:
+                host = urlparse(self.url).netloc or self.url
+                return Unreachable(self.system, f"cannot connect to {host}: {cause}")
             return RetriableError(self.system, f"{type(error).__name__} talking to {self.url}")
         return error
 

@@ -21,6 +21,7 @@ Each vendor's client library raises its own exception with the API's error body;
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -56,6 +57,34 @@ class FatalError(ConnectorError):
 
 class SourceConfigError(ConnectorError):
     """Credentials, permissions or configured names are wrong for the live system."""
+
+
+class Unreachable(ConnectorError):
+    """The host refused the connection, has no address, or never answered the handshake.
+
+    Not retried like a 503: a refused port or an unknown name does not heal in the
+    seconds a backoff waits, and the operator needs the cause and the host at once.
+    """
+
+
+def unreachable_cause(error: BaseException) -> str | None:
+    """Why a connection could not be made (refused, DNS, connect timeout), or None for other failures."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, socket.gaierror) or type(current).__name__ == "NameResolutionError":
+            return "the host name could not be resolved (DNS)"
+        if type(current).__name__ == "ConnectTimeoutError" or isinstance(current, requests.exceptions.ConnectTimeout):
+            return "no answer to the connection attempt (connect timeout)"
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        pending += [arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException)]
+    return None
 
 
 class PermissionDenied(SourceConfigError):

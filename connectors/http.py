@@ -9,6 +9,14 @@ from requests.adapters import HTTPAdapter
 Timeout = float | tuple[float, float] | tuple[float, None] | None
 Cert = bytes | str | tuple[bytes | str, bytes | str] | None
 
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a connection: a host that does not answer the handshake is down, not slow."""
+
+
+def timeouts(read: float) -> tuple[float, float]:
+    """(connect, read) timeouts for requests: a short connect, the configured read."""
+    return (min(CONNECT_TIMEOUT, read), read)
+
 
 class _Adapter(HTTPAdapter):
     """Verifies TLS against one CA bundle whatever the environment says, and times out a silent server.
@@ -20,7 +28,7 @@ class _Adapter(HTTPAdapter):
     timeout (simple-salesforce) gets ``timeout``: without one a stalled connection hangs the run.
     """
 
-    def __init__(self, ca_bundle: str | None, timeout: float | None) -> None:
+    def __init__(self, ca_bundle: str | None, timeout: Timeout) -> None:
         super().__init__()
         self.ca_bundle = ca_bundle
         self.timeout = timeout
@@ -41,7 +49,7 @@ class _Adapter(HTTPAdapter):
         return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
 
-def trust(session: requests.Session, ca_bundle: str | None, *, timeout: float | None = None) -> requests.Session:
+def trust(session: requests.Session, ca_bundle: str | None, *, timeout: Timeout = None) -> requests.Session:
     """Make ``session`` verify HTTPS against ``ca_bundle`` (if one is configured), and time out after ``timeout``."""
     if ca_bundle:
         session.verify = ca_bundle

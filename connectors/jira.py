@@ -34,7 +34,7 @@ from connectors.errors import (
     classify_status,
     jira_refusal,
 )
-from connectors.http import trust
+from connectors.http import timeouts, trust
 from connectors.jira_history import FIELD_IDS, Overwritten, entry_of, overwritten, since
 from connectors.jira_versions import ProjectVersions, VersionRefused
 from connectors.paging import iter_pages
@@ -151,7 +151,7 @@ class JiraConnector:
             options: dict[str, Any] = {"verify": self.config.ca_bundle or True, "rest_api_version": "3"}
             auth: dict[str, Any] = {"basic_auth": (self._email, self._token)} if self._email else {"token_auth": self._token}
             server = self.api_url()
-            client = JIRA(server=server, options=options, max_retries=0, timeout=self.config.timeout_seconds,
+            client = JIRA(server=server, options=options, max_retries=0, timeout=timeouts(self.config.timeout_seconds),
                           get_server_info=False, **auth)
             self.calls.count(trust(client._session, self.config.ca_bundle))
             # Asked here rather than by the constructor so the call is retried and counted.
@@ -181,7 +181,7 @@ class JiraConnector:
         session = self.calls.count(trust(requests.Session(), self.config.ca_bundle))
 
         def fetch() -> requests.Response:
-            response = session.get(url, timeout=self.config.timeout_seconds)
+            response = session.get(url, timeout=timeouts(self.config.timeout_seconds))
             if not response.ok:
                 raise classify_status(SYSTEM, response.status_code, f"{url} answered HTTP {response.status_code}",
                                       retry_after=response.headers.get("Retry-After"))

@@ -37,6 +37,13 @@ class Deadline:
         self._clock = clock
         self._end = None if seconds is None else clock() + seconds
         self._cut = False
+        self.interrupted_by: str | None = None
+        """The signal that asked the run to stop (SIGINT, SIGTERM), if one did."""
+
+    def interrupt(self, reason: str) -> None:
+        """Stop the run at its next safe point, as at the deadline (a signal handler calls this)."""
+        self.interrupted_by = reason
+        self._cut = True
 
     def left(self) -> float:
         """Seconds until the deadline (infinite without one; never below zero)."""
@@ -49,12 +56,14 @@ class Deadline:
         return self._cut or (self._end is not None and self._clock() >= self._end)
 
     def cut(self) -> None:
-        """End the run now: a wait it needs would end past the deadline."""
-        if self._end is not None:
+        """End the run now: a wait it needs would end past the deadline (or it was interrupted)."""
+        if self._end is not None or self.interrupted_by:
             self._cut = True
 
     def reached(self, system: str) -> DeadlineReached:
         """The error that ends ``system``'s part of the run."""
+        if self.interrupted_by:
+            return DeadlineReached(system, f"the run was interrupted ({self.interrupted_by}); what is left waits for the next run")
         return DeadlineReached(system, f"the run deadline was reached (max_run_seconds: {self.seconds:g}); "
                                "what is left waits for the next run")
 

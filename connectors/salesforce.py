@@ -45,7 +45,7 @@ from connectors.errors import (
     salesforce_error,
     salesforce_refusal,
 )
-from connectors.http import trust
+from connectors.http import timeouts, trust
 from connectors.paging import iter_pages, restarting
 from connectors.retry import RetryPolicy
 from connectors.writeback import Pending, calls_for, compare_then_send, write_targets
@@ -106,7 +106,7 @@ class SalesforceConnector:
         self.server_time: dt.datetime | None = None  # from the last answer's Date header
         self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=salesforce_refusal, policy=policy)
         # simple-salesforce passes no timeout: the session's adapter adds one.
-        self.session = self.calls.count(trust(requests.Session(), config.ca_bundle, timeout=config.timeout_seconds))
+        self.session = self.calls.count(trust(requests.Session(), config.ca_bundle, timeout=timeouts(config.timeout_seconds)))
         self.session.hooks["response"].append(self._read_limits)
         self._sf: Salesforce | None = None
         self._since: str | None = None  # the watermark this run's pull started from

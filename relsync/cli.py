@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,8 +31,9 @@ from sync import engine
 from sync.audit import Anchor, AnchorError
 from sync.lock import LockedError, RunLock
 from sync.manual import ManualError
+from sync.store import StoreMissing, store_problem
 
-NOT_FOUND = (ManualError, UnknownReleaseError, UnknownTrainError)
+NOT_FOUND = (ManualError, UnknownReleaseError, UnknownTrainError, StoreMissing)
 """A release, request or train the user named does not exist (or the action cannot be done)."""
 
 CONFIG_OPTION = click.option(
@@ -58,6 +60,12 @@ class ConfigFailure(Failure):
     exit_code = engine.EXIT_CONFIG
 
 
+class NotFoundFailure(Failure):
+    """A release, request or store named on the command line does not exist (exit 5)."""
+
+    exit_code = engine.EXIT_NOT_FOUND
+
+
 class LockedFailure(Failure):
     """Another run holds the store's lock (exit 3)."""
 
@@ -76,7 +84,7 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except LockedError as error:
             raise LockedFailure(str(error)) from None
         except NOT_FOUND as error:
-            raise Failure(str(error)) from None
+            raise NotFoundFailure(str(error)) from None
         except ConnectorError as error:
             raise Failure(str(error)) from None
 
@@ -116,9 +124,9 @@ def sync(config_path: Path, as_json: bool) -> None:
     quiet = (click.get_current_context().find_root().obj or {}).get("quiet", False)
     if sys.stderr.isatty() and not as_json and not quiet:
         with logs.LiveProgress() as live:
-            report = engine.run(config, progress=live)
+            report = engine.run(config, progress=live, handle_signals=True)
     else:
-        report = engine.run(config, progress=logs.track_run)
+        report = engine.run(config, progress=logs.track_run, handle_signals=True)
     summary, *problems = report.summary().splitlines()
     if as_json or not quiet:
         emit(report.as_dict(), as_json, summary)
@@ -136,19 +144,40 @@ def sync(config_path: Path, as_json: bool) -> None:
 def check(config_path: Path, online: bool, as_json: bool) -> None:
     """Validate the configuration file (and, with --online, the live systems and the permissions relsync needs there)."""
     config = load_config(config_path)
+    store = store_problem(config.store)
     checks = engine.check_online(config) if online else {}
     problems = {source: found.all_problems() for source, found in checks.items()}
     warnings = {source: found.warnings() for source, found in checks.items()}
+    for source, unset in unset_secrets(config).items():
+        warnings[source] = unset + warnings.get(source, [])
     lines = [f"{config_path}: configuration is valid ({len(config.sources)} sources, {len(config.trains)} trains)"]
+    if store is not None:
+        lines = [f"{config_path}: store: {store}"]
+    if not online:
+        lines += [f"{source}: warning: {warning}" for source, found in warnings.items() for warning in found]
     for source, found in checks.items():
         lines += [f"{source}: {p.line()}" for p in found.permissions if p.granted is not False]
         lines += [f"{source}: warning: {warning}" for warning in warnings[source]]
         lines += [f"{source}: {problem}" for problem in problems[source]] or [f"{source}: online check passed"]
     permissions = {source: [dataclasses.asdict(p) for p in found.permissions] for source, found in checks.items()}
-    data = {"valid": True, "online": online, "problems": problems, "warnings": warnings, "permissions": permissions}
+    data = {"valid": store is None, "online": online, "problems": problems | ({"store": [store]} if store else {}),
+            "warnings": warnings, "permissions": permissions}
     emit(data, as_json, "\n".join(lines))
-    if any(problems.values()):
+    if store is not None or any(problems[source] for source, found in checks.items() if found.reached):
         sys.exit(engine.EXIT_CONFIG)
+    if any(not found.reached for found in checks.values()):
+        sys.exit(engine.EXIT_PARTIAL)  # as sync: a source that cannot be reached fails alone
+
+
+def unset_secrets(config: Any) -> dict[str, list[str]]:
+    """Per source, the auth environment variables that are not set here (sync would stop that source)."""
+    unset: dict[str, list[str]] = {}
+    for name, spec in config.sources.items():
+        for key, env_name in spec.auth.model_dump().items():
+            if key.endswith("_env") and isinstance(env_name, str) and not os.environ.get(env_name, "").strip():
+                unset.setdefault(name, []).append(
+                    f"sources.{name}.auth.{key}: environment variable {env_name} is not set here; sync would stop {name}")
+    return unset
 
 
 @main.command()
@@ -263,7 +292,7 @@ def store_of(config_path: Path, *, locked: bool = False) -> Iterator[Any]:
 
     config = load_config(config_path)
     with RunLock(config.store) if locked else contextlib.nullcontext():
-        db = open_store(config.store)
+        db = open_store(config.store, create=False)
         try:
             yield db
         finally:
@@ -356,7 +385,10 @@ def plan_command(config_path: Path, as_json: bool) -> None:
     """Dry run: what the next sync would change and write, and what it would cost. Writes nothing."""
     from sync.dryrun import dry_run
 
-    result = dry_run(load_config(config_path))
+    config = load_config(config_path)
+    if (problem := store_problem(config.store)) is not None:
+        raise ConfigFailure(f"store: {problem}")
+    result = dry_run(config)
     emit(result.as_dict(), as_json, views.dry_run_text(result.as_dict()))
 
 

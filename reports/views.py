@@ -13,17 +13,29 @@ from sync.store import open_store
 
 def status(config: Config) -> dict[str, Any]:
     """Counts, the release plan, open write-backs, quarantined records and the last runs."""
-    db = open_store(config.store)
+    db = open_store(config.store, create=False)
     try:
+        held = "select request from quarantine"
         by_status = {
             row["status"]: row["n"]
             for row in db.query(
-                "select status, count(*) as n from change_requests where deleted_at is null group by status"
+                f"select status, count(*) as n from change_requests where deleted_at is null and key not in ({held}) "
+                "group by status"
+            )
+        }
+        counted = {
+            (row["source"], row["state"]): row["n"]
+            for row in db.query(
+                f"select source, case when key in ({held}) then 'quarantined' when deleted_at is not null then 'deleted' "
+                "else 'live' end as state, count(*) as n from change_requests group by 1, 2 "
+                f"union all select source, 'quarantined', count(*) from quarantine where request not in "
+                "(select key from change_requests) group by source"
             )
         }
         by_source = {
-            row["source"]: row["n"]
-            for row in db.query("select source, count(*) as n from change_requests group by source")
+            source: {state: sum(n for (s, k), n in counted.items() if s == source and k == state)
+                     for state in ("live", "deleted", "quarantined")}
+            for source in sorted({source for source, _ in counted})
         }
         outbox = {
             row["state"]: row["n"]
@@ -53,7 +65,8 @@ def status_text(data: dict[str, Any]) -> str:
     lines = [f"store {data['store']}"]
     lines.append(
         "requests: "
-        + (", ".join(f"{source} {n}" for source, n in data["requests"]["by_source"].items()) or "none")
+        + ("; ".join(f"{source} {c['live']} live, {c['deleted']} deleted, {c['quarantined']} quarantined"
+                     for source, c in data["requests"]["by_source"].items()) or "none")
     )
     lines.append(
         "  by status: " + ", ".join(f"{s} {n}" for s, n in sorted(data["requests"]["by_status"].items()))
@@ -67,7 +80,9 @@ def status_text(data: dict[str, Any]) -> str:
     lines += quarantine_lines(data["quarantine"])
     lines.append("last runs:")
     lines += [
-        f"  #{r['id']} {r['started_at']} {r['status']} (exit {r['exit_code']})" for r in data["runs"]
+        f"  #{r['id']} {r['kind']:<4} {r['started_at']} {r['status']} (exit {r['exit_code']})"
+        + (f": {r['message'].splitlines()[0]}" if r["status"] not in ("ok", "running") and r["message"] else "")
+        for r in data["runs"]
     ] or ["  none"]
     return "\n".join(lines)
 
@@ -147,7 +162,7 @@ def dry_run_text(data: dict[str, Any]) -> str:
 
 def history(config: Config, key: str) -> list[dict[str, Any]]:
     """The audit events of one request, oldest first."""
-    db = open_store(config.store)
+    db = open_store(config.store, create=False)
     try:
         return request_history(db, key)
     finally:
@@ -179,7 +194,7 @@ def _short(value: Any, width: int = 90) -> str:
 
 def verify(config: Config, anchor: Anchor | None = None) -> dict[str, Any]:
     """The audit chain check as a dict; ``head`` is the last good row as ``N:HASH``, to keep elsewhere."""
-    db = open_store(config.store)
+    db = open_store(config.store, create=False)
     try:
         report = verify_chain(db, anchor)
         return {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id, "reason": report.reason,

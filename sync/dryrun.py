@@ -57,7 +57,7 @@ def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.dat
         db = open_store(config.store)
         try:
             sources = engine.build_sources(config, env if env is not None else os.environ)
-            run_id = start_run(db)
+            run_id = start_run(db, kind="plan")
             pulled = engine.pull_sources(db, sources, run_id=run_id)
             result.messages = [f"{n}: {engine.describe(e)}" for n, e in pulled.failures.items()]
             finish_run(db, run_id, status="ok" if not pulled.failures else "failed", exit_code=0,
@@ -103,9 +103,15 @@ def _read_plan(db: sqlite_utils.Database, config: Config, sources: dict[str, eng
 
 
 def _left_reason(db: sqlite_utils.Database, key: str) -> str | None:
+    """Why the plan took ``key`` out of its release, as plain text (the audit keeps it inside JSON)."""
     rows = list(db.query(
         "select new from audit where request = ? and origin = 'planned' order by id desc limit 1", [key]))
-    return rows[0]["new"] if rows else None
+    if not rows:
+        return None
+    planned = json.loads(rows[0]["new"]) if rows[0]["new"] else None
+    if isinstance(planned, dict):
+        return str(planned.get("reason") or "") or None
+    return None if planned is None else str(planned)
 
 
 def estimate(connector: Connector, writes: list[dict[str, Any]], natives: dict[str, tuple[str, str | None]]) -> Estimate:

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,15 +25,16 @@ from config.schema import AirtableSource, Config, JiraSource, SalesforceSource
 from config.schema import Source as SourceConfig
 from connectors import airtable, jira, salesforce
 from connectors.base import Connector, Page, ReadSecret, SourceCheck
-from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, SourceConfigError
+from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, SourceConfigError, Unreachable
 from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
 from sync import ingest, outbox, quarantine, schedule
 from sync.lock import LockedError, RunLock
-from sync.store import finish_run, get_watermark, open_store, start_run
+from sync.store import finish_run, get_watermark, open_store, start_run, store_problem
 
-EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
+"""The exit codes every command uses (the README's table is tested against these)."""
 CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
 log = logging.getLogger(__name__)
 
@@ -109,8 +111,11 @@ class RunReport:
 
     def summary(self) -> str:
         """One line for logs and cron mail."""
+        if self.run_id is None:  # the run never started (locked, or the store unusable)
+            return f"{self.status}: " + "; ".join(self.messages)
         pulled = ", ".join(
-            f"{name} {c['pulled']} ({c['created']} new, {c['changed']} changed)" for name, c in self.pulled.items()
+            f"{name} {c['pulled']} ({c['created']} new, {c['changed']} changed"
+            + (f", {c['deleted']} deleted)" if c.get("deleted") else ")") for name, c in self.pulled.items()
         )
         pushed = sum(c.get("written", 0) for c in self.pushed.values())
         conflicts = sum(c.get("conflicts", 0) for c in self.pushed.values())
@@ -136,11 +141,14 @@ class Source:
     mapping: SourceMapping
 
 
-def build_sources(config: Config, env: Mapping[str, str] | None = None, *, policy: RetryPolicy | None = None) -> dict[str, Source]:
+def build_sources(config: Config, env: Mapping[str, str] | None = None, *, policy: RetryPolicy | None = None,
+                  broken: dict[str, BaseException] | None = None) -> dict[str, Source]:
     """Connectors and mappings for every configured source; secrets read from the environment.
 
     Each connector retries under ``policy`` (its waits, sleep and the run's deadline),
     with its own breaker after ``stop_after_server_errors`` server errors in a row.
+    With ``broken``, a source that cannot be built (a missing secret) is left out and its
+    error kept there, so it stops alone; without, the error is raised.
     """
     base = policy or RetryPolicy()
     sources: dict[str, Source] = {}
@@ -152,7 +160,12 @@ def build_sources(config: Config, env: Mapping[str, str] | None = None, *, polic
             return secret(env_name, f"{_path}.auth.{key}", env)
 
         own = dataclasses.replace(base, breaker_after=spec.stop_after_server_errors)
-        sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret, own), mapping)
+        try:
+            sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret, own), mapping)
+        except CONFIG_ERRORS as error:
+            if broken is None:
+                raise
+            broken[name] = error
     return sources
 
 
@@ -305,12 +318,29 @@ def _left_for_next_run(db: sqlite_utils.Database, deadline: Deadline, pulled: Pu
         left = [f"pulls of {', '.join(cut)} (each continues from its last stored page)"] if cut else []
         if waiting:
             left.append(f"{sum(waiting.values())} write-backs ({', '.join(f'{n} {k}' for k, n in waiting.items())})")
-        lines.append(f"run deadline of {deadline.seconds:g} s (max_run_seconds) reached; left for the next run: "
-                     f"{'; '.join(left) or 'nothing'}")
+        why = (f"interrupted ({deadline.interrupted_by}) at a safe point" if deadline.interrupted_by
+               else f"run deadline of {deadline.seconds:g} s (max_run_seconds) reached")
+        lines.append(f"{why}; left for the next run: {'; '.join(left) or 'nothing'}")
     for name, counts in pushed.items():
         if isinstance(stop := sources[name].connector.stopped(), CircuitOpen):
             lines.append(f"{name}: {stop.message} ({counts.pending} write-backs)")
     return lines
+
+
+def _stop_on_signals(deadline: Deadline) -> dict[int, Any]:
+    """Make SIGINT and SIGTERM interrupt ``deadline`` (a second one stops at once); the handlers replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {}
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if deadline.interrupted_by:
+            raise KeyboardInterrupt  # asked twice: stop now; the write-ahead outbox keeps the truth
+        deadline.interrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, interrupt)
+    return previous
 
 
 def _close_abandoned_runs(db: sqlite_utils.Database) -> None:
@@ -331,13 +361,21 @@ def run(
     progress: ProgressCallback | None = None,
     policy: RetryPolicy | None = None,
     timer: Callable[[], float] = time.monotonic,
+    handle_signals: bool = False,
 ) -> RunReport:
     """One unattended sync run. Never raises for API or data problems: see the report.
+
+    With ``handle_signals`` (the command line), SIGINT and SIGTERM stop the run at its
+    next safe point, as the deadline does: what it has is stored, the run is recorded
+    ``interrupted`` and exits 4. A second signal stops at once.
 
     The run ends cleanly once ``config.max_run_seconds`` have passed on ``timer``:
     pulls stop between pages, pushes between batches, and what is left is kept for
     the next run. ``policy`` sets the retries' waits and sleep (tests make them short).
     """
+    problem = store_problem(config.store)
+    if problem is not None:
+        return RunReport(None, "config_error", EXIT_CONFIG, messages=[f"store: {problem}"])
     lock = RunLock(config.store)
     try:
         lock.acquire()
@@ -352,10 +390,15 @@ def run(
             progress(Progress("start", run_id=run_id))
         sources: dict[str, Source] = {}
         deadline = Deadline(config.max_run_seconds, timer)
+        restore = _stop_on_signals(deadline) if handle_signals else {}
         try:
             policy = dataclasses.replace(policy or RetryPolicy(), deadline=deadline)
-            sources = build_sources(config, env if env is not None else os.environ, policy=policy)
+            unbuilt: dict[str, BaseException] = {}
+            sources = build_sources(config, env if env is not None else os.environ, policy=policy, broken=unbuilt)
             pulled = pull_sources(db, sources, run_id=run_id, progress=progress, deadline=deadline)
+            for unbuilt_name, unbuilt_error in unbuilt.items():  # a missing secret stops its source alone
+                pulled.failures[unbuilt_name] = unbuilt_error
+                pulled.counts[unbuilt_name] = ingest.PullCounts()
             report.pulled = {name: asdict(c) for name, c in pulled.counts.items()}
             if progress:
                 progress(Progress("plan", run_id=run_id))
@@ -375,7 +418,9 @@ def run(
             report.messages += [m for c in pushed.values() for m in c.messages]
             report.messages += _left_for_next_run(db, deadline, pulled, pushed, sources)
             cut_short = [e for e in pulled.failures.values() if not isinstance(e, DeadlineReached)]
-            if any(isinstance(e, CONFIG_ERRORS) for e in cut_short):
+            if deadline.interrupted_by:
+                report.status, report.exit_code = "interrupted", EXIT_INTERRUPTED
+            elif any(isinstance(e, CONFIG_ERRORS) for e in cut_short):
                 report.status, report.exit_code = "config_error", EXIT_CONFIG
             elif cut_short:
                 report.status, report.exit_code = "failed", EXIT_PARTIAL
@@ -400,6 +445,8 @@ def run(
                 api_calls=report.api_calls,
                 message="\n".join(report.messages) or None,
             )
+            for signum, previous in restore.items():
+                signal.signal(signum, previous)
     finally:
         db.close()
         lock.release()
@@ -414,6 +461,8 @@ def check_online(config: Config, env: Mapping[str, str] | None = None) -> dict[s
         statuses = sorted(set((spec.fields.status.map or {}).keys()) | set(spec.write.status.values()))
         try:
             found[name] = source.connector.check(statuses)
+        except Unreachable as error:
+            found[name] = SourceCheck([error.message], reached=False)
         except ConnectorError as error:
             found[name] = SourceCheck([error.message])
     return found

@@ -25,7 +25,9 @@ superseded: the plan changed before the write went out; the row stays as a recor
 _OUTBOX_STATES_0001 = ("pending", "done", "conflict", "failed")  # what migration 0001 allowed
 _OUTBOX_STATES_0003 = (*_OUTBOX_STATES_0001, "superseded")  # what migration 0003 allowed
 ORIGINS: tuple[str, ...] = ("pulled", "planned", "pushed", "manual")
-RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error")
+RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error", "interrupted")
+_RUN_STATUSES_0001 = RUN_STATUSES[:-1]  # what migration 0001 allowed
+RUN_KINDS: tuple[str, ...] = ("sync", "plan")
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first audit row."""
 
@@ -160,7 +162,7 @@ def _initial(db: sqlite_utils.Database) -> None:
             id integer primary key,
             started_at text not null,
             ended_at text,
-            status text not null {_check("status", RUN_STATUSES)},
+            status text not null {_check("status", _RUN_STATUSES_0001)},
             exit_code integer,
             counts text,
             api_calls text,
@@ -295,6 +297,32 @@ def _quarantine(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="0007_run_interrupted")
+def _run_interrupted(db: sqlite_utils.Database) -> None:
+    # A run stopped by SIGINT/SIGTERM at a safe point is recorded as 'interrupted'; a run
+    # says what it was (a sync, or a `relsync plan` dry run that only pulled).
+    db.executescript(
+        f"""
+        create table runs_new (
+            id integer primary key,
+            kind text not null default 'sync' {_check("kind", RUN_KINDS)},
+            started_at text not null,
+            ended_at text,
+            status text not null {_check("status", RUN_STATUSES)},
+            exit_code integer,
+            counts text,
+            api_calls text,
+            message text
+        );
+        insert into runs_new (id, kind, started_at, ended_at, status, exit_code, counts, api_calls, message)
+            select id, case when counts like '%"dry_run": true%' then 'plan' else 'sync' end,
+            started_at, ended_at, status, exit_code, counts, api_calls, message from runs;
+        drop table runs;
+        alter table runs_new rename to runs;
+        """
+    )
+
+
 def _private_file(path: Path) -> None:
     """Create ``path`` readable by its owner only, or tighten it if it is wider."""
     # Created before SQLite opens it, so the file never exists with umask-wide
@@ -311,13 +339,37 @@ def _private_file(path: Path) -> None:
             sidecar.chmod(0o600)
 
 
-def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000) -> sqlite_utils.Database:
-    """Open (creating if needed) the store at ``path``, migrated to the current schema.
+class StoreMissing(LookupError):
+    """A command that only reads the store found none at the configured path."""
+
+
+def store_problem(path: str | Path) -> str | None:
+    """Why relsync could not keep its store at ``path`` (a missing folder, no permission), or None."""
+    if str(path) == ":memory:":
+        return None
+    store = Path(path)
+    if not store.parent.is_dir():
+        return f"the folder {store.parent} does not exist: create it, or point `store` elsewhere"
+    if store.is_dir():
+        return f"{store} is a folder; `store` names the SQLite file inside one"
+    writable = store if store.exists() else store.parent
+    if not os.access(writable, os.W_OK):
+        return f"relsync cannot write to {writable} (permission denied)"
+    return None
+
+
+def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000, create: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed, unless ``create`` is False) the store at ``path``, migrated to the current schema.
+
+    Commands that only read (status, audit, release plans) pass ``create=False``: a
+    mistyped path is then an error naming it, not an empty store that says "none".
 
     The file is mode 0600, in WAL mode, with foreign keys enforced and a busy timeout
     so that a reader (``relsync audit``) and a sync run wait for each other instead of
     failing. ``":memory:"`` gives a throwaway in-memory store (tests).
     """
+    if str(path) != ":memory:" and not create and not Path(path).exists():
+        raise StoreMissing(f"no store at {path} (the config's `store`): check the path, or run `relsync sync` to create it")
     if str(path) == ":memory:":
         db = sqlite_utils.Database(memory=True)
     else:
@@ -360,10 +412,10 @@ def set_watermark(
     )
 
 
-def start_run(db: sqlite_utils.Database, *, now: dt.datetime | None = None) -> int:
-    """Insert a ``running`` runs row and return its id."""
+def start_run(db: sqlite_utils.Database, *, now: dt.datetime | None = None, kind: str = "sync") -> int:
+    """Insert a ``running`` runs row of ``kind`` (sync, or a plan's dry run) and return its id."""
     cursor = db.execute(
-        "insert into runs (started_at, status) values (?, 'running')", [clock.stamp(now)]
+        "insert into runs (kind, started_at, status) values (?, ?, 'running')", [kind, clock.stamp(now)]
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid

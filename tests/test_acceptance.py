@@ -107,6 +107,8 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     quiet = sync(config, env)
     calls = counters.take()
     assert {system: c["written"] for system, c in quiet["pushed"].items()} == {"jira": 0, "airtable": 0, "salesforce": 0}
+    # As the README's cost model says: Jira 3, Airtable 1, Salesforce 3.
+    assert {system: sum(c.values()) for system, c in calls.items()} == {"jira": 3, "airtable": 1, "salesforce": 3}
     assert count(calls["jira"], "/search/jql") == 1 and count(calls["jira"], "/serverInfo", "/field") == 2
     assert writes(calls["jira"]) == 0
     assert sum(calls["airtable"].values()) == 1  # one list call with the modified field configured
@@ -132,7 +134,8 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
         [*RELSYNC, "status", "--config", str(config), "--json"], capture_output=True, text=True, check=True
     )
     stored = json.loads(status.stdout)
-    assert stored["requests"]["by_source"] == {"jira": RECORDS, "airtable": RECORDS, "salesforce": RECORDS}
+    live = {"live": RECORDS, "deleted": 0, "quarantined": 0}
+    assert stored["requests"]["by_source"] == {"jira": live, "airtable": live, "salesforce": live}
     for release in stored["releases"]:
         assert release["requests"] <= release["capacity"]
     # One plan over the three systems: a release mixes requests from all three.

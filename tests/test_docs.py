@@ -71,3 +71,14 @@ def test_the_commented_jira_token_kind_in_the_example_loads(tmp_path):
 def test_the_readme_sets_salesforce_up_with_an_external_client_app():
     assert "connected app with" not in README
     assert "External Client App" in README.split("## Running it against the real systems", 1)[1]
+
+
+def test_the_readme_exit_code_table_is_the_code_s():
+    """Every exit code the commands use has a row in the README's table, and no row is invented."""
+    from sync import engine
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)}
+    used = {value for name, value in vars(engine).items() if name.startswith("EXIT_")}
+    assert documented == used == {0, 1, 2, 3, 4, 5}

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from connectors.calls import ApiCalls
-from connectors.errors import FatalError, RetriableError, SourceConfigError, classify_status
+from connectors.errors import FatalError, RetriableError, SourceConfigError, Unreachable, classify_status
 from connectors.retry import RetryPolicy
 from connectors.throttle import Throttle
 
@@ -132,15 +132,43 @@ def test_retries_stop_after_the_policys_attempts_and_the_last_error_is_raised(se
     assert calls.counts() == {"GET /search": 3} and script.statuses == [503]
 
 
-def test_a_dropped_connection_is_retriable_and_names_the_source_url():
+def test_a_refused_connection_is_not_retried_and_names_the_host_and_cause():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
     waits: list[float] = []
     calls, session = api_calls(url, waits)
 
-    with pytest.raises(RetriableError) as raised:
+    with pytest.raises(Unreachable) as raised:
         calls(lambda: get(session, f"{url}/search"))
+
+    assert raised.value.message == f"cannot connect to 127.0.0.1:{port}: connection refused"
+    assert waits == [] and calls.counts() == {}
+
+
+def test_a_dropped_connection_is_retriable_and_names_the_source_url():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def hang_up() -> None:  # accept each connection, then close it without a word
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    waits: list[float] = []
+    calls, session = api_calls(url, waits)
+    try:
+        with pytest.raises(RetriableError) as raised:
+            calls(lambda: get(session, f"{url}/search"))
+    finally:
+        listener.close()
 
     assert raised.value.message == f"ConnectionError talking to {url}"
     assert len(waits) == 2 and calls.counts() == {}

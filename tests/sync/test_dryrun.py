@@ -103,6 +103,11 @@ def test_plan_then_sync_on_all_three_systems(tmp_path):
         edits.jira_move_to(client, key, "Approved")  # the workflow rejects from Approved, not from Scheduled
         edits.jira_move_to(client, key, "Rejected")
         edits.jira_wait_for_search(client, f'key = "{key}" AND status = "Rejected"')  # Jira's index lags writes
+        replanned = runner.invoke(main, ["plan", "--json", "--config", str(path)], env=env, catch_exceptions=False)
+        out = [m for m in json.loads(replanned.output)["moves"] if m["request"] == victim["request"]]
+        # The reason reads as plain text, not JSON inside JSON.
+        assert out == [{"request": victim["request"], "from": victim["name"], "to": None,
+                        "reason": f"left release {victim['name']}: status rejected"}]
         again = runner.invoke(main, ["sync", "--json", "--config", str(path)], env=env, catch_exceptions=False)
         assert again.exit_code == 0, again.output
         db = open_store(load_config(path).store)

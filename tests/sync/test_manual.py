@@ -66,10 +66,10 @@ def test_unknown_release_or_request_is_a_clear_error(small_world):
     engine.run(world.config, env=world.env)
 
     result = cli(world, "assign", "jira:OPS-1", "BS 1999.01.01", "--reason", "x")
-    assert result.exit_code == 1
+    assert result.exit_code == engine.EXIT_NOT_FOUND == 5
     assert "no release 'BS 1999.01.01'; releases: " in result.output and "BS 20" in result.output
     result = cli(world, "unassign", "jira:NOPE-1")
-    assert result.exit_code == 1
+    assert result.exit_code == engine.EXIT_NOT_FOUND
     assert "no request 'jira:NOPE-1'" in result.output
 
 

@@ -68,6 +68,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     assert applied == [
         ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
         ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"), ("relsync", "0006_quarantine"),
+        ("relsync", "0007_run_interrupted"),
     ]
     db.close()
 
@@ -92,7 +93,7 @@ def test_schema_has_the_documented_tables_and_columns(store):
             "id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new",
             "prev_hash", "hash",
         ],
-        "runs": ["id", "started_at", "ended_at", "status", "exit_code", "counts", "api_calls", "message"],
+        "runs": ["id", "kind", "started_at", "ended_at", "status", "exit_code", "counts", "api_calls", "message"],
         "quarantine": [
             "request", "source", "native_id", "field", "error", "run", "first_seen_at", "last_seen_at",
             "mapping", "record",
