@@ -9,6 +9,7 @@ is sent to that source in this run.
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -21,6 +22,7 @@ import tenacity
 from connectors.errors import CircuitOpen, DeadlineReached, RetriableError, is_server_error
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Deadline:
@@ -143,6 +145,14 @@ class _PastDeadline(tenacity.stop.stop_base):
         return self.cut_short
 
 
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    """One line per retry: the system, what failed, the attempt and the wait before the next."""
+    error = state.outcome.exception() if state.outcome else None
+    system = getattr(error, "system", "?")
+    reason = getattr(error, "message", None) or str(error)
+    log.info("%s: retry %d after %s; waiting %.1f s", system, state.attempt_number, reason, state.upcoming_sleep)
+
+
 def call_with_retry(fn: Callable[[], T], policy: RetryPolicy) -> T:
     """Call ``fn``, retrying RetriableError under ``policy``; re-raise the last error.
 
@@ -155,6 +165,7 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy) -> T:
         wait=_wait(policy),
         stop=tenacity.stop_any(tenacity.stop_after_attempt(policy.attempts), past_deadline),
         sleep=policy.sleep,
+        before_sleep=_log_retry,
         reraise=True,
     )
     try:

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ import click
 from config.loader import ConfigError, load_config
 from connectors.errors import ConnectorError, SourceConfigError
 from mapping.fields import MappingError
+from relsync import logs
 from reports import views
 from reports.ics import UnknownTrainError
 from reports.notes import UnknownReleaseError
@@ -96,8 +98,20 @@ def emit(data: Any, as_json: bool, text: str) -> None:
 
 @click.group()
 @click.version_option(package_name="relsync")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also log every page, batch and retry (with its wait) to stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only: no summary line, no warnings, no progress display.")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also log to this file (rotating; timestamps in UTC and the run id on every line).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object a line, for log shippers (stderr and --log-file).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, quiet: bool, log_file: Path | None, log_format: str) -> None:
     """relsync: change requests from Jira, Airtable and Salesforce, planned into releases."""
+    if verbose and quiet:
+        raise click.UsageError("give -v/--verbose or -q/--quiet, not both")
+    logs.setup(verbose=verbose, quiet=quiet, log_file=log_file, log_format=log_format)
+    ctx.call_on_close(logs.teardown)
+    ctx.obj = {"quiet": quiet}
 
 
 @main.command()
@@ -107,9 +121,18 @@ def main() -> None:
 def sync(config_path: Path, as_json: bool) -> None:
     """Pull, plan and write back once (what cron runs)."""
     config = load_config(config_path)
-    progress = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() and not as_json else None
-    report = engine.run(config, progress=progress, handle_signals=True)
-    emit(report.as_dict(), as_json, report.summary())
+    quiet = (click.get_current_context().find_root().obj or {}).get("quiet", False)
+    if sys.stderr.isatty() and not as_json and not quiet:
+        with logs.LiveProgress() as live:
+            report = engine.run(config, progress=live, handle_signals=True)
+    else:
+        report = engine.run(config, progress=logs.track_run, handle_signals=True)
+    summary, *problems = report.summary().splitlines()
+    if as_json or not quiet:
+        emit(report.as_dict(), as_json, summary)
+    level = logging.ERROR if report.status in ("failed", "config_error", "locked") else logging.WARNING
+    for line in [] if as_json else problems:  # --json carries them in "messages"
+        logging.getLogger(logs.REPORT).log(level, line)
     sys.exit(report.exit_code)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import os
 import queue
 import signal
@@ -35,6 +36,30 @@ from sync.store import finish_run, get_watermark, open_store, start_run, store_p
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
 """The exit codes every command uses (the README's table is tested against these)."""
 CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is, for a live display: ``phase`` (start, pull, plan, push), the source, its records and API calls.
+
+    ``records`` counts what the phase has done for the source so far (pulled, or
+    written back); for ``plan`` the requests planned in. ``source`` is empty for the
+    whole run's events (start, plan).
+    """
+
+    phase: str
+    source: str = ""
+    records: int = 0
+    calls: int = 0
+    run_id: int | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def _calls(source: Source) -> int:
+    return sum(source.connector.call_counts().values())
 
 
 class ConnectorFactories(TypedDict):
@@ -153,7 +178,7 @@ class PullResult:
 
 
 def pull_sources(
-    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, progress: Callable[[str], None] | None = None,
+    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, progress: ProgressCallback | None = None,
     deadline: Deadline = NO_DEADLINE,
 ) -> PullResult:
     """Pull every source concurrently; pages are stored one transaction each, in this thread.
@@ -200,12 +225,14 @@ def pull_sources(
                 db, source=name, mapping=sources[name].mapping, page=item, run_id=run_id, now=clock.stamp()
             )
             result.counts[name].add(page_counts)
+            log.debug("%s: page of %d records stored (%d pulled so far)", name, len(item.records),
+                      result.counts[name].pulled)
         except BaseException as error:
             result.failures[name] = error
             stopped.add(name)
             running.discard(name)
         if progress:
-            progress(f"{name}: {result.counts[name].pulled} pulled")
+            progress(Progress("pull", name, result.counts[name].pulled, _calls(sources[name]), run_id))
     for thread in threads:
         thread.join(timeout=5)
     for name, source in sources.items():
@@ -249,7 +276,7 @@ def plan(db: sqlite_utils.Database, config: Config, *, run_id: int, now: dt.date
 
 def push_writebacks(
     db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, at: dt.datetime | None = None,
-    failures: dict[str, BaseException] | None = None,
+    failures: dict[str, BaseException] | None = None, progress: ProgressCallback | None = None,
 ) -> dict[str, outbox.PushCounts]:
     """Queue the plan's differences and send them, source by source.
 
@@ -262,12 +289,21 @@ def push_writebacks(
     outbox.queue(db, wanted, run_id=run_id, now=now)
     pushed: dict[str, outbox.PushCounts] = {}
     for name, s in sources.items():
+        if progress:
+            progress(Progress("push", name, 0, _calls(s), run_id))
         try:
             pushed[name] = outbox.send(db, name, s.connector.push, s.mapping, run_id=run_id, now=now)
         except ConnectorError as error:
+            log.debug("%s: push stopped: %s", name, error)
             if failures is None:
                 raise
             failures[name] = error
+        else:
+            counts = pushed[name]
+            log.info("%s: pushed, %d written, %d conflicts, %d failed, %d pending", name, counts.written,
+                     counts.conflicts, counts.failed, counts.pending)
+        if progress:
+            progress(Progress("push", name, pushed[name].written if name in pushed else 0, _calls(s), run_id))
     return pushed
 
 
@@ -322,7 +358,7 @@ def run(
     *,
     env: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
     policy: RetryPolicy | None = None,
     timer: Callable[[], float] = time.monotonic,
     handle_signals: bool = False,
@@ -350,6 +386,8 @@ def run(
         _close_abandoned_runs(db)
         run_id = start_run(db)
         report = RunReport(run_id, "running", EXIT_OK)
+        if progress:
+            progress(Progress("start", run_id=run_id))
         sources: dict[str, Source] = {}
         deadline = Deadline(config.max_run_seconds, timer)
         restore = _stop_on_signals(deadline) if handle_signals else {}
@@ -362,11 +400,15 @@ def run(
                 pulled.failures[unbuilt_name] = unbuilt_error
                 pulled.counts[unbuilt_name] = ingest.PullCounts()
             report.pulled = {name: asdict(c) for name, c in pulled.counts.items()}
+            if progress:
+                progress(Progress("plan", run_id=run_id))
             report.planned = asdict(plan(db, config, run_id=run_id, now=now or clock.now()))
+            if progress:
+                progress(Progress("plan", records=report.planned.get("assigned", 0), run_id=run_id))
             # A source whose pull failed is not written to: its view may be stale, and a
             # quota stop must not spend more calls.
             healthy = {name: s for name, s in sources.items() if name not in pulled.failures}
-            pushed = push_writebacks(db, healthy, run_id=run_id, at=now, failures=pulled.failures)
+            pushed = push_writebacks(db, healthy, run_id=run_id, at=now, failures=pulled.failures, progress=progress)
             report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
             report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()
                                if not isinstance(error, DeadlineReached)]
