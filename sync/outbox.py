@@ -11,6 +11,8 @@ tried again on the next run while still wanted).
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,8 @@ from mapping import clock
 from mapping.fields import SourceMapping
 from mapping.model import STATUSES
 from sync.audit import AuditEvent, append_events
+
+log = logging.getLogger(__name__)
 
 RELEASE = "release"
 STATUS = "status"
@@ -198,6 +202,7 @@ class OutboxJournal:
     def sending(self, writes: list[Write]) -> None:
         """Mark the rows of ``writes`` in flight, durably, before they leave."""
         ids = [self._rows[id(w)]["id"] for w in writes if id(w) in self._rows]
+        log.debug("run %s: sending a batch of %d writes to %s", self.run_id, len(ids), self.mapping.source_name)
         with self.db.atomic():
             self.db.execute(
                 "update outbox set state = 'sending', sent_at = ?, run = ?, updated_at = ? "
@@ -210,6 +215,8 @@ class OutboxJournal:
         fresh = [r for r in results if id(r.write) in self._rows and id(r.write) not in self._settled]
         if not fresh:
             return
+        log.debug("run %s: %s answered %d writes: %s", self.run_id, self.mapping.source_name, len(fresh),
+                  ", ".join(f"{n} {o}" for o, n in sorted(Counter(r.outcome for r in fresh).items())))
         events: list[AuditEvent] = []
         with self.db.atomic():
             for result in fresh:
