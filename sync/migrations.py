@@ -1,0 +1,314 @@
+"""The store's schema: the states its CHECK constraints allow, and every migration, in order.
+
+Migrations are history: each keeps the schema text it ran with (a later change adds a
+migration rather than editing one), so a store made by any release of relsync opens
+into the same schema. ``sync.store`` applies them when it opens a store.
+"""
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+RELEASE_STATES: tuple[str, ...] = ("planned", "open", "frozen", "deploying", "released", "cancelled")
+OUTBOX_STATES: tuple[str, ...] = ("pending", "sending", "done", "conflict", "failed", "superseded")
+"""sending: the write may have left (recorded before it does), its outcome not yet known;
+superseded: the plan changed before the write went out; the row stays as a record."""
+_OUTBOX_STATES_0001 = ("pending", "done", "conflict", "failed")  # what migration 0001 allowed
+_OUTBOX_STATES_0003 = (*_OUTBOX_STATES_0001, "superseded")  # what migration 0003 allowed
+ORIGINS: tuple[str, ...] = ("pulled", "planned", "pushed", "manual")
+RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error", "interrupted")
+_RUN_STATUSES_0001 = RUN_STATUSES[:-1]  # what migration 0001 allowed
+RUN_KINDS: tuple[str, ...] = ("sync", "plan")
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of the first audit row."""
+
+MIGRATIONS = Migrations("relsync")
+
+
+def _check(column: str, values: tuple[str, ...]) -> str:
+    return f"check ({column} in ({', '.join(repr(value) for value in values)}))"
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: sqlite_utils.Database) -> None:
+    # Plain SQL rather than table.create(): composite keys, foreign keys, CHECKs and
+    # triggers are all visible in one place. No STRICT tables: relsync must open on the
+    # older SQLite builds that long-term-support distributions ship.
+    db.executescript(
+        f"""
+        create table change_requests (
+            key text primary key,
+            source text not null,
+            system text not null,
+            native_id text not null,
+            native_key text,
+            url text,
+            title text,
+            description text,
+            type text,
+            department text,
+            requester text,
+            owner text,
+            priority text,
+            status text,
+            source_status text,
+            release text,
+            created_at text,
+            updated_at text,
+            source_version text,
+            deleted_at text,
+            content_hash text,
+            raw text,
+            first_seen_at text,
+            last_pulled_at text
+        );
+        create unique index change_requests_source_native_id on change_requests (source, native_id);
+        create index change_requests_status on change_requests (status);
+        create index change_requests_release on change_requests (release);
+
+        create table releases (
+            id text primary key,
+            name text not null unique,
+            train text not null,
+            deploy_at text not null,
+            freeze_at text not null,
+            capacity integer not null,
+            state text not null {_check("state", RELEASE_STATES)}
+        );
+        create index releases_train_deploy_at on releases (train, deploy_at);
+
+        create table release_phases (
+            release text not null references releases (id),
+            phase text not null,
+            starts text not null,
+            ends text not null,
+            owner text,
+            primary key (release, phase)
+        );
+
+        create table assignments (
+            request text primary key references change_requests (key),
+            release text not null references releases (id),
+            pinned integer not null default 0 check (pinned in (0, 1)),
+            reason text,
+            assigned_by text,
+            assigned_at text
+        );
+        create index assignments_release on assignments (release);
+
+        create table sync_state (
+            source text not null,
+            stream text not null,
+            watermark text,
+            updated_at text,
+            primary key (source, stream)
+        );
+
+        create table outbox (
+            id integer primary key,
+            request text not null,
+            source text not null,
+            system text not null,
+            field text not null,
+            value text,
+            base text,
+            base_version text,
+            attempts integer not null default 0,
+            state text not null default 'pending' {_check("state", _OUTBOX_STATES_0001)},
+            last_error text,
+            run integer,
+            created_at text,
+            updated_at text,
+            unique (request, field, value)
+        );
+        create index outbox_state on outbox (state);
+
+        -- AUTOINCREMENT: sqlite_sequence then remembers the highest id ever written,
+        -- which lets verify_chain notice rows cut from the end of the chain.
+        create table audit (
+            id integer primary key autoincrement,
+            at text not null,
+            run integer,
+            actor text not null,
+            origin text not null {_check("origin", ORIGINS)},
+            request text,
+            system text,
+            field text,
+            old text,
+            new text,
+            prev_hash text not null,
+            hash text not null
+        );
+        create index audit_request on audit (request);
+        create trigger audit_no_update before update on audit
+        begin
+            select raise(abort, 'audit is append-only');
+        end;
+        create trigger audit_no_delete before delete on audit
+        begin
+            select raise(abort, 'audit is append-only');
+        end;
+
+        create table runs (
+            id integer primary key,
+            started_at text not null,
+            ended_at text,
+            status text not null {_check("status", _RUN_STATUSES_0001)},
+            exit_code integer,
+            counts text,
+            api_calls text,
+            message text
+        );
+        """
+    )
+
+
+@MIGRATIONS(name="0002_affected_object")
+def _affected_object(db: sqlite_utils.Database) -> None:
+    # What a request changes (object, table, component), for the release clash check.
+    db.execute("alter table change_requests add column affected text")
+    db.execute("create index change_requests_affected on change_requests (affected)")
+
+
+@MIGRATIONS(name="0003_outbox_superseded")
+def _outbox_superseded(db: sqlite_utils.Database) -> None:
+    # SQLite cannot change a CHECK constraint in place: rebuild the table, rows kept.
+    db.executescript(
+        f"""
+        create table outbox_new (
+            id integer primary key,
+            request text not null,
+            source text not null,
+            system text not null,
+            field text not null,
+            value text,
+            base text,
+            base_version text,
+            attempts integer not null default 0,
+            state text not null default 'pending' {_check("state", _OUTBOX_STATES_0003)},
+            last_error text,
+            run integer,
+            created_at text,
+            updated_at text,
+            unique (request, field, value)
+        );
+        insert into outbox_new select id, request, source, system, field, value, base, base_version,
+            attempts, state, last_error, run, created_at, updated_at from outbox;
+        drop table outbox;
+        alter table outbox_new rename to outbox;
+        create index outbox_state on outbox (state);
+        """
+    )
+
+
+_SECONDS_TEXT = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z"
+"""A moment written to the second, as releases, phases, watermarks and runs were before 0004."""
+
+_MOMENTS = {
+    "change_requests": ("created_at", "updated_at", "deleted_at", "first_seen_at", "last_pulled_at"),
+    "releases": ("deploy_at", "freeze_at"),
+    "release_phases": ("starts", "ends"),
+    "assignments": ("assigned_at",),
+    "sync_state": ("updated_at",),
+    "outbox": ("created_at", "updated_at"),  # sent_at came with 0005, at millisecond precision
+    "runs": ("started_at", "ended_at"),
+}
+"""Every moment column but the audit's, which is append-only and was always written to the millisecond."""
+
+
+@MIGRATIONS(name="0004_millisecond_moments")
+def _millisecond_moments(db: sqlite_utils.Database) -> None:
+    # One precision everywhere, so moments compare correctly as text in SQL as well:
+    # "2026-12-08T18:00:00Z" sorts after "2026-12-08T18:00:00.500Z".
+    for table, columns in _MOMENTS.items():
+        for column in columns:
+            db.execute(
+                f"update {table} set {column} = substr({column}, 1, 19) || '.000Z' where {column} glob ?",
+                [_SECONDS_TEXT],
+            )
+
+
+@MIGRATIONS(name="0005_outbox_write_ahead")
+def _outbox_write_ahead(db: sqlite_utils.Database) -> None:
+    # A write is recorded as 'sending' (with the moment it left) before it leaves, so
+    # after a crash its value coming back on the next pull is known as relsync's own.
+    db.executescript(
+        f"""
+        create table outbox_new (
+            id integer primary key,
+            request text not null,
+            source text not null,
+            system text not null,
+            field text not null,
+            value text,
+            base text,
+            base_version text,
+            attempts integer not null default 0,
+            state text not null default 'pending' {_check("state", OUTBOX_STATES)},
+            last_error text,
+            run integer,
+            created_at text,
+            updated_at text,
+            sent_at text,
+            unique (request, field, value)
+        );
+        insert into outbox_new (id, request, source, system, field, value, base, base_version, attempts, state,
+            last_error, run, created_at, updated_at)
+            select id, request, source, system, field, value, base, base_version, attempts, state,
+            last_error, run, created_at, updated_at from outbox;
+        drop table outbox;
+        alter table outbox_new rename to outbox;
+        create index outbox_state on outbox (state);
+        create index outbox_request on outbox (request);
+        """
+    )
+
+
+@MIGRATIONS(name="0006_quarantine")
+def _quarantine(db: sqlite_utils.Database) -> None:
+    # Records the mapping cannot translate, held back while the rest of their source syncs.
+    # The record as last pulled is kept so that a fixed mapping can release it without
+    # waiting for the record to change; ``mapping`` is the fingerprint it last failed under.
+    db.executescript(
+        """
+        create table quarantine (
+            request text primary key,
+            source text not null,
+            native_id text not null,
+            field text,
+            error text not null,
+            run integer,
+            first_seen_at text not null,
+            last_seen_at text not null,
+            mapping text not null,
+            record text not null
+        );
+        create unique index quarantine_source_native_id on quarantine (source, native_id);
+        """
+    )
+
+
+@MIGRATIONS(name="0007_run_interrupted")
+def _run_interrupted(db: sqlite_utils.Database) -> None:
+    # A run stopped by SIGINT/SIGTERM at a safe point is recorded as 'interrupted'; a run
+    # says what it was (a sync, or a `relsync plan` dry run that only pulled).
+    db.executescript(
+        f"""
+        create table runs_new (
+            id integer primary key,
+            kind text not null default 'sync' {_check("kind", RUN_KINDS)},
+            started_at text not null,
+            ended_at text,
+            status text not null {_check("status", RUN_STATUSES)},
+            exit_code integer,
+            counts text,
+            api_calls text,
+            message text
+        );
+        insert into runs_new (id, kind, started_at, ended_at, status, exit_code, counts, api_calls, message)
+            select id, case when counts like '%"dry_run": true%' then 'plan' else 'sync' end,
+            started_at, ended_at, status, exit_code, counts, api_calls, message from runs;
+        drop table runs;
+        alter table runs_new rename to runs;
+        """
+    )
