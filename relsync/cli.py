@@ -1,99 +1,26 @@
 """The ``relsync`` command: parses arguments, calls the library, turns errors into exit codes.
 
-Exit codes: 0 clean, 1 some writes failed or conflicted, were left for the next run
-(the run's deadline, a source that kept failing) or an API refused the run, 2
-configuration or credential error (``check --online``: a missing required permission),
-3 another run holds the store's lock.
+The release manager's commands live in ``relsync.release_commands``; what every command
+shares (options, the exit-code table, output) in ``relsync.common``.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from config.loader import ConfigError, load_config
-from connectors.errors import ConnectorError, SourceConfigError
-from mapping.fields import MappingError
-from relsync import logs
+from config.loader import load_config
+from relsync import logs, release_commands
+from relsync.common import CONFIG_OPTION, JSON_OPTION, Failure, emit, library_errors
 from reports import views
-from reports.ics import UnknownTrainError
-from reports.notes import UnknownReleaseError
 from sync import engine
 from sync.audit import Anchor, AnchorError
-from sync.lock import LockedError, RunLock
-from sync.manual import ManualError
-from sync.store import StoreMissing, store_problem
-
-NOT_FOUND = (ManualError, UnknownReleaseError, UnknownTrainError, StoreMissing)
-"""A release, request or train the user named does not exist (or the action cannot be done)."""
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="RELSYNC_CONFIG",
-    default="relsync.yaml",
-    show_default=True,
-    help="The relsync YAML file (or $RELSYNC_CONFIG).",
-)
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-
-
-class Failure(click.ClickException):
-    """An error message; the run failed in part or was refused (exit 1)."""
-
-    exit_code = engine.EXIT_PARTIAL
-
-
-class ConfigFailure(Failure):
-    """A configuration or credential error (exit 2)."""
-
-    exit_code = engine.EXIT_CONFIG
-
-
-class NotFoundFailure(Failure):
-    """A release, request or store named on the command line does not exist (exit 5)."""
-
-    exit_code = engine.EXIT_NOT_FOUND
-
-
-class LockedFailure(Failure):
-    """Another run holds the store's lock (exit 3)."""
-
-    exit_code = engine.EXIT_LOCKED
-
-
-def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn relsync's exceptions into messages and exit codes, in one place."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (ConfigError, MappingError, SourceConfigError) as error:
-            raise ConfigFailure(str(error)) from None
-        except LockedError as error:
-            raise LockedFailure(str(error)) from None
-        except NOT_FOUND as error:
-            raise NotFoundFailure(str(error)) from None
-        except ConnectorError as error:
-            raise Failure(str(error)) from None
-
-    return wrapper
-
-
-def emit(data: Any, as_json: bool, text: str) -> None:
-    """Print JSON or text."""
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else text)
+from sync.store import store_problem
 
 
 @click.group()
@@ -288,152 +215,6 @@ def sandbox(records: int, seed: int, write_config: Path | None, env_file: Path |
                     tell=lambda line: click.echo(line, err=True))
 
 
-@contextlib.contextmanager
-def store_of(config_path: Path, *, locked: bool = False) -> Iterator[Any]:
-    """The configured store, open for one command; ``locked`` holds the run lock (a sync running -> exit 3)."""
-    from sync.store import open_store
-
-    config = load_config(config_path)
-    with RunLock(config.store) if locked else contextlib.nullcontext():
-        db = open_store(config.store, create=False)
-        try:
-            yield db
-        finally:
-            db.close()
-
-
-@main.group()
-def release() -> None:
-    """Releases: list, show, cancel."""
-
-
-@release.command("list")
-@CONFIG_OPTION
-@JSON_OPTION
-@library_errors
-def release_list(config_path: Path, as_json: bool) -> None:
-    """Upcoming releases with dates, state and load."""
-    from sync import schedule
-
-    with store_of(config_path) as db:
-        plan = schedule.release_plan(db)
-        for release in plan:
-            release["clashes"] = schedule.release_clashes(db, release["id"])
-    emit(plan, as_json, "\n".join(views.plan_line(r) for r in plan) or "no releases yet (run relsync sync)")
-
-
-@release.command("show")
-@click.argument("release_ref", metavar="RELEASE")
-@CONFIG_OPTION
-@JSON_OPTION
-@library_errors
-def release_show(release_ref: str, config_path: Path, as_json: bool) -> None:
-    """One release: phases with owners and every request in it."""
-    from sync.manual import release_detail
-
-    with store_of(config_path) as db:
-        detail = release_detail(db, release_ref)
-    emit(detail, as_json, views.release_text(detail))
-
-
-@release.command("cancel")
-@click.argument("release_ref", metavar="RELEASE")
-@click.option("--reason", default="", help="Why (recorded in the audit).")
-@CONFIG_OPTION
-@JSON_OPTION
-@library_errors
-def release_cancel(release_ref: str, reason: str, config_path: Path, as_json: bool) -> None:
-    """Cancel a release; its requests are re-planned on the next sync."""
-    from sync.manual import cancel_release
-
-    with store_of(config_path, locked=True) as db:
-        done = cancel_release(db, release_ref, reason=reason)
-    emit(done, as_json, f"cancelled {done['release']}; {len(done['requests'])} requests will be re-planned on the next sync")
-
-
-@main.command()
-@click.argument("key")
-@click.argument("release_ref", metavar="RELEASE")
-@click.option("--reason", required=True, help="Why (recorded in the audit).")
-@CONFIG_OPTION
-@JSON_OPTION
-@library_errors
-def assign(key: str, release_ref: str, reason: str, config_path: Path, as_json: bool) -> None:
-    """Pin a request to a release; the planner will not move it."""
-    from sync.manual import assign as pin
-
-    with store_of(config_path, locked=True) as db:
-        done = pin(db, key, release_ref, reason=reason)
-    emit(done, as_json, f"{key} pinned to {done['release']} (was {done['previous'] or 'unassigned'}); written back on the next sync")
-
-
-@main.command()
-@click.argument("key")
-@click.option("--reason", default="", help="Why (recorded in the audit).")
-@CONFIG_OPTION
-@JSON_OPTION
-@library_errors
-def unassign(key: str, reason: str, config_path: Path, as_json: bool) -> None:
-    """Remove a request's release assignment (the planner may plan it again)."""
-    from sync.manual import unassign as unpin
-
-    with store_of(config_path, locked=True) as db:
-        done = unpin(db, key, reason=reason)
-    emit(done, as_json, f"{key} removed from {done['previous']}")
-
-
-@main.command("plan")
-@CONFIG_OPTION
-@JSON_OPTION
-@library_errors
-def plan_command(config_path: Path, as_json: bool) -> None:
-    """Dry run: what the next sync would change and write, and what it would cost. Writes nothing."""
-    from sync.dryrun import dry_run
-
-    config = load_config(config_path)
-    if (problem := store_problem(config.store)) is not None:
-        raise ConfigFailure(f"store: {problem}")
-    result = dry_run(config)
-    emit(result.as_dict(), as_json, views.dry_run_text(result.as_dict()))
-
-
-@release.command("notes")
-@click.argument("release_ref", metavar="RELEASE")
-@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
-@CONFIG_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the notes as JSON (with --output: what was written).")
-@library_errors
-def release_notes_command(release_ref: str, fmt: str, output: Path | None, config_path: Path, as_json: bool) -> None:
-    """Release notes for stakeholders: requests by department and type, links, phases and owners."""
-    from reports.notes import release_notes, render_html, render_markdown
-
-    with store_of(config_path) as db:
-        notes = release_notes(db, release_ref)
-    text = render_html(notes) if fmt == "html" else render_markdown(notes)
-    if output:
-        output.write_text(text, encoding="utf-8")
-        written = {"output": str(output), "format": fmt, "release": notes.id, "requests": notes.request_count}
-        emit(written, as_json, f"wrote {output} ({notes.request_count} requests)")
-    elif as_json:
-        emit({**dataclasses.asdict(notes), "requests": notes.request_count}, True, "")
-    else:
-        click.echo(text)
-
-
-@main.command()
-@click.option("--ics", "ics_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The .ics file to write.")
-@click.option("--train", "trains", multiple=True, help="Only these trains (repeatable).")
-@CONFIG_OPTION
-@JSON_OPTION
-@library_errors
-def calendar(ics_path: Path, trains: tuple[str, ...], config_path: Path, as_json: bool) -> None:
-    """Releases, freezes and SDLC phases as calendar events (.ics) for stakeholders."""
-    from reports.ics import calendar_ics
-
-    with store_of(config_path) as db:
-        data = calendar_ics(db, trains=list(trains) or None)
-    ics_path.write_bytes(data)
-    events = data.count(b"BEGIN:VEVENT")
-    emit({"ics": str(ics_path), "events": events, "trains": list(trains)}, as_json, f"wrote {ics_path} ({events} events)")
+for command in (release_commands.release, release_commands.assign, release_commands.unassign,
+                release_commands.plan_command, release_commands.calendar):
+    main.add_command(command)
