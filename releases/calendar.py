@@ -65,7 +65,8 @@ class PlannedRelease:
     ``state``: planned, open, frozen or deploying from the calendar; cancelled when a
     user cancelled it. ``capacity`` is the total; ``quotas`` the department quotas
     within it (department name, seats). ``moved_by`` names the blackout that moved the
-    release off its cadence date.
+    release off its cadence date; ``cancelled_why`` says who cancelled it and why
+    (``by alice: vendor outage``), for the reasons of the moves it causes.
     """
 
     id: str
@@ -78,6 +79,7 @@ class PlannedRelease:
     phases: tuple[PhaseWindow, ...] = ()
     quotas: tuple[tuple[str, int], ...] = ()
     moved_by: str | None = None
+    cancelled_why: str | None = None
 
 
 def require_utc(moment: dt.datetime, what: str = "now") -> dt.datetime:

@@ -11,8 +11,9 @@ train gets. The rules, first match wins:
    capacity and appear in release notes). Closed: it leaves a release that has not
    shipped (planned, open, frozen, cancelled); in a deploying or past release it
    stays, as the record of what shipped with it.
-2. Started (in_progress, testing, deployed): keeps its release, whatever it is, and is
-   never re-planned; an unassigned started request stays unassigned.
+2. Started (in_progress, testing, deployed): keeps its release, whatever it is but a
+   cancelled one (which it leaves), and is never re-planned; an unassigned started
+   request stays unassigned.
 3. Pinned: never moves, and counts against its release's capacity and its
    department's quota. The one exception: its release was cancelled, so the pin can
    never be honoured; the request is re-planned and the pin removed (rule 5).
@@ -278,7 +279,8 @@ def plan_releases(
     def gone(release_id: str) -> str:
         """Why a request in a release that is not live here must be planned again."""
         if release_id in known:
-            return f"release {known[release_id].name} cancelled"
+            why = known[release_id].cancelled_why
+            return f"release {known[release_id].name} cancelled" + (f" {why}" if why else "")
         return elsewhere[release_id][1] if release_id in elsewhere else "no longer scheduled"
 
     for candidate in sorted(candidates, key=lambda c: c.key):
@@ -289,6 +291,8 @@ def plan_releases(
         elif candidate.status in STARTED or candidate.deleted or candidate.status in ("rejected", "closed"):
             if current in live:  # stays put and takes up room
                 seats.add(live[current], candidate, movable=False)
+            elif cancelled and current is not None:
+                decisions[candidate.key] = Decision(candidate.key, None, f"left release {name(current)}: {gone(current)}")
         elif candidate.pinned and current is not None and not cancelled:
             if current in live:
                 seats.add(live[current], candidate, movable=False)

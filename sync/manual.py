@@ -2,7 +2,8 @@
 
 Every action is one transaction with its audit event (origin ``manual``, the acting
 user as actor). Pins are honoured by the planner and never moved by it; a cancelled
-release is no longer live, so the next run re-plans its requests.
+release is no longer live, so the next run moves its requests out, with who cancelled it
+and why as the reason.
 """
 from __future__ import annotations
 
@@ -104,29 +105,31 @@ def unassign(db: sqlite_utils.Database, key: str, *, reason: str = "", user: str
 
 
 def cancel_release(db: sqlite_utils.Database, release_ref: str, *, reason: str = "", user: str | None = None) -> dict[str, Any]:
-    """Cancel a release: its requests lose their assignment and are re-planned on the next run."""
+    """Cancel a release; the next plan moves its requests out (re-planned, or left with this reason).
+
+    The requests stay in the cancelled release until then, so the run that moves them
+    counts and audits each move, and the next write-back tells each requester.
+    """
     release = find_release(db, release_ref)
     if release["state"] in ("released", "cancelled"):
         raise ManualError(f"release {release['name']} is already {release['state']}")
     user = user or acting_user()
     now = _now()
-    why = f"release {release['name']} cancelled by {user}" + (f": {reason}" if reason else "")
     with db.atomic():
-        members = list(
-            db.query(
-                "select a.request, r.system from assignments a join change_requests r on r.key = a.request "
-                "where a.release = ? order by a.request",
-                [release["id"]],
-            )
+        members = [
+            row["request"]
+            for row in db.query("select request from assignments where release = ? order by request", [release["id"]])
+        ]
+        db.execute(
+            "update releases set state = 'cancelled', cancelled_by = ?, cancel_reason = ? where id = ?",
+            [user, reason or None, release["id"]],
         )
-        db.execute("update releases set state = 'cancelled' where id = ?", [release["id"]])
-        db.execute("delete from assignments where release = ?", [release["id"]])
-        append_events(db, [
-            AuditEvent(at=now, run=None, actor=user, origin="manual", request=m["request"], system=m["system"],
-                       field="release", old=release["name"], new={"release": None, "reason": why})
-            for m in members
-        ])
-    return {"release": release["name"], "requests": [m["request"] for m in members], "by": user}
+        append_events(db, [AuditEvent(
+            at=now, run=None, actor=user, origin="manual", request=None, system=None, field="release.state",
+            old=release["state"], new={"release": release["name"], "state": "cancelled", "reason": reason or None,
+                                       "requests": len(members)},
+        )])
+    return {"release": release["name"], "requests": members, "by": user}
 
 
 def release_detail(db: sqlite_utils.Database, release_ref: str) -> dict[str, Any]:

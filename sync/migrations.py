@@ -312,3 +312,14 @@ def _run_interrupted(db: sqlite_utils.Database) -> None:
         alter table runs_new rename to runs;
         """
     )
+
+
+@MIGRATIONS(name="0008_release_cancellation")
+def _release_cancellation(db: sqlite_utils.Database) -> None:
+    # Who cancelled a release and why: the next plan moves its requests out with that reason.
+    db.executescript(
+        """
+        alter table releases add column cancelled_by text;
+        alter table releases add column cancel_reason text;
+        """
+    )

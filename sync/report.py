@@ -35,11 +35,12 @@ class RunReport:
         conflicts = sum(c.get("conflicts", 0) for c in self.pushed.values())
         failed = sum(c.get("failed", 0) for c in self.pushed.values())
         pending = sum(c.get("pending", 0) for c in self.pushed.values())
+        moved = f" ({self.planned['moved']} moved from another release)" if self.planned.get("moved") else ""
         calls = ", ".join(f"{name} {sum(c.values())}" for name, c in self.api_calls.items())
         line = (
             f"run {self.run_id} {self.status}: pulled {pulled or 'nothing'}"
             f"{f', {self.quarantined} quarantined' if self.quarantined else ''}; "
-            f"planned {self.planned.get('assigned', 0)} in, {self.planned.get('unassigned', 0)} out; "
+            f"planned {self.planned.get('assigned', 0)} in{moved}, {self.planned.get('unassigned', 0)} out; "
             f"wrote {pushed}, {conflicts} conflicts, {failed} failed{f', {pending} left for the next run' if pending else ''}; "
             f"API calls {calls or 'none'}"
         )

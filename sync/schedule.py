@@ -34,7 +34,10 @@ class PlanCounts:
 
     releases: int = 0
     assigned: int = 0
+    """Requests placed in a release: newly, or moved from another one (``moved`` of them)."""
     unassigned: int = 0
+    """Requests taken out of their release and left unassigned."""
+    moved: int = 0
 
 
 def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
@@ -113,9 +116,17 @@ def _stored(db: sqlite_utils.Database, train: Train, current: list[PlannedReleas
         PlannedRelease(
             id=row["id"], name=row["name"], train=row["train"], deploy_at=clock.parse(row["deploy_at"]),
             freeze_at=clock.parse(row["freeze_at"]), capacity=row["capacity"], state=row["state"], quotas=train.quotas,
+            cancelled_why=cancellation(row),
         )
         for row in rows
     ]
+
+
+def cancellation(row: dict[str, Any]) -> str | None:
+    """Who cancelled a stored release and why (``by alice: vendor outage``), if a person did."""
+    if row.get("state") != "cancelled" or not row.get("cancelled_by"):
+        return None
+    return f"by {row['cancelled_by']}" + (f": {row['cancel_reason']}" if row.get("cancel_reason") else "")
 
 
 def candidates(db: sqlite_utils.Database) -> list[Candidate]:
@@ -152,11 +163,11 @@ def plan_into_store(
     counts = PlanCounts()
     stamp = clock.stamp(now)
     with db.atomic():
-        cancelled = {row["id"] for row in db.query("select id from releases where state = 'cancelled'")}
+        cancelled = {row["id"]: cancellation(row) for row in db.query("select * from releases where state = 'cancelled'")}
         plans: list[tuple[Train, list[PlannedRelease]]] = []
         for train in trains:
             releases = [
-                dataclasses.replace(r, state="cancelled") if r.id in cancelled else r
+                dataclasses.replace(r, state="cancelled", cancelled_why=cancelled[r.id]) if r.id in cancelled else r
                 for r in materialize_releases(train, now)
             ]
             counts.releases += len(releases)
@@ -175,6 +186,7 @@ def plan_into_store(
                 db.execute("delete from assignments where request = ?", [decision.key])
             else:
                 counts.assigned += 1
+                counts.moved += before is not None
                 db.table("assignments").upsert(
                     {
                         "request": decision.key,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,6 +65,25 @@ def sync(config: Path, env: dict[str, str]) -> dict:
     return json.loads(completed.stdout)
 
 
+def readme_cost_model() -> dict[str, int]:
+    """The call counts the README's cost model states, read from its text, so the two cannot drift apart."""
+    text = " ".join((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8").split())
+    found = {}
+    patterns = {
+        r"a pull of N records takes ceil\(N/(\d+)\) calls on Jira and Airtable and ceil\(N/(\d+)\) on Salesforce":
+            ("pull_page", "salesforce_pull_page"),
+        r"writing k records takes k PUTs \(plus a transition each\) on Jira, ceil\(k/(\d+)\) on Airtable and "
+        r"ceil\(k/(\d+)\) on Salesforce": ("airtable_write_batch", "salesforce_write_batch"),
+        r"a run in which nothing changed costs Jira (\d+) calls .*?, Airtable (\d+) .*? and Salesforce (\d+)":
+            ("noop_jira", "noop_airtable", "noop_salesforce"),
+    }
+    for pattern, names in patterns.items():
+        match = re.search(pattern, text)
+        assert match, f"the README no longer states: {pattern}"
+        found.update(zip(names, map(int, match.groups()), strict=True))
+    return found
+
+
 def count(calls: dict[str, int], *parts: str) -> int:
     return sum(n for key, n in calls.items() if any(part in key for part in parts))
 
@@ -79,6 +99,7 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     assert description["config"] == str(config)
     env = {k: v for system, box in description.items() if system != "config" for k, v in box["env"].items()}
     counters = Counters(description, tmp_path)
+    model = readme_cost_model()
 
     first = sync(config, env)
     calls = counters.take()
@@ -86,7 +107,7 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
         assert first["pulled"][system]["pulled"] == RECORDS, system
         assert first["pushed"][system]["failed"] == 0, first["messages"]
     # Jira: ceil(N/100) pull searches + 2 setup calls (serverInfo, field list).
-    assert first["pulled"]["jira"]["pages"] == math.ceil(RECORDS / 100)
+    assert first["pulled"]["jira"]["pages"] == math.ceil(RECORDS / model["pull_page"])
     assert count(calls["jira"], "/serverInfo", "/field") == 2
     # The push reads the issue store (bulkfetch) before, and the changelog after, each 100 issues it edits.
     edited = count(calls["jira"], "PUT /rest/api/3/issue/")
@@ -94,21 +115,24 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     # Airtable: ceil(N/100) list calls and no setup call; writes ceil(k/10) PATCHes.
     airtable_lists = count(calls["airtable"], "GET /v0/")
     airtable_records = first["pushed"]["airtable"]["written"] // 2  # release + status per record
-    assert airtable_lists == math.ceil(RECORDS / 100) + math.ceil(airtable_records / 10)  # + a compare read per PATCH
-    assert count(calls["airtable"], "PATCH") == math.ceil(airtable_records / 10)
+    batches = math.ceil(airtable_records / model["airtable_write_batch"])
+    assert airtable_lists == math.ceil(RECORDS / model["pull_page"]) + batches  # + a compare read per PATCH
+    assert count(calls["airtable"], "PATCH") == batches
     # Salesforce: ceil(N/2000) queries after one token call; writes ceil(k/25) Composite calls.
     sf_records = first["pushed"]["salesforce"]["written"] // 2
     assert count(calls["salesforce"], "oauth2/token") == 1
-    assert count(calls["salesforce"], "/query") == math.ceil(RECORDS / 2000) + 1  # + the check query
-    assert count(calls["salesforce"], "POST /services/data/v{version}/composite") == math.ceil(sf_records / 25)
+    assert count(calls["salesforce"], "/query") == math.ceil(RECORDS / model["salesforce_pull_page"]) + 1  # + the check query
+    composite = count(calls["salesforce"], "POST /services/data/v{version}/composite")
+    assert composite == math.ceil(sf_records / model["salesforce_write_batch"])
 
     sync(config, env)  # relsync's own writes come back once, recognised, nothing written
     counters.take()
     quiet = sync(config, env)
     calls = counters.take()
     assert {system: c["written"] for system, c in quiet["pushed"].items()} == {"jira": 0, "airtable": 0, "salesforce": 0}
-    # As the README's cost model says: Jira 3, Airtable 1, Salesforce 3.
-    assert {system: sum(c.values()) for system, c in calls.items()} == {"jira": 3, "airtable": 1, "salesforce": 3}
+    # As the README's cost model says (Jira 3, Airtable 1, Salesforce 3, read from its text).
+    noop = {system: model[f"noop_{system}"] for system in ("jira", "airtable", "salesforce")}
+    assert {system: sum(c.values()) for system, c in calls.items()} == noop
     assert count(calls["jira"], "/search/jql") == 1 and count(calls["jira"], "/serverInfo", "/field") == 2
     assert writes(calls["jira"]) == 0
     assert sum(calls["airtable"].values()) == 1  # one list call with the modified field configured

@@ -346,8 +346,17 @@ def test_requests_of_a_cancelled_release_are_planned_again_and_a_pin_in_it_is_re
                                   "priority high, status approved, created 2026-10-01"),
         "jira:2": ("BS-20261215", "moved from BS 20261201 (release BS 20261201 cancelled, pin removed): "
                                   "priority low, status approved, created 2026-10-01"),
+        "jira:3": (None, "left release BS 20261201: release BS 20261201 cancelled"),
         "jira:4": (None, "left release BS 20261201: status closed before release"),
         "jira:5": (None, "left release BS 20261201: release BS 20261201 cancelled, status triaged is not eligible"),
+    }
+
+
+def test_a_cancelled_release_gives_who_cancelled_it_and_why_as_the_reason():
+    cancelled = dataclasses.replace(R1, state="cancelled", cancelled_why="by alice: vendor outage")
+    assert plan([cancelled, R2], [req("jira:1", "high", release="BS-20261201")]) == {
+        "jira:1": ("BS-20261215", "moved from BS 20261201 (release BS 20261201 cancelled by alice: vendor outage): "
+                                  "priority high, status approved, created 2026-10-01"),
     }
 
 
@@ -646,8 +655,8 @@ def test_pins_never_move_unless_their_release_is_cancelled(scenario):
         finished = c.deleted or c.status in ("rejected", "closed")
         if c.pinned and c.release and not finished and c.status not in STARTED:
             assert (c.key in decided) == (c.release in cancelled), c
-        if c.status in STARTED and not c.deleted:
-            assert c.key not in decided
+        if c.status in STARTED and not c.deleted:  # only a cancelled release lets a started request go
+            assert (c.key in decided) == (c.release in cancelled), c
 
 
 @SETTINGS

@@ -48,17 +48,37 @@ def test_cancelling_a_release_replans_its_requests(small_world):
     world = small_world
     engine.run(world.config, env=world.env)
     first = json.loads(cli(world, "release", "list", "--json").output)[0]
-    members = rows(world, "select request from assignments where release = ?", [first["id"]])
+    members = [r["request"] for r in rows(world, "select request from assignments where release = ?", [first["id"]])]
     assert members
 
     result = cli(world, "release", "cancel", first["name"], "--reason", "vendor outage")
     assert result.exit_code == 0, result.output
-    engine.run(world.config, env=world.env)
+    assert f"{len(members)} requests will be re-planned on the next sync" in result.output
+    report = engine.run(world.config, env=world.env)
 
-    assert rows(world, "select state from releases where id = ?", [first["id"]]) == [{"state": "cancelled"}]
+    assert rows(world, "select state, cancel_reason from releases where id = ?", [first["id"]]) == [
+        {"state": "cancelled", "cancel_reason": "vendor outage"}
+    ]
     assert rows(world, "select count(*) as n from assignments where release = ?", [first["id"]]) == [{"n": 0}]
-    events = rows(world, "select count(*) as n from audit where origin = 'manual'")
-    assert events[0]["n"] == len(members)
+    # One manual event says who cancelled the release; the run that moved its requests
+    # counts every move and audits each with who cancelled and why.
+    manual = rows(world, "select actor, request, field, new from audit where origin = 'manual'")
+    assert len(manual) == 1 and manual[0]["request"] is None and manual[0]["field"] == "release.state"
+    assert json.loads(manual[0]["new"])["reason"] == "vendor outage"
+    moves = rows(
+        world,
+        "select request, new from audit where origin = 'planned' and run = ? and old = ? order by request",
+        [report.run_id, json.dumps(first["name"])],
+    )
+    assert [m["request"] for m in moves] == sorted(members)
+    actor = manual[0]["actor"]
+    assert all(f"release {first['name']} cancelled by {actor}: vendor outage" in json.loads(m["new"])["reason"]
+               for m in moves)
+    placed = sum(1 for m in moves if json.loads(m["new"])["release"] is not None)
+    assert report.planned["moved"] == placed
+    assert report.planned["unassigned"] >= len(members) - placed
+    assert report.planned["assigned"] >= placed
+    assert f"{report.planned['unassigned']} out" in report.summary()
 
 
 def test_unknown_release_or_request_is_a_clear_error(small_world):

@@ -68,7 +68,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     assert applied == [
         ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
         ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"), ("relsync", "0006_quarantine"),
-        ("relsync", "0007_run_interrupted"),
+        ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_cancellation"),
     ]
     db.close()
 
@@ -81,7 +81,7 @@ def test_schema_has_the_documented_tables_and_columns(store):
             "release", "created_at", "updated_at", "source_version", "deleted_at", "content_hash",
             "raw", "first_seen_at", "last_pulled_at", "affected",
         ],
-        "releases": ["id", "name", "train", "deploy_at", "freeze_at", "capacity", "state"],
+        "releases": ["id", "name", "train", "deploy_at", "freeze_at", "capacity", "state", "cancelled_by", "cancel_reason"],
         "release_phases": ["release", "phase", "starts", "ends", "owner"],
         "assignments": ["request", "release", "pinned", "reason", "assigned_by", "assigned_at"],
         "sync_state": ["source", "stream", "watermark", "updated_at"],
