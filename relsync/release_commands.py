@@ -22,14 +22,19 @@ def release() -> None:
 @JSON_OPTION
 @library_errors
 def release_list(config_path: Path, as_json: bool) -> None:
-    """Upcoming releases with dates, state and load."""
+    """Upcoming releases with dates, state, load and clashes; cancelled ones marked."""
+    from mapping import clock
     from sync import schedule
 
     with store_of(config_path) as db:
-        plan = schedule.release_plan(db)
+        plan = schedule.release_plan(db, cancelled_after=clock.stamp())
         for release in plan:
             release["clashes"] = schedule.release_clashes(db, release["id"])
-    emit(plan, as_json, "\n".join(views.plan_line(r) for r in plan) or "no releases yet (run relsync sync)")
+            release["cancelled"] = schedule.cancellation(release) if release["state"] == "cancelled" else None
+    lines = [views.plan_line(r) for r in plan]
+    if any(r["clashes"] for r in plan):
+        lines.append(views.CLASHES_EXPLAINED)
+    emit(plan, as_json, "\n".join(lines) or "no releases yet (run relsync sync)")
 
 
 @release.command("show")
@@ -142,8 +147,10 @@ def calendar(ics_path: Path, trains: tuple[str, ...], config_path: Path, as_json
     """Releases, freezes and SDLC phases as calendar events (.ics) for stakeholders."""
     from reports.ics import calendar_ics
 
+    config = load_config(config_path)
+    blackouts = [(train.name, blackout) for train in config.trains for blackout in train.blackouts]
     with store_of(config_path) as db:
-        data = calendar_ics(db, trains=list(trains) or None)
+        data = calendar_ics(db, trains=list(trains) or None, blackouts=blackouts)
     ics_path.write_bytes(data)
     events = data.count(b"BEGIN:VEVENT")
     emit({"ics": str(ics_path), "events": events, "trains": list(trains)}, as_json, f"wrote {ics_path} ({events} events)")

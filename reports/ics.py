@@ -1,22 +1,26 @@
 """The release calendar as an iCalendar (.ics) file for stakeholders' calendar apps.
 
-``calendar_ics(db)`` reads the store and returns the file's bytes: for every release
-that is not cancelled, its deploy, its freeze and each SDLC phase as a VEVENT. The
-same store always gives the same bytes: events come in a fixed order, UIDs are derived
-from release ids, and DTSTAMP is the latest change recorded in the data (an assignment
-or a request update), never the wall clock. A calendar app that imports the file again
-updates the events in place rather than duplicating them.
+``calendar_ics(db)`` reads the store and returns the file's bytes: for every release,
+its deploy, its freeze and each SDLC phase as a VEVENT, and each blackout given as an
+all-day event of its own. The same store always gives the same bytes: events come in a
+fixed order, UIDs are derived from release ids, and DTSTAMP is the latest change
+recorded in the data (an assignment or a request update), never the wall clock. A
+calendar app that imports the file again updates the events in place rather than
+duplicating them: a release that moved keeps its UIDs, and a cancelled one stays, as
+``STATUS:CANCELLED``; every event carries the release's ``revision`` as its SEQUENCE,
+which the move or the cancellation raised.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import icalendar
 import sqlite_utils
 
+from config.trains import Blackout
 from mapping import clock
 
 __all__ = ["UnknownTrainError", "calendar_ics"]
@@ -42,8 +46,8 @@ def _midnight(moment: dt.datetime) -> bool:
 
 
 def _releases(db: sqlite_utils.Database, trains: Collection[str] | None) -> list[dict[str, Any]]:
-    """Releases that are not cancelled, in deploy order, narrowed to ``trains`` if given."""
-    rows = list(db.query("select * from releases where state != 'cancelled' order by deploy_at, id"))
+    """Every release, in deploy order, narrowed to ``trains`` if given."""
+    rows = list(db.query("select * from releases order by deploy_at, id"))
     if trains is None:
         return rows
     wanted = [trains] if isinstance(trains, str) else sorted(set(trains))
@@ -77,12 +81,14 @@ def _stamp(db: sqlite_utils.Database, releases: list[dict[str, Any]]) -> dt.date
 
 
 def _event(uid: str, summary: str, stamp: dt.datetime, starts: dt.datetime, ends: dt.datetime | None,
-           description: str, *, categories: str) -> icalendar.Event:
+           description: str, *, categories: str, sequence: int = 0, cancelled: bool = False) -> icalendar.Event:
     """One VEVENT; midnight-to-midnight spans become all-day events (DTSTART;VALUE=DATE)."""
     event = icalendar.Event()
     event.add("uid", uid)
     event.add("dtstamp", stamp)
-    event.add("summary", summary)
+    event.add("sequence", sequence)
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    event.add("summary", ("Cancelled: " if cancelled else "") + summary)
     if ends is not None and _midnight(starts) and _midnight(ends) and ends > starts:
         event.add("dtstart", starts.date())
         event.add("dtend", ends.date())
@@ -96,13 +102,18 @@ def _event(uid: str, summary: str, stamp: dt.datetime, starts: dt.datetime, ends
     return event
 
 
-def calendar_ics(db: sqlite_utils.Database, *, trains: Collection[str] | None = None) -> bytes:
-    """The releases (not cancelled) and their freezes and phases as an .ics file.
+def calendar_ics(
+    db: sqlite_utils.Database, *, trains: Collection[str] | None = None,
+    blackouts: Sequence[tuple[str, Blackout]] = (),
+) -> bytes:
+    """The releases, their freezes and phases, and the blackouts as an .ics file.
 
     Args:
         db: the store.
         trains: only these trains' releases (train names); all trains when None.
             A name with no release in the store raises ``UnknownTrainError``.
+        blackouts: (train name, blackout) pairs from the configuration; those of the
+            trains shown become all-day events.
 
     Returns:
         The iCalendar text (UTF-8, CRLF line endings), identical for identical data.
@@ -119,44 +130,68 @@ def calendar_ics(db: sqlite_utils.Database, *, trains: Collection[str] | None = 
         return calendar.to_ical()
     stamp = _stamp(db, releases)
     for release in releases:
-        rid, name = release["id"], release["name"]
-        phases = list(
-            db.query(
-                "select phase, starts, ends, owner from release_phases where release = ? order by starts, phase",
-                [rid],
-            )
-        )
-        count = db.execute(
-            "select count(*) from assignments a join change_requests r on r.key = a.request "
-            "where a.release = ? and r.deleted_at is null",
-            [rid],
-        ).fetchone()[0]
-        owners = [f"{p['phase']}: {p['owner']}" for p in phases if p["owner"]]
-        description = "\n".join(
-            [
-                f"{count} request{'s' if count != 1 else ''} (capacity {release['capacity']})",
-                f"Train {release['train']}, state {release['state']}",
-                *(["Phase owners:", *owners] if owners else []),
-            ]
-        )
-        deploy_at, freeze_at = clock.parse(release["deploy_at"]), clock.parse(release["freeze_at"])
-        calendar.add_component(
-            _event(f"{rid}@{UID_DOMAIN}", f"Deploy {name}", stamp, deploy_at, None, description, categories="deploy")
-        )
-        calendar.add_component(
-            _event(
-                f"{rid}-freeze@{UID_DOMAIN}", f"Freeze {name}", stamp, freeze_at, None,
-                f"Change freeze for {name}", categories="freeze",
-            )
-        )
-        for phase in phases:
-            owner = f" ({phase['owner']})" if phase["owner"] else ""
-            calendar.add_component(
-                _event(
-                    f"{rid}-{phase['phase']}@{UID_DOMAIN}", f"{name}: {phase['phase']}{owner}", stamp,
-                    clock.parse(phase["starts"]), clock.parse(phase["ends"]),
-                    f"{phase['phase']} phase of {name}" + (f", owned by {phase['owner']}" if phase["owner"] else ""),
-                    categories="phase",
-                )
-            )
+        for event in _release_events(db, release, stamp):
+            calendar.add_component(event)
+    for train, blackout in blackouts:
+        if train in shown:
+            calendar.add_component(_blackout_event(train, blackout, stamp))
     return calendar.to_ical()
+
+
+def _blackout_event(train: str, blackout: Blackout, stamp: dt.datetime) -> icalendar.Event:
+    """A blackout as an all-day event from its first to its last day (DTEND is exclusive)."""
+    starts = dt.datetime.combine(blackout.start, dt.time(), tzinfo=dt.UTC)
+    ends = dt.datetime.combine(blackout.end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    action = "moved to the day after" if blackout.action == "move" else "skipped"
+    return _event(
+        f"blackout-{train}-{blackout.start:%Y%m%d}@{UID_DOMAIN}", f"Blackout ({train}): {blackout.name}", stamp,
+        starts, ends, f"Nothing deploys on train {train}; a release due in it is {action}.", categories="blackout",
+    )
+
+
+def _release_events(db: sqlite_utils.Database, release: dict[str, Any], stamp: dt.datetime) -> list[icalendar.Event]:
+    """A release's deploy, freeze and phases; all cancelled with it, all at its revision."""
+    events: list[icalendar.Event] = []
+    rid, name = release["id"], release["name"]
+    sequence, cancelled = int(release.get("revision") or 0), release["state"] == "cancelled"
+    phases = list(
+        db.query(
+            "select phase, starts, ends, owner from release_phases where release = ? order by starts, phase",
+            [rid],
+        )
+    )
+    count = db.execute(
+        "select count(*) from assignments a join change_requests r on r.key = a.request "
+        "where a.release = ? and r.deleted_at is null",
+        [rid],
+    ).fetchone()[0]
+    owners = [f"{p['phase']}: {p['owner']}" for p in phases if p["owner"]]
+    description = "\n".join(
+        [
+            f"{count} request{'s' if count != 1 else ''} (capacity {release['capacity']})",
+            f"Train {release['train']}, state {release['state']}",
+            *(["Phase owners:", *owners] if owners else []),
+        ]
+    )
+    deploy_at, freeze_at = clock.parse(release["deploy_at"]), clock.parse(release["freeze_at"])
+    events.append(
+        _event(f"{rid}@{UID_DOMAIN}", f"Deploy {name}", stamp, deploy_at, None, description, categories="deploy",
+               sequence=sequence, cancelled=cancelled)
+    )
+    events.append(
+        _event(
+            f"{rid}-freeze@{UID_DOMAIN}", f"Freeze {name}", stamp, freeze_at, None,
+            f"Change freeze for {name}", categories="freeze", sequence=sequence, cancelled=cancelled,
+        )
+    )
+    for phase in phases:
+        owner = f" ({phase['owner']})" if phase["owner"] else ""
+        events.append(
+            _event(
+                f"{rid}-{phase['phase']}@{UID_DOMAIN}", f"{name}: {phase['phase']}{owner}", stamp,
+                clock.parse(phase["starts"]), clock.parse(phase["ends"]),
+                f"{phase['phase']} phase of {name}" + (f", owned by {phase['owner']}" if phase["owner"] else ""),
+                categories="phase", sequence=sequence, cancelled=cancelled,
+            )
+        )
+    return events

@@ -98,8 +98,18 @@ def quarantine_lines(held: list[dict[str, Any]], shown: int = 20) -> list[str]:
     return lines
 
 
+CLASHES_EXPLAINED = (
+    "CLASHES: two or more requests in one release change the same object (a table, a component); "
+    "`relsync release show RELEASE` names them, so their changes can be built and tested together."
+)
+
+
 def plan_line(release: dict[str, Any]) -> str:
     """One release: name and id, dates, state, fill (requests/capacity) and clashes."""
+    if release["state"] == "cancelled":
+        why = f" {release['cancelled']}" if release.get("cancelled") else ""
+        return (f"  {release['name']:<18} {release['id']:<30} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
+                f"CANCELLED{why}")
     return (
         f"  {release['name']:<18} {release['id']:<30} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
         f"freeze {release['freeze_at'][:10]}  {release['state']:<9} "
@@ -117,6 +127,8 @@ def release_text(detail: dict[str, Any]) -> str:
         f"{detail['state']}, {len(detail['requests'])}/{detail['capacity']} requests"
     ]
     lines += phase_lines(detail)
+    if detail.get("clashes"):
+        lines.append("  " + CLASHES_EXPLAINED)
     for clash in detail.get("clashes", []):
         lines.append(f"  CLASH: {clash['object']} is changed by {', '.join(clash['requests'])}")
     for request in detail["requests"]:
@@ -153,6 +165,8 @@ def dry_run_text(data: dict[str, Any]) -> str:
             lines.append(f"  {w['request']:<28} {w['field']:<8} {_short(w['old'], 30)} -> {_short(w['new'], 30)}")
         if len(writes) > 20:
             lines.append(f"  ... and {len(writes) - 20} more (--json lists all)")
+    if data.get("clashes") or any(r.get("clashes") for r in data["releases"]):
+        lines.append("\n" + CLASHES_EXPLAINED)
     for release, clashes in (data.get("clashes") or {}).items():
         for clash in clashes:
             lines.append(f"CLASH in {release}: {clash['object']} is changed by {', '.join(clash['requests'])}")

@@ -121,7 +121,8 @@ def cancel_release(db: sqlite_utils.Database, release_ref: str, *, reason: str =
             for row in db.query("select request from assignments where release = ? order by request", [release["id"]])
         ]
         db.execute(
-            "update releases set state = 'cancelled', cancelled_by = ?, cancel_reason = ? where id = ?",
+            "update releases set state = 'cancelled', cancelled_by = ?, cancel_reason = ?, revision = revision + 1 "
+            "where id = ?",
             [user, reason or None, release["id"]],
         )
         append_events(db, [AuditEvent(

@@ -317,9 +317,12 @@ def _run_interrupted(db: sqlite_utils.Database) -> None:
 @MIGRATIONS(name="0008_release_cancellation")
 def _release_cancellation(db: sqlite_utils.Database) -> None:
     # Who cancelled a release and why: the next plan moves its requests out with that reason.
+    # ``revision`` counts the release's changes that calendar subscribers must see (moved,
+    # cancelled): the .ics gives it as each event's SEQUENCE.
     db.executescript(
         """
         alter table releases add column cancelled_by text;
         alter table releases add column cancel_reason text;
+        alter table releases add column revision integer not null default 0;
         """
     )

@@ -43,6 +43,22 @@ class PlanCounts:
 def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
     """Upsert materialized releases and their phases (inside the caller's transaction)."""
     _free_names(db, releases)
+    stored = {
+        row["id"]: row
+        for row in db.query(
+            "select id, deploy_at, freeze_at, revision from releases where id in (select value from json_each(?))",
+            [json.dumps([r.id for r in releases])],
+        )
+    }
+
+    def revision(release: PlannedRelease) -> int:
+        """One more than stored when the dates moved (compared as times: stored precision varies)."""
+        row = stored.get(release.id)
+        if row is None:
+            return 0
+        moved = (clock.parse(row["deploy_at"]), clock.parse(row["freeze_at"])) != (release.deploy_at, release.freeze_at)
+        return int(row["revision"]) + moved
+
     db.table("releases").upsert_all(
         [
             {
@@ -53,6 +69,7 @@ def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> 
                 "freeze_at": clock.stamp(r.freeze_at),
                 "capacity": r.capacity,
                 "state": r.state,
+                "revision": revision(r),
             }
             for r in releases
         ],
@@ -98,7 +115,8 @@ def _age_out(db: sqlite_utils.Database, train: str, current: list[PlannedRelease
     db.execute(f"update releases set state = 'released' where {missing} and deploy_at <= ?", [train, ids, clock.stamp(now)])
     db.execute(f"update releases set state = 'planned' where {missing} and deploy_at > ?", [train, ids, last])
     db.execute(
-        f"update releases set state = 'cancelled' where {missing} and deploy_at > ? and deploy_at <= ?",
+        f"update releases set state = 'cancelled', revision = revision + 1 where {missing} and deploy_at > ? "
+        "and deploy_at <= ?",
         [train, ids, clock.stamp(now), last],
     )
 
@@ -214,12 +232,15 @@ def _planned(release: str | None, reason: str) -> dict[str, Any]:
     return {"release": release, "reason": reason}
 
 
-def release_plan(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Upcoming and current releases with their phases and request counts."""
+def release_plan(db: sqlite_utils.Database, *, cancelled_after: str | None = None) -> list[dict[str, Any]]:
+    """Upcoming and current releases with their phases and request counts; with
+    ``cancelled_after`` (a stamp), also the cancelled ones due after it."""
     releases = list(
         db.query(
             "select rel.*, (select count(*) from assignments a where a.release = rel.id) as requests "
-            "from releases rel where state not in ('released', 'cancelled') order by deploy_at"
+            "from releases rel where state not in ('released', 'cancelled') "
+            "or (state = 'cancelled' and ? is not null and deploy_at > ?) order by deploy_at, id",
+            [cancelled_after, cancelled_after],
         )
     )
     for release in releases:

@@ -48,7 +48,7 @@ def test_jira_example_loads_with_the_documented_values():
     assert jira.fields.priority.map["Lowest"] == "low"
     assert jira.fields.release.path == "fields.fixVersions.0.name"
     assert jira.write.release.field == "fixVersions"
-    assert jira.write.status == {"scheduled": "Scheduled"}
+    assert jira.write.status == {"scheduled": "Scheduled", "approved": "Approved"}
     # Relative store paths live beside the config file, wherever relsync is started from.
     assert config.store == str(EXAMPLES / "relsync.db")
 

@@ -119,6 +119,9 @@ def test_every_hinted_command_works_after_sourcing_the_env_file(demo, served):
     assert re.search(r"BS \d{4}\.\d\d\.\d\d\s+business-systems-\d{8}\s+deploy ", listed)
     assert re.search(r"\d+/20 requests", listed)
     assert "CLASHES:" in listed
+    # explained once, after the list, the first time a reader meets the word
+    assert listed.count("two or more requests in one release change the same object") == 1
+    assert listed.rstrip().splitlines()[-1].startswith("CLASHES: two or more requests")
 
 
 def run_json(served: Served, *args: str) -> tuple[int, Any]:

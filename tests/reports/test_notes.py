@@ -28,11 +28,11 @@ UTC = dt.UTC
 
 RELEASES = [
     {"id": "bs-20261201", "name": "BS 2026.12.01", "train": "business-systems", "deploy_at": "2026-12-01T18:00:00Z",
-     "freeze_at": "2026-11-28T18:00:00Z", "capacity": 10, "state": "open"},
+     "freeze_at": "2026-11-28T18:00:00Z", "capacity": 10, "state": "open", "revision": 0},
     {"id": "hotfix-20261125", "name": "HF 2026.11.25", "train": "hotfix", "deploy_at": "2026-11-25T00:00:00Z",
-     "freeze_at": "2026-11-24T00:00:00Z", "capacity": 3, "state": "frozen"},
+     "freeze_at": "2026-11-24T00:00:00Z", "capacity": 3, "state": "frozen", "revision": 0},
     {"id": "bs-20261117", "name": "BS 2026.11.17", "train": "business-systems", "deploy_at": "2026-11-17T18:00:00Z",
-     "freeze_at": "2026-11-14T18:00:00Z", "capacity": 10, "state": "cancelled"},
+     "freeze_at": "2026-11-14T18:00:00Z", "capacity": 10, "state": "cancelled", "revision": 1},
 ]
 PHASES = [
     {"release": "bs-20261201", "phase": "development", "starts": "2026-11-24T18:00:00Z",
@@ -257,8 +257,15 @@ def test_calendar_has_deploys_freezes_and_phases_in_utc(db: sqlite_utils.Databas
         "bs-20261201@relsync", "bs-20261201-freeze@relsync", "bs-20261201-development@relsync",
         "bs-20261201-testing@relsync", "bs-20261201-deployment@relsync",
         "hotfix-20261125@relsync", "hotfix-20261125-freeze@relsync", "hotfix-20261125-testing@relsync",
-    }  # the cancelled release is left out
+        "bs-20261117@relsync", "bs-20261117-freeze@relsync",
+    }
+    # The cancelled release stays, so subscribers' calendars drop it: same UIDs, STATUS:CANCELLED, a higher SEQUENCE.
+    cancelled = found["bs-20261117@relsync"]
+    assert (str(cancelled["STATUS"]), cancelled["SEQUENCE"], str(cancelled["SUMMARY"])) == (
+        "CANCELLED", 1, "Cancelled: Deploy BS 2026.11.17")
+    assert str(found["bs-20261117-freeze@relsync"]["STATUS"]) == "CANCELLED"
     deploy = found["bs-20261201@relsync"]
+    assert (str(deploy["STATUS"]), deploy["SEQUENCE"]) == ("CONFIRMED", 0)
     assert str(deploy["SUMMARY"]) == "Deploy BS 2026.12.01"
     assert deploy.decoded("DTSTART") == dt.datetime(2026, 12, 1, 18, tzinfo=UTC)
     # Written in UTC ("Z"), not a floating or TZID time (icalendar 5 adds VALUE=DATE-TIME).
@@ -278,6 +285,18 @@ def test_calendar_has_deploys_freezes_and_phases_in_utc(db: sqlite_utils.Databas
     assert "1 request (capacity 3)" in str(found["hotfix-20261125@relsync"]["DESCRIPTION"])
     # DTSTAMP is the latest change in the data, not the time the file was made.
     assert {event.decoded("DTSTAMP") for event in found.values()} == {dt.datetime(2026, 11, 22, 12, 30, tzinfo=UTC)}
+
+
+def test_blackouts_are_events_of_their_own(db: sqlite_utils.Database) -> None:
+    from config.trains import Blackout
+
+    holidays = Blackout(name="Year-end freeze", start=dt.date(2026, 12, 24), end=dt.date(2027, 1, 1), action="skip")
+    found = events(calendar_ics(db, blackouts=[("business-systems", holidays), ("nightly", holidays)]))
+    blackout = found["blackout-business-systems-20261224@relsync"]
+    assert str(blackout["SUMMARY"]) == "Blackout (business-systems): Year-end freeze"
+    assert (blackout.decoded("DTSTART"), blackout.decoded("DTEND")) == (dt.date(2026, 12, 24), dt.date(2027, 1, 2))
+    assert "skipped" in str(blackout["DESCRIPTION"])
+    assert not [uid for uid in found if "nightly" in uid]  # a train without releases here shows no blackout
 
 
 def test_calendar_is_identical_for_identical_data(db: sqlite_utils.Database, tmp_path: Path) -> None:

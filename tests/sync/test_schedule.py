@@ -140,6 +140,23 @@ def test_a_blackout_added_later_cancels_a_skipped_release_and_moves_its_requests
     assert db["releases"].get("BS-20261201")["state"] == "cancelled"
     assert db["releases"].get("BS-20261229")["state"] == "open"  # the horizon still holds two releases
     assert placed(db) == {"airtable:rec1": "BS-20261215"}
+    # Calendar subscribers see the change: the skipped release's revision went up once, the others' not.
+    assert {row["id"]: row["revision"] for row in db.query("select id, revision from releases")} == {
+        "BS-20261201": 1, "BS-20261215": 0, "BS-20261229": 0}
+    plan(db, trains=[skip])
+    assert db["releases"].get("BS-20261201")["revision"] == 1  # planning again changes nothing
+
+
+def test_a_release_a_blackout_moves_keeps_its_id_and_raises_its_revision(db):
+    plan(db, trains=[BS])
+    before = db["releases"].get("BS-20261215")
+    move = Train.model_validate(BS.model_dump() | {"blackouts": [
+        {"name": "Audit", "start": "2026-12-15", "end": "2026-12-16", "action": "move"}]})
+    plan(db, trains=[move])
+    after = db["releases"].get("BS-20261215")
+    assert after["deploy_at"] > before["deploy_at"] and after["revision"] == before["revision"] + 1
+    plan(db, trains=[move])
+    assert db["releases"].get("BS-20261215")["revision"] == before["revision"] + 1
 
 
 def test_a_release_name_freed_by_a_changed_blackout_passes_to_the_release_that_now_deploys_then(db):
