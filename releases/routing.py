@@ -11,13 +11,23 @@ and is last). Each train is planned with only its own requests and its own relea
 - a movable request in another train's release (its priority, department or type
   changed) is planned by its new train; it leaves the old release with the reason
   "routed to train <name>", or for a request no train takes, "no train takes it".
+
+Urgency is monotone: raising a request's priority never ships it later. A train that
+takes a request *because* of its priority (the hotfix train for critical requests)
+plans it only when that gives a date no later than the train that would take it at a
+lower priority: a request already in that other train's release keeps its place
+unless the new train gives an earlier or equal date, and a request not yet planned
+goes where it ships first (on a tie, to the first train in config order). The reason
+says which train was passed over and why.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from config.trains import Train
+from mapping.model import PRIORITIES
 from releases.planner import Candidate, Decision, PlannedRelease, plan_releases
 
 __all__ = ["plan_trains", "train_for"]
@@ -41,6 +51,17 @@ def _unrouted(candidate: Candidate) -> str:
     )
 
 
+def _fallbacks(candidate: Candidate, routed: Train, trains: Sequence[Train]) -> list[Train]:
+    """Trains other than ``routed`` that would take ``candidate`` at a lower priority, in config order."""
+    rank = PRIORITIES.index(candidate.priority) if candidate.priority in PRIORITIES else len(PRIORITIES)
+    found: list[Train] = []
+    for lower in [*PRIORITIES[rank + 1:], None]:
+        train = train_for(dataclasses.replace(candidate, priority=lower), trains)
+        if train is not None and train.name != routed.name and train not in found:
+            found.append(train)
+    return found
+
+
 def plan_trains(
     plans: Sequence[tuple[Train, Sequence[PlannedRelease]]],
     candidates: Sequence[Candidate],
@@ -57,9 +78,11 @@ def plan_trains(
         raise ValueError("plans: the same train is listed twice")
     owner = {release.id: train.name for train, releases in plans for release in releases}
     names = {release.id: release.name for _, releases in plans for release in releases}
+    deploys = {release.id: release.deploy_at for _, releases in plans for release in releases}
     mine: dict[str, list[Candidate]] = {train.name: [] for train in trains}
     stay: list[Candidate] = []  # in no train's hands: only the planner's rule 1 may apply
-    decisions: list[Decision] = []
+    unrouted: list[Decision] = []
+    urgent: dict[str, tuple[Candidate, str, list[Train]]] = {}  # routed by priority, with the trains passed over
     for candidate in candidates:
         routed = train_for(candidate, trains)
         holder = owner.get(candidate.release or "")
@@ -67,20 +90,66 @@ def plan_trains(
             mine[holder].append(candidate)
         elif routed is not None:
             mine[routed.name].append(candidate)
+            if candidate.movable and (fallbacks := _fallbacks(candidate, routed, trains)):
+                urgent[candidate.key] = (candidate, routed.name, fallbacks)
         elif candidate.movable and candidate.release is not None:
             where = names.get(candidate.release, candidate.release)
-            decisions.append(Decision(candidate.key, None, f"left release {where}: {_unrouted(candidate)}"))
+            unrouted.append(Decision(candidate.key, None, f"left release {where}: {_unrouted(candidate)}"))
         else:
             stay.append(candidate)
-    for train, releases in plans:
-        elsewhere = {
-            release.id: (release.name, f"routed to train {train.name}")
-            for other, others in plans if other.name != train.name for release in others
-        }
-        decisions += plan_releases(
-            list(releases), mine[train.name],
-            eligible_statuses=set(train.eligible_statuses), now=now,
-            expedite=set(train.expedite.priorities) if train.expedite else set(), elsewhere=elsewhere,
-        )
-    decisions += plan_releases([], stay, eligible_statuses=set(), now=now)
+
+    def plan_all() -> dict[str, Decision]:
+        decided = {d.key: d for d in unrouted}
+        for train, releases in plans:
+            elsewhere = {
+                release.id: (release.name, f"routed to train {train.name}")
+                for other, others in plans if other.name != train.name for release in others
+            }
+            for decision in plan_releases(
+                list(releases), mine[train.name],
+                eligible_statuses=set(train.eligible_statuses), now=now,
+                expedite=set(train.expedite.priorities) if train.expedite else set(), elsewhere=elsewhere,
+            ):
+                decided[decision.key] = decision
+        for decision in plan_releases([], stay, eligible_statuses=set(), now=now):
+            decided[decision.key] = decision
+        return decided
+
+    decided = plan_all()
+    notes: dict[str, str] = {}
+    for key in sorted(urgent, key=lambda k: (_rank(urgent[k][0]), k)):
+        candidate, routed_name, fallbacks = urgent[key]
+        shipped = _deploy(decided, candidate, deploys)
+        for fallback in fallbacks:
+            moved = {name: list(found) for name, found in mine.items()}
+            moved[routed_name] = [c for c in moved[routed_name] if c.key != key]
+            moved[fallback.name].append(candidate)
+            kept, mine = mine, moved
+            trial = plan_all()
+            there = _deploy(trial, candidate, deploys)
+            if there is not None and (shipped is None or there < shipped):
+                decided = trial
+                notes[key] = f"not train {routed_name}: " + (
+                    f"its first release with room deploys {_when(shipped)}" if shipped else "it has no release with room")
+                break
+            mine = kept
+    decisions = [
+        dataclasses.replace(d, reason=f"{d.reason} ({notes[d.key]})")
+        if d.key in notes and d.release is not None else d
+        for d in decided.values()
+    ]
     return sorted(decisions, key=lambda decision: decision.key)
+
+
+def _rank(candidate: Candidate) -> int:
+    return PRIORITIES.index(candidate.priority) if candidate.priority in PRIORITIES else len(PRIORITIES)
+
+
+def _deploy(decided: Mapping[str, Decision], candidate: Candidate, deploys: Mapping[str, dt.datetime]) -> dt.datetime | None:
+    """When ``candidate`` deploys under these decisions (None: unplanned)."""
+    release = decided[candidate.key].release if candidate.key in decided else candidate.release
+    return deploys.get(release) if release is not None else None
+
+
+def _when(moment: dt.datetime) -> str:
+    return f"{moment:%Y-%m-%d}"
