@@ -227,6 +227,8 @@ class Train(Strict):
     expedite: Expedite | None = None
     blackouts: list[Blackout] = Field(default_factory=list)
     phases: list[Phase] = Field(default_factory=list)
+    requires_signoff: list[str] = Field(default_factory=list)
+    """Phases someone must sign off (``relsync release signoff``) before a release counts as deployed."""
 
     def release_name_for(self, deploy: dt.datetime | dt.date) -> str:
         """The name of this train's release deploying at ``deploy``."""
@@ -314,6 +316,17 @@ class Train(Strict):
         if names != sorted(names, key=PHASES.index):
             raise ValueError(f"list the phases in SDLC order: {_one_of(PHASES)}")
         return value
+
+    @model_validator(mode="after")
+    def _signoffs_name_phases(self) -> Train:
+        phases = [phase.phase for phase in self.phases]
+        for index, name in enumerate(self.requires_signoff):
+            if name not in phases:
+                raise KeyPathError(
+                    ("requires_signoff", index),
+                    f"{name!r} is not a phase of this train; its phases: {', '.join(phases) or 'none (add phases:)'}",
+                )
+        return self
 
     @model_validator(mode="after")
     def _one_clock(self) -> Train:

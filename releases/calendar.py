@@ -66,7 +66,8 @@ class PlannedRelease:
     user cancelled it. ``capacity`` is the total; ``quotas`` the department quotas
     within it (department name, seats). ``moved_by`` names the blackout that moved the
     release off its cadence date; ``cancelled_why`` says who cancelled it and why
-    (``by alice: vendor outage``), for the reasons of the moves it causes.
+    (``by alice: vendor outage``), for the reasons of the moves it causes;
+    ``requires_signoff`` the phases that must be signed off before it counts as deployed.
     """
 
     id: str
@@ -80,6 +81,7 @@ class PlannedRelease:
     quotas: tuple[tuple[str, int], ...] = ()
     moved_by: str | None = None
     cancelled_why: str | None = None
+    requires_signoff: tuple[str, ...] = ()
 
 
 def require_utc(moment: dt.datetime, what: str = "now") -> dt.datetime:
@@ -163,6 +165,7 @@ def _release(train: Train, original: dt.date, day: dt.date, moved_by: str | None
         phases=_phases(train, day),
         quotas=train.quotas,
         moved_by=moved_by,
+        requires_signoff=tuple(train.requires_signoff),
     )
 
 

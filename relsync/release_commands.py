@@ -14,7 +14,7 @@ from sync.store import store_problem
 
 @click.group()
 def release() -> None:
-    """Releases: list, show, cancel."""
+    """Releases: list, show, cancel, sign off, notes."""
 
 
 @release.command("list")
@@ -64,6 +64,24 @@ def release_cancel(release_ref: str, reason: str, config_path: Path, as_json: bo
     with store_of(config_path, locked=True) as db:
         done = cancel_release(db, release_ref, reason=reason)
     emit(done, as_json, f"cancelled {done['release']}; {len(done['requests'])} requests will be re-planned on the next sync")
+
+
+@release.command("signoff")
+@click.argument("release_ref", metavar="RELEASE")
+@click.argument("phase")
+@click.option("--by", "by", required=True, help="Who signs the phase off (recorded in the audit).")
+@click.option("--note", default="", help="What was accepted, a ticket, a link.")
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def release_signoff(release_ref: str, phase: str, by: str, note: str, config_path: Path, as_json: bool) -> None:
+    """Record a phase's sign-off; a release waits at its deploy time for those its train requires."""
+    from sync.manual import sign_off
+
+    with store_of(config_path, locked=True) as db:
+        done = sign_off(db, release_ref, phase, by=by, note=note)
+    left = f"; still required: {', '.join(done['missing'])}" if done["missing"] else "; no sign-off left to give"
+    emit(done, as_json, f"{phase} of {done['release']} signed off by {done['by']}{left}")
 
 
 @click.command()

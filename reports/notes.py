@@ -18,6 +18,7 @@ import sqlite_utils
 
 from mapping import clock
 from mapping.model import PRIORITIES
+from sync.schedule import phases_with_signoffs
 
 __all__ = [
     "DepartmentGroup",
@@ -54,6 +55,8 @@ class ReleasePhase:
     starts: dt.datetime
     ends: dt.datetime
     owner: str | None
+    signoff: str = ""
+    """``signed off by Dana, 2026-12-07 10:00 UTC``, ``required, not given`` or empty (none required)."""
 
 
 @dataclass(frozen=True)
@@ -168,11 +171,8 @@ def release_notes(db: sqlite_utils.Database, release_id_or_name: str) -> Release
     """
     release = find_release(db, release_id_or_name)
     phases = tuple(
-        ReleasePhase(row["phase"], clock.parse(row["starts"]), clock.parse(row["ends"]), row["owner"])
-        for row in db.query(
-            "select phase, starts, ends, owner from release_phases where release = ? order by starts, phase",
-            [release["id"]],
-        )
+        ReleasePhase(row["phase"], clock.parse(row["starts"]), clock.parse(row["ends"]), row["owner"], _signoff(row))
+        for row in phases_with_signoffs(db, release["id"])
     )
     requests = [
         (
@@ -226,6 +226,12 @@ def md_url(url: str) -> str:
     return "".join({" ": "%20", "(": "%28", ")": "%29", "<": "%3C", ">": "%3E"}.get(c, c) for c in url.strip())
 
 
+def _signoff(row: dict[str, Any]) -> str:
+    if row["signed_by"]:
+        return f"signed off by {row['signed_by']}, {when(clock.parse(row['signed_at']))}"
+    return "required, not given" if row["signoff_required"] else ""
+
+
 def render_markdown(notes: ReleaseNotes) -> str:
     """The notes as Markdown: headings, a phase table, requests as linked bullet lists."""
     e = md_escape
@@ -241,9 +247,10 @@ def render_markdown(notes: ReleaseNotes) -> str:
         "",
     ]
     if notes.phases:
-        lines += ["| Phase | Starts | Ends | Owner |", "| --- | --- | --- | --- |"]
+        lines += ["| Phase | Starts | Ends | Owner | Sign-off |", "| --- | --- | --- | --- | --- |"]
         lines += [
-            f"| {e(p.phase)} | {when(p.starts)} | {when(p.ends)} | {e(p.owner or '')} |" for p in notes.phases
+            f"| {e(p.phase)} | {when(p.starts)} | {when(p.ends)} | {e(p.owner or '')} | {e(p.signoff)} |"
+            for p in notes.phases
         ]
     else:
         lines.append("No phases recorded.")

@@ -117,6 +117,7 @@ def plan_line(release: dict[str, Any]) -> str:
         + (f" ({', '.join(f'{s} {n}' for s, n in release['by_source'].items())})" if release.get("by_source") else "")
         + (f"  CLASHES: {'; '.join(c['object'] + ' x' + str(len(c['requests'])) for c in release['clashes'])}"
            if release.get("clashes") else "")
+        + held_text(release)
     )
 
 
@@ -124,7 +125,7 @@ def release_text(detail: dict[str, Any]) -> str:
     """One release in full: dates, phases and requests."""
     lines = [
         f"{detail['name']} ({detail['train']}): deploy {detail['deploy_at']}, freeze {detail['freeze_at']}, "
-        f"{detail['state']}, {len(detail['requests'])}/{detail['capacity']} requests"
+        f"{detail['state']}, {len(detail['requests'])}/{detail['capacity']} requests" + held_text(detail)
     ]
     lines += phase_lines(detail)
     if detail.get("clashes"):
@@ -143,8 +144,24 @@ def release_text(detail: dict[str, Any]) -> str:
 def phase_lines(release: dict[str, Any]) -> list[str]:
     """The SDLC phases of one release: dates and owners."""
     return [
-        f"      {p['phase']:<13} {p['starts'][:10]} .. {p['ends'][:10]}  {p['owner']}" for p in release["phases"]
+        f"      {p['phase']:<13} {p['starts'][:10]} .. {p['ends'][:10]}  {p['owner']}" + _signoff(p)
+        for p in release["phases"]
     ]
+
+
+def _signoff(phase: dict[str, Any]) -> str:
+    if phase.get("signed_by"):
+        note = f" ({phase['signoff_note']})" if phase.get("signoff_note") else ""
+        return f"  signed off by {phase['signed_by']} {phase['signed_at'][:16].replace('T', ' ')}{note}"
+    return "  sign-off required, not given" if phase.get("signoff_required") else ""
+
+
+def held_text(release: dict[str, Any]) -> str:
+    """Why a release is held, or nothing."""
+    if not release.get("held"):
+        return ""
+    return (f"  HELD since {release['held_since'][:16].replace('T', ' ')}: past its deploy time, waiting for the "
+            f"sign-off of {', '.join(release['missing_signoffs'])}")
 
 
 def dry_run_text(data: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""What a release manager does by hand: pin a request to a release, unpin it, cancel a release.
+"""What a release manager does by hand: pin a request to a release, unpin it, cancel a
+release, record a phase's sign-off.
 
 Every action is one transaction with its audit event (origin ``manual``, the acting
 user as actor). Pins are honoured by the planner and never moved by it; a cancelled
@@ -8,13 +9,14 @@ and why as the reason.
 from __future__ import annotations
 
 import getpass
+import json
 from typing import Any
 
 import sqlite_utils
 
 from mapping import clock
 from sync.audit import AuditEvent, append_events
-from sync.schedule import release_clashes
+from sync.schedule import missing_signoffs, phases_with_signoffs, release_clashes
 
 
 class ManualError(LookupError):
@@ -133,12 +135,46 @@ def cancel_release(db: sqlite_utils.Database, release_ref: str, *, reason: str =
     return {"release": release["name"], "requests": members, "by": user}
 
 
+def sign_off(db: sqlite_utils.Database, release_ref: str, phase: str, *, by: str, note: str = "",
+             user: str | None = None) -> dict[str, Any]:
+    """Record that ``by`` signed off ``phase`` of a release; audited with the acting user.
+
+    Any phase of the release may be signed off; those its train requires hold the release
+    at its deploy time until they are. A sign-off is recorded once.
+    """
+    if not by.strip():
+        raise ManualError("say who signs off: --by NAME")
+    release = find_release(db, release_ref)
+    if release["state"] == "cancelled":
+        raise ManualError(f"release {release['name']} is cancelled; nothing to sign off")
+    phases = [row["phase"] for row in db.query(
+        "select phase from release_phases where release = ? order by starts", [release["id"]])]
+    if phase not in phases:
+        raise ManualError(f"release {release['name']} has no phase {phase!r}; its phases: {', '.join(phases) or 'none'}")
+    done = list(db.query("select signed_by, signed_at from phase_signoffs where release = ? and phase = ?",
+                         [release["id"], phase]))
+    if done:
+        raise ManualError(f"{phase} of {release['name']} was signed off by {done[0]['signed_by']} at {done[0]['signed_at']}")
+    user = user or acting_user()
+    now = _now()
+    with db.atomic():
+        db.table("phase_signoffs").insert({"release": release["id"], "phase": phase, "signed_by": by,
+                                           "note": note or None, "signed_at": now, "recorded_by": user})
+        append_events(db, [AuditEvent(
+            at=now, run=None, actor=user, origin="manual", request=None, system=None, field=f"signoff.{phase}",
+            old=None, new={"release": release["name"], "phase": phase, "by": by, "note": note or None},
+        )])
+    return {"release": release["name"], "phase": phase, "by": by, "recorded_by": user,
+            "missing": missing_signoffs(db, release["id"])}
+
+
 def release_detail(db: sqlite_utils.Database, release_ref: str) -> dict[str, Any]:
     """One release with its phases and requests."""
     release = find_release(db, release_ref)
-    release["phases"] = list(
-        db.query("select phase, starts, ends, owner from release_phases where release = ? order by starts", [release["id"]])
-    )
+    release["phases"] = phases_with_signoffs(db, release["id"])
+    release["requires_signoff"] = json.loads(release.get("requires_signoff") or "[]")
+    release["missing_signoffs"] = missing_signoffs(db, release["id"])
+    release["held"] = release["held_since"] is not None and release["state"] == "deploying"
     release["requests"] = list(
         db.query(
             "select r.key, r.system, r.priority, r.status, r.department, r.title, r.url, a.pinned, a.reason, "

@@ -314,15 +314,29 @@ def _run_interrupted(db: sqlite_utils.Database) -> None:
     )
 
 
-@MIGRATIONS(name="0008_release_cancellation")
-def _release_cancellation(db: sqlite_utils.Database) -> None:
+@MIGRATIONS(name="0008_release_lifecycle")
+def _release_lifecycle(db: sqlite_utils.Database) -> None:
     # Who cancelled a release and why: the next plan moves its requests out with that reason.
     # ``revision`` counts the release's changes that calendar subscribers must see (moved,
-    # cancelled): the .ics gives it as each event's SEQUENCE.
+    # cancelled): the .ics gives it as each event's SEQUENCE. ``requires_signoff`` (a JSON
+    # list of phases, from the train) and ``phase_signoffs``: a release whose required
+    # sign-offs are missing is held at its deploy time instead of counting as deployed.
     db.executescript(
         """
         alter table releases add column cancelled_by text;
         alter table releases add column cancel_reason text;
         alter table releases add column revision integer not null default 0;
+        alter table releases add column requires_signoff text not null default '[]';
+        alter table releases add column held_since text;
+
+        create table phase_signoffs (
+            release text not null references releases (id),
+            phase text not null,
+            signed_by text not null,
+            note text,
+            signed_at text not null,
+            recorded_by text not null,
+            primary key (release, phase)
+        );
         """
     )

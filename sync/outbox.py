@@ -24,6 +24,7 @@ from mapping import clock
 from mapping.fields import SourceMapping
 from mapping.model import STATUSES
 from sync.audit import AuditEvent, append_events
+from sync.schedule import unsigned
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def wanted_writes(
     rows = db.query(
         "select r.key, r.source, r.system, r.status, r.source_status, r.release, r.source_version, "
         "rel.name as planned, rel.deploy_at, rel.state as release_state, "
+        f"case when rel.id is null then 0 else {unsigned('rel')} end as unsigned, "
         "(select p.starts from release_phases p where p.release = rel.id and p.phase = 'testing') as testing_at "
         "from change_requests r "
         "left join assignments a on a.request = r.key left join releases rel on rel.id = a.release "
@@ -105,12 +107,12 @@ def _wanted(row: dict[str, Any], field: str, value: Any, base: Any, status: str 
 def release_stage(row: dict[str, Any], now: str) -> str:
     """Where the request's release is in its life, as the status its requests should show.
 
-    Moments are compared as datetimes: a release deploys at its deploy instant, even
+    A release held for a missing sign-off stays at testing. Moments are compared as datetimes: a release deploys at its deploy instant, even
     when the stored text and ``now`` were written at different precisions.
     """
     moment = clock.parse(now)
     if row["release_state"] in ("deploying", "released") or (row["deploy_at"] and moment >= clock.parse(row["deploy_at"])):
-        return "deployed"
+        return "testing" if row.get("unsigned") else "deployed"  # held: a required sign-off is missing
     if row["testing_at"] and moment >= clock.parse(row["testing_at"]):
         return "testing"
     return "scheduled"

@@ -5,7 +5,8 @@ from the store, writes its decisions back and audits every move with its reason.
 
 Release states in the store: the calendar's (planned, open, frozen, deploying) for
 the releases it gives; a release it no longer gives is *released* once its deploy
-time has passed, *planned* if it now lies beyond the horizon, and otherwise
+time has passed (or *held* as deploying while a phase its train requires to be signed
+off is not), *planned* if it now lies beyond the horizon, and otherwise
 *cancelled* (a blackout skipped it or merged it into another, or the cadence
 changed). *cancelled* is also what a user sets; it is never undone here.
 """
@@ -70,6 +71,7 @@ def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> 
                 "capacity": r.capacity,
                 "state": r.state,
                 "revision": revision(r),
+                "requires_signoff": json.dumps(list(r.requires_signoff)),
             }
             for r in releases
         ],
@@ -112,7 +114,12 @@ def _age_out(db: sqlite_utils.Database, train: str, current: list[PlannedRelease
     ids = json.dumps([r.id for r in current])
     last = max((clock.stamp(r.deploy_at) for r in current), default=clock.stamp(now))
     missing = "train = ? and state not in ('cancelled', 'released') and id not in (select value from json_each(?))"
-    db.execute(f"update releases set state = 'released' where {missing} and deploy_at <= ?", [train, ids, clock.stamp(now)])
+    # A release whose required sign-offs are missing is held: it stays deploying, its requests stay put.
+    db.execute(
+        f"update releases set state = case when {unsigned('releases')} then 'deploying' else 'released' end "
+        f"where {missing} and deploy_at <= ?",
+        [train, ids, clock.stamp(now)],
+    )
     db.execute(f"update releases set state = 'planned' where {missing} and deploy_at > ?", [train, ids, last])
     db.execute(
         f"update releases set state = 'cancelled', revision = revision + 1 where {missing} and deploy_at > ? "
@@ -123,10 +130,11 @@ def _age_out(db: sqlite_utils.Database, train: str, current: list[PlannedRelease
 
 def _stored(db: sqlite_utils.Database, train: Train, current: list[PlannedRelease]) -> list[PlannedRelease]:
     """Stored releases of the train that the calendar did not give but the planner must
-    know: cancelled ones (their requests are re-planned) and planned ones past the
-    horizon (they keep what is in them)."""
+    know: cancelled ones (their requests are re-planned), planned ones past the
+    horizon and held ones, past their deploy time without their sign-offs (both keep
+    what is in them)."""
     rows = db.query(
-        "select * from releases where train = ? and state in ('cancelled', 'planned') "
+        "select * from releases where train = ? and state in ('cancelled', 'planned', 'deploying') "
         "and id not in (select value from json_each(?)) order by deploy_at, id",
         [train.name, json.dumps([r.id for r in current])],
     )
@@ -134,10 +142,50 @@ def _stored(db: sqlite_utils.Database, train: Train, current: list[PlannedReleas
         PlannedRelease(
             id=row["id"], name=row["name"], train=row["train"], deploy_at=clock.parse(row["deploy_at"]),
             freeze_at=clock.parse(row["freeze_at"]), capacity=row["capacity"], state=row["state"], quotas=train.quotas,
-            cancelled_why=cancellation(row),
+            cancelled_why=cancellation(row), requires_signoff=tuple(json.loads(row["requires_signoff"] or "[]")),
         )
         for row in rows
     ]
+
+
+def _mark_held(db: sqlite_utils.Database, now: dt.datetime) -> None:
+    """A release past its deploy time without a required sign-off is held (since when it first was)."""
+    stamp = clock.stamp(now)
+    db.execute(
+        f"update releases set held_since = case when state = 'deploying' and deploy_at <= ? and {unsigned('releases')} "
+        "then coalesce(held_since, ?) end where state not in ('released', 'cancelled') or held_since is not null",
+        [stamp, stamp],
+    )
+
+
+def unsigned(table: str) -> str:
+    """SQL: the release row ``table`` has a required phase nobody signed off."""
+    return (
+        f"exists (select 1 from json_each({table}.requires_signoff) need where need.value not in "
+        f"(select phase from phase_signoffs s where s.release = {table}.id))"
+    )
+
+
+def phases_with_signoffs(db: sqlite_utils.Database, release_id: str) -> list[dict[str, Any]]:
+    """The release's phases in order, each with its owner and, once given, its sign-off."""
+    return list(
+        db.query(
+            "select p.phase, p.starts, p.ends, p.owner, s.signed_by, s.signed_at, s.note as signoff_note, "
+            "p.phase in (select value from json_each(rel.requires_signoff)) as signoff_required "
+            "from release_phases p join releases rel on rel.id = p.release "
+            "left join phase_signoffs s on s.release = p.release and s.phase = p.phase "
+            "where p.release = ? order by p.starts, p.phase",
+            [release_id],
+        )
+    )
+
+
+def missing_signoffs(db: sqlite_utils.Database, release_id: str) -> list[str]:
+    """The phases of the release that must be signed off and are not, in SDLC order of the train's list."""
+    rows = list(db.query("select requires_signoff from releases where id = ?", [release_id]))
+    required = json.loads(rows[0]["requires_signoff"] or "[]") if rows else []
+    signed = {row["phase"] for row in db.query("select phase from phase_signoffs where release = ?", [release_id])}
+    return [phase for phase in required if phase not in signed]
 
 
 def cancellation(row: dict[str, Any]) -> str | None:
@@ -192,6 +240,7 @@ def plan_into_store(
             save_releases(db, releases)
             _age_out(db, train.name, releases, now)
             plans.append((train, releases + _stored(db, train, releases)))
+        _mark_held(db, now)
         names = {row["id"]: row["name"] for row in db.query("select id, name from releases")}
         current = {c.key: c for c in candidates(db)}
         decisions = plan_trains(plans, list(current.values()), now=now)
@@ -252,12 +301,9 @@ def release_plan(db: sqlite_utils.Database, *, cancelled_after: str | None = Non
                 [release["id"]],
             )
         }
-        release["phases"] = list(
-            db.query(
-                "select phase, starts, ends, owner from release_phases where release = ? order by starts",
-                [release["id"]],
-            )
-        )
+        release["phases"] = phases_with_signoffs(db, release["id"])
+        release["missing_signoffs"] = missing_signoffs(db, release["id"])
+        release["held"] = release["held_since"] is not None and release["state"] == "deploying"
     return releases
 
 

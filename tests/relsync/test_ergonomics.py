@@ -175,6 +175,9 @@ def test_every_command_with_output_takes_json_and_prints_it(served, tmp_path):
     full = next(r for r in releases if r["requests"])
     shown = json_of("release", "show", full["name"])
     key = shown["requests"][0]["key"] if isinstance(shown["requests"][0], dict) else shown["requests"][0]
+    phase = shown["phases"][0]["phase"]
+    signed = json_of("release", "signoff", full["id"], phase, "--by", "Dana (QA Lead)")
+    assert (signed["phase"], signed["by"], signed["missing"]) == (phase, "Dana (QA Lead)", [])
     notes = json_of("release", "notes", full["name"])
     assert notes["id"] == full["id"] and notes["requests"] == full["requests"]
     written = json_of("release", "notes", full["id"], "--format", "html", "--output", str(tmp_path / "notes.html"))

@@ -164,8 +164,8 @@ def test_markdown_has_headings_phase_table_and_linked_bullets(db: sqlite_utils.D
     md = render_markdown(release_notes(db, "bs-20261201"))
     lines = md.splitlines()
     assert lines[0] == "# Release notes: BS 2026.12.01"
-    assert "| Phase | Starts | Ends | Owner |" in lines
-    assert "| testing | 2026-11-29 18:00 UTC | 2026-12-01 18:00 UTC | QA Lead |" in lines
+    assert "| Phase | Starts | Ends | Owner | Sign-off |" in lines
+    assert "| testing | 2026-11-29 18:00 UTC | 2026-12-01 18:00 UTC | QA Lead |  |" in lines
     assert "| Sales | 2 |" in lines and "| Finance | 1 |" in lines
     headings = [line for line in lines if line.startswith(("## ", "### "))]
     assert headings[headings.index("## Finance"):] == [
@@ -243,6 +243,20 @@ def test_html_renders_in_a_real_browser(db: sqlite_utils.Database, tmp_path: Pat
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 20_000  # a blank 1200x1600 page compresses to a few KB
+
+
+def test_notes_show_each_phase_sign_off_and_those_still_required(db: sqlite_utils.Database) -> None:
+    db["releases"].update("bs-20261201", {"requires_signoff": '["testing", "deployment"]'})
+    db["phase_signoffs"].insert({"release": "bs-20261201", "phase": "testing", "signed_by": "Dana <QA>",
+                                 "signed_at": "2026-12-01T10:00:00.000Z", "recorded_by": "ops"})
+    notes = release_notes(db, "bs-20261201")
+    assert {p.phase: p.signoff for p in notes.phases} == {
+        "development": "", "testing": "signed off by Dana <QA>, 2026-12-01 10:00 UTC", "deployment": "required, not given",
+    }
+    table = {line.split(" | ")[0]: line for line in render_markdown(notes).splitlines() if line.startswith("| ")}
+    assert "signed off by Dana" in table["| testing"] and "2026-12-01 10:00 UTC |" in table["| testing"]
+    assert table["| deployment"].endswith("| required, not given |")
+    assert "<td>signed off by Dana &lt;QA&gt;, 2026-12-01 10:00 UTC</td>" in render_html(notes)
 
 
 def events(ics: bytes) -> dict[str, icalendar.Event]:

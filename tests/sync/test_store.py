@@ -68,7 +68,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     assert applied == [
         ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
         ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"), ("relsync", "0006_quarantine"),
-        ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_cancellation"),
+        ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_lifecycle"),
     ]
     db.close()
 
@@ -82,7 +82,8 @@ def test_schema_has_the_documented_tables_and_columns(store):
             "raw", "first_seen_at", "last_pulled_at", "affected",
         ],
         "releases": ["id", "name", "train", "deploy_at", "freeze_at", "capacity", "state", "cancelled_by", "cancel_reason",
-                     "revision"],
+                     "revision", "requires_signoff", "held_since"],
+        "phase_signoffs": ["release", "phase", "signed_by", "note", "signed_at", "recorded_by"],
         "release_phases": ["release", "phase", "starts", "ends", "owner"],
         "assignments": ["request", "release", "pinned", "reason", "assigned_by", "assigned_at"],
         "sync_state": ["source", "stream", "watermark", "updated_at"],
