@@ -58,6 +58,14 @@ READ_BATCH = 400  # ids per compare query: URI and headers may take 16,384 bytes
 DELETED_WINDOW = dt.timedelta(days=15)
 BASE_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
 LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+RESTARTS = 3
+"""Expired query cursors one listing restarts from before it gives up (each restart costs a query)."""
+
+
+def too_many_restarts() -> FatalError:
+    """A listing whose cursor keeps expiring stops: what it stored stays, the next run continues after it."""
+    return FatalError(SYSTEM, f"INVALID_QUERY_LOCATOR: the query cursor expired {RESTARTS + 1} times in one listing; "
+                              "stopped (the pages stored so far are kept and the next run continues after them)")
 
 
 def connect(name: str, config: SalesforceSource, paths: list[str], read_secret: ReadSecret,
@@ -214,7 +222,7 @@ class SalesforceConnector:
             resume = [] if last is None else [soql.after_record(last)]
             return self._query(soql.select(self.config, self.fields, conditions + resume))
 
-        for response in restarting(query, LocatorExpired):
+        for response in restarting(query, LocatorExpired, restarts=RESTARTS, gave_up=too_many_restarts):
             records = response.get("records", [])
             settled = [r for r in records if not horizon or clock.parse(r["SystemModstamp"]) < horizon]
             last = settled[-1] if settled else last
@@ -252,7 +260,7 @@ class SalesforceConnector:
         def ids() -> Iterator[dict[str, Any]]:
             return self._query(soql.select(self.config, ["Id", "IsDeleted"], after, order="Id ASC"))
 
-        for response in restarting(ids, LocatorExpired):
+        for response in restarting(ids, LocatorExpired, restarts=RESTARTS, gave_up=too_many_restarts):
             records = response.get("records", [])
             present.update(r["Id"] for r in records if not r.get("IsDeleted"))
             after = [soql.after_id(records[-1]["Id"])] if records else after

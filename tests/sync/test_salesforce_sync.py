@@ -372,6 +372,33 @@ def test_an_expired_query_locator_restarts_just_after_the_last_record(make_org):
     assert calls[QUERY_MORE] == 2 and org.statuses()["400"] == 1
 
 
+def test_a_cursor_that_always_expires_stops_the_pull_after_three_restarts_and_the_next_run_continues(make_org):
+    org = make_org(2500, source={"page_size": 200}, behaviour="kind")
+    # Every follow-up page finds its cursor expired: before the bound, this restarted forever.
+
+    healed = False
+
+    def expire_every_time() -> None:
+        if not healed:
+            expire_locators(org)()
+            org.on_next_page(expire_every_time)
+
+    org.on_next_page(expire_every_time)
+    first = org.run()
+    calls = org.calls()
+
+    assert first.exit_code == 1
+    assert any("the query cursor expired 4 times in one listing" in m for m in first.messages), first.messages
+    # query (200) -> query-more refused, three times over, then the fourth refusal stops it
+    assert first.pulled["salesforce"]["pulled"] == 800
+    assert calls[QUERY] == 4 and calls[QUERY_MORE] == 4
+    assert org.one("select count(*) from change_requests") == 800
+    healed = True  # the org's cursors behave again
+    second = org.run()
+    assert second.exit_code == 0, second.messages
+    assert org.one("select count(*) from change_requests") == 2500
+
+
 def test_a_record_edited_while_paging_then_an_expired_locator_loses_nothing(make_org):
     org = make_org(2500, source={"page_size": 500})
     ordered = change_request_ids(org)
