@@ -46,11 +46,13 @@ def plan_trains(
     candidates: Sequence[Candidate],
     *,
     now: dt.datetime,
+    waiting: dict[str, str] | None = None,
 ) -> list[Decision]:
     """Route every request to its train and plan each train; only changes, sorted by key.
 
     ``plans`` pairs each train (in config order) with its releases, as for
-    ``plan_releases``.
+    ``plan_releases``. ``waiting``, if given, is filled with key -> why for every
+    movable request left without a release ("no train takes it", or the planner's reason).
     """
     trains = [train for train, _ in plans]
     if len({train.name for train in trains}) != len(trains):
@@ -70,7 +72,11 @@ def plan_trains(
         elif candidate.movable and candidate.release is not None:
             where = names.get(candidate.release, candidate.release)
             decisions.append(Decision(candidate.key, None, f"left release {where}: {_unrouted(candidate)}"))
+            if waiting is not None:
+                waiting[candidate.key] = _unrouted(candidate)
         else:
+            if waiting is not None and candidate.movable:
+                waiting[candidate.key] = _unrouted(candidate)
             stay.append(candidate)
     for train, releases in plans:
         elsewhere = {
@@ -81,6 +87,7 @@ def plan_trains(
             list(releases), mine[train.name],
             eligible_statuses=set(train.eligible_statuses), now=now,
             expedite=set(train.expedite.priorities) if train.expedite else set(), elsewhere=elsewhere,
+            waiting=waiting,
         )
     decisions += plan_releases([], stay, eligible_statuses=set(), now=now)
     return sorted(decisions, key=lambda decision: decision.key)

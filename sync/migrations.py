@@ -312,3 +312,20 @@ def _run_interrupted(db: sqlite_utils.Database) -> None:
         alter table runs_new rename to runs;
         """
     )
+
+
+@MIGRATIONS(name="0008_waiting")
+def _waiting(db: sqlite_utils.Database) -> None:
+    # Why each request the planner may move is left without a release after its last
+    # pass (plain text: no train takes it, not eligible, freeze, capacity, quota), and
+    # since when it has been waiting. Rewritten by every planning pass.
+    db.executescript(
+        """
+        create table waiting (
+            request text primary key,
+            reason text not null,
+            since text not null,
+            updated_at text not null
+        );
+        """
+    )
