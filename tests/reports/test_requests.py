@@ -96,3 +96,29 @@ def test_csv_parses_back_to_the_same_rows(db):
     assert [row["key"] for row in parsed] == [row["key"] for row in rows]
     assert [row["title"] for row in parsed] == [row["title"] or "" for row in rows]
     assert [row["release"] for row in parsed] == [row["release"] or "" for row in rows]
+
+
+def test_quarantined_lists_held_records_stored_or_not(tmp_path):
+    store = open_store(tmp_path / "relsync.db")
+    store["change_requests"].insert_all([
+        {"key": "jira:OPS-1", "source": "jira", "system": "jira", "native_id": "1", "title": "held, last good values",
+         "status": "approved", "created_at": "2026-11-02T09:00:00.000Z"},
+        {"key": "jira:OPS-2", "source": "jira", "system": "jira", "native_id": "2", "title": "fine",
+         "status": "new", "created_at": "2026-11-03T09:00:00.000Z"},
+    ])
+    held = {"run": 1, "first_seen_at": "2026-11-20T10:00:00.000Z", "last_seen_at": "2026-11-20T10:00:00.000Z",
+            "mapping": "m", "record": "{}"}
+    store["quarantine"].insert_all([
+        {"request": "jira:OPS-1", "source": "jira", "native_id": "1", "field": "fields.status.name",
+         "error": "'Parked' is not in the map", **held},
+        {"request": "airtable:recNEW", "source": "airtable", "native_id": "recNEW", "field": "fields.Title",
+         "error": "required value is missing", **held},
+    ])
+    rows = list_requests(store, RequestFilter(quarantined=True), sort="key")
+    assert [(r["key"], r["quarantined"]) for r in rows] == [
+        ("airtable:recNEW", "fields.Title required value is missing"),
+        ("jira:OPS-1", "fields.status.name 'Parked' is not in the map"),
+    ]
+    assert rows[1]["reason_kind"] == "not planned yet"  # approved, and no planning pass has seen it
+    assert [r["key"] for r in list_requests(store, RequestFilter(source=["AIRTABLE"]))] == ["airtable:recNEW"]
+    store.close()
