@@ -46,6 +46,11 @@ anywhere the request stays, or becomes, unassigned.
 Capacity: ``capacity`` is the total; ``quotas`` give departments (compared ignoring
 case) their own seats within it, and every other department shares the rest
 (``capacity`` minus the quotas).
+
+Given a ``waiting`` dict, the planner also says why each request it may move is left
+without a release after the pass (plain text): its status is
+not eligible, no release is open to it (frozen, not yet open), or every release it may
+enter is full in total or in its department's quota.
 """
 from __future__ import annotations
 
@@ -160,6 +165,25 @@ def limit(release: PlannedRelease, quota: str | None) -> int:
     return next(seats for name, seats in release.quotas if folded(name) == quota)
 
 
+def _waiting_reason(candidate: Candidate, allowed: list[PlannedRelease], seats: _Seats, *, expedited: bool) -> str:
+    """Why a request to plan found no seat: no release open to it, or each one full (in total or its quota)."""
+    if not allowed:
+        frozen = "open or frozen" if expedited else "open (before its freeze)"
+        return f"freeze: no release is {frozen}; it waits for the next one to open"
+    full: list[str] = []
+    by_quota = 0
+    for release in allowed:
+        quota = bucket(candidate, release)
+        if seats.total[release.id] >= release.capacity:
+            full.append(f"{release.name} full ({seats.total[release.id]}/{release.capacity})")
+            continue
+        by_quota += 1
+        whose = f"the {candidate.department} quota" if quota is not None else "the seats shared outside the quotas"
+        full.append(f"{release.name} has no room in {whose} ({limit(release, quota)})")
+    kind = "capacity" if by_quota == 0 else "department quota" if by_quota == len(full) else "capacity and quota"
+    return f"{kind}: {', '.join(full)}"
+
+
 def _leaves(candidate: Candidate, releases: Mapping[str, PlannedRelease]) -> str | None:
     """Why a terminal request leaves its release (rule 1), or None if it does not."""
     release = releases.get(candidate.release or "")
@@ -245,6 +269,7 @@ def plan_releases(
     now: dt.datetime,
     expedite: Collection[str] = (),
     elsewhere: Mapping[str, tuple[str, str]] | None = None,
+    waiting: dict[str, str] | None = None,
 ) -> list[Decision]:
     """Decide release assignments (see the module docstring); only changes are returned.
 
@@ -256,6 +281,8 @@ def plan_releases(
         expedite: priorities that may enter a frozen release.
         elsewhere: release id -> (name, why) for releases of other trains whose requests
             are planned here (routing moved them).
+        waiting: if given, filled with key -> why for every movable request left without
+            a release (the decisions are the same with or without it).
     """
     now = require_utc(now)
     elsewhere = elsewhere or {}
@@ -307,8 +334,12 @@ def plan_releases(
                     candidate.key, None,
                     f"left release {name(current)}: {cause}, status {candidate.status} is not eligible",
                 )
+                if waiting is not None and candidate.movable:
+                    waiting[candidate.key] = f"status {candidate.status} is not eligible; {cause}"
         elif candidate.status in eligible_statuses:
             queue.append((candidate, None))
+        elif waiting is not None and candidate.movable:
+            waiting[candidate.key] = f"status {candidate.status} is not eligible ({', '.join(sorted(eligible_statuses))})"
 
     for release in calendar:
         for candidate in seats.overflow(release):
@@ -318,6 +349,8 @@ def plan_releases(
                 decisions[candidate.key] = Decision(
                     candidate.key, None, f"left release {release.name}: over capacity"
                 )
+                if waiting is not None:
+                    waiting[candidate.key] = f"status {candidate.status} is not eligible; it left {release.name} over capacity"
 
     open_for_all = [r for r in calendar if r.state == "open" and now < r.freeze_at]
     # Frozen (including a stale "open" label past the freeze time) but not yet deploying.
@@ -335,6 +368,9 @@ def plan_releases(
             heapq.heappush(pending, (_order(bumped), bumped, why if bumped.release else None))
         if target is None:
             decisions.pop(candidate.key, None)
+            if waiting is not None:
+                allowed = open_for_expedited if expedited else open_for_all
+                waiting[candidate.key] = _waiting_reason(candidate, allowed, seats, expedited=expedited)
             if candidate.release is not None:
                 decisions[candidate.key] = Decision(
                     candidate.key, None,

@@ -67,11 +67,13 @@ def plan_trains(
     candidates: Sequence[Candidate],
     *,
     now: dt.datetime,
+    waiting: dict[str, str] | None = None,
 ) -> list[Decision]:
     """Route every request to its train and plan each train; only changes, sorted by key.
 
     ``plans`` pairs each train (in config order) with its releases, as for
-    ``plan_releases``.
+    ``plan_releases``. ``waiting``, if given, is filled with key -> why for every
+    movable request left without a release ("no train takes it", or the planner's reason).
     """
     trains = [train for train, _ in plans]
     if len({train.name for train in trains}) != len(trains):
@@ -95,11 +97,16 @@ def plan_trains(
         elif candidate.movable and candidate.release is not None:
             where = names.get(candidate.release, candidate.release)
             unrouted.append(Decision(candidate.key, None, f"left release {where}: {_unrouted(candidate)}"))
+            if waiting is not None:
+                waiting[candidate.key] = _unrouted(candidate)
         else:
+            if waiting is not None and candidate.movable:
+                waiting[candidate.key] = _unrouted(candidate)
             stay.append(candidate)
 
-    def plan_all() -> dict[str, Decision]:
+    def plan_all() -> tuple[dict[str, Decision], dict[str, str]]:
         decided = {d.key: d for d in unrouted}
+        waited: dict[str, str] = {}
         for train, releases in plans:
             elsewhere = {
                 release.id: (release.name, f"routed to train {train.name}")
@@ -109,13 +116,14 @@ def plan_trains(
                 list(releases), mine[train.name],
                 eligible_statuses=set(train.eligible_statuses), now=now,
                 expedite=set(train.expedite.priorities) if train.expedite else set(), elsewhere=elsewhere,
+                waiting=waited,
             ):
                 decided[decision.key] = decision
         for decision in plan_releases([], stay, eligible_statuses=set(), now=now):
             decided[decision.key] = decision
-        return decided
+        return decided, waited
 
-    decided = plan_all()
+    decided, waited = plan_all()
     notes: dict[str, str] = {}
     for key in sorted(urgent, key=lambda k: (_rank(urgent[k][0]), k)):
         candidate, routed_name, fallbacks = urgent[key]
@@ -125,14 +133,16 @@ def plan_trains(
             moved[routed_name] = [c for c in moved[routed_name] if c.key != key]
             moved[fallback.name].append(candidate)
             kept, mine = mine, moved
-            trial = plan_all()
+            trial, trial_waited = plan_all()
             there = _deploy(trial, candidate, deploys)
             if there is not None and (shipped is None or there < shipped):
-                decided = trial
+                decided, waited = trial, trial_waited
                 notes[key] = f"not train {routed_name}: " + (
                     f"its first release with room deploys {_when(shipped)}" if shipped else "it has no release with room")
                 break
             mine = kept
+    if waiting is not None:
+        waiting.update(waited)
     decisions = [
         dataclasses.replace(d, reason=f"{d.reason} ({notes[d.key]})")
         if d.key in notes and d.release is not None else d

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from config.loader import load_config
-from relsync import logs, release_commands
+from relsync import logs, release_commands, report_commands
 from relsync.common import CONFIG_OPTION, JSON_OPTION, Failure, emit, library_errors
 from reports import views
 from sync import engine
@@ -216,5 +216,5 @@ def sandbox(records: int, seed: int, write_config: Path | None, env_file: Path |
 
 
 for command in (release_commands.release, release_commands.assign, release_commands.unassign,
-                release_commands.plan_command, release_commands.calendar):
+                release_commands.plan_command, release_commands.calendar, *report_commands.COMMANDS):
     main.add_command(command)

@@ -124,6 +124,14 @@ def airtable_table(description: dict[str, Any]) -> Table:
     return api.table(box["base"], box["table"])
 
 
+def airtable_records(description: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every record's fields by id, read as a person's script would right after a relsync run:
+    once the run's calls have left Airtable's one-second window (5 requests/s per base; a 429
+    would cost a 30-second penalty)."""
+    time.sleep(1.1)
+    return {record["id"]: dict(record["fields"]) for record in airtable_table(description).all()}
+
+
 def salesforce_client(description: dict[str, Any], ca_file: str) -> Salesforce:
     """A simple-salesforce client logged in to the Salesforce sandbox (client credentials)."""
     box = description["salesforce"]

@@ -340,3 +340,20 @@ def _release_lifecycle(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="0009_waiting")
+def _waiting(db: sqlite_utils.Database) -> None:
+    # Why each request the planner may move is left without a release after its last
+    # pass (plain text: no train takes it, not eligible, freeze, capacity, quota), and
+    # since when it has been waiting. Rewritten by every planning pass.
+    db.executescript(
+        """
+        create table waiting (
+            request text primary key,
+            reason text not null,
+            since text not null,
+            updated_at text not null
+        );
+        """
+    )

@@ -243,7 +243,9 @@ def plan_into_store(
         _mark_held(db, now)
         names = {row["id"]: row["name"] for row in db.query("select id, name from releases")}
         current = {c.key: c for c in candidates(db)}
-        decisions = plan_trains(plans, list(current.values()), now=now)
+        waiting: dict[str, str] = {}
+        decisions = plan_trains(plans, list(current.values()), now=now, waiting=waiting)
+        save_waiting(db, waiting, stamp)
         events: list[AuditEvent] = []
         systems = {row["key"]: row["system"] for row in db.query("select key, system from change_requests")}
         for decision in decisions:
@@ -275,6 +277,17 @@ def plan_into_store(
             )
         append_events(db, events)
     return counts
+
+
+def save_waiting(db: sqlite_utils.Database, waiting: dict[str, str], stamp: str) -> None:
+    """Replace the planner's reasons for the requests it left without a release; ``since`` survives a pass."""
+    db.execute("delete from waiting where request not in (select value from json_each(?))", [json.dumps(sorted(waiting))])
+    since = {row["request"]: row["since"] for row in db.query("select request, since from waiting")}
+    db.table("waiting").upsert_all(
+        [{"request": key, "reason": reason, "since": since.get(key, stamp), "updated_at": stamp}
+         for key, reason in sorted(waiting.items())],
+        pk="request",
+    )
 
 
 def _planned(release: str | None, reason: str) -> dict[str, Any]:

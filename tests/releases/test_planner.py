@@ -717,3 +717,52 @@ def test_rich_decisions_have_reasons_and_planning_twice_changes_nothing_more(sce
     current = {c.key: c.release for c in candidates}
     assert all(d.release != current[d.key] and d.reason for d in decisions)
     assert rich_planned(releases, applied(candidates, decisions), now, expedite) == []
+
+
+# --- why a request waits ----------------------------------------------------------------
+
+
+def waiting_after(releases, candidates, now=NOW, **kwargs):
+    waiting: dict[str, str] = {}
+    decisions = plan_releases(releases, candidates, eligible_statuses=ELIGIBLE, now=now, waiting=waiting, **kwargs)
+    assert decisions == plan_releases(releases, candidates, eligible_statuses=ELIGIBLE, now=now, **kwargs)
+    return waiting
+
+
+def test_a_request_left_without_a_release_says_why():
+    full = dataclasses.replace(R1, capacity=1)
+    assert waiting_after([full], [req("jira:1", "high"), req("jira:2", "low"), req("jira:3", status="new")]) == {
+        "jira:2": "capacity: BS 20261201 full (1/1)",
+        "jira:3": "status new is not eligible (approved, scheduled)",
+    }
+    split = dataclasses.replace(R1, capacity=3, quotas=SPLIT)
+    assert waiting_after([split], [req("jira:1", department="Sales Ops"), req("jira:2", department="Sales Ops")]) == {
+        "jira:2": "department quota: BS 20261201 has no room in the Sales Ops quota (1)",
+    }
+    assert waiting_after([FROZEN], [req("jira:1")]) == {
+        "jira:1": "freeze: no release is open (before its freeze); it waits for the next one to open",
+    }
+    assert waiting_after([], [req("jira:1", status="deployed"), req("jira:2", status="rejected")]) == {}
+
+
+def test_a_request_no_train_takes_waits_for_that_reason():
+    hotfix_spec = trains_for_routing()[0]
+    waiting: dict[str, str] = {}
+    plan_trains([(hotfix_spec, [])], [req("jira:1", "high", department="IT", source="jira")], now=NOW, waiting=waiting)
+    assert waiting == {"jira:1": "no train takes it (priority high, department IT, type none, source jira)"}
+
+
+@SETTINGS
+@given(scenarios())
+def test_every_eligible_request_left_unassigned_has_a_reason_and_no_assigned_one_does(scenario):
+    releases, candidates, now = scenario
+    waiting: dict[str, str] = {}
+    after = applied(candidates, plan_releases(releases, candidates, eligible_statuses=ELIGIBLE, now=now,
+                                              waiting=waiting))
+    live = {r.id for r in releases if r.state in ("planned", "open", "frozen", "deploying")}
+    for c in after:
+        unassigned = c.release is None or c.release not in live
+        if c.movable and unassigned and c.status in ELIGIBLE:
+            assert waiting.get(c.key), c
+        if c.release in live:
+            assert c.key not in waiting, c

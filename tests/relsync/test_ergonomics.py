@@ -189,6 +189,12 @@ def test_every_command_with_output_takes_json_and_prints_it(served, tmp_path):
     assert json_of("audit", "show", key)
     assert json_of("audit", "verify")["ok"] is True
     assert [r["id"] for r in json_of("plan")["releases"]] == [r["id"] for r in releases]
+    listed = json_of("requests", "--release", full["name"])
+    assert sorted(r["key"] for r in listed) == sorted(
+        r["key"] if isinstance(r, dict) else r for r in shown["requests"])
+    report = json_of("report", "--by", "month")
+    everything = json_of("requests")
+    assert sum(b["totals"]["arrived"] for b in report["volume"]) == len([r for r in everything if r["created_at"]])
     other = next(r for r in releases if r["id"] != full["id"])
     assert json_of("assign", key, other["id"], "--reason", "customer asked")["release"] == other["name"]
     assert json_of("unassign", key, "--reason", "planner decides")["previous"] in (other["id"], other["name"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 
 import pytest
 import yaml
@@ -18,13 +17,6 @@ from sandboxes import edits
 from sandboxes.server import start_sandboxes
 from sync import engine
 from sync.store import open_store
-
-
-def airtable_records(description) -> dict[str, dict]:
-    """Every record's fields, read as a person's script would: after the run's calls have left
-    Airtable's one-second window (5 requests/s per base; a 429 would cost a 30 s penalty)."""
-    time.sleep(1.1)
-    return {record["id"]: record["fields"] for record in edits.airtable_table(description).all()}
 
 
 def rows(config, sql, params=()):
@@ -68,7 +60,7 @@ def test_a_release_waits_at_its_deploy_time_for_its_sign_offs_and_its_requests_k
 
         assert held.exit_code == 0, held.messages
         assert rows(config, "select state from releases where id = ?", [first["id"]]) == [{"state": "deploying"}]
-        listed = airtable_records(description)
+        listed = edits.airtable_records(description)
         assert {listed[m]["Status"] for m in members} == {"Testing"}  # not Deployed: nobody signed testing off
         assert {listed[m].get("Release") for m in members} == {first["name"]}  # still in their release
         shown = CliRunner().invoke(main, ["release", "show", first["id"], "--config", str(path)])
@@ -90,7 +82,7 @@ def test_a_release_waits_at_its_deploy_time_for_its_sign_offs_and_its_requests_k
         assert released.exit_code == 0, released.messages
         assert rows(config, "select state, held_since from releases where id = ?", [first["id"]]) == [
             {"state": "deploying", "held_since": None}]  # its deployment phase runs on, no longer held
-        listed = airtable_records(description)
+        listed = edits.airtable_records(description)
         assert {listed[m]["Status"] for m in members} == {"Deployed"}
         shown = CliRunner().invoke(main, ["release", "show", first["id"], "--config", str(path)])
         assert "HELD" not in shown.output and "signed off by Dana (QA Lead)" in shown.output and "UAT-42" in shown.output

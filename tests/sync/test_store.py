@@ -68,7 +68,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     assert applied == [
         ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
         ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"), ("relsync", "0006_quarantine"),
-        ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_lifecycle"),
+        ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_lifecycle"), ("relsync", "0009_waiting"),
     ]
     db.close()
 
@@ -100,6 +100,7 @@ def test_schema_has_the_documented_tables_and_columns(store):
             "request", "source", "native_id", "field", "error", "run", "first_seen_at", "last_seen_at",
             "mapping", "record",
         ],
+        "waiting": ["request", "reason", "since", "updated_at"],
     }
     for table, columns in expected.items():
         assert store[table].columns_dict.keys() == set(columns), table

@@ -1,0 +1,132 @@
+"""When each request arrived, was approved, planned, deployed or rejected, as the store knows it.
+
+Everything here is read from the store (no API call): ``change_requests`` for what a
+request is now, the ``audit`` for when it changed as relsync saw it, and ``releases``
+for when a release deployed. The moments, per request (requests deleted in their
+source are left out):
+
+- **created**: ``change_requests.created_at``, the source system's creation time.
+- **approved**: the first audit event pulled from the source (origin ``pulled``) that
+  shows the status ``approved``: the status field changing to it, or the request first
+  seen (field ``*``) with it. relsync only knows a status from the moment it pulled it.
+- **planned**: the first release assignment recorded in the audit: a planner move or a
+  manual ``relsync assign`` (field ``release``, origin ``planned`` or ``manual``, a
+  release given), or a person moving the request to a stored release in its own tool
+  (origin ``pulled``, field ``release``).
+- **deployed**: the ``deploy_at`` of the release the request is in, when that release
+  is deploying or released; otherwise the first pulled event showing the status
+  ``deployed``.
+- **rejected**: the first pulled event showing the status ``rejected``.
+
+``status_at`` and ``release_at`` replay the same events to tell a request's status and
+release at any past moment (the backlog trend).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from mapping import clock
+
+__all__ = ["RequestFacts", "moment", "request_facts"]
+
+SHIPPED_STATES = ("released", "deploying")
+
+
+def moment(text: str) -> dt.datetime:
+    """A ``--since``/``--until`` value: a date (midnight UTC) or a date-time with a time zone."""
+    try:
+        day = dt.date.fromisoformat(text.strip())
+    except ValueError:
+        return clock.parse(text)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+@dataclass
+class RequestFacts:
+    """One stored request: what it is now and when its milestones happened (None: not yet, or unknown)."""
+
+    key: str
+    source: str
+    department: str | None
+    type: str | None
+    priority: str | None
+    status: str | None
+    release: str | None
+    created: dt.datetime | None
+    approved: dt.datetime | None = None
+    planned: dt.datetime | None = None
+    deployed: dt.datetime | None = None
+    rejected: dt.datetime | None = None
+    statuses: list[tuple[dt.datetime, str | None]] = field(default_factory=list, repr=False)
+    releases: list[tuple[dt.datetime, str | None]] = field(default_factory=list, repr=False)
+
+    def status_at(self, when: dt.datetime) -> str | None:
+        """The status relsync had last pulled at ``when`` (None before it first saw the request)."""
+        return _as_of(self.statuses, when)
+
+    def release_at(self, when: dt.datetime) -> str | None:
+        """The release (name) relsync had the request in at ``when``."""
+        return _as_of(self.releases, when)
+
+
+def _as_of(changes: list[tuple[dt.datetime, str | None]], when: dt.datetime) -> str | None:
+    index = bisect_right([at for at, _ in changes], when)
+    return changes[index - 1][1] if index else None
+
+
+def _first(changes: list[tuple[dt.datetime, str | None]], value: str) -> dt.datetime | None:
+    return next((at for at, seen in changes if seen == value), None)
+
+
+def _decoded(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def request_facts(db: sqlite_utils.Database) -> list[RequestFacts]:
+    """Every live request (not deleted in its source) with its milestones, by key."""
+    releases = {row["name"]: row for row in db.query("select id, name, state, deploy_at from releases")}
+    by_id = {row["id"]: row for row in releases.values()}
+    facts: dict[str, RequestFacts] = {}
+    for row in db.query(
+        "select r.key, r.source, r.department, r.type, r.priority, r.status, r.created_at, a.release "
+        "from change_requests r left join assignments a on a.request = r.key where r.deleted_at is null order by r.key"
+    ):
+        facts[row["key"]] = RequestFacts(
+            key=row["key"], source=row["source"], department=row["department"], type=row["type"],
+            priority=row["priority"], status=row["status"],
+            release=by_id[row["release"]]["name"] if row["release"] in by_id else None,
+            created=clock.parse(row["created_at"]) if row["created_at"] else None,
+        )
+    for event in db.query(
+        "select at, origin, request, field, new from audit where field in ('*', 'status', 'release') order by id"
+    ):
+        request = facts.get(event["request"])
+        if request is None:
+            continue
+        at, new = clock.parse(event["at"]), _decoded(event["new"])
+        if event["origin"] == "pulled" and event["field"] == "*" and isinstance(new, dict):
+            request.statuses.append((at, new.get("status")))
+        elif event["origin"] == "pulled" and event["field"] == "status":
+            request.statuses.append((at, new))
+        elif event["origin"] in ("planned", "manual") and event["field"] == "release" and isinstance(new, dict):
+            request.releases.append((at, new.get("release")))
+        elif event["origin"] == "pulled" and event["field"] == "release" and new in releases:
+            request.releases.append((at, new))
+    for request in facts.values():
+        request.statuses.sort(key=lambda change: change[0])
+        request.releases.sort(key=lambda change: change[0])
+        request.approved = _first(request.statuses, "approved")
+        request.rejected = _first(request.statuses, "rejected")
+        request.planned = next((at for at, release in request.releases if release is not None), None)
+        shipped = releases.get(request.release or "")
+        if shipped is not None and shipped["state"] in SHIPPED_STATES:
+            request.deployed = clock.parse(shipped["deploy_at"])
+        else:
+            request.deployed = _first(request.statuses, "deployed")
+    return list(facts.values())
