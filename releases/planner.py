@@ -68,6 +68,7 @@ from releases.calendar import (
     materialize_releases,
     require_utc,
 )
+from releases.dependencies import Holds
 
 __all__ = [
     "Candidate",
@@ -101,6 +102,10 @@ class Candidate:
     department: str | None = None
     type: str | None = None
     source: str | None = None
+    depends_on: tuple[str, ...] = ()
+    """Store keys of the requests this one depends on (``releases.dependencies``)."""
+    unknown: tuple[str, ...] = ()
+    """References to prerequisites that name no request relsync knows."""
     _created: dt.datetime | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
@@ -242,9 +247,10 @@ class _Seats:
         return leaving
 
     def seat(
-        self, candidate: Candidate, allowed: list[PlannedRelease]
+        self, candidate: Candidate, allowed: list[PlannedRelease], protected: frozenset[str] = frozenset()
     ) -> tuple[PlannedRelease | None, Candidate | None]:
-        """The earliest allowed release with room, or with a less urgent request to bump."""
+        """The earliest allowed release with room, or with a less urgent request to bump
+        (never one of ``protected``: the candidate's own prerequisites)."""
         rank = _order(candidate)[0]
         for release in allowed:
             if self.has_room(release, candidate):
@@ -254,7 +260,7 @@ class _Seats:
             same_quota = self.quota_full(release, quota)
             lower = [
                 c for c in self.movable[release.id]
-                if _order(c)[0] > rank and (not same_quota or bucket(c, release) == quota)
+                if _order(c)[0] > rank and (not same_quota or bucket(c, release) == quota) and c.key not in protected
             ]
             if lower:
                 return release, max(lower, key=_order)
@@ -270,6 +276,7 @@ def plan_releases(
     expedite: Collection[str] = (),
     elsewhere: Mapping[str, tuple[str, str]] | None = None,
     waiting: dict[str, str] | None = None,
+    holds: Holds | None = None,
 ) -> list[Decision]:
     """Decide release assignments (see the module docstring); only changes are returned.
 
@@ -283,7 +290,10 @@ def plan_releases(
             are planned here (routing moved them).
         waiting: if given, filled with key -> why for every movable request left without
             a release (the decisions are the same with or without it).
+        holds: what dependencies ask (``releases.dependencies``): requests that wait,
+            the earliest deploy each may take, the prerequisites each may not bump.
     """
+    holds = holds or Holds()
     now = require_utc(now)
     elsewhere = elsewhere or {}
     known = {release.id: release for release in releases if release.state in LIVE_STATES | {"cancelled"}}
@@ -323,11 +333,22 @@ def plan_releases(
         elif candidate.pinned and current is not None and not cancelled:
             if current in live:
                 seats.add(live[current], candidate, movable=False)
+        elif current in live and candidate.key in holds.wait and candidate.status in eligible_statuses:
+            decisions[candidate.key] = Decision(candidate.key, None, f"left release {name(current)}: {holds.wait[candidate.key]}")
+            if waiting is not None:
+                waiting[candidate.key] = holds.wait[candidate.key]
+        elif current in live and not holds.allowed(candidate.key, live[current].deploy_at):
+            queue.append((candidate, holds.after[candidate.key]))
         elif current in live:
             seats.add(live[current], candidate, movable=True)
         elif current is not None:
             cause = gone(current) + (", pin removed" if candidate.pinned else "")
-            if candidate.status in eligible_statuses:
+            if candidate.status in eligible_statuses and candidate.key in holds.wait:
+                decisions[candidate.key] = Decision(
+                    candidate.key, None, f"left release {name(current)}: {cause}; {holds.wait[candidate.key]}")
+                if waiting is not None:
+                    waiting[candidate.key] = holds.wait[candidate.key]
+            elif candidate.status in eligible_statuses:
                 queue.append((candidate, cause))
             else:
                 decisions[candidate.key] = Decision(
@@ -336,6 +357,9 @@ def plan_releases(
                 )
                 if waiting is not None and candidate.movable:
                     waiting[candidate.key] = f"status {candidate.status} is not eligible; {cause}"
+        elif candidate.status in eligible_statuses and candidate.key in holds.wait:
+            if waiting is not None:
+                waiting[candidate.key] = holds.wait[candidate.key]
         elif candidate.status in eligible_statuses:
             queue.append((candidate, None))
         elif waiting is not None and candidate.movable:
@@ -360,7 +384,8 @@ def plan_releases(
     while pending:
         _, candidate, reason = heapq.heappop(pending)
         expedited = candidate.priority is not None and candidate.priority in expedite
-        target, bumped = seats.seat(candidate, open_for_expedited if expedited else open_for_all)
+        allowed = [r for r in (open_for_expedited if expedited else open_for_all) if holds.allowed(candidate.key, r.deploy_at)]
+        target, bumped = seats.seat(candidate, allowed, holds.protected.get(candidate.key, frozenset()))
         if target is not None and bumped is not None:
             seats.remove(target, bumped)
             decisions.pop(bumped.key, None)
@@ -368,9 +393,12 @@ def plan_releases(
             heapq.heappush(pending, (_order(bumped), bumped, why if bumped.release else None))
         if target is None:
             decisions.pop(candidate.key, None)
-            if waiting is not None:
-                allowed = open_for_expedited if expedited else open_for_all
+            if waiting is not None and candidate.key in holds.after and not allowed:
+                waiting[candidate.key] = f"dependency: it {holds.after[candidate.key]}, and no open release deploys then or later"
+            elif waiting is not None:
                 waiting[candidate.key] = _waiting_reason(candidate, allowed, seats, expedited=expedited)
+                if candidate.key in holds.after:
+                    waiting[candidate.key] += f" (it {holds.after[candidate.key]})"
             if candidate.release is not None:
                 decisions[candidate.key] = Decision(
                     candidate.key, None,

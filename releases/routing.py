@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 
 from config.trains import Train
 from mapping.model import PRIORITIES
+from releases.dependencies import Holds, holds_for
 from releases.planner import Candidate, Decision, PlannedRelease, plan_releases
 
 __all__ = ["plan_trains", "train_for"]
@@ -62,6 +63,10 @@ def _fallbacks(candidate: Candidate, routed: Train, trains: Sequence[Train]) -> 
     return found
 
 
+ROUNDS = 25
+"""Planning passes at most, when dependencies make one pass's result the next one's input."""
+
+
 def plan_trains(
     plans: Sequence[tuple[Train, Sequence[PlannedRelease]]],
     candidates: Sequence[Candidate],
@@ -74,10 +79,47 @@ def plan_trains(
     ``plans`` pairs each train (in config order) with its releases, as for
     ``plan_releases``. ``waiting``, if given, is filled with key -> why for every
     movable request left without a release ("no train takes it", or the planner's reason).
+
+    With dependencies (``releases.dependencies``), where a prerequisite lands decides
+    where its dependents may go: passes repeat, each from the last one's result, until
+    nothing moves (prerequisites before dependents, one level a pass). The decisions are
+    the difference between the requests as given and the last pass, with the reason of
+    each request's last move.
     """
     trains = [train for train, _ in plans]
     if len({train.name for train in trains}) != len(trains):
         raise ValueError("plans: the same train is listed twice")
+    if not any(c.depends_on or c.unknown for c in candidates):
+        return _plan_pass(plans, candidates, now=now, waiting=waiting, holds=None)
+    deploys = {release.id: release.deploy_at for _, releases in plans for release in releases}
+    original = {c.key: c.release for c in candidates}
+    state = list(candidates)
+    reasons: dict[str, str] = {}
+    waited: dict[str, str] = {}
+    for _ in range(ROUNDS):
+        waited = {}
+        decisions = _plan_pass(plans, state, now=now, waiting=waited, holds=holds_for(state, deploys))
+        if not decisions:
+            break
+        reasons.update((d.key, d.reason) for d in decisions)
+        moved = {d.key: d.release for d in decisions}
+        state = [dataclasses.replace(c, release=moved[c.key]) if c.key in moved else c for c in state]
+    if waiting is not None:
+        waiting.update(waited)
+    return [Decision(c.key, c.release, reasons[c.key]) for c in sorted(state, key=lambda c: c.key)
+            if c.release != original[c.key]]
+
+
+def _plan_pass(
+    plans: Sequence[tuple[Train, Sequence[PlannedRelease]]],
+    candidates: Sequence[Candidate],
+    *,
+    now: dt.datetime,
+    waiting: dict[str, str] | None,
+    holds: Holds | None,
+) -> list[Decision]:
+    """One planning pass over every train (see ``plan_trains``)."""
+    trains = [train for train, _ in plans]
     owner = {release.id: train.name for train, releases in plans for release in releases}
     names = {release.id: release.name for _, releases in plans for release in releases}
     deploys = {release.id: release.deploy_at for _, releases in plans for release in releases}
@@ -116,7 +158,7 @@ def plan_trains(
                 list(releases), mine[train.name],
                 eligible_statuses=set(train.eligible_statuses), now=now,
                 expedite=set(train.expedite.priorities) if train.expedite else set(), elsewhere=elsewhere,
-                waiting=waited,
+                waiting=waited, holds=holds,
             ):
                 decided[decision.key] = decision
         for decision in plan_releases([], stay, eligible_statuses=set(), now=now):

@@ -11,7 +11,9 @@ backlog. Each such request carries its age (days since relsync first saw it appr
 or since it was created when relsync never saw the approval) and the planner's reason
 from its last pass (the ``waiting`` table), with that reason's kind: ``no matching
 train``, ``not eligible``, ``freeze``, ``capacity``, ``department quota``, ``capacity
-and quota`` (some releases full, others full in its quota), or ``not planned yet``
+and quota`` (some releases full, others full in its quota), ``dependency`` (a
+prerequisite is unplanned, rejected, unknown or deploys after every open release),
+``dependency cycle``, or ``not planned yet``
 when no planning pass has looked at it since it was approved.
 """
 from __future__ import annotations
