@@ -107,6 +107,19 @@ class PriorityFieldMap(_VocabularyFieldMap):
     noun: ClassVar[str] = "priority"
 
 
+class DependsOnFieldMap(FieldMap):
+    """Where the requests a request depends on are read: a text or lookup field holding
+    references (``OPS-12``, ``jira:OPS-12``, an Airtable record id, a Salesforce Id), a
+    list of them (an Airtable linked-record field), or, with ``link_types``, Jira's
+    ``issuelinks``: the issues on the far side of links described by one of these names
+    (``is blocked by``, ``depends on``), as Jira describes the link from this issue."""
+
+    link_types: list[str] | None = None
+    also: list[str] = Field(default_factory=list)
+    """More source paths whose references count too (Jira links reach Jira issues only, so a
+    text field beside them names requests in the other systems)."""
+
+
 class FieldMapping(Strict):
     """Normalized field -> how it is read from the source. A bare string is a path."""
 
@@ -119,6 +132,7 @@ class FieldMapping(Strict):
     priority: PriorityFieldMap | None = None
     status: StatusFieldMap
     release: FieldMap | None = None
+    depends_on: DependsOnFieldMap | None = None
     affected: FieldMap | None = None
     """What the change touches (a Salesforce object, an Airtable table, a Jira component):
     two requests in one release touching the same thing are flagged as a clash."""

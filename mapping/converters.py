@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mapping import clock
@@ -25,6 +25,7 @@ __all__ = [
     "lower",
     "map_key",
     "names",
+    "references",
     "text",
 ]
 
@@ -243,3 +244,45 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 def convert(name: str, value: Any) -> Any:
     """Apply the converter called ``name`` to ``value``."""
     return CONVERTERS[name](value)
+
+
+_REFERENCE_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def references(value: Any, link_types: Sequence[str] | None = None) -> list[str]:
+    """The request references a dependency field holds, in order, without repeats.
+
+    ``value`` is text (``OPS-12, jira:OPS-14``: split on commas, semicolons and
+    whitespace), one id, or a list of ids or of objects with an ``id`` or ``key`` (a
+    linked-record or lookup field). With ``link_types``, ``value`` is Jira's
+    ``issuelinks`` list: the key of each linked issue whose link, described from this
+    issue (``type.inward`` for an ``inwardIssue``, ``type.outward`` for an
+    ``outwardIssue``), is one of ``link_types`` (compared ignoring case).
+    """
+    if value is None:
+        return []
+    found: list[str] = []
+    if link_types is not None:
+        if not isinstance(value, list):
+            raise ConversionError(f"issue links must be a list, got {describe(value)}")
+        wanted = {name.casefold() for name in link_types}
+        for link in value:
+            if not isinstance(link, dict):
+                raise ConversionError(f"an issue link must be an object, got {describe(link)}")
+            kind = link.get("type") or {}
+            for side, label in (("inwardIssue", "inward"), ("outwardIssue", "outward")):
+                other = link.get(side)
+                if isinstance(other, dict) and str(kind.get(label, "")).casefold() in wanted and other.get("key"):
+                    found.append(str(other["key"]))
+    else:
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                ident = item.get("id") or item.get("key")
+                if ident is None:
+                    raise ConversionError(f"a reference must have an id or a key, got {describe(item)}")
+                found.append(str(ident))
+            elif isinstance(item, list):
+                raise ConversionError(f"a reference must be a single value, got {describe(item)}")
+            else:
+                found += [part for part in _REFERENCE_SEPARATORS.split(map_key(item)) if part]
+    return list(dict.fromkeys(found))

@@ -5,7 +5,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from mapping.converters import ConversionError, convert, describe, map_key
+from mapping.converters import ConversionError, convert, describe, map_key, references
 from mapping.model import PRIORITIES, STATUSES, ChangeRequest, SourceRecord
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class SourceMapping:
 
     def source_paths(self) -> list[str]:
         """The dotted source paths this mapping reads, in field order, without repeats."""
-        return list(dict.fromkeys(spec.path for _, spec in self._specs))
+        return list(dict.fromkeys(path for _, spec in self._specs for path in [spec.path, *getattr(spec, "also", [])]))
 
     def source_status_for(self, normalized_status: str) -> str | None:
         """The source's own status name the engine writes for ``normalized_status``, if any."""
@@ -144,6 +144,7 @@ class SourceMapping:
             source_status=source_status,
             release=values.get("release"),
             affected=values.get("affected"),
+            depends_on=values.get("depends_on"),
             created_at=values.get("created_at"),
             updated_at=values.get("updated_at"),
             source_version=record.version,
@@ -159,6 +160,16 @@ class SourceMapping:
         """(source value before the value table, normalized value) for one field of record ``key``."""
         key_path = f"{self.config_path}.fields.{name}"
         found = read_path(raw, spec.path)
+        if name == "depends_on":
+            refs: list[str] = []
+            for index, path in enumerate([spec.path, *getattr(spec, "also", [])]):
+                value = found if index == 0 else read_path(raw, path)
+                try:
+                    refs += references(value, getattr(spec, "link_types", None) if index == 0 else None)
+                except ConversionError as error:
+                    where = f"{key_path}.path" if index == 0 else f"{key_path}.also.{index - 1}"
+                    raise MappingError(where, str(error), record=key, field=path, value=value) from None
+            return (", ".join(dict.fromkeys(refs)) or None,) * 2
         if spec.convert is not None:
             try:
                 found = convert(spec.convert, found)

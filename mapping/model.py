@@ -33,6 +33,7 @@ SOURCE_OWNED: tuple[str, ...] = (
     "status",
     "source_status",
     "affected",
+    "depends_on",
 )
 """Fields that flow source -> store only."""
 
@@ -84,6 +85,8 @@ class ChangeRequest:
     updated_at: str | None
     source_version: str | None
     affected: str | None = None
+    depends_on: str | None = None
+    """References to the requests this one depends on, comma-separated as read (``OPS-12, airtable:rec…``)."""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def content_hash(self) -> str:
@@ -91,7 +94,7 @@ class ChangeRequest:
         content = {
             name: value
             for name, value in self._shallow().items()
-            if name not in ("raw", "source_version", "updated_at")
+            if name not in ("raw", "source_version", "updated_at") and not (name == "depends_on" and value is None)
         }
         encoded = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()

@@ -134,9 +134,10 @@ def release_text(detail: dict[str, Any]) -> str:
         lines.append(f"  CLASH: {clash['object']} is changed by {', '.join(clash['requests'])}")
     for request in detail["requests"]:
         pin = " [pinned]" if request["pinned"] else ""
+        needs = f" (needs {request['depends_on']})" if request.get("depends_on") else ""
         lines.append(
             f"  {request['key']:<28} {request['priority'] or '-':<8} {request['department'] or '-':<14} "
-            f"{_short(request['title'], 60)}{pin}"
+            f"{_short(request['title'], 60)}{pin}{needs}"
         )
     return "\n".join(lines)
 

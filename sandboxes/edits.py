@@ -132,6 +132,12 @@ def airtable_records(description: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {record["id"]: dict(record["fields"]) for record in airtable_table(description).all()}
 
 
+def airtable_update(description: dict[str, Any], record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Edit one record as a person's script would right after a relsync run (see ``airtable_records``)."""
+    time.sleep(1.1)
+    return dict(airtable_table(description).update(record_id, fields))
+
+
 def salesforce_client(description: dict[str, Any], ca_file: str) -> Salesforce:
     """A simple-salesforce client logged in to the Salesforce sandbox (client credentials)."""
     box = description["salesforce"]

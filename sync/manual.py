@@ -177,7 +177,7 @@ def release_detail(db: sqlite_utils.Database, release_ref: str) -> dict[str, Any
     release["held"] = release["held_since"] is not None and release["state"] == "deploying"
     release["requests"] = list(
         db.query(
-            "select r.key, r.system, r.priority, r.status, r.department, r.title, r.url, a.pinned, a.reason, "
+            "select r.key, r.system, r.priority, r.status, r.department, r.title, r.url, r.depends_on, a.pinned, a.reason, "
             "a.assigned_by from assignments a join change_requests r on r.key = a.request where a.release = ? "
             "order by r.department, r.key",
             [release["id"]],

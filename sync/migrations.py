@@ -357,3 +357,9 @@ def _waiting(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="0010_depends_on")
+def _depends_on(db: sqlite_utils.Database) -> None:
+    # The requests a request depends on, as its source names them (resolved when planning).
+    db.execute("alter table change_requests add column depends_on text")

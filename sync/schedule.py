@@ -196,13 +196,17 @@ def cancellation(row: dict[str, Any]) -> str | None:
 
 
 def candidates(db: sqlite_utils.Database) -> list[Candidate]:
-    """Every stored request as the planner sees it."""
-    rows = db.query(
-        "select r.key, r.source, r.status, r.priority, r.department, r.type, r.created_at, r.deleted_at, "
-        "a.release, a.pinned from change_requests r left join assignments a on a.request = r.key"
-    )
-    return [
-        Candidate(
+    """Every stored request as the planner sees it, its dependencies resolved (``resolve_references``)."""
+    rows = list(db.query(
+        "select r.key, r.source, r.native_id, r.native_key, r.status, r.priority, r.department, r.type, "
+        "r.created_at, r.deleted_at, r.depends_on, a.release, a.pinned "
+        "from change_requests r left join assignments a on a.request = r.key"
+    ))
+    resolve = ReferenceIndex(rows)
+    found = []
+    for row in rows:
+        keys, unknown = resolve(row["depends_on"], row["source"])
+        found.append(Candidate(
             key=row["key"],
             status=row["status"],
             priority=row["priority"],
@@ -213,9 +217,50 @@ def candidates(db: sqlite_utils.Database) -> list[Candidate]:
             department=row["department"],
             type=row["type"],
             source=row["source"],
-        )
-        for row in rows
-    ]
+            depends_on=tuple(k for k in keys if k != row["key"]),
+            unknown=unknown,
+        ))
+    return found
+
+
+class ReferenceIndex:
+    """Resolves the references a dependency field holds to store keys.
+
+    A reference is a store key (``jira:OPS-12``), a key as its system shows it
+    (``OPS-12``, a Salesforce CaseNumber when that is the native key), or a native id (an
+    Airtable record id, a Salesforce Id in its 15- or 18-character form). A reference
+    that several sources could mean resolves to the referring request's own source if
+    that is one of them; one that names nothing, or stays ambiguous, is unknown.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.keys = {row["key"] for row in rows}
+        self.by_ref: dict[str, list[tuple[str, str]]] = {}
+        for row in rows:
+            ident = row["native_id"] or ""
+            short = ident[:15] if len(ident) == 18 else None  # a Salesforce Id is also written in 15 characters
+            for ref in {ident, row["native_key"], short} - {None, ""}:
+                self.by_ref.setdefault(ref, []).append((row["source"], row["key"]))
+
+    def __call__(self, text: str | None, source: str) -> tuple[list[str], tuple[str, ...]]:
+        keys: list[str] = []
+        unknown: list[str] = []
+        for ref in (part.strip() for part in (text or "").split(",")):
+            if not ref:
+                continue
+            if ref in self.keys:
+                keys.append(ref)
+                continue
+            matches = self.by_ref.get(ref) or (self.by_ref.get(ref[:15], []) if len(ref) == 18 else [])
+            matches = sorted(set(matches))
+            own = [key for where, key in matches if where == source]
+            if len(matches) == 1:
+                keys.append(matches[0][1])
+            elif len(own) == 1:
+                keys.append(own[0])
+            else:
+                unknown.append(ref)
+        return list(dict.fromkeys(keys)), tuple(dict.fromkeys(unknown))
 
 
 def plan_into_store(

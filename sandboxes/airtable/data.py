@@ -166,6 +166,9 @@ def build_tables(releases_primary: str = "Name") -> tuple[Table, Table]:
             _select(CHANGE_REQUESTS, "Release Select", tuple(name for name, _ in SEED_RELEASES)),
             _plain(CHANGE_REQUESTS, "Release Link", "multipleRecordLinks", linked_table=releases_id),
             _plain(CHANGE_REQUESTS, "Target Date", "date"),
+            # Requests in this table this one needs first; requests in other systems go in the text field.
+            _plain(CHANGE_REQUESTS, "Depends On", "multipleRecordLinks", linked_table=airtable_id("tbl", CHANGE_REQUESTS)),
+            _plain(CHANGE_REQUESTS, "Depends On Elsewhere", "singleLineText"),
             _plain(CHANGE_REQUESTS, "Created", "createdTime"),
             _plain(CHANGE_REQUESTS, "Last Modified", "lastModifiedTime"),
         ],

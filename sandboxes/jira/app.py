@@ -62,6 +62,7 @@ from sandboxes.jira.http import (
 )
 from sandboxes.jira.jql import JqlError
 from sandboxes.jira.knobs import register_knobs
+from sandboxes.jira.links import register_link_routes
 from sandboxes.jira.permissions import register_permissions
 from sandboxes.jira.reads import register_read_routes
 from sandboxes.jira.render import (
@@ -235,6 +236,7 @@ def create_jira_app(
     register_read_routes(app, state)
     register_knobs(app, state)
     register_permissions(app, state)
+    register_link_routes(app, state)
     return app
 
 

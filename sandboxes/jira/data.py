@@ -26,6 +26,9 @@ DEPARTMENT = "customfield_10070"
 REQUEST_TYPE = "customfield_10071"
 REQUESTED_ON = "customfield_10072"
 """A single-line text field: people type dates into it in any shape they like."""
+DEPENDS_ON = "customfield_10073"
+"""A single-line text field naming requests this one needs first, in any system (``airtable:rec…``)."""
+TEXT_FIELDS = {REQUESTED_ON: ("Requested on", "requested_on"), DEPENDS_ON: ("Depends on", "depends_on")}
 TEXT_LIMIT = 255
 SERVER_VERSION = [1001, 0, 0]
 FIRST_COMPONENT_ID = 10300
@@ -153,6 +156,8 @@ def field_catalog() -> list[dict[str, Any]]:
         _system("project", "Project", {"type": "project", "system": "project"}, ["project"]),
         _system("labels", "Labels", {"type": "array", "items": "string", "system": "labels"}, ["labels"]),
         _system("components", "Components", {"type": "array", "items": "component", "system": "components"}, ["component"]),
+        _system("issuelinks", "Linked Issues", {"type": "array", "items": "issuelinks", "system": "issuelinks"},
+                ["issueLink"]),
     ]
     for fid, (name, _, _) in OPTIONS.items():
         number = fid.rsplit("_", 1)[1]
@@ -161,11 +166,14 @@ def field_catalog() -> list[dict[str, Any]]:
             "navigable": True, "searchable": True, "clauseNames": [f"cf[{number}]", name],
             "schema": {"type": "option", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select", "customId": int(number)},
         })
-    fields.append({
-        "id": REQUESTED_ON, "key": REQUESTED_ON, "name": "Requested on", "untranslatedName": "Requested on", "custom": True,
-        "orderable": True, "navigable": True, "searchable": True, "clauseNames": ["cf[10072]", "Requested on"],
-        "schema": {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield", "customId": 10072},
-    })
+    for fid, (name, _) in TEXT_FIELDS.items():
+        custom_id = int(fid.rsplit("_", 1)[1])
+        fields.append({
+            "id": fid, "key": fid, "name": name, "untranslatedName": name, "custom": True,
+            "orderable": True, "navigable": True, "searchable": True, "clauseNames": [f"cf[{custom_id}]", name],
+            "schema": {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield",
+                       "customId": custom_id},
+        })
     return fields
 
 
@@ -218,6 +226,7 @@ class Issue:
     history: list[dict[str, Any]] = field(default_factory=list)
     components: list[int] = field(default_factory=list)
     requested_on: str | None = None
+    depends_on: str | None = None
 
     def snapshot(self) -> Issue:
         """A copy that later writes to this issue leave alone."""
@@ -282,6 +291,7 @@ class JiraState:
         self.next_version_id = 10000 + len(self.versions)
         self.issues: dict[int, Issue] = {}
         self.by_key: dict[str, int] = {}
+        self.issue_links: list[Any] = []  # sandboxes.jira.links.Link
         latest = None
         for request in iter_seed_requests(seed, records):
             issue = self._seeded_issue(request)

@@ -14,6 +14,7 @@ from sandboxes.jira.data import (
     COMPONENT_BY_ID,
     COMPONENT_BY_NAME,
     DEPARTMENT,
+    DEPENDS_ON,
     FIELD_NAMES,
     FIRST_ISSUE_ID,
     OPTIONS,
@@ -35,7 +36,7 @@ from sandboxes.jira.render import adf_to_text
 
 MULTI = {"labels": "set,add,remove", "fixVersions": "set,add,remove", "components": "set,add,remove"}
 EDITABLE = ("summary", "description", "priority", "assignee", "reporter", "labels", "fixVersions", "components", DEPARTMENT,
-            REQUEST_TYPE, REQUESTED_ON)
+            REQUEST_TYPE, REQUESTED_ON, DEPENDS_ON)
 INVALID_PAYLOAD = "Invalid request payload. Refer to the REST API documentation and try again."
 
 
@@ -155,13 +156,19 @@ class _Values:
         return list(dict.fromkeys(ids))
 
     def _customfield_10072(self, value: Any) -> Any:
+        return self._text(REQUESTED_ON, value)
+
+    def _customfield_10073(self, value: Any) -> Any:
+        return self._text(DEPENDS_ON, value)
+
+    def _text(self, name: str, value: Any) -> Any:
         """A single-line text field: any text up to 255 characters; empty clears it."""
         if value is None or value == "":
             return None
         if not isinstance(value, str):
-            return self.fail(REQUESTED_ON, "Operation value must be a string")
+            return self.fail(name, "Operation value must be a string")
         if len(value) > TEXT_LIMIT:
-            return self.fail(REQUESTED_ON, f"The entered text is too long. It exceeds the allowed limit of {TEXT_LIMIT} characters.")
+            return self.fail(name, f"The entered text is too long. It exceeds the allowed limit of {TEXT_LIMIT} characters.")
         return value
 
     def _option(self, name: str, value: Any) -> Any:
@@ -178,7 +185,7 @@ class _Values:
 
 _ATTRS = {"summary": "summary", "priority": "priority", "assignee": "assignee", "reporter": "reporter",
           "labels": "labels", "fixVersions": "fix_versions", "components": "components",
-          DEPARTMENT: "department", REQUEST_TYPE: "request_type", REQUESTED_ON: "requested_on"}
+          DEPARTMENT: "department", REQUEST_TYPE: "request_type", REQUESTED_ON: "requested_on", DEPENDS_ON: "depends_on"}
 
 
 def _current(issue: Issue, name: str) -> Any:
@@ -256,7 +263,7 @@ def _items(state: JiraState, issue: Issue, desired: dict[str, Any]) -> list[dict
                 items.append({**_item("Component", "jira", COMPONENT_BY_ID[gone].name, None, str(gone), None), "fieldId": "components"})
             for added in [c for c in new if c not in old]:
                 items.append({**_item("Component", "jira", None, COMPONENT_BY_ID[added].name, None, str(added)), "fieldId": "components"})
-        elif name == REQUESTED_ON and old != new:
+        elif name in (REQUESTED_ON, DEPENDS_ON) and old != new:
             items.append({**_item(FIELD_NAMES[name], "custom", old, new), "fieldId": name})
         elif name in OPTIONS and old != new:
             item = _item(OPTIONS[name][0], "custom", old, new, old and option_id(name, old), new and option_id(name, new))

@@ -16,6 +16,7 @@ from sandboxes.jira.data import (
     COMPONENT_BY_ID,
     COMPONENTS,
     DEPARTMENT,
+    DEPENDS_ON,
     FIELD_NAMES,
     ISSUE_FIELDS,
     PRIORITIES,
@@ -229,12 +230,18 @@ def field_value(state: JiraState, issue: Issue, field: str, base: str, api: str)
         return sorted(issue.labels)
     if field == "components":
         return [component_json(COMPONENT_BY_ID[c], base) for c in issue.components if c in COMPONENT_BY_ID]
+    if field == "issuelinks":
+        from sandboxes.jira.links import issue_links_json  # links renders linked issues with this module's helpers
+
+        return issue_links_json(state, issue, base)
     if field == DEPARTMENT:
         return option_json(DEPARTMENT, issue.department, base)
     if field == REQUEST_TYPE:
         return option_json(REQUEST_TYPE, issue.request_type, base)
     if field == REQUESTED_ON:
         return issue.requested_on
+    if field == DEPENDS_ON:
+        return issue.depends_on
     raise KeyError(field)
 
 

@@ -119,6 +119,7 @@ def _change_fields() -> tuple[Field, ...]:
         Field("Release__c", "Release", "string", 80, custom=True),
         _picklist("Release_Status__c", "Release Status", RELEASE_STATUSES, restricted=True, custom=True),
         Field("Target_Date__c", "Target Date", "date", custom=True),
+        Field("Depends_On__c", "Depends On", "string", 255, custom=True),
     )
 
 

@@ -369,7 +369,8 @@ def test_metadata_describes_tables_fields_and_views(sandbox: Sandbox) -> None:
         "Affected Object": "singleSelect", "Priority": "singleSelect", "Status": "singleSelect", "Requester": "singleLineText",
         "Requester Email": "email",
         "Owner": "singleLineText", "Release": "singleLineText", "Release Select": "singleSelect",
-        "Release Link": "multipleRecordLinks", "Target Date": "date", "Created": "createdTime", "Last Modified": "lastModifiedTime",
+        "Release Link": "multipleRecordLinks", "Target Date": "date", "Depends On": "multipleRecordLinks",
+        "Depends On Elsewhere": "singleLineText", "Created": "createdTime", "Last Modified": "lastModifiedTime",
     }
     assert [c.name for c in schema.field("Priority").options.choices] == ["Critical", "High", "Medium", "Low"]
     releases = sandbox.api.table(sandbox.base, "Releases").schema()

@@ -69,6 +69,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
         ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
         ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"), ("relsync", "0006_quarantine"),
         ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_lifecycle"), ("relsync", "0009_waiting"),
+        ("relsync", "0010_depends_on"),
     ]
     db.close()
 
@@ -79,7 +80,7 @@ def test_schema_has_the_documented_tables_and_columns(store):
             "key", "source", "system", "native_id", "native_key", "url", "title", "description",
             "type", "department", "requester", "owner", "priority", "status", "source_status",
             "release", "created_at", "updated_at", "source_version", "deleted_at", "content_hash",
-            "raw", "first_seen_at", "last_pulled_at", "affected",
+            "raw", "first_seen_at", "last_pulled_at", "affected", "depends_on",
         ],
         "releases": ["id", "name", "train", "deploy_at", "freeze_at", "capacity", "state", "cancelled_by", "cancel_reason",
                      "revision", "requires_signoff", "held_since"],
