@@ -52,9 +52,9 @@ class HistoryPage:
 
     entries: list[HistoryEntry]
     watermark: str | None
-    """Where the source's history was read up to (``moment|id``), when the system reads by time."""
-    records_to: str | None = None
-    """The last record (``version|native id``) whose history this page completes, when the system reads by record."""
+    """Where the source's history was read up to (a moment), when the system reads by time."""
+    records_done: int = 0
+    """How many of the targets (from the first) this page completes, when the system reads by record."""
     calls: int = 0
 
 

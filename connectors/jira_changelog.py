@@ -78,7 +78,7 @@ def _read(post: Callable[[str, dict[str, Any]], Any], ids: list[str], chunk: dic
 
 def read_changelogs(post: Callable[[str, dict[str, Any]], Any], config: JiraSource, targets: list[HistoryTarget],
                     budget: HistoryBudget) -> Iterator[HistoryPage]:
-    """One page per 1,000 issues (in the order given), complete up to its last issue's ``version|id``.
+    """One page per 1,000 issues (in the order given), each complete for its issues.
 
     A group whose calls the budget cannot pay for all is dropped whole (BudgetSpent): its
     issues are asked for again next run.
@@ -91,5 +91,4 @@ def read_changelogs(post: Callable[[str, dict[str, Any]], Any], config: JiraSour
         before = budget.spent
         entries = [entry for at in range(0, len(field_ids), FIELDS_PER_CALL)
                    for entry in _read(post, ids, {f: fields[f] for f in field_ids[at:at + FIELDS_PER_CALL]}, budget)]
-        last = group[-1]
-        yield HistoryPage(entries, None, f"{last.version}|{last.native_id}", budget.spent - before)
+        yield HistoryPage(entries, None, start + len(group), budget.spent - before)

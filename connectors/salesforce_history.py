@@ -6,7 +6,7 @@ at most 255 characters, not filterable), ``CreatedDate``, ``CreatedById`` (and s
 ``CreatedBy.Name``), and the changed record: ``CaseId`` on CaseHistory, ``ParentId`` on a
 custom object's history. Salesforce writes a row for each tracked field a save changes
 (a lookup change writes two: the name and the id). One query from the last import's
-(CreatedDate, Id), ordered by them, paged by ``nextRecordsUrl``; each page is one call.
+CreatedDate (inclusive), ordered by (CreatedDate, Id), paged by ``nextRecordsUrl``; each page is one call.
 """
 from __future__ import annotations
 
@@ -42,14 +42,14 @@ def tracked_fields(config: SalesforceSource) -> dict[str, str]:
 
 
 def history_query(config: SalesforceSource, since: str | None) -> str:
-    """The SOQL for history rows of the mapped fields after ``since`` (``CreatedDate|Id``, exclusive)."""
+    """The SOQL for history rows of the mapped fields recorded at or after ``since`` (a CreatedDate)."""
     obj, parent = history_object(config.object)
     fields = sorted(tracked_fields(config))
     where = [format_soql("Field IN {}", fields)]
     if since:
-        moment, _, last_id = since.partition("|")
-        stamp = soql_datetime(clock.parse(moment))
-        where.append(format_soql("(CreatedDate > {0:literal} OR (CreatedDate = {0:literal} AND Id > {1}))", stamp, last_id))
+        # Inclusive: rows of the last second read may have been joined by others since (modstamps
+        # have whole seconds and ids are not promised to grow); the store skips those it holds.
+        where.append(f"CreatedDate >= {soql_datetime(clock.parse(since.partition('|')[0]))}")
     return (f"SELECT Id, {parent}, Field, OldValue, NewValue, CreatedDate, CreatedBy.Name FROM {obj} "
             f"WHERE {' AND '.join(where)} ORDER BY {ORDER}")
 
@@ -77,5 +77,5 @@ def read_field_history(query: Callable[[str | None, str], dict[str, Any]], confi
             for row in rows if row.get("Field") in fields
         ]
         last = rows[-1] if rows else None
-        watermark = f"{clock.stamp(clock.parse(last['CreatedDate']))}|{last['Id']}" if last else None
-        yield HistoryPage(entries, watermark, None, 1)
+        watermark = clock.stamp(clock.parse(last["CreatedDate"])) if last else None
+        yield HistoryPage(entries, watermark, 0, 1)

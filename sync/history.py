@@ -28,9 +28,9 @@ from sync.audit import AuditEvent, append_events
 from sync.store import get_watermark, set_watermark
 
 READ = "history"
-"""sync_state stream: where the source's history was read up to (Salesforce: ``CreatedDate|Id``)."""
+"""sync_state stream: where the source's history was read up to (Salesforce: the last CreatedDate read)."""
 RECORDS = "history-records"
-"""sync_state stream: the last record (``version|native id``) whose history is imported."""
+"""sync_state stream: ``moment|id,id``: the latest record version imported, and the records of that version covered."""
 WRITTEN = ("release", "status")
 log = logging.getLogger(__name__)
 
@@ -57,27 +57,48 @@ class HistoryCounts:
     notes: list[str] = field(default_factory=list)
 
 
-def _order(mark: str | None) -> tuple[Any, str]:
-    """A ``moment|id`` mark as something that sorts as the marks' records do."""
-    if not mark:
-        return (clock.parse("1970-01-01T00:00:00Z"), "")
-    moment, _, ident = mark.partition("|")
+_EPOCH = "1970-01-01T00:00:00.000Z"
+
+
+def _moment(version: str | None) -> str:
+    """A record's version as the store's one shape of moment (unreadable ones sort first)."""
     try:
-        return (clock.parse(moment), ident)
+        return clock.stamp(clock.parse(version)) if version else _EPOCH
     except TimestampError:
-        return (clock.parse("1970-01-01T00:00:00Z"), ident)
+        return _EPOCH
+
+
+def _read_mark(mark: str | None) -> tuple[str, set[str]]:
+    """The records mark: the latest version imported and the records of exactly that version already covered."""
+    moment, _, ids = (mark or _EPOCH).partition("|")
+    return moment, set(filter(None, ids.split(",")))
+
+
+def _mark(previous: str | None, covered: list[HistoryTarget]) -> str | None:
+    """The records mark once ``covered`` (in version order) are imported.
+
+    Versions tie (Salesforce's modstamps have whole seconds): a record saved later in the
+    same second as the mark, whatever its id, must still be asked for. So the mark keeps
+    the ids already covered at its moment rather than an id to continue after.
+    """
+    if not covered:
+        return previous
+    moment, ids = _read_mark(previous)
+    latest = _moment(covered[-1].version)
+    done = {t.native_id for t in covered if _moment(t.version) == latest}
+    return f"{latest}|{','.join(sorted(done | ids if latest == moment else done))}"
 
 
 def targets(db: sqlite_utils.Database, source: str) -> list[HistoryTarget]:
-    """The source's live records updated since the last import, in (version, id) order."""
-    after = _order(get_watermark(db, source, RECORDS))
+    """The source's live records updated since the last import, in version order."""
+    moment, ids = _read_mark(get_watermark(db, source, RECORDS))
     found = []
     for row in db.query("select native_id, native_key, source_version from change_requests "
                         "where source = ? and deleted_at is null", [source]):
-        target = HistoryTarget(row["native_id"], row["native_key"], row["source_version"])
-        if _order(f"{target.version}|{target.native_id}") > after:
-            found.append(target)
-    return sorted(found, key=lambda t: _order(f"{t.version}|{t.native_id}"))
+        version = _moment(row["source_version"])
+        if version > moment or (version == moment and row["native_id"] not in ids):
+            found.append(HistoryTarget(row["native_id"], row["native_key"], row["source_version"]))
+    return sorted(found, key=lambda t: (_moment(t.version), t.native_id))
 
 
 def estimate(db: sqlite_utils.Database, source: HistorySource, max_calls: int) -> dict[str, Any]:
@@ -104,15 +125,16 @@ def import_history(db: sqlite_utils.Database, source: HistorySource, *, system: 
     budget = HistoryBudget(max_calls)
     try:
         for page in source.connector.history(wanted, get_watermark(db, source.name, READ), budget):
-            _store_page(db, source.name, system, page, run_id, counts)
+            covered = wanted[:page.records_done]
+            _store_page(db, source.name, system, page, run_id, counts,
+                        _mark(get_watermark(db, source.name, RECORDS), covered) if covered else None)
     except BudgetSpent:
         counts.complete = False
         counts.notes.append(f"{source.name}: history import stopped at {max_calls} API calls "
                             f"(sources.{source.name}.history_max_calls); the next run continues")
     else:
-        last = wanted[-1]
         with db.atomic():
-            set_watermark(db, source.name, RECORDS, f"{last.version}|{last.native_id}")
+            set_watermark(db, source.name, RECORDS, _mark(get_watermark(db, source.name, RECORDS), wanted) or "")
     counts.calls = budget.spent
     log.info("%s: history imported, %d entries (%d relsync's own writes), %d calls", source.name, counts.imported,
              counts.matched, counts.calls)
@@ -120,7 +142,7 @@ def import_history(db: sqlite_utils.Database, source: HistorySource, *, system: 
 
 
 def _store_page(db: sqlite_utils.Database, source: str, system: str, page: HistoryPage, run_id: int,
-                counts: HistoryCounts) -> None:
+                counts: HistoryCounts, records_mark: str | None) -> None:
     """One complete page: new entries as audit events, relsync's own writes matched, watermarks moved."""
     with db.atomic():
         keys = {row["native_id"]: row["key"] for row in db.query(
@@ -156,8 +178,8 @@ def _store_page(db: sqlite_utils.Database, source: str, system: str, page: Histo
             db.table("imported_history").insert_all(rows)
         if page.watermark:
             set_watermark(db, source, READ, page.watermark)
-        if page.records_to is not None:
-            set_watermark(db, source, RECORDS, page.records_to)
+        if records_mark is not None:
+            set_watermark(db, source, RECORDS, records_mark)
 
 
 def _own_write(db: sqlite_utils.Database, key: str, entry: HistoryEntry) -> int | None:
