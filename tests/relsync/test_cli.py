@@ -122,7 +122,7 @@ def test_status_and_audit_commands(world):
 
     history = invoke(world, "audit", "jira:OPS-1", "--config", str(world.config_path))
     assert history.exit_code == 0
-    assert "audit history of jira:OPS-1" in history.output
+    assert "timeline of jira:OPS-1" in history.output
     assert "pulled" in history.output
 
     verified = invoke(world, "audit", "verify", "--config", str(world.config_path))
