@@ -22,12 +22,16 @@ from sync.store import ORIGINS
 class AuditGroup(click.Group):
     """``relsync audit [filters]`` lists events, ``relsync audit KEY`` shows a timeline, ``relsync audit verify`` checks."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def route(self, args: list[str]) -> list[str]:
+        """The arguments with the subcommand they mean: ``list`` for filters alone, ``show`` for a KEY."""
         if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h")):
-            args = ["list", *args]
-        elif args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["show", *args]
-        return super().parse_args(ctx, args)
+            return ["list", *args]
+        if args[0] not in self.commands and not args[0].startswith("-"):
+            return ["show", *args]
+        return args
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self.route(args))
 
 
 @click.group(cls=AuditGroup)

@@ -153,6 +153,9 @@ def dry_run_text(data: dict[str, Any]) -> str:
             lines.append(f"  {w['request']:<28} {w['field']:<8} {_short(w['old'], 30)} -> {_short(w['new'], 30)}")
         if len(writes) > 20:
             lines.append(f"  ... and {len(writes) - 20} more (--json lists all)")
+    for name, cost in (data.get("history") or {}).items():
+        lines.append(f"\n{name} history import: {cost['calls']} API calls for {cost['records']} records updated since "
+                     f"the last import ({cost['limit']})")
     for release, clashes in (data.get("clashes") or {}).items():
         for clash in clashes:
             lines.append(f"CLASH in {release}: {clash['object']} is changed by {', '.join(clash['requests'])}")

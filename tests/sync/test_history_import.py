@@ -8,6 +8,7 @@ import pytest
 from sandboxes import edits
 from sync import engine
 from sync.audit import request_history, verify_chain
+from sync.dryrun import dry_run
 from sync.store import open_store
 from tests.conftest import make_world
 
@@ -88,6 +89,9 @@ def test_only_issues_updated_since_the_last_import_are_asked_for_1000_per_call(t
     for key in edited:  # a new title: the plan stays as it was, so the run writes nothing back
         person.issue(key, fields="summary").update(fields={"summary": f"{key}: reworded by Ravi"})
     edits.jira_wait_until_indexed(person, *edited)
+    planned = dry_run(world.config, env=world.env)  # `relsync plan` shows what the import will cost
+    assert {k: planned.history["jira"][k] for k in ("calls", "records")} == {"calls": 1, "records": 50}
+    assert "at most 50 calls a run" in planned.history["jira"]["limit"]
     world.reset_calls()
 
     third = engine.run(world.config, env=world.env)
