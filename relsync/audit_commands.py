@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from config.loader import load_config
-from relsync.common import CONFIG_OPTION, JSON_OPTION, Failure, emit, library_errors
+from relsync.common import CONFIG_OPTION, JSON_OPTION, ConfigFailure, Failure, emit, library_errors
 from reports import audit_query, views
 from sync.audit import Anchor, AnchorError
 from sync.store import ORIGINS
@@ -138,3 +138,47 @@ def read_anchor(anchor_file: Path | None, expect: str | None) -> Anchor | None:
     except (AnchorError, UnicodeDecodeError) as error:
         hint = f"--anchor ({anchor_file})" if anchor_file is not None else "--expect"
         raise click.BadParameter(str(error), param_hint=hint) from None
+
+
+BROWSE_INSTALL = "pip install 'relsync[browse]'"
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where Datasette listens.")
+@click.option("--port", default=8001, show_default=True, help="Its port (0: any free one).")
+@click.option("--metadata", "metadata_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Only write Datasette's metadata JSON (descriptions, facets) to this file, and serve nothing.")
+@library_errors
+def browse(config_path: Path, host: str, port: int, metadata_out: Path | None) -> None:
+    """Open the store read-only in Datasette, with table and column descriptions and facets (until interrupted)."""
+    import importlib.util
+    import json
+    import subprocess
+    import tempfile
+
+    from reports.browse import metadata
+    from sync.store import StoreMissing
+
+    config = load_config(config_path)
+    store = Path(config.store)
+    described = metadata(store.stem)
+    if metadata_out is not None:
+        metadata_out.write_text(json.dumps(described, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote Datasette metadata for {store} to {metadata_out}")
+        return
+    if importlib.util.find_spec("datasette") is None:
+        raise ConfigFailure(f"relsync browse needs Datasette, an optional extra; install it with: {BROWSE_INSTALL}")
+    if not store.is_file():
+        raise StoreMissing(f"no store at {store} (the config's `store`): run `relsync sync` to create it")
+    with tempfile.TemporaryDirectory(prefix="relsync-browse-") as folder:
+        described_file = Path(folder) / "metadata.json"
+        described_file.write_text(json.dumps(described), encoding="utf-8")
+        # Datasette opens a database file read-only (mode=ro) unless it is told to write.
+        command = [sys.executable, "-m", "datasette", "serve", str(store), "--metadata", str(described_file),
+                   "--host", host, "--port", str(port)]
+        click.echo(f"browsing {store} read-only with Datasette; stop with Ctrl+C", err=True)
+        try:
+            sys.exit(subprocess.call(command))
+        except KeyboardInterrupt:
+            sys.exit(0)

@@ -143,6 +143,6 @@ def sandbox(records: int, seed: int, write_config: Path | None, env_file: Path |
                     tell=lambda line: click.echo(line, err=True))
 
 
-for command in (audit_commands.audit, release_commands.release, release_commands.assign, release_commands.unassign,
+for command in (audit_commands.audit, audit_commands.browse, release_commands.release, release_commands.assign, release_commands.unassign,
                 release_commands.plan_command, release_commands.calendar):
     main.add_command(command)
