@@ -147,7 +147,8 @@ def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple
     return found
 
 
-NO_JSON = {("sandbox",): "serves until interrupted; its one line of output is JSON already (parsed above)"}
+NO_JSON = {("sandbox",): "serves until interrupted; its one line of output is JSON already (parsed above)",
+           ("browse",): "serves Datasette until interrupted (Datasette's own pages and JSON API); --metadata writes JSON"}
 
 
 def test_every_command_with_output_takes_json_and_prints_it(served, tmp_path):
