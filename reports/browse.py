@@ -79,7 +79,8 @@ TABLES: dict[str, dict[str, Any]] = {
         "facets": ["source", "field", "matched"],
         "columns": {"source": "the configured source", "entry": "the system's id of the history entry",
                     "field": "relsync's field", "request": "the request key", "at": "when the change was made (UTC)",
-                    "audit_id": "its audit row (relsync's push when matched)", "matched": "pushed: relsync's own write"},
+                    "audit_id": "its audit row (relsync's push when matched)",
+                    "matched": "outbox:<id>: relsync's own write, that outbox row"},
     },
     "quarantine": {
         "description": "Records the mapping cannot translate, held back until fixed.",

@@ -153,6 +153,7 @@ def _store_page(db: sqlite_utils.Database, source: str, system: str, page: Histo
             [source, json.dumps(sorted({e.entry for e in page.entries}))])}
         events: list[AuditEvent] = []
         rows: list[dict[str, Any]] = []
+        taken: set[int] = set()
         for entry in sorted(page.entries, key=lambda e: (e.at, e.entry, e.field)):
             key = keys.get(entry.native_id)
             if key is None or (entry.entry, entry.field) in seen:
@@ -161,10 +162,10 @@ def _store_page(db: sqlite_utils.Database, source: str, system: str, page: Histo
             seen.add((entry.entry, entry.field))
             row = {"source": source, "entry": entry.entry, "field": entry.field, "request": key, "at": entry.at,
                    "audit_id": None, "matched": None}
-            push = _own_write(db, key, entry)
-            if push is not None:
+            write = _own_write(db, key, entry, taken)
+            if write is not None:
                 counts.matched += 1
-                rows.append(row | {"audit_id": push, "matched": "pushed"})
+                rows.append(row | {"audit_id": _pushed_event(db, key, entry), "matched": f"outbox:{write}"})
                 continue
             counts.imported += 1
             rows.append(row)
@@ -182,20 +183,32 @@ def _store_page(db: sqlite_utils.Database, source: str, system: str, page: Histo
             set_watermark(db, source, RECORDS, records_mark)
 
 
-def _own_write(db: sqlite_utils.Database, key: str, entry: HistoryEntry) -> int | None:
-    """The audit id of relsync's push this entry records (0 when the push is known only to the outbox), or None."""
+def _own_write(db: sqlite_utils.Database, key: str, entry: HistoryEntry, taken: set[int]) -> int | None:
+    """The outbox row of relsync's write this entry records, or None: a person's change.
+
+    Each write is matched once: a person who later sets a value relsync once wrote is a
+    person's change. ``taken`` holds the rows matched in this page.
+    """
     if entry.field not in WRITTEN:
         return None
-    sent = db.execute(
-        "select count(*) from outbox where request = ? and field = ? and value = ? and sent_at is not null",
-        [key, entry.field, json.dumps(entry.new)]).fetchone()[0]
-    if not sent:
-        return None
-    pushed = db.execute(
-        "select max(id) from audit where request = ? and field = ? and origin = 'pushed' and new = ?",
-        [key, entry.field, json.dumps(entry.new, sort_keys=True, separators=(",", ":"), ensure_ascii=False)],
-    ).fetchone()[0]
-    return int(pushed or 0)
+    for row in db.query(
+        "select id from outbox where request = ? and field = ? and value = ? and sent_at is not null order by id",
+        [key, entry.field, json.dumps(entry.new)],
+    ):
+        mark = f"outbox:{row['id']}"
+        if row["id"] in taken or db.execute("select 1 from imported_history where matched = ?", [mark]).fetchone():
+            continue
+        taken.add(row["id"])
+        return int(row["id"])
+    return None
+
+
+def _pushed_event(db: sqlite_utils.Database, key: str, entry: HistoryEntry) -> int | None:
+    """The audit id of relsync's push of this value, if recorded."""
+    found = db.execute("select max(id) from audit where request = ? and field = ? and origin = 'pushed' and new = ?",
+                       [key, entry.field, json.dumps(entry.new, sort_keys=True, separators=(",", ":"),
+                                                     ensure_ascii=False)]).fetchone()[0]
+    return None if found is None else int(found)
 
 
 def import_sources(db: sqlite_utils.Database, sources: dict[str, Any], *, skip: set[str], run_id: int,

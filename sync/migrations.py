@@ -322,7 +322,8 @@ def _source_history(db: sqlite_utils.Database) -> None:
     # table is rebuilt with every row, id and hash as it was (the chain hashes content, not
     # the table), its triggers and index made again, and sqlite_sequence carried over so
     # verify_chain still sees rows cut from the end. ``imported_history`` remembers each
-    # source history entry imported (or matched to relsync's own push), so none is imported twice.
+    # source history entry imported, or matched to relsync's own write (``matched`` names its
+    # outbox row, ``outbox:<id>``, each matched once), so none is imported twice.
     seq = db.execute("select seq from sqlite_sequence where name = 'audit'").fetchone()
     db.executescript(
         f"""
@@ -365,6 +366,7 @@ def _source_history(db: sqlite_utils.Database) -> None:
             matched text,
             primary key (source, entry, field)
         );
+        create index imported_history_matched on imported_history (matched);
         """
     )
     if seq is not None:
