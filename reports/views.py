@@ -154,7 +154,8 @@ def dry_run_text(data: dict[str, Any]) -> str:
         if len(writes) > 20:
             lines.append(f"  ... and {len(writes) - 20} more (--json lists all)")
     for name, cost in (data.get("history") or {}).items():
-        lines.append(f"\n{name} history import: {cost['calls']} API calls for {cost['records']} records updated since "
+        calls = f"{cost['calls']} API call{'' if cost['calls'] == 1 else 's'}"
+        lines.append(f"\n{name} history import: {calls} for {cost['records']} records updated since "
                      f"the last import ({cost['limit']})")
     for release, clashes in (data.get("clashes") or {}).items():
         for clash in clashes:
