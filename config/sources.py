@@ -118,6 +118,9 @@ class SourceBase(Strict):
     timeout_seconds: float = Field(default=30, gt=0)
     stop_after_server_errors: int = Field(default=5, ge=1)
     """Server errors (5xx, timeouts) in a row after which a run sends nothing more to the source."""
+    history_max_calls: int = Field(default=50, ge=0)
+    """API calls one run may spend importing the source's own history (Jira changelog, Salesforce field
+    history; Airtable has none); the next run continues where it stopped. 0 turns the import off."""
     fields: FieldMapping
     write: WriteTargets = Field(default_factory=WriteTargets)
 

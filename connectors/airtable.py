@@ -41,6 +41,7 @@ from connectors.errors import (
     Stopped,
     airtable_refusal,
 )
+from connectors.history import HistoryBudget, HistoryPage, HistoryTarget
 from connectors.http import timeouts, trust
 from connectors.paging import iter_pages, restarting
 from connectors.retry import RetryPolicy
@@ -320,6 +321,19 @@ class AirtableConnector:
             calls["release table schema and read"] = 2
         rate, total = self.config.requests_per_second, sum(calls.values())
         return {"calls": total, "by_kind": calls, "limit": f"{rate:g} requests/s per base: at least {total / rate:.1f} s"}
+
+    # -- history ----------------------------------------------------------------
+
+    history_kind = None
+    """Airtable's API serves no record history: relsync's own observed changes stand in for it."""
+
+    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+        """Nothing: there is no history to read."""
+        return iter(())
+
+    def history_estimate(self, targets: int) -> int:
+        """No calls."""
+        return 0
 
     # -- check ------------------------------------------------------------------
 

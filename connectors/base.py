@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
 from connectors.errors import ConnectorError
+from connectors.history import HistoryBudget, HistoryPage, HistoryTarget
 from mapping.model import SourceRecord
 
 __all__ = ["Connector", "Estimate", "Journal", "Page", "Permission", "ReadSecret", "SourceCheck", "SourceRecord", "Write",
@@ -167,4 +168,18 @@ class Connector(Protocol):
 
     def stopped(self) -> ConnectorError | None:
         """Why this run sends nothing more to the source (its deadline passed, its breaker opened); None while it may."""
+        ...
+
+    @property
+    def history_kind(self) -> str | None:
+        """What the source's own history is (``Jira changelog``, ``CaseHistory``); None: its API has none."""
+        ...
+
+    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+        """Pages of the source's history of the mapped fields: of ``targets`` (records updated since the
+        last import) or recorded after ``since`` (the last page's watermark), as the system can ask."""
+        ...
+
+    def history_estimate(self, targets: int) -> int:
+        """The fewest calls ``history`` would make for ``targets`` records updated since the last import."""
         ...

@@ -34,7 +34,9 @@ from connectors.errors import (
     classify_status,
     jira_refusal,
 )
+from connectors.history import HistoryBudget, HistoryPage, HistoryTarget
 from connectors.http import timeouts, trust
+from connectors.jira_changelog import calls_needed, changelog_fields, read_changelogs
 from connectors.jira_history import FIELD_IDS, Overwritten, entry_of, overwritten, since
 from connectors.jira_versions import ProjectVersions, VersionRefused
 from connectors.paging import iter_pages
@@ -405,6 +407,18 @@ class JiraConnector:
         }
         return {"calls": sum(calls.values()), "by_kind": calls,
                 "limit": "Jira Cloud rate limits by cost per hour; these are ordinary REST calls"}
+
+    # -- history ----------------------------------------------------------------
+
+    history_kind = "Jira changelog"
+
+    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+        """The changelogs of ``targets`` (issues updated since the last import), 1,000 issues and 10 fields a call."""
+        return read_changelogs(self._post, self.config, targets, budget)
+
+    def history_estimate(self, targets: int) -> int:
+        """One call per 1,000 issues and 10 mapped fields, before any further pages."""
+        return calls_needed(targets, len(changelog_fields(self.config)))
 
     # -- check ------------------------------------------------------------------
 

@@ -45,9 +45,11 @@ from connectors.errors import (
     salesforce_error,
     salesforce_refusal,
 )
+from connectors.history import HistoryBudget, HistoryPage, HistoryTarget
 from connectors.http import timeouts, trust
 from connectors.paging import iter_pages, restarting
 from connectors.retry import RetryPolicy
+from connectors.salesforce_history import history_object, read_field_history, tracked_fields
 from connectors.writeback import Pending, calls_for, compare_then_send, write_targets
 from mapping import clock
 
@@ -327,6 +329,27 @@ class SalesforceConnector:
         left = (f"{sum(calls.values())} of the {limit - used} API requests left today ({used}/{limit} used, "
                 f"stops at {self.config.quota_share:.0%})") if limit else "daily API limit not seen yet"
         return {"calls": sum(calls.values()), "by_kind": calls, "limit": left}
+
+    # -- history ----------------------------------------------------------------
+
+    @property
+    def history_kind(self) -> str:
+        """The object's field history: CaseHistory, or <Object>__History for a custom object."""
+        return history_object(self.config.object)[0]
+
+    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+        """Field history rows recorded after ``since``, one query (and its pages)."""
+        headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
+
+        def query(locator: str | None, text: str) -> dict[str, Any]:
+            return self._call(lambda sf: sf.query_more(locator, identifier_is_url=True, headers=headers) if locator
+                              else sf.query(text, headers=headers))
+
+        return read_field_history(query, self.config, since, budget)
+
+    def history_estimate(self, targets: int) -> int:
+        """One query when any record changed since the last import, before any further pages."""
+        return 1 if targets and tracked_fields(self.config) else 0
 
     # -- check ------------------------------------------------------------------
 

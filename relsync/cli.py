@@ -15,11 +15,10 @@ from typing import Any
 import click
 
 from config.loader import load_config
-from relsync import logs, release_commands, report_commands
-from relsync.common import CONFIG_OPTION, JSON_OPTION, Failure, emit, library_errors
+from relsync import audit_commands, logs, release_commands, report_commands
+from relsync.common import CONFIG_OPTION, JSON_OPTION, emit, library_errors
 from reports import views
 from sync import engine
-from sync.audit import Anchor, AnchorError
 from sync.store import store_problem
 
 
@@ -118,77 +117,6 @@ def status(config_path: Path, as_json: bool) -> None:
     emit(data, as_json, views.status_text(data))
 
 
-class AuditGroup(click.Group):
-    """``relsync audit KEY`` shows a request's history; ``relsync audit verify`` checks the chain."""
-
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = ["show", *args]
-        return super().resolve_command(ctx, args)
-
-
-@main.group(cls=AuditGroup)
-def audit() -> None:
-    """The audit trail: `relsync audit KEY` or `relsync audit verify`."""
-
-
-@audit.command("show")
-@click.argument("key")
-@CONFIG_OPTION
-@JSON_OPTION
-@library_errors
-def audit_show(key: str, config_path: Path, as_json: bool) -> None:
-    """Everything relsync saw or did to one request (KEY like jira:OPS-12)."""
-    config = load_config(config_path)
-    events = views.history(config, key)
-    if not events:
-        raise Failure(f"no audit events for {key!r} (keys look like jira:OPS-12)")
-    emit(events, as_json, views.history_text(key, events))
-
-
-@audit.command("verify")
-@CONFIG_OPTION
-@click.option("--anchor", "anchor_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A file holding N:HASH (from --write-anchor or an earlier output): fail unless the chain still reaches it.")
-@click.option("--expect", metavar="N:HASH", help="Fail unless the chain still reaches row N with this hash.")
-@click.option("--write-anchor", type=click.Path(dir_okay=False, path_type=Path),
-              help="After a clean check, write the chain head (N:HASH) to this file; keep it where the store's owner cannot write.")
-@JSON_OPTION
-@library_errors
-def audit_verify(config_path: Path, anchor_file: Path | None, expect: str | None, write_anchor: Path | None,
-                 as_json: bool) -> None:
-    """Check the audit hash chain; exit 1 if any row was altered, removed or inserted, or the anchor is not reached."""
-    config = load_config(config_path)
-    anchor = read_anchor(anchor_file, expect)
-    result = views.verify(config, anchor)
-    if result["ok"]:
-        lines = [f"audit chain intact: {result['checked']} events", f"head: {result['head']}"]
-        if anchor is not None:
-            lines.append(f"reaches the anchor {anchor.seq} with the anchored hash")
-        if write_anchor is not None:
-            write_anchor.write_text(result["head"] + "\n", encoding="utf-8")
-            lines.append(f"wrote the head to {write_anchor}")
-    else:
-        lines = [f"audit chain BROKEN at event {result['first_bad_id']}: {result['reason']}",
-                 f"last good head: {result['head']}"]
-    emit(result, as_json, "\n".join(lines))
-    if not result["ok"]:
-        sys.exit(1)
-
-
-def read_anchor(anchor_file: Path | None, expect: str | None) -> Anchor | None:
-    """The anchor given by ``--anchor FILE`` or ``--expect N:HASH`` (not both), or None."""
-    if anchor_file is not None and expect is not None:
-        raise click.UsageError("give --anchor FILE or --expect N:HASH, not both")
-    try:
-        if anchor_file is not None:
-            return Anchor.parse(anchor_file.read_text(encoding="utf-8"))
-        return None if expect is None else Anchor.parse(expect)
-    except (AnchorError, UnicodeDecodeError) as error:
-        hint = f"--anchor ({anchor_file})" if anchor_file is not None else "--expect"
-        raise click.BadParameter(str(error), param_hint=hint) from None
-
-
 @main.command()
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default="relsync-demo", show_default=True)
 @click.option("--records", default=200, show_default=True, help="Requests seeded in each sandbox.")
@@ -215,6 +143,7 @@ def sandbox(records: int, seed: int, write_config: Path | None, env_file: Path |
                     tell=lambda line: click.echo(line, err=True))
 
 
-for command in (release_commands.release, release_commands.assign, release_commands.unassign,
-                release_commands.plan_command, release_commands.calendar, *report_commands.COMMANDS):
+for command in (audit_commands.audit, audit_commands.browse, release_commands.release, release_commands.assign,
+                release_commands.unassign, release_commands.plan_command, release_commands.calendar,
+                *report_commands.COMMANDS):
     main.add_command(command)

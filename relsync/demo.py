@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from config.loader import load_config
-from reports import views
+from reports import audit_query, views
 from sandboxes import edits
 from sandboxes.server import start_sandboxes
 from sync import engine, schedule
@@ -174,7 +174,7 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
         say(second.summary())
         key = f"jira:{new_key}"
         say("")
-        say(views.history_text(key, views.history(config, key)))
+        say(audit_query.timeline_text(audit_query.timeline(config, key)))
         verified = views.verify(config)
         say(f"\naudit chain: {'intact' if verified['ok'] else 'BROKEN'} ({verified['checked']} events)")
         say("\n" + explore_hint(config_path, env_path, records))

@@ -183,6 +183,10 @@ def dry_run_text(data: dict[str, Any]) -> str:
             lines.append(f"  {w['request']:<28} {w['field']:<8} {_short(w['old'], 30)} -> {_short(w['new'], 30)}")
         if len(writes) > 20:
             lines.append(f"  ... and {len(writes) - 20} more (--json lists all)")
+    for name, cost in (data.get("history") or {}).items():
+        calls = f"{cost['calls']} API call{'' if cost['calls'] == 1 else 's'}"
+        lines.append(f"\n{name} history import: {calls} for {cost['records']} records updated since "
+                     f"the last import ({cost['limit']})")
     if data.get("clashes") or any(r.get("clashes") for r in data["releases"]):
         lines.append("\n" + CLASHES_EXPLAINED)
     for release, clashes in (data.get("clashes") or {}).items():

@@ -26,6 +26,19 @@ def jira_client(description: dict[str, Any]) -> JIRA:
     )
 
 
+def jira_client_as(description: dict[str, Any], name: str, email: str) -> JIRA:
+    """A jira client signed in as a person (``name``, ``email``) with their own API token.
+
+    The sandbox gives the person an account and a token, as a Jira admin would invite
+    them; their edits then carry their name in the changelog.
+    """
+    jira = description["jira"]
+    answer = requests.post(f"{jira['url']}/_sandbox/jira/people", json={"name": name, "email": email}, timeout=10)
+    answer.raise_for_status()
+    return JIRA(server=jira["url"], basic_auth=(email, answer.json()["token"]), max_retries=0,
+                options={"rest_api_version": "3"})
+
+
 def jira_move_to(client: JIRA, key: str, status: str) -> None:
     """Walk an issue through the workflow to ``status``, never through Rejected or Closed."""
     visited: set[str] = set()
@@ -155,4 +168,16 @@ def salesforce_client(description: dict[str, Any], ca_file: str) -> Salesforce:
     )
     token.raise_for_status()
     body = token.json()
+    return Salesforce(instance_url=body["instance_url"], session_id=body["access_token"], session=session)
+
+
+def salesforce_client_as(description: dict[str, Any], ca_file: str, name: str, email: str) -> Salesforce:
+    """A simple-salesforce client on a session of a person (``name``, ``email``): their edits carry their name."""
+    box = description["salesforce"]
+    session = requests.Session()
+    session.verify = ca_file
+    session.trust_env = False
+    answer = session.post(f"{box['url']}/_sandbox/salesforce/people", json={"name": name, "email": email}, timeout=30)
+    answer.raise_for_status()
+    body = answer.json()
     return Salesforce(instance_url=body["instance_url"], session_id=body["access_token"], session=session)

@@ -4,7 +4,7 @@ It pulls (so the plan is made on current data, exactly as ``relsync sync`` would
 make it), then plans and computes the write-backs inside a transaction that is
 rolled back. Per release: who moves in or out and why. Per system: the exact
 writes (record, field, old -> new) and the API calls they would cost, weighed
-against that system's limits.
+against that system's limits; per source, the calls its history import would make.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from config.schema import Config
 from connectors.base import Connector, Estimate, Write
 from mapping import clock
 from releases.clashes import Clash
-from sync import engine, outbox
+from sync import engine, history, outbox
 from sync.lock import RunLock
 from sync.schedule import all_clashes
 from sync.store import finish_run, open_store, start_run
@@ -41,12 +41,14 @@ class DryRun:
     costs: dict[str, Estimate] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     clashes: dict[str, list[Clash]] = field(default_factory=dict)
+    history: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per source, the calls its history import would make next (at least; bounded by history_max_calls)."""
     natives: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"releases": self.releases, "moves": self.moves, "writes": self.writes, "costs": self.costs,
-                "clashes": self.clashes, "messages": self.messages}
+                "history": self.history, "clashes": self.clashes, "messages": self.messages}
 
 
 def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.datetime | None = None) -> DryRun:
@@ -72,6 +74,9 @@ def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.dat
                 pass
             for name, writes in result.writes.items():
                 result.costs[name] = estimate(sources[name].connector, writes, result.natives)
+            for name, source in sources.items():
+                if name not in pulled.failures:
+                    result.history[name] = history.estimate(db, source, config.sources[name].history_max_calls)
         finally:
             db.close()
     return result

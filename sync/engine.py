@@ -29,7 +29,7 @@ from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, Sour
 from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
-from sync import ingest, outbox, quarantine, schedule
+from sync import history, ingest, outbox, quarantine, schedule
 from sync.lock import LockedError, RunLock
 from sync.report import RunReport
 from sync.store import finish_run, get_watermark, open_store, start_run, store_problem
@@ -360,6 +360,10 @@ def run(
                 pulled.failures[unbuilt_name] = unbuilt_error
                 pulled.counts[unbuilt_name] = ingest.PullCounts()
             report.pulled = {name: asdict(c) for name, c in pulled.counts.items()}
+            imported, import_failures = history.import_sources(
+                db, sources, skip=set(pulled.failures) | ({*sources} if deadline.passed() else set()), run_id=run_id,
+                limits={name: spec.history_max_calls for name, spec in config.sources.items()})
+            report.history = {name: {k: v for k, v in asdict(c).items() if k != "notes"} for name, c in imported.items()}
             if progress:
                 progress(Progress("plan", run_id=run_id))
             report.planned = asdict(plan(db, config, run_id=run_id, now=now or clock.now()))
@@ -372,6 +376,9 @@ def run(
             report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
             report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()
                                if not isinstance(error, DeadlineReached)]
+            report.messages += [f"{name}: history import: {describe(error)}" for name, error in import_failures.items()
+                                if not isinstance(error, DeadlineReached)]
+            report.messages += [note for c in imported.values() for note in c.notes]
             held = quarantine.held_records(db, sources)
             report.quarantined = len(held)
             report.messages += quarantine.messages(held)
@@ -384,7 +391,7 @@ def run(
                 report.status, report.exit_code = "config_error", EXIT_CONFIG
             elif cut_short:
                 report.status, report.exit_code = "failed", EXIT_PARTIAL
-            elif pulled.failures or held or any(c.conflicts or c.failed or c.pending for c in pushed.values()):
+            elif pulled.failures or import_failures or held or any(c.conflicts or c.failed or c.pending for c in pushed.values()):
                 report.status, report.exit_code = "partial", EXIT_PARTIAL
             else:
                 report.status, report.exit_code = "ok", EXIT_OK
@@ -401,7 +408,8 @@ def run(
                 run_id,
                 status=report.status if report.status != "running" else "failed",
                 exit_code=report.exit_code,
-                counts={"pulled": report.pulled, "planned": report.planned, "pushed": report.pushed},
+                counts={"pulled": report.pulled, "planned": report.planned, "pushed": report.pushed,
+                        "history": report.history},
                 api_calls=report.api_calls,
                 message="\n".join(report.messages) or None,
             )

@@ -15,7 +15,9 @@ OUTBOX_STATES: tuple[str, ...] = ("pending", "sending", "done", "conflict", "fai
 superseded: the plan changed before the write went out; the row stays as a record."""
 _OUTBOX_STATES_0001 = ("pending", "done", "conflict", "failed")  # what migration 0001 allowed
 _OUTBOX_STATES_0003 = (*_OUTBOX_STATES_0001, "superseded")  # what migration 0003 allowed
-ORIGINS: tuple[str, ...] = ("pulled", "planned", "pushed", "manual")
+ORIGINS: tuple[str, ...] = ("pulled", "planned", "pushed", "manual", "history")
+"""history: a change as the source's own history recorded it (Jira changelog, Salesforce field history)."""
+_ORIGINS_0001 = ORIGINS[:4]  # what migration 0001 allowed
 RUN_STATUSES: tuple[str, ...] = ("running", "ok", "partial", "failed", "locked", "config_error", "interrupted")
 _RUN_STATUSES_0001 = RUN_STATUSES[:-1]  # what migration 0001 allowed
 RUN_KINDS: tuple[str, ...] = ("sync", "plan")
@@ -130,7 +132,7 @@ def _initial(db: sqlite_utils.Database) -> None:
             at text not null,
             run integer,
             actor text not null,
-            origin text not null {_check("origin", ORIGINS)},
+            origin text not null {_check("origin", _ORIGINS_0001)},
             request text,
             system text,
             field text,
@@ -363,3 +365,61 @@ def _waiting(db: sqlite_utils.Database) -> None:
 def _depends_on(db: sqlite_utils.Database) -> None:
     # The requests a request depends on, as its source names them (resolved when planning).
     db.execute("alter table change_requests add column depends_on text")
+
+
+@MIGRATIONS(name="0011_source_history")
+def _source_history(db: sqlite_utils.Database) -> None:
+    # The audit takes a fifth origin, 'history'. SQLite cannot change a CHECK in place: the
+    # table is rebuilt with every row, id and hash as it was (the chain hashes content, not
+    # the table), its triggers and index made again, and sqlite_sequence carried over so
+    # verify_chain still sees rows cut from the end. ``imported_history`` remembers each
+    # source history entry imported, or matched to relsync's own write (``matched`` names its
+    # outbox row, ``outbox:<id>``, each matched once), so none is imported twice.
+    seq = db.execute("select seq from sqlite_sequence where name = 'audit'").fetchone()
+    db.executescript(
+        f"""
+        create table audit_new (
+            id integer primary key autoincrement,
+            at text not null,
+            run integer,
+            actor text not null,
+            origin text not null {_check("origin", ORIGINS)},
+            request text,
+            system text,
+            field text,
+            old text,
+            new text,
+            prev_hash text not null,
+            hash text not null
+        );
+        insert into audit_new (id, at, run, actor, origin, request, system, field, old, new, prev_hash, hash)
+            select id, at, run, actor, origin, request, system, field, old, new, prev_hash, hash from audit order by id;
+        drop table audit;
+        alter table audit_new rename to audit;
+        create index audit_request on audit (request);
+        create index audit_at on audit (at);
+        create trigger audit_no_update before update on audit
+        begin
+            select raise(abort, 'audit is append-only');
+        end;
+        create trigger audit_no_delete before delete on audit
+        begin
+            select raise(abort, 'audit is append-only');
+        end;
+
+        create table imported_history (
+            source text not null,
+            entry text not null,
+            field text not null,
+            request text not null,
+            at text not null,
+            audit_id integer,
+            matched text,
+            primary key (source, entry, field)
+        );
+        create index imported_history_matched on imported_history (matched);
+        """
+    )
+    if seq is not None:
+        db.execute("delete from sqlite_sequence where name in ('audit', 'audit_new')")
+        db.execute("insert into sqlite_sequence (name, seq) values ('audit', ?)", [seq[0]])

@@ -15,6 +15,8 @@ class RunReport:
     pulled: dict[str, dict[str, int]] = field(default_factory=dict)
     planned: dict[str, int] = field(default_factory=dict)
     pushed: dict[str, dict[str, int]] = field(default_factory=dict)
+    history: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per source, what its history import did (sync.history.HistoryCounts)."""
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     quarantined: int = 0
@@ -37,11 +39,12 @@ class RunReport:
         pending = sum(c.get("pending", 0) for c in self.pushed.values())
         moved = f" ({self.planned['moved']} moved from another release)" if self.planned.get("moved") else ""
         calls = ", ".join(f"{name} {sum(c.values())}" for name, c in self.api_calls.items())
+        imported = sum(c.get("imported", 0) for c in self.history.values())
         line = (
             f"run {self.run_id} {self.status}: pulled {pulled or 'nothing'}"
             f"{f', {self.quarantined} quarantined' if self.quarantined else ''}; "
             f"planned {self.planned.get('assigned', 0)} in{moved}, {self.planned.get('unassigned', 0)} out; "
             f"wrote {pushed}, {conflicts} conflicts, {failed} failed{f', {pending} left for the next run' if pending else ''}; "
-            f"API calls {calls or 'none'}"
+            f"{f'imported {imported} history entries; ' if imported else ''}API calls {calls or 'none'}"
         )
         return line + "".join(f"\n  {message}" for message in self.messages)

@@ -111,7 +111,11 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     assert count(calls["jira"], "/serverInfo", "/field") == 2
     # The push reads the issue store (bulkfetch) before, and the changelog after, each 100 issues it edits.
     edited = count(calls["jira"], "PUT /rest/api/3/issue/")
-    assert count(calls["jira"], "issue/bulkfetch") == count(calls["jira"], "changelog/bulkfetch") == math.ceil(edited / 100)
+    # ... and the history import reads the changelogs of all N issues: 1,000 issues a call, its pages.
+    history = {system: first["history"][system]["calls"] for system in first["history"]}
+    assert history["jira"] >= math.ceil(RECORDS / 1000) and history["airtable"] == 0
+    assert count(calls["jira"], "issue/bulkfetch") == math.ceil(edited / 100)
+    assert count(calls["jira"], "changelog/bulkfetch") == math.ceil(edited / 100) + history["jira"]
     # Airtable: ceil(N/100) list calls and no setup call; writes ceil(k/10) PATCHes.
     airtable_lists = count(calls["airtable"], "GET /v0/")
     airtable_records = first["pushed"]["airtable"]["written"] // 2  # release + status per record
@@ -121,7 +125,8 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     # Salesforce: ceil(N/2000) queries after one token call; writes ceil(k/25) Composite calls.
     sf_records = first["pushed"]["salesforce"]["written"] // 2
     assert count(calls["salesforce"], "oauth2/token") == 1
-    assert count(calls["salesforce"], "/query") == math.ceil(RECORDS / model["salesforce_pull_page"]) + 1  # + the check query
+    assert count(calls["salesforce"], "/query") == (
+        math.ceil(RECORDS / model["salesforce_pull_page"]) + 1 + history["salesforce"])  # + the check query
     composite = count(calls["salesforce"], "POST /services/data/v{version}/composite")
     assert composite == math.ceil(sf_records / model["salesforce_write_batch"])
 

@@ -103,7 +103,7 @@ def _authorized(state: JiraState) -> Callable[[flask.Request], bool]:
                 email, _, token = base64.b64decode(value.strip(), validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 return False
-            return email.lower() == state.email.lower() and token == state.token
+            return state.person_of(email, token) is not None
         return False
 
     return check

@@ -282,6 +282,8 @@ class JiraState:
         self.users: dict[str, User] = {}
         self.me = self.add_user("Relsync Integration", email)
         self.editor = self.add_user("Sandbox Editor", "sandbox.editor@example.com")
+        self.people_tokens: dict[str, str] = {}
+        """API tokens of people (by lower-case email) who edit issues as themselves (``/_sandbox/jira/people``)."""
         self.versions: dict[int, Version] = {}
         for offset, (name, released, day) in enumerate(
             (("2026.08", True, dt.date(2026, 8, 18)), ("2026.09", True, dt.date(2026, 9, 15)),
@@ -308,6 +310,14 @@ class JiraState:
         if ident not in self.users:
             self.users[ident] = User(ident, name, email)
         return self.users[ident]
+
+    def person_of(self, email: str, token: str) -> User | None:
+        """The account whose email and API token these are: the integration account or a person's."""
+        if email.lower() == self.email.lower() and token == self.token:
+            return self.me
+        if self.people_tokens.get(email.lower()) == token:
+            return self.users.get(account_id(email))
+        return None
 
     def _seeded_issue(self, request: SeedRequest) -> Issue:
         reporter = self.add_user(request.requester.name, request.requester.email)

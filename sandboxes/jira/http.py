@@ -1,6 +1,8 @@
 """HTTP plumbing shared by the Jira sandbox's route modules: error bodies, bodies, routes."""
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable
 from http import HTTPStatus
@@ -51,7 +53,14 @@ def root_url() -> str:
 
 
 def caller(state: JiraState) -> User:
-    """The account making the request (only one account can authenticate)."""
+    """The account making the request: a person's, when one signed in with their own API token."""
+    scheme, _, value = flask.request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            email, _, token = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return state.me
+        return state.person_of(email, token) or state.me
     return state.me
 
 

@@ -7,9 +7,12 @@
 - ``POST edit-during-paging {"edits": [{"issue", "fields"|"update"}]}`` (or ``"issues"``
   and ``"fields"``): apply these edits just before the next search page is served.
 - ``GET issues/{key}``: an issue with every field and its changelog.
+- ``POST people {"name", "email"}``: an account for a person, with an API token, so a test
+  edits issues as that person through the real client (the changelog names them).
 """
 from __future__ import annotations
 
+import secrets
 import zoneinfo
 from typing import Any
 
@@ -80,6 +83,19 @@ def register_knobs(app: flask.Flask, state: JiraState) -> None:
 
         controls(app).schedule("jira.search.next_page", apply)
         return flask.jsonify({"scheduled": len(edits)}), 202
+
+    @sandbox_route(app, "/jira/people", methods=["POST"])
+    def add_person() -> tuple[flask.Response, int]:
+        """POST /_sandbox/jira/people: a person's account and API token (Basic email:token, as any Jira user)."""
+        body = flask.request.get_json(silent=True) or {}
+        name, email = str(body.get("name") or "").strip(), str(body.get("email") or "").strip()
+        if not name or "@" not in email:
+            return flask.jsonify({"error": "give 'name' and 'email'"}), 400
+        with state.lock:
+            user = state.add_user(name, email)
+            token = state.people_tokens.setdefault(email.lower(), secrets.token_urlsafe(24))
+        return flask.jsonify({"accountId": user.account_id, "displayName": user.name, "email": email,
+                              "token": token}), 201
 
     @sandbox_route(app, "/jira/issues/<key>", methods=["GET"])
     def raw_issue(key: str) -> flask.Response:

@@ -12,6 +12,7 @@ query that opened it.
 """
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import secrets
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 from sandboxes.behaviour import REAL, is_real
 from sandboxes.clock import SYSTEM_TIME, Clock, TimeSource
-from sandboxes.salesforce.schema import SObject, build_catalog
+from sandboxes.salesforce.schema import HISTORY_OBJECTS, TRACKED_FIELDS, SObject, build_catalog
 from sandboxes.salesforce.seed import (
     INTAKE_USER,
     INTEGRATION_USER,
@@ -34,6 +35,7 @@ from sandboxes.salesforce.seed import (
 )
 from sandboxes.salesforce.soql_eval import BoundQuery
 from sandboxes.salesforce.values import canonical_id, make_id, to_second
+from sandboxes.seed import Person
 
 Row = dict[str, Any]
 DELETED_WINDOW = dt.timedelta(days=15)
@@ -43,6 +45,8 @@ SESSION_TIMEOUT_SECONDS = 2 * 3600.0
 CURSOR_LIFETIME_SECONDS = 2 * 86400.0
 """A query cursor and its results are available for two days after the query."""
 LOCATOR_PREFIX = "0r8"
+ACTING_USER: contextvars.ContextVar[str | None] = contextvars.ContextVar("salesforce_acting_user", default=None)
+"""The user whose session made the request being served (None: the integration user)."""
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Sessions:
 
     access: dict[str, float] = field(default_factory=dict)
     refresh: set[str] = field(default_factory=set)
+    users: dict[str, str] = field(default_factory=dict)
+    """Access token -> the user it was issued to, for sessions of people (``/_sandbox/salesforce/people``)."""
 
 
 class SalesforceState:
@@ -102,7 +108,9 @@ class SalesforceState:
         self.sessions = Sessions()
         self.locators: dict[str, Locator] = {}
         self.next_locator = 1
-        self.tables: dict[str, dict[str, Row]] = {"Case": {}, "Change_Request__c": {}, "User": {}, "RecordType": {}}
+        self.tables: dict[str, dict[str, Row]] = {"Case": {}, "Change_Request__c": {}, "User": {}, "RecordType": {},
+                                                  "CaseHistory": {}, "Change_Request__History": {}}
+        self.next_history = 1
         self.owners: dict[str, Row] = {}
         self.deleted_at: dict[str, dt.datetime] = {}
         self.purged_at: dt.datetime | None = None
@@ -200,13 +208,39 @@ class SalesforceState:
                 row[f.name] = f.default
         row.update(values)
         self._touch(row, stamp)
+        row["CreatedById"] = row["LastModifiedById"]
         self.tables[obj.name][row["Id"]] = row
+        self._record_history(obj, row, [("created", None, None)], stamp)
         return row
 
     def update(self, row: Row, values: Row, stamp: dt.datetime) -> None:
-        """Apply validated ``values`` to ``row``."""
+        """Apply validated ``values`` to ``row``; each tracked field it changes gets a field history row."""
+        obj_name = next((name for name, table in self.tables.items() if table.get(row["Id"]) is row), self.object_name)
+        tracked = TRACKED_FIELDS.get(obj_name, ())
+        changed = [(name, row.get(name), value) for name, value in values.items()
+                   if name in tracked and row.get(name) != value]
         row.update(values)
         self._touch(row, stamp)
+        obj = self.sobject(obj_name)
+        if obj is not None and changed:
+            self._record_history(obj, row, changed, stamp)
+
+    def _record_history(self, obj: SObject, row: Row, changes: list[tuple[str, Any, Any]], stamp: dt.datetime) -> None:
+        """Field history rows for one save, as the org writes them: stamped with the save, by the user who saved."""
+        if obj.name not in HISTORY_OBJECTS:
+            return
+        history, reference = HISTORY_OBJECTS[obj.name]
+        prefix = "017" if obj.name == "Case" else "a0D"
+        for name, old, new in changes:
+            ident = make_id(prefix, self.next_history)
+            self.next_history += 1
+            kind = "Date" if isinstance(new, dt.date) or isinstance(old, dt.date) else "Text"
+            self.tables[history][ident] = {
+                "Id": ident, "IsDeleted": False, reference: row["Id"], "CreatedById": row["LastModifiedById"],
+                "CreatedDate": stamp, "Field": name, "DataType": kind,
+                "OldValue": old.isoformat() if isinstance(old, dt.date) else old,
+                "NewValue": new.isoformat() if isinstance(new, dt.date) else new,
+            }
 
     def delete(self, row: Row, stamp: dt.datetime) -> None:
         """Move ``row`` to the recycle bin (IsDeleted; SystemModstamp is the deletion time)."""
@@ -217,7 +251,7 @@ class SalesforceState:
     def _touch(self, row: Row, stamp: dt.datetime) -> None:
         row["LastModifiedDate"] = stamp
         row["SystemModstamp"] = stamp
-        row["LastModifiedById"] = self.integration_user
+        row["LastModifiedById"] = ACTING_USER.get() or self.integration_user
 
     def purge_deleted(self) -> int:
         """Empty the recycle bin: deleted rows vanish and the delete log restarts now."""
@@ -239,11 +273,17 @@ class SalesforceState:
 
     # --- sessions and cursors --------------------------------------------------------------
 
-    def issue_token(self) -> str:
-        """A new access token ("session id") for the integration user."""
+    def issue_token(self, user: str | None = None) -> str:
+        """A new access token ("session id") for the integration user, or for ``user``."""
         token = f"{self.org_id[:15]}!{secrets.token_urlsafe(40)}"
         self.sessions.access[token] = self.clock.source.monotonic()
+        if user is not None:
+            self.sessions.users[token] = user
         return token
+
+    def add_person(self, name: str, email: str) -> str:
+        """A user for a person (found by email, or created); their id."""
+        return self._add_user(Person(name, email))
 
     def session_alive(self, token: str) -> bool:
         """Whether ``token`` is a live session; using it keeps it alive, idling past the timeout ends it."""

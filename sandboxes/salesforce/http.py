@@ -15,7 +15,7 @@ from typing import Any
 
 import flask
 
-from sandboxes.salesforce.data import SalesforceState
+from sandboxes.salesforce.data import ACTING_USER, SalesforceState
 
 STATE_KEY = "relsync_sandbox_salesforce"
 API_VERSIONS = tuple(f"{v}.0" for v in range(31, 67))
@@ -92,7 +92,9 @@ def authorized(state: SalesforceState) -> Callable[[flask.Request], bool]:
         if scheme.lower() not in ("bearer", "oauth"):
             return False
         with state.lock:
-            return state.session_alive(token.strip())
+            alive = state.session_alive(token.strip())
+            ACTING_USER.set(state.sessions.users.get(token.strip()) if alive else None)
+            return alive
 
     return check
 

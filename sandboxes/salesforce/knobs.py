@@ -14,6 +14,9 @@
 - ``POST advance-clock {"seconds": S}``: move the org's clock forward (replication windows).
 - ``POST edit-during-paging {"ids": [...], "fields": {...}[, "object": ...]}``: apply this
   edit just before the next query-more page is served.
+- ``POST people {"name", "email"}``: a user for a person and an access token of theirs (as if
+  they had logged in), so a test edits records as that person through the real client:
+  LastModifiedById and the field history's CreatedById name them.
 - ``GET state``: record counts, open cursors, sessions and API usage.
 """
 from __future__ import annotations
@@ -175,6 +178,21 @@ def register_knobs(app: flask.Flask, state: SalesforceState) -> None:
 
         controls(app).schedule(PAGING_TRIGGER, edit)
         return flask.jsonify({"scheduled": len(plans)})
+
+    @sandbox_route(app, "/salesforce/people", methods=["POST"])
+    def add_person() -> flask.Response:
+        """POST /_sandbox/salesforce/people: a person's user and a session of theirs."""
+        body = _body()
+        name, email = str(body.get("name") or "").strip(), str(body.get("email") or "").strip()
+        if not name or "@" not in email:
+            return _knob_error("give 'name' and 'email'")
+        with state.lock:
+            user = state.add_person(name, email)
+            token = state.issue_token(user)
+        response = flask.jsonify({"id": user, "name": name, "access_token": token,
+                                  "instance_url": flask.request.host_url.rstrip("/")})
+        response.status_code = 201
+        return response
 
     @sandbox_route(app, "/salesforce/state", methods=["GET"])
     def summary() -> flask.Response:

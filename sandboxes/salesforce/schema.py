@@ -46,8 +46,8 @@ class Field:
 
     @property
     def filterable(self) -> bool:
-        """Long text areas cannot be filtered in SOQL."""
-        return self.type != "textarea"
+        """Long text areas, and a history's anyType OldValue and NewValue, cannot be filtered in SOQL."""
+        return self.type not in ("textarea", "anyType")
 
     @property
     def sortable(self) -> bool:
@@ -201,13 +201,46 @@ def _record_type() -> SObject:
     return SObject("RecordType", "Record Type", "Record Types", "012", fields, writable=False)
 
 
+HISTORY_OBJECTS = {"Case": ("CaseHistory", "CaseId"), "Change_Request__c": ("Change_Request__History", "ParentId")}
+"""Each object's field history object and its field naming the changed record."""
+TRACKED_FIELDS = {
+    "Case": ("Status", "Priority", "Subject", "Department__c", "Request_Type__c", "Affected_Object__c", "Release__c",
+             "Release_Status__c", "Target_Date__c"),
+    "Change_Request__c": ("Status__c", "Priority__c", "Title__c", "Department__c", "Request_Type__c",
+                          "Affected_Object__c", "Release__c", "Release_Status__c", "Target_Date__c"),
+}
+"""The fields whose history the org tracks (Setup > Object Manager > Fields & Relationships > Set History Tracking)."""
+
+
+def _history(parent: str) -> SObject:
+    """``CaseHistory`` / ``<Object>__History``: read-only rows, one per tracked field a save changed."""
+    name, reference = HISTORY_OBJECTS[parent]
+    tracked = ("created", *TRACKED_FIELDS[parent])
+    fields = (
+        Field("Id", f"{parent} History ID", "id", 18, createable=False, updateable=False, nillable=False),
+        Field("IsDeleted", "Deleted", "boolean", createable=False, updateable=False, nillable=False, default=False),
+        Field(reference, f"{parent} ID", "reference", 18, createable=False, updateable=False, nillable=False,
+              reference_to=(parent,), relationship="Case" if parent == "Case" else "Parent", target=parent),
+        Field("CreatedById", "Created By ID", "reference", 18, createable=False, updateable=False, nillable=False,
+              reference_to=("User",), relationship="CreatedBy", target="User"),
+        Field("CreatedDate", "Created Date", "datetime", createable=False, updateable=False, nillable=False),
+        _picklist("Field", "Changed Field", tracked, restricted=True),
+        _picklist("DataType", "Data Type", ("Text", "Picklist", "Date", "EntityId"), restricted=True),
+        Field("OldValue", "Old Value", "anyType", 255, createable=False, updateable=False),
+        Field("NewValue", "New Value", "anyType", 255, createable=False, updateable=False),
+    )
+    return SObject(name, f"{parent} History", f"{parent} History", "017" if parent == "Case" else "a0D", fields,
+                   writable=False, custom=parent.endswith("__c"))
+
+
 def build_catalog() -> dict[str, SObject]:
     """Every sObject the sandbox knows, by lower-case name."""
-    objects = (_case(), _change_request(), _user(), _record_type(), _name())
+    objects = (_case(), _change_request(), _user(), _record_type(), _name(), _history("Case"),
+               _history("Change_Request__c"))
     return {o.name.lower(): o for o in objects}
 
 
-GLOBAL_TYPES = ("Case", "Change_Request__c", "RecordType", "User")
+GLOBAL_TYPES = ("Case", "CaseHistory", "Change_Request__c", "Change_Request__History", "RecordType", "User")
 """The types describeGlobal lists (``Name`` is not a real sObject and is not listed)."""
 
 

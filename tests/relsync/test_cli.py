@@ -122,8 +122,8 @@ def test_status_and_audit_commands(world):
 
     history = invoke(world, "audit", "jira:OPS-1", "--config", str(world.config_path))
     assert history.exit_code == 0
-    assert "audit history of jira:OPS-1" in history.output
-    assert "pulled" in history.output
+    assert "timeline of jira:OPS-1" in history.output
+    assert "[relsync saw it in a pull]" in history.output
 
     verified = invoke(world, "audit", "verify", "--config", str(world.config_path))
     assert verified.exit_code == 0
@@ -160,6 +160,6 @@ def test_demo_runs_as_a_real_subprocess(tmp_path):
     out = completed.stdout
     assert "== Release plan ==" in out
     assert "== Second sync ==" in out
-    assert "audit history of jira:OPS-" in out
+    assert "timeline of jira:OPS-" in out
     assert "audit chain: intact" in out
     assert (tmp_path / "demo" / "relsync.db").exists()

@@ -18,6 +18,7 @@ from typing import Any
 import click
 import pytest
 
+from relsync.audit_commands import AuditGroup
 from relsync.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,7 +150,8 @@ def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple
     return found
 
 
-NO_JSON = {("sandbox",): "serves until interrupted; its one line of output is JSON already (parsed above)"}
+NO_JSON = {("sandbox",): "serves until interrupted; its one line of output is JSON already (parsed above)",
+           ("browse",): "serves Datasette until interrupted (Datasette's own pages and JSON API); --metadata writes JSON"}
 
 
 def test_every_command_with_output_takes_json_and_prints_it(served, tmp_path):
@@ -186,6 +188,7 @@ def test_every_command_with_output_takes_json_and_prints_it(served, tmp_path):
     calendar = json_of("calendar", "--ics", str(ics))
     assert calendar["events"] == ics.read_bytes().count(b"BEGIN:VEVENT") > 0
     assert json_of("audit", key)
+    assert any(e["request"] == key for e in json_of("audit", "list", "--request", key))  # as `relsync audit --request KEY`
     assert json_of("audit", "show", key)
     assert json_of("audit", "verify")["ok"] is True
     assert [r["id"] for r in json_of("plan")["releases"]] == [r["id"] for r in releases]
@@ -245,6 +248,7 @@ def parse(words: list[str]) -> click.Command:
     group: click.Group = main
     ctx = click.Context(main, info_name="relsync")
     while True:
+        words = group.route(words) if isinstance(group, AuditGroup) else words
         if not words or words[0].startswith("-"):
             raise click.UsageError(f"no command in {words}")
         name, command, rest = group.resolve_command(ctx, words)

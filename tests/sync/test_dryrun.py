@@ -37,7 +37,10 @@ def test_plan_then_sync_jira(world):
     assert done == listed and listed
     calls = world.calls()
     pull = sum(n for k, n in calls.items() if k.endswith(("/serverInfo", "/field"))) + 1  # + the one pull search
-    assert sum(calls.values()) - pull == plan["costs"]["jira"]["calls"]
+    # The history import (after the pull) cost what the plan priced: 250 issues' changelogs in one call.
+    imported = json.loads(synced.output)["history"]["jira"]["calls"]
+    assert imported == plan["history"]["jira"]["calls"] == 1
+    assert sum(calls.values()) - pull - imported == plan["costs"]["jira"]["calls"]
     moved_in = {m["request"] for m in plan["moves"] if m["to"]}
     assert moved_in == {w["request"] for w in plan["writes"]["jira"] if w["field"] == "release"}
 
@@ -83,11 +86,14 @@ def test_plan_then_sync_on_all_three_systems(tmp_path):
             assert done, system
         db.close()
         # The write phase of the sync cost exactly what the plan priced.
+        imported = json.loads(synced.output)["history"]
+        assert {name: imported[name]["calls"] for name in SYSTEMS} == {name: plan["history"][name]["calls"] for name in SYSTEMS}
+        assert plan["history"]["airtable"] == {"calls": 0, "records": 0, "limit": "no history API"}
         airtable = calls("airtable")
         assert sum(airtable.values()) - 1 == plan["costs"]["airtable"]["calls"]  # minus the one pull list call
         salesforce = calls("salesforce")
         pull = sum(n for k, n in salesforce.items() if "oauth2" in k or "/deleted/" in k) + 1  # token, deletions, pull
-        assert sum(salesforce.values()) - pull == plan["costs"]["salesforce"]["calls"]
+        assert sum(salesforce.values()) - pull - imported["salesforce"]["calls"] == plan["costs"]["salesforce"]["calls"]
         assert "requests/s per base" in plan["costs"]["airtable"]["limit"]
         assert "API requests left today" in plan["costs"]["salesforce"]["limit"]
 

@@ -188,6 +188,8 @@ def test_an_airtable_row_without_a_title_is_quarantined_and_released_once_it_has
 SALESFORCE_PULL = {"POST /services/oauth2/token": 1, "GET /services/data/v{version}/queryAll/": 1,
                    "GET /services/data/v{version}/sobjects/{name}/deleted/": 1}
 """A run that writes nothing: log in, one query of changes and soft deletions, one Get Deleted."""
+SALESFORCE_HISTORY = {"GET /services/data/v{version}/query/": 1}
+"""Records changed since the last run: one query of their field history (CaseHistory)."""
 
 
 def test_a_salesforce_case_in_an_unmapped_status_is_quarantined_until_its_case_or_the_map_is_fixed(start):
@@ -207,7 +209,7 @@ def test_a_salesforce_case_in_an_unmapped_status_is_quarantined_until_its_case_o
     held = source.sync()
 
     assert held.exit_code == 1, held.output
-    assert source.calls() == SALESFORCE_PULL
+    assert source.calls() == SALESFORCE_PULL | SALESFORCE_HISTORY
     problem = ("source value 'Bogus' is not mapped and no default is set; add it to "
                "sources.salesforce.fields.status.map (mapped now: 'New', 'Triage', 'Approved', 'Scheduled', "
                "'In Progress', 'Testing', 'Deployed', 'Closed', 'Rejected')")
@@ -227,7 +229,7 @@ def test_a_salesforce_case_in_an_unmapped_status_is_quarantined_until_its_case_o
     released = source.sync()
 
     assert released.exit_code == 0, released.output
-    assert source.calls() == SALESFORCE_PULL  # released from the store's copy: no extra read
+    assert source.calls() == SALESFORCE_PULL | SALESFORCE_HISTORY  # released from the store's copy: no extra read
     assert held_in_status(source) == []
     for native_id in (first, second):
         assert source.request(f"salesforce:{native_id}")["status"] == "triaged"
@@ -237,6 +239,8 @@ def test_a_salesforce_case_in_an_unmapped_status_is_quarantined_until_its_case_o
 
 JIRA_PULL = {"GET /rest/api/3/serverInfo": 1, "GET /rest/api/3/field": 1, "GET /rest/api/3/search/jql": 1}
 """A run that writes nothing: the client's start-up reads and one search from the watermark."""
+JIRA_HISTORY = {"POST /rest/api/3/changelog/bulkfetch": 1}
+"""Issues edited since the last run: one read of their changelogs."""
 
 
 def test_a_jira_issue_with_a_date_that_does_not_parse_is_quarantined_until_it_does(start):
@@ -259,7 +263,7 @@ def test_a_jira_issue_with_a_date_that_does_not_parse_is_quarantined_until_it_do
     held = source.sync()
 
     assert held.exit_code == 1, held.output
-    assert source.calls() == JIRA_PULL
+    assert source.calls() == JIRA_PULL | JIRA_HISTORY
     problem = ("datetime expects a date-time with a time zone like 2026-11-20T10:15:30.123+0000, "
                "got 'next Tuesday'")
     assert held.output.splitlines()[1:] == [f"  quarantined jira:OPS-5 fields.customfield_10072: {problem}"]
@@ -276,7 +280,7 @@ def test_a_jira_issue_with_a_date_that_does_not_parse_is_quarantined_until_it_do
     released = source.sync()
 
     assert released.exit_code == 0, released.output
-    assert source.calls() == JIRA_PULL
+    assert source.calls() == JIRA_PULL | JIRA_HISTORY
     assert held_in_status(source) == []
     assert source.request("jira:OPS-5")["created_at"] == "2026-11-03T13:00:00.000Z"
     assert audited(source, "jira:OPS-5", "quarantine") == [

@@ -58,9 +58,10 @@ def with_source(world: World, **changes: Any) -> None:
     world.config = load_config(world.config_path)
 
 
-def with_deadline(world: World, seconds: float) -> None:
+def with_deadline(world: World, seconds: float, **source: Any) -> None:
     data = yaml.safe_load(world.config_path.read_text())
     data["max_run_seconds"] = seconds
+    data["sources"]["jira"].update(source)
     world.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     world.config = load_config(world.config_path)
 
@@ -139,7 +140,7 @@ def test_the_deadline_stops_a_pull_between_pages_and_the_next_run_continues(worl
 
 def test_the_deadline_stops_a_push_between_writes_and_keeps_the_rest_pending(small_world):
     world = small_world
-    with_deadline(world, 400)
+    with_deadline(world, 400, history_max_calls=0)  # the push's calls alone, at 40 s each
     world.reset_calls()
 
     report = engine.run(world.config, env=world.env, timer=call_timer(world.jira_url, 40))

@@ -47,6 +47,7 @@ QUERY = "GET /services/data/v{version}/queryAll/"
 QUERY_MORE = "GET /services/data/v{version}/queryAll/{cursor}"
 DELETED = "GET /services/data/v{version}/sobjects/{name}/deleted/"
 COMPOSITE = "POST /services/data/v{version}/composite"
+HISTORY = "GET /services/data/v{version}/query/"
 NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 """Plans are read at this moment: releases deploy 8 Dec, 22 Dec and 5 Jan, none frozen yet."""
 
@@ -265,7 +266,9 @@ def test_initial_pull_costs_the_minimum_and_a_quiet_run_two_calls(org_5000):
     # The pull, then compare queries of 400 ids each (a GET's URI and headers may take 16,384 bytes).
     assert queries(calls) == math.ceil(5000 / 2000) + math.ceil(written / 400)
     assert calls[COMPOSITE] == math.ceil(written / 25)
-    assert sum(calls.values()) == 1 + queries(calls) + calls[COMPOSITE]
+    # ... and after the pull, one query of the (still empty) CaseHistory.
+    assert calls[HISTORY] == 1 and first.history["salesforce"]["imported"] == 0
+    assert sum(calls.values()) == 1 + queries(calls) + calls[COMPOSITE] + calls[HISTORY]
 
     org.reset_calls()
     second = org.run(now=NOW)  # relsync's own writes come back
@@ -276,6 +279,10 @@ def test_initial_pull_costs_the_minimum_and_a_quiet_run_two_calls(org_5000):
     assert org.one("select count(*) from audit where run = ? and origin = 'pulled'", [second.run_id]) == 0
     calls = org.calls()
     assert calls[TOKEN] == 1 and queries(calls) + count(calls, DELETED) == 2 and writes(calls) == 0
+    # Their CaseHistory rows (release and status of 750 Cases: one batch of 2,000) are relsync's own writes.
+    done = org.one("select count(*) from outbox where state = 'done'")
+    assert calls[HISTORY] == 1 and second.history["salesforce"]["matched"] == done
+    assert second.history["salesforce"]["imported"] == 0
 
     org.reset_calls()
     quiet = org.run(now=NOW)
@@ -571,7 +578,8 @@ def test_server_errors_timeouts_and_the_concurrency_limit_are_retried_by_one_pol
     calls = org.calls()
     # token: 503, ok; pull: 503, timed out, ok; compare query: ok; writes: 500, then all
     assert calls[TOKEN] == 2 and calls[QUERY] == 3 + 1 and calls[COMPOSITE] == 1 + math.ceil(written / 25)
-    assert org.statuses() == {"200": 1 + 2 + 1 + math.ceil(written / 25), "503": 2, "500": 1}
+    # ... and the history import's one query.
+    assert org.statuses() == {"200": 1 + 2 + 1 + math.ceil(written / 25) + 1, "503": 2, "500": 1}
 
     # Salesforce's concurrency limit is a 403 REQUEST_LIMIT_EXCEEDED too, but transient: not the quota.
     org.sf().Case.update(org.one("select native_id from change_requests limit 1"), {"Subject": "Busy org"})

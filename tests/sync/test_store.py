@@ -69,7 +69,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
         ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
         ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"), ("relsync", "0006_quarantine"),
         ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_lifecycle"), ("relsync", "0009_waiting"),
-        ("relsync", "0010_depends_on"),
+        ("relsync", "0010_depends_on"), ("relsync", "0011_source_history"),
     ]
     db.close()
 

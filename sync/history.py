@@ -1,0 +1,228 @@
+"""Importing each source's own history into the audit: who changed which mapped field, and when.
+
+Runs in ``relsync sync`` after the pulls: for every source whose pull did not fail, the
+connector reads its system's history (Jira's changelog of the issues updated since the
+last import; Salesforce's field history recorded since then) within the run's budget of
+API calls (``sources.<name>.history_max_calls``), and each complete page is stored in one
+transaction with its watermarks. Entries become audit events of origin ``history`` with
+the person's name as actor and the source's own display values. An entry already
+imported is skipped (``imported_history``), and an entry recording relsync's own write
+(the outbox sent that value to that field) is matched to that push, never imported as
+a person's change. Airtable's API has no history: its timeline is relsync's own
+observed changes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sqlite_utils
+
+from connectors.base import Connector
+from connectors.history import BudgetSpent, HistoryBudget, HistoryEntry, HistoryPage, HistoryTarget
+from mapping import clock
+from mapping.clock import TimestampError
+from sync.audit import AuditEvent, append_events
+from sync.store import get_watermark, set_watermark
+
+READ = "history"
+"""sync_state stream: where the source's history was read up to (Salesforce: the last CreatedDate read)."""
+RECORDS = "history-records"
+"""sync_state stream: ``moment|id,id``: the latest record version imported, and the records of that version covered."""
+WRITTEN = ("release", "status")
+log = logging.getLogger(__name__)
+
+
+class HistorySource(Protocol):
+    """What the import needs of a configured source."""
+
+    name: str
+    connector: Connector
+
+
+@dataclass
+class HistoryCounts:
+    """What one source's history import did."""
+
+    records: int = 0
+    imported: int = 0
+    matched: int = 0
+    """Entries that were relsync's own writes, matched to its pushes."""
+    known: int = 0
+    """Entries imported before (or of records relsync does not hold)."""
+    calls: int = 0
+    complete: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+_EPOCH = "1970-01-01T00:00:00.000Z"
+
+
+def _moment(version: str | None) -> str:
+    """A record's version as the store's one shape of moment (unreadable ones sort first)."""
+    try:
+        return clock.stamp(clock.parse(version)) if version else _EPOCH
+    except TimestampError:
+        return _EPOCH
+
+
+def _read_mark(mark: str | None) -> tuple[str, set[str]]:
+    """The records mark: the latest version imported and the records of exactly that version already covered."""
+    moment, _, ids = (mark or _EPOCH).partition("|")
+    return moment, set(filter(None, ids.split(",")))
+
+
+def _mark(previous: str | None, covered: list[HistoryTarget]) -> str | None:
+    """The records mark once ``covered`` (in version order) are imported.
+
+    Versions tie (Salesforce's modstamps have whole seconds): a record saved later in the
+    same second as the mark, whatever its id, must still be asked for. So the mark keeps
+    the ids already covered at its moment rather than an id to continue after.
+    """
+    if not covered:
+        return previous
+    moment, ids = _read_mark(previous)
+    latest = _moment(covered[-1].version)
+    done = {t.native_id for t in covered if _moment(t.version) == latest}
+    return f"{latest}|{','.join(sorted(done | ids if latest == moment else done))}"
+
+
+def targets(db: sqlite_utils.Database, source: str) -> list[HistoryTarget]:
+    """The source's live records updated since the last import, in version order."""
+    moment, ids = _read_mark(get_watermark(db, source, RECORDS))
+    found = []
+    for row in db.query("select native_id, native_key, source_version from change_requests "
+                        "where source = ? and deleted_at is null", [source]):
+        version = _moment(row["source_version"])
+        if version > moment or (version == moment and row["native_id"] not in ids):
+            found.append(HistoryTarget(row["native_id"], row["native_key"], row["source_version"]))
+    return sorted(found, key=lambda t: (_moment(t.version), t.native_id))
+
+
+def estimate(db: sqlite_utils.Database, source: HistorySource, max_calls: int) -> dict[str, Any]:
+    """The calls the next import would make (at least; more when the history runs to further pages), bounded by the budget."""
+    kind = source.connector.history_kind
+    if kind is None or max_calls == 0:
+        return {"calls": 0, "records": 0, "limit": "no history API" if kind is None else "history import off"}
+    pending = len(targets(db, source.name))
+    calls = min(source.connector.history_estimate(pending), max_calls)
+    return {"calls": calls, "records": pending,
+            "limit": f"{kind}: at most {max_calls} calls a run (sources.{source.name}.history_max_calls)"}
+
+
+def import_history(db: sqlite_utils.Database, source: HistorySource, *, system: str, run_id: int,
+                   max_calls: int) -> HistoryCounts:
+    """Read and store one source's history since the last import, within ``max_calls`` API calls."""
+    counts = HistoryCounts()
+    if source.connector.history_kind is None or max_calls == 0:
+        return counts
+    wanted = targets(db, source.name)
+    counts.records = len(wanted)
+    if not wanted:
+        return counts  # nothing changed since the last import: no call
+    budget = HistoryBudget(max_calls)
+    try:
+        for page in source.connector.history(wanted, get_watermark(db, source.name, READ), budget):
+            covered = wanted[:page.records_done]
+            _store_page(db, source.name, system, page, run_id, counts,
+                        _mark(get_watermark(db, source.name, RECORDS), covered) if covered else None)
+    except BudgetSpent:
+        counts.complete = False
+        counts.notes.append(f"{source.name}: history import stopped at {max_calls} API calls "
+                            f"(sources.{source.name}.history_max_calls); the next run continues")
+    else:
+        with db.atomic():
+            set_watermark(db, source.name, RECORDS, _mark(get_watermark(db, source.name, RECORDS), wanted) or "")
+    counts.calls = budget.spent
+    log.info("%s: history imported, %d entries (%d relsync's own writes), %d calls", source.name, counts.imported,
+             counts.matched, counts.calls)
+    return counts
+
+
+def _store_page(db: sqlite_utils.Database, source: str, system: str, page: HistoryPage, run_id: int,
+                counts: HistoryCounts, records_mark: str | None) -> None:
+    """One complete page: new entries as audit events, relsync's own writes matched, watermarks moved."""
+    with db.atomic():
+        keys = {row["native_id"]: row["key"] for row in db.query(
+            "select native_id, key from change_requests where source = ? and native_id in (select value from json_each(?))",
+            [source, json.dumps(sorted({e.native_id for e in page.entries}))])}
+        seen = {(row["entry"], row["field"]) for row in db.query(
+            "select entry, field from imported_history where source = ? and entry in (select value from json_each(?))",
+            [source, json.dumps(sorted({e.entry for e in page.entries}))])}
+        events: list[AuditEvent] = []
+        rows: list[dict[str, Any]] = []
+        taken: set[int] = set()
+        for entry in sorted(page.entries, key=lambda e: (e.at, e.entry, e.field)):
+            key = keys.get(entry.native_id)
+            if key is None or (entry.entry, entry.field) in seen:
+                counts.known += 1
+                continue
+            seen.add((entry.entry, entry.field))
+            row = {"source": source, "entry": entry.entry, "field": entry.field, "request": key, "at": entry.at,
+                   "audit_id": None, "matched": None}
+            write = _own_write(db, key, entry, taken)
+            if write is not None:
+                counts.matched += 1
+                rows.append(row | {"audit_id": _pushed_event(db, key, entry), "matched": f"outbox:{write}"})
+                continue
+            counts.imported += 1
+            rows.append(row)
+            events.append(AuditEvent(at=entry.at, run=run_id, actor=entry.author, origin="history", request=key,
+                                     system=system, field=entry.field, old=entry.old, new=entry.new))
+        head = db.execute("select coalesce(max(id), 0) from audit").fetchone()[0]
+        append_events(db, events)
+        for offset, row in enumerate(r for r in rows if r["matched"] is None):
+            row["audit_id"] = head + offset + 1
+        if rows:
+            db.table("imported_history").insert_all(rows)
+        if page.watermark:
+            set_watermark(db, source, READ, page.watermark)
+        if records_mark is not None:
+            set_watermark(db, source, RECORDS, records_mark)
+
+
+def _own_write(db: sqlite_utils.Database, key: str, entry: HistoryEntry, taken: set[int]) -> int | None:
+    """The outbox row of relsync's write this entry records, or None: a person's change.
+
+    Each write is matched once: a person who later sets a value relsync once wrote is a
+    person's change. ``taken`` holds the rows matched in this page.
+    """
+    if entry.field not in WRITTEN:
+        return None
+    for row in db.query(
+        "select id from outbox where request = ? and field = ? and value = ? and sent_at is not null order by id",
+        [key, entry.field, json.dumps(entry.new)],
+    ):
+        mark = f"outbox:{row['id']}"
+        if row["id"] in taken or db.execute("select 1 from imported_history where matched = ?", [mark]).fetchone():
+            continue
+        taken.add(row["id"])
+        return int(row["id"])
+    return None
+
+
+def _pushed_event(db: sqlite_utils.Database, key: str, entry: HistoryEntry) -> int | None:
+    """The audit id of relsync's push of this value, if recorded."""
+    found = db.execute("select max(id) from audit where request = ? and field = ? and origin = 'pushed' and new = ?",
+                       [key, entry.field, json.dumps(entry.new, sort_keys=True, separators=(",", ":"),
+                                                     ensure_ascii=False)]).fetchone()[0]
+    return None if found is None else int(found)
+
+
+def import_sources(db: sqlite_utils.Database, sources: dict[str, Any], *, skip: set[str], run_id: int,
+                   limits: dict[str, int]) -> tuple[dict[str, HistoryCounts], dict[str, BaseException]]:
+    """Import every source's history but those in ``skip`` (their pull failed); a failing import stops alone."""
+    done: dict[str, HistoryCounts] = {}
+    failures: dict[str, BaseException] = {}
+    for name, source in sources.items():
+        if name in skip:
+            continue
+        try:
+            done[name] = import_history(db, source, system=source.mapping.system, run_id=run_id,
+                                        max_calls=limits.get(name, 0))
+        except Exception as error:  # the pull's records stay stored; the next run imports again
+            log.debug("%s: history import failed: %s", name, error)
+            failures[name] = error
+    return done, failures
