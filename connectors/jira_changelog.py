@@ -31,6 +31,8 @@ def changelog_fields(config: JiraSource) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name, path in mapped_paths(config).items():
         parts = path.split(".")
+        if name == "depends_on":
+            continue  # links and reference fields: relsync's own pulled diffs audit them, no call spent
         if name == "release" and config.write.release is not None:
             fields[RELEASE_FIELD] = "release"
         elif len(parts) >= 2 and parts[0] == "fields":

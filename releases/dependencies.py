@@ -10,8 +10,8 @@ what the planner must respect:
 - it waits, unplanned, while a prerequisite is unplanned, rejected, deleted or unknown,
   or is itself waiting on a cycle (``wait``, the reason in plain text);
 - every member of a dependency cycle waits, and the reason names the whole cycle;
-- a request never bumps one of its own prerequisites, directly or through others
-  (``protected``), so adding a dependency never moves the prerequisite.
+- nobody bumps a prerequisite out of its seat (``protected``): adding a dependency never
+  moves the prerequisite, and a dependent never loses the ground it was planned on.
 
 A prerequisite that is deployed or closed is satisfied whatever its release; so is one
 in a release the planner no longer holds (a past release: it has shipped).
@@ -21,10 +21,24 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from releases.planner import Candidate
+
+class Candidate(Protocol):
+    """What dependencies read of a request (``releases.planner.Candidate`` has it all)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def release(self) -> str | None: ...
+    @property
+    def deleted(self) -> bool: ...
+    @property
+    def depends_on(self) -> tuple[str, ...]: ...
+    @property
+    def unknown(self) -> tuple[str, ...]: ...
 
 __all__ = ["Holds", "cycles", "holds_for"]
 
@@ -38,7 +52,7 @@ class Holds:
     wait: Mapping[str, str] = field(default_factory=dict)
     not_before: Mapping[str, dt.datetime] = field(default_factory=dict)
     after: Mapping[str, str] = field(default_factory=dict)
-    protected: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    protected: frozenset[str] = frozenset()
 
     def allowed(self, key: str, release_deploys: dt.datetime) -> bool:
         """Whether ``key`` may sit in a release deploying then."""
@@ -148,19 +162,19 @@ def holds_for(candidates: Sequence[Candidate], deploys: Mapping[str, dt.datetime
                     after[key] = f"depends on {prerequisite}, which deploys {moment:%Y-%m-%d}"
         if reasons:
             wait[key] = "dependency: " + "; ".join(reasons)
-    return Holds(wait=wait, not_before=not_before, after=after, protected=_prerequisites(graph))
+    protected = frozenset(prerequisite for prerequisites in graph.values() for prerequisite in prerequisites)
+    return Holds(wait=wait, not_before=not_before, after=after, protected=protected)
 
 
-def _prerequisites(graph: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
-    """Each key's prerequisites, direct and through others."""
-    closure: dict[str, frozenset[str]] = {}
-    for start in graph:
-        seen: set[str] = set()
-        todo = list(graph[start])
-        while todo:
-            node = todo.pop()
-            if node not in seen:
-                seen.add(node)
-                todo.extend(graph.get(node, ()))
-        closure[start] = frozenset(seen - {start})
-    return closure
+def violations(candidates: Sequence[Candidate], deploys: Mapping[str, dt.datetime]) -> dict[str, str]:
+    """Requests placed against their dependencies (waiting, or before a prerequisite's release), with why."""
+    holds = holds_for(candidates, deploys)
+    found: dict[str, str] = {}
+    for candidate in candidates:
+        if candidate.release is None or candidate.release not in deploys or candidate.status in DONE:
+            continue
+        if candidate.key in holds.wait:
+            found[candidate.key] = holds.wait[candidate.key]
+        elif not holds.allowed(candidate.key, deploys[candidate.release]):
+            found[candidate.key] = f"dependency: it {holds.after[candidate.key]}"
+    return found

@@ -250,7 +250,7 @@ class _Seats:
         self, candidate: Candidate, allowed: list[PlannedRelease], protected: frozenset[str] = frozenset()
     ) -> tuple[PlannedRelease | None, Candidate | None]:
         """The earliest allowed release with room, or with a less urgent request to bump
-        (never one of ``protected``: the candidate's own prerequisites)."""
+        (never one of ``protected``: a prerequisite of some request keeps its seat)."""
         rank = _order(candidate)[0]
         for release in allowed:
             if self.has_room(release, candidate):
@@ -385,7 +385,7 @@ def plan_releases(
         _, candidate, reason = heapq.heappop(pending)
         expedited = candidate.priority is not None and candidate.priority in expedite
         allowed = [r for r in (open_for_expedited if expedited else open_for_all) if holds.allowed(candidate.key, r.deploy_at)]
-        target, bumped = seats.seat(candidate, allowed, holds.protected.get(candidate.key, frozenset()))
+        target, bumped = seats.seat(candidate, allowed, holds.protected)
         if target is not None and bumped is not None:
             seats.remove(target, bumped)
             decisions.pop(bumped.key, None)

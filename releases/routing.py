@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 
 from config.trains import Train
 from mapping.model import PRIORITIES
-from releases.dependencies import Holds, holds_for
+from releases.dependencies import Holds, holds_for, violations
 from releases.planner import Candidate, Decision, PlannedRelease, plan_releases
 
 __all__ = ["plan_trains", "train_for"]
@@ -63,6 +63,8 @@ def _fallbacks(candidate: Candidate, routed: Train, trains: Sequence[Train]) -> 
     return found
 
 
+SWEEPS = 4
+"""Passes over the requests a train takes for their priority, trying each in the other trains."""
 ROUNDS = 25
 """Planning passes at most, when dependencies make one pass's result the next one's input."""
 
@@ -104,10 +106,20 @@ def plan_trains(
         reasons.update((d.key, d.reason) for d in decisions)
         moved = {d.key: d.release for d in decisions}
         state = [dataclasses.replace(c, release=moved[c.key]) if c.key in moved else c for c in state]
+    # Whatever the passes reached, nothing ships against its dependencies: a request still
+    # placed before a prerequisite (or while one has no release) leaves, and so on down.
+    names = {release.id: release.name for _, releases in plans for release in releases}
+    while broken := violations(state, deploys):
+        for candidate in state:
+            if candidate.key in broken and candidate.release is not None:
+                reasons[candidate.key] = f"left release {names[candidate.release]}: {broken[candidate.key]}"
+                waited[candidate.key] = broken[candidate.key]
+        state = [dataclasses.replace(c, release=None) if c.key in broken else c for c in state]
     if waiting is not None:
         waiting.update(waited)
     return [Decision(c.key, c.release, reasons[c.key]) for c in sorted(state, key=lambda c: c.key)
             if c.release != original[c.key]]
+
 
 
 def _plan_pass(
@@ -167,22 +179,38 @@ def _plan_pass(
 
     decided, waited = plan_all()
     notes: dict[str, str] = {}
-    for key in sorted(urgent, key=lambda k: (_rank(urgent[k][0]), k)):
-        candidate, routed_name, fallbacks = urgent[key]
-        shipped = _deploy(decided, candidate, deploys)
-        for fallback in fallbacks:
-            moved = {name: list(found) for name, found in mine.items()}
-            moved[routed_name] = [c for c in moved[routed_name] if c.key != key]
-            moved[fallback.name].append(candidate)
-            kept, mine = mine, moved
-            trial, trial_waited = plan_all()
-            there = _deploy(trial, candidate, deploys)
-            if there is not None and (shipped is None or there < shipped):
-                decided, waited = trial, trial_waited
-                notes[key] = f"not train {routed_name}: " + (
-                    f"its first release with room deploys {_when(shipped)}" if shipped else "it has no release with room")
-                break
-            mine = kept
+    placed = {key: routed_name for key, (_, routed_name, _) in urgent.items()}
+    earliest = {train.name: min(r.deploy_at for r in releases if r.state in ("open", "frozen"))
+                for train, releases in plans if any(r.state in ("open", "frozen") for r in releases)}
+    # Sweeps until stable: a request moved to another train frees a seat an earlier one
+    # may now take, so each is tried again until none ships sooner elsewhere.
+    for _ in range(SWEEPS):
+        changed = False
+        for key in sorted(urgent, key=lambda k: (_rank(urgent[k][0]), k)):
+            candidate, routed_name, fallbacks = urgent[key]
+            shipped = _deploy(decided, candidate, deploys)
+            for option in [routed_name, *(f.name for f in fallbacks)]:
+                if option == placed[key] or option not in earliest:
+                    continue
+                if shipped is not None and (earliest[option] > shipped or (earliest[option] == shipped and option != routed_name)):
+                    continue  # that train cannot ship it sooner: no trial needed
+                moved = {name: list(found) for name, found in mine.items()}
+                moved[placed[key]] = [c for c in moved[placed[key]] if c.key != key]
+                moved[option].append(candidate)
+                kept, mine = mine, moved
+                trial, trial_waited = plan_all()
+                there = _deploy(trial, candidate, deploys)
+                # Its own train on a tie; another train only when strictly sooner.
+                if there is not None and (shipped is None or there < shipped or (there == shipped and option == routed_name)):
+                    decided, waited, placed[key], changed = trial, trial_waited, option, True
+                    notes.pop(key, None)
+                    if option != routed_name:
+                        notes[key] = f"not train {routed_name}: " + (
+                            f"its first release with room deploys {_when(shipped)}" if shipped else "it has no release with room")
+                    break
+                mine = kept
+        if not changed:
+            break
     if waiting is not None:
         waiting.update(waited)
     decisions = [

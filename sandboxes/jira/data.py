@@ -62,6 +62,34 @@ CATEGORIES = {"new": (2, "To Do", "blue-gray"), "indeterminate": (4, "In Progres
 
 
 @dataclass(frozen=True)
+class LinkType:
+    """An issue link type as Jira Cloud ships it (see sandboxes.jira.links)."""
+
+    id: str
+    name: str
+    inward: str
+    outward: str
+
+
+LINK_TYPES = (
+    LinkType("10000", "Blocks", "is blocked by", "blocks"),
+    LinkType("10001", "Cloners", "is cloned by", "clones"),
+    LinkType("10002", "Duplicate", "is duplicated by", "duplicates"),
+    LinkType("10003", "Relates", "relates to", "relates to"),
+)
+
+
+@dataclass(frozen=True)
+class Link:
+    """``inward`` <type.outward> ``outward``: with Blocks, ``inward`` blocks ``outward``."""
+
+    id: int
+    type: LinkType
+    inward: int
+    outward: int
+
+
+@dataclass(frozen=True)
 class Transition:
     """A workflow transition with a stable id, available from ``sources``."""
 
@@ -293,7 +321,7 @@ class JiraState:
         self.next_version_id = 10000 + len(self.versions)
         self.issues: dict[int, Issue] = {}
         self.by_key: dict[str, int] = {}
-        self.issue_links: list[Any] = []  # sandboxes.jira.links.Link
+        self.issue_links: list[Link] = []
         latest = None
         for request in iter_seed_requests(seed, records):
             issue = self._seeded_issue(request)

@@ -11,76 +11,16 @@ permission, which the sandbox's accounts have.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import flask
 
-from sandboxes.jira.data import STATUS_BY_KEY, Issue, JiraState
+from sandboxes.jira.data import LINK_TYPES, Issue, JiraState, Link, LinkType
 from sandboxes.jira.edit import record
 from sandboxes.jira.http import api_route, caller, jira_error, read_body, root_url
-from sandboxes.jira.render import priority_json, status_json
+from sandboxes.jira.render import link_type_json
 
-__all__ = ["LINK_TYPES", "LinkType", "issue_links_json", "register_link_routes"]
-
-
-@dataclass(frozen=True)
-class LinkType:
-    """An issue link type as Jira Cloud ships it."""
-
-    id: str
-    name: str
-    inward: str
-    outward: str
-
-
-LINK_TYPES = (
-    LinkType("10000", "Blocks", "is blocked by", "blocks"),
-    LinkType("10001", "Cloners", "is cloned by", "clones"),
-    LinkType("10002", "Duplicate", "is duplicated by", "duplicates"),
-    LinkType("10003", "Relates", "relates to", "relates to"),
-)
-
-
-@dataclass(frozen=True)
-class Link:
-    """``inward`` <type.outward> ``outward``: with Blocks, ``inward`` blocks ``outward``."""
-
-    id: int
-    type: LinkType
-    inward: int
-    outward: int
-
-
-def _links(state: JiraState) -> list[Link]:
-    return state.issue_links
-
-
-def _type_json(kind: LinkType, base: str) -> dict[str, Any]:
-    return {"id": kind.id, "name": kind.name, "inward": kind.inward, "outward": kind.outward,
-            "self": f"{base}/issueLinkType/{kind.id}"}
-
-
-def _linked_issue_json(issue: Issue, base: str) -> dict[str, Any]:
-    return {"id": str(issue.id), "key": issue.key, "self": f"{base}/issue/{issue.id}",
-            "fields": {"summary": issue.summary, "status": status_json(STATUS_BY_KEY[issue.status], base),
-                       "priority": priority_json(issue.priority, base)}}
-
-
-def issue_links_json(state: JiraState, issue: Issue, base: str) -> list[dict[str, Any]]:
-    """The ``issuelinks`` field of ``issue``: each link with the issue on its other side."""
-    shown = []
-    for link in _links(state):
-        if issue.id not in (link.inward, link.outward):
-            continue
-        entry: dict[str, Any] = {"id": str(link.id), "self": f"{base}/issueLink/{link.id}",
-                                 "type": _type_json(link.type, base)}
-        if link.outward == issue.id:
-            entry["inwardIssue"] = _linked_issue_json(state.issues[link.inward], base)
-        else:
-            entry["outwardIssue"] = _linked_issue_json(state.issues[link.outward], base)
-        shown.append(entry)
-    return shown
+__all__ = ["register_link_routes"]
 
 
 def _link_type(body: dict[str, Any]) -> LinkType:
@@ -106,7 +46,7 @@ def register_link_routes(app: flask.Flask, state: JiraState) -> None:
     def link_types(api: str) -> flask.Response:
         """GET issueLinkType: every link type."""
         base = f"{root_url()}/rest/api/{api}"
-        return flask.jsonify({"issueLinkTypes": [_type_json(kind, base) for kind in LINK_TYPES]})
+        return flask.jsonify({"issueLinkTypes": [link_type_json(kind, base) for kind in LINK_TYPES]})
 
     @api_route(app, "/issueLink", ["POST"])
     def create_link(api: str) -> tuple[flask.Response, int]:
@@ -117,7 +57,7 @@ def register_link_routes(app: flask.Flask, state: JiraState) -> None:
         with state.lock:
             kind = _link_type(body)
             inward, outward = _issue(state, body, "inwardIssue"), _issue(state, body, "outwardIssue")
-            links = _links(state)
+            links = state.issue_links
             link = Link(10000 + len(links), kind, inward.id, outward.id)
             links.append(link)
             author = caller(state)

@@ -27,6 +27,7 @@ from sandboxes.jira.data import (
     Component,
     Issue,
     JiraState,
+    LinkType,
     Status,
     User,
     Version,
@@ -231,8 +232,6 @@ def field_value(state: JiraState, issue: Issue, field: str, base: str, api: str)
     if field == "components":
         return [component_json(COMPONENT_BY_ID[c], base) for c in issue.components if c in COMPONENT_BY_ID]
     if field == "issuelinks":
-        from sandboxes.jira.links import issue_links_json  # links renders linked issues with this module's helpers
-
         return issue_links_json(state, issue, base)
     if field == DEPARTMENT:
         return option_json(DEPARTMENT, issue.department, base)
@@ -243,6 +242,33 @@ def field_value(state: JiraState, issue: Issue, field: str, base: str, api: str)
     if field == DEPENDS_ON:
         return issue.depends_on
     raise KeyError(field)
+
+
+def link_type_json(kind: LinkType, base: str) -> dict[str, Any]:
+    return {"id": kind.id, "name": kind.name, "inward": kind.inward, "outward": kind.outward,
+            "self": f"{base}/issueLinkType/{kind.id}"}
+
+
+def _linked_issue_json(issue: Issue, base: str) -> dict[str, Any]:
+    return {"id": str(issue.id), "key": issue.key, "self": f"{base}/issue/{issue.id}",
+            "fields": {"summary": issue.summary, "status": status_json(STATUS_BY_KEY[issue.status], base),
+                       "priority": priority_json(issue.priority, base)}}
+
+
+def issue_links_json(state: JiraState, issue: Issue, base: str) -> list[dict[str, Any]]:
+    """The ``issuelinks`` field of ``issue``: each link with the issue on its other side."""
+    shown = []
+    for link in state.issue_links:
+        if issue.id not in (link.inward, link.outward):
+            continue
+        entry: dict[str, Any] = {"id": str(link.id), "self": f"{base}/issueLink/{link.id}",
+                                 "type": link_type_json(link.type, base)}
+        if link.outward == issue.id:
+            entry["inwardIssue"] = _linked_issue_json(state.issues[link.inward], base)
+        else:
+            entry["outwardIssue"] = _linked_issue_json(state.issues[link.outward], base)
+        shown.append(entry)
+    return shown
 
 
 def issue_json(

@@ -296,6 +296,8 @@ def test_source_paths_list_every_mapped_path_once(jira):
         "fields.priority.name",
         "fields.status.name",
         "fields.fixVersions.0.name",
+        "fields.issuelinks",  # depends_on: links, then the text field beside them
+        "fields.customfield_10073",
         "fields.components.0.name",
         "fields.created",
         "fields.updated",

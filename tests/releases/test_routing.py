@@ -112,3 +112,14 @@ def test_raising_a_priority_never_ships_a_request_later(world):
     gets = deploys.get(moved.release) if moved.release else None
     if had is not None:
         assert gets is not None and gets <= had, (target, moved)
+
+
+@settings(max_examples=300, deadline=None)
+@given(worlds())
+def test_a_second_run_over_the_same_requests_moves_nothing(world):
+    """What one run planned, the next run keeps: requesters are not told a new date every run."""
+    hotfixes, regular, candidates, _, _ = world
+    plans = [(HOTFIX, hotfixes), (BS, regular)]
+    decided = {d.key: d.release for d in plan_trains(plans, candidates, now=NOW)}
+    applied = [dataclasses.replace(c, release=decided.get(c.key, c.release)) for c in candidates]
+    assert plan_trains(plans, applied, now=NOW) == []

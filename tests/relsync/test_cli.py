@@ -67,7 +67,11 @@ def test_unknown_key_exits_2_naming_the_key(world, tmp_path):
 
 
 def test_unmapped_status_quarantines_its_issues_and_exits_1_naming_them_the_key_and_value(world, tmp_path):
-    path = _edited_config(world, tmp_path, lambda d: d["sources"]["jira"]["fields"]["status"]["map"].pop("Approved"))
+    def unmap(data):
+        data["sources"]["jira"]["fields"]["status"]["map"].pop("Approved")
+        data["sources"]["jira"]["write"]["status"].pop("approved")  # relsync no longer writes it back either
+
+    path = _edited_config(world, tmp_path, unmap)
 
     result = invoke(world, "sync", "--config", str(path))
 

@@ -28,6 +28,7 @@ def unmapped_status_config(world, tmp_path: Path) -> Path:
     """The world's config without the 'Approved' status: its issues are quarantined (a warning, exit 1)."""
     data = yaml.safe_load(world.config_path.read_text())
     data["sources"]["jira"]["fields"]["status"]["map"].pop("Approved")
+    data["sources"]["jira"]["write"]["status"].pop("approved")  # relsync no longer writes it back either
     path = tmp_path / "unmapped.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
