@@ -70,6 +70,8 @@ class RequestLine:
     source: str
     system: str
     url: str | None
+    depends_on: str | None = None
+    """The requests it needs first, as its source names them (shipped in this release or before)."""
 
     @property
     def system_label(self) -> str:
@@ -186,10 +188,11 @@ def release_notes(db: sqlite_utils.Database, release_id_or_name: str) -> Release
                 source=row["source"],
                 system=row["system"],
                 url=row["url"],
+                depends_on=row["depends_on"],
             ),
         )
         for row in db.query(
-            "select r.key, r.title, r.department, r.type, r.priority, r.status, r.source, r.system, r.url "
+            "select r.key, r.title, r.department, r.type, r.priority, r.status, r.source, r.system, r.url, r.depends_on "
             "from assignments a join change_requests r on r.key = a.request "
             "where a.release = ? and r.deleted_at is null",
             [release["id"]],
@@ -266,7 +269,8 @@ def render_markdown(notes: ReleaseNotes) -> str:
             lines += ["", f"### {e(group.type)}", ""]
             for r in group.requests:
                 title = f"[{e(r.title)}]({md_url(r.link)})" if r.link else e(r.title)
-                facts = " · ".join(e(fact) for fact in (r.key, r.priority, r.status, r.system_label) if fact)
+                needs = f"needs {r.depends_on}" if r.depends_on else None
+                facts = " · ".join(e(fact) for fact in (r.key, r.priority, r.status, r.system_label, needs) if fact)
                 lines.append(f"- {title} — {facts}")
     return "\n".join(lines) + "\n"
 

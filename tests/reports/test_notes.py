@@ -245,6 +245,16 @@ def test_html_renders_in_a_real_browser(db: sqlite_utils.Database, tmp_path: Pat
     assert len(data) > 20_000  # a blank 1200x1600 page compresses to a few KB
 
 
+def test_notes_say_what_each_request_needs_first(db: sqlite_utils.Database) -> None:
+    key = next(iter(db.query("select request from assignments where release = 'bs-20261201' order by request")))["request"]
+    db["change_requests"].update(key, {"depends_on": "airtable:recPRE, OPS-<b>7</b>"})
+    notes = release_notes(db, "bs-20261201")
+    line = next(line for line in render_markdown(notes).splitlines() if key in line)
+    assert "· needs airtable:recPRE, OPS-" in line and "<b>" not in line  # source text is escaped
+    html = render_html(notes)
+    assert '<span class="meta needs">needs airtable:recPRE, OPS-&lt;b&gt;7&lt;/b&gt;</span>' in html
+
+
 def test_notes_show_each_phase_sign_off_and_those_still_required(db: sqlite_utils.Database) -> None:
     db["releases"].update("bs-20261201", {"requires_signoff": '["testing", "deployment"]'})
     db["phase_signoffs"].insert({"release": "bs-20261201", "phase": "testing", "signed_by": "Dana <QA>",
