@@ -6,7 +6,7 @@ from typing import Any
 
 from config.schema import Config
 from sync import quarantine, schedule
-from sync.audit import Anchor, request_history, verify_chain
+from sync.audit import Anchor, verify_chain
 from sync.schedule import release_clashes
 from sync.store import open_store
 
@@ -193,32 +193,6 @@ def dry_run_text(data: dict[str, Any]) -> str:
         for clash in clashes:
             lines.append(f"CLASH in {release}: {clash['object']} is changed by {', '.join(clash['requests'])}")
     lines += [f"\n{m}" for m in data["messages"]]
-    return "\n".join(lines)
-
-
-def history(config: Config, key: str) -> list[dict[str, Any]]:
-    """The audit events of one request, oldest first."""
-    db = open_store(config.store, create=False)
-    try:
-        return request_history(db, key)
-    finally:
-        db.close()
-
-
-def history_text(key: str, events: list[dict[str, Any]]) -> str:
-    """Human-readable audit history."""
-    lines = [f"audit history of {key}:"]
-    for event in events:
-        old, new = event.get("old"), event.get("new")
-        if event["field"] == "*":
-            change = f"created {_short(new)}"
-        elif isinstance(new, dict) and "reason" in new:
-            change = f"{_short(old)} -> {_short(new.get('release'))} ({new['reason']})"
-        elif isinstance(new, dict) and "conflict" in new:
-            change = f"CONFLICT, not written: {new.get('message')}"
-        else:
-            change = f"{_short(old)} -> {_short(new)}"
-        lines.append(f"  {event['at']}  {event['origin']:<7} by {event['actor']:<10} {event['field']}: {change}")
     return "\n".join(lines)
 
 
