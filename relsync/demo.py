@@ -151,7 +151,7 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
             for row in rows[:2]:
                 say(f"    {row['request']:<28} {row['field']:<8} -> {json.loads(row['value'])}")
 
-        client = edits.jira_client(description)
+        client = edits.jira_client_as(description, "Dana Whitfield", "dana.whitfield@example.com")  # a requester
         project = description["jira"]["project"]
         new_key = edits.jira_new_request(
             client,
@@ -164,7 +164,7 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
         )
         raised = _an_approved_request(config.store, exclude=f"jira:{new_key}")
         edits.jira_set_priority(client, raised.split(":", 1)[1], "Highest")
-        say(f"\n== In Jira: {new_key} created (Highest, Approved); {raised} raised to Highest ==")
+        say(f"\n== In Jira, Dana Whitfield (Sales Ops) creates {new_key} (Highest, Approved) and raises {raised} to Highest ==")
         say("   (waiting until Jira's search shows both: its index lags writes by a few seconds)")
         for key in (new_key, raised.split(":", 1)[1]):
             edits.jira_wait_for_search(client, f'key = "{key}" AND priority = "Highest"')
