@@ -27,7 +27,7 @@ import sqlite_utils
 
 from mapping import clock
 from mapping.model import PRIORITIES
-from reports.timeline import request_facts
+from reports.timeline import RequestFacts, request_facts
 
 __all__ = ["SORTS", "RequestFilter", "RequestRow", "list_requests", "reason_kind", "requests_csv"]
 
@@ -131,14 +131,17 @@ def _sort_key(sort: str, row: RequestRow) -> tuple[object, ...]:
 
 def list_requests(
     db: sqlite_utils.Database, wanted: RequestFilter = RequestFilter(), *, sort: str = "priority",
-    reverse: bool = False, now: dt.datetime | None = None,
+    reverse: bool = False, now: dt.datetime | None = None, facts: list[RequestFacts] | None = None,
 ) -> list[RequestRow]:
     """Stored requests (deleted ones left out) matching ``wanted``, sorted (see ``SORTS``); quarantined
-    records never stored are listed too, with what the quarantine knows."""
+    records never stored are listed too, with what the quarantine knows.
+
+    ``facts``: ``request_facts(db)`` when the caller has it already (it reads the whole audit).
+    """
     if sort not in SORTS:
         raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     now = now or clock.now()
-    approved = {facts.key: facts.approved for facts in request_facts(db)}
+    approved = {request.key: request.approved for request in (request_facts(db) if facts is None else facts)}
     release_ids = {row["id"]: row["name"] for row in db.query("select id, name from releases")}
     rows: list[RequestRow] = []
     for row in db.query(
