@@ -145,10 +145,14 @@ def list_requests(
     release_ids = {row["id"]: row["name"] for row in db.query("select id, name from releases")}
     rows: list[RequestRow] = []
     for row in db.query(
-        "select r.*, rel.name as release_name, rel.deploy_at, a.pinned, w.reason, q.error as held, q.field as held_field "
+        "select r.key, r.source, r.system, r.native_key, r.title, r.status, r.priority, r.department, r.type, "
+        "r.created_at, r.updated_at, r.url, rel.name as release_name, rel.deploy_at, a.pinned, w.reason, "
+        "q.error as held, q.field as held_field "
         "from change_requests r left join assignments a on a.request = r.key "
         "left join releases rel on rel.id = a.release left join waiting w on w.request = r.key "
         "left join quarantine q on q.request = r.key where r.deleted_at is null"
+        # The backlog is approved requests only: the rest need not be read (the filter below still decides).
+        + (" and r.status = 'approved'" if wanted.unplanned else "")
     ):
         unplanned = row["status"] == "approved" and row["release_name"] is None
         since = approved.get(row["key"]) or (clock.parse(row["created_at"]) if row["created_at"] else None)

@@ -114,21 +114,25 @@ def request_facts(db: sqlite_utils.Database) -> list[RequestFacts]:
             release=by_id[release]["name"] if release in by_id else None,
             created=parse(created_at) if created_at else None,
         )
-    for at_text, origin, key, field_name, new_text in db.conn.execute(
-        "select at, origin, request, field, new from audit where field in ('*', 'status', 'release') order by id"
+    # SQLite takes from each event's JSON what is needed (a first-seen record can be large):
+    # from an object, its status (first seen) or release (planned), else the value itself.
+    for at_text, origin, key, field_name, is_object, value in db.conn.execute(
+        "select at, origin, request, field, json_type(new) = 'object', case when json_type(new) = 'object' "
+        "then json_extract(new, case field when '*' then '$.status' else '$.release' end) "
+        "else json_extract(new, '$') end from audit where field in ('*', 'status', 'release') order by id"
     ):
         request = facts.get(key)
         if request is None:
             continue
-        at, new = parse(at_text), _decoded(new_text)
-        if origin == "pulled" and field_name == "*" and isinstance(new, dict):
-            request.statuses.append((at, new.get("status")))
+        at = parse(at_text)
+        if origin == "pulled" and field_name == "*" and is_object:
+            request.statuses.append((at, value))
         elif origin == "pulled" and field_name == "status":
-            request.statuses.append((at, new))
-        elif origin in ("planned", "manual") and field_name == "release" and isinstance(new, dict):
-            request.releases.append((at, new.get("release")))
-        elif origin == "pulled" and field_name == "release" and new in releases:
-            request.releases.append((at, new))
+            request.statuses.append((at, None if is_object else value))  # an object is no status
+        elif origin in ("planned", "manual") and field_name == "release" and is_object:
+            request.releases.append((at, value))
+        elif origin == "pulled" and field_name == "release" and not is_object and value in releases:
+            request.releases.append((at, value))
     for request in facts.values():
         request.statuses.sort(key=lambda change: change[0])
         request.releases.sort(key=lambda change: change[0])
