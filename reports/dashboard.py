@@ -31,7 +31,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypedDict
 
-import jinja2
 import sqlite_utils
 
 from config.trains import Blackout
@@ -40,7 +39,7 @@ from reports import svg
 from reports.analytics import Report, build_report
 from reports.flow import Spread, spread
 from reports.notes import when
-from reports.request_pages import PageWriter, page_name, request_pages_apart, write_request_pages
+from reports.request_pages import ENVIRONMENT, PageWriter, page_name, request_pages_apart, write_request_pages
 from reports.timeline import RequestFacts, request_facts
 from reports.volume import METRICS, Bucket, bucket_start, buckets, milestone
 from sync.schedule import cancellation, phases_with_signoffs, release_clashes
@@ -51,12 +50,6 @@ SPLITS: tuple[str, ...] = ("department", "type", "source")
 CHART_SERIES = 9
 """Series drawn in a stacked chart; the rest are drawn together as one (the table lists them all)."""
 
-ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.PackageLoader("reports", "templates/dashboard"),
-    autoescape=True,  # every template, whatever its name: titles and names come from source systems
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-)
 
 
 class DashboardSummary(TypedDict):
@@ -244,7 +237,7 @@ def build_dashboard(
         job: Future[dict[str, str]] | None = None
         if store is not None and (os.cpu_count() or 1) > 1:
             pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")))
-            job = pool.submit(request_pages_apart, store, out, ENVIRONMENT, pages_of)
+            job = pool.submit(request_pages_apart, store, out, pages_of)
         summary = _write_views(db, writer, generated, by, since, until, quotas, blackouts)
         request_pages = job.result() if job is not None else write_request_pages(db, writer, pages_of)
     writer.written.update(request_pages.values())

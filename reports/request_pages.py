@@ -31,7 +31,15 @@ import sqlite_utils
 
 from reports.notes import SYSTEM_LABELS
 
-__all__ = ["PageWriter", "page_name", "request_pages_apart", "write_request_pages"]
+__all__ = ["ENVIRONMENT", "PageWriter", "page_name", "request_pages_apart", "write_request_pages"]
+
+ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("reports", "templates/dashboard"),
+    autoescape=True,  # every template, whatever its name: titles and names come from source systems
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+"""The dashboard's templates."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
 
@@ -167,16 +175,14 @@ def write_request_pages(
     return pages
 
 
-def request_pages_apart(
-    store: str, out: Path, environment: jinja2.Environment, releases: Mapping[str, tuple[str, str]]
-) -> dict[str, str]:
+def request_pages_apart(store: str, out: Path, releases: Mapping[str, tuple[str, str]]) -> dict[str, str]:
     """``write_request_pages`` on a connection of its own to the store file, for a worker process.
 
     A forked worker must not use its parent's SQLite connection; it opens the file read-only.
     """
     db = sqlite_utils.Database(sqlite3.connect(f"file:{store}?mode=ro", uri=True))
     try:
-        writer = PageWriter(out, environment, generated="", generated_text="")
+        writer = PageWriter(out, ENVIRONMENT, generated="", generated_text="")
         return write_request_pages(db, writer, releases)
     finally:
         db.close()
