@@ -21,7 +21,7 @@ PALETTE: tuple[str, ...] = (
 )
 """Tableau 10: distinguishable, and readable for the common colour-vision deficiencies."""
 
-_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 12, 14, 46
+_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 28, 14, 46
 
 
 def colour(index: int) -> str:

@@ -281,6 +281,13 @@ def test_the_calendar_strikes_cancelled_releases_and_marks_held_ones(site: Site,
     rows = [n for n in page.all("tr") if "data-release" in n.attrs]
     assert [n.attrs["data-release"] for n in rows] == [
         r["id"] for r in db.query("select id from releases order by deploy_at, id")]
+    fills = {n.attrs["data-release"]: n for n in rows}
+    for release in db.query(
+        "select rel.id, rel.capacity, count(r.key) as n from releases rel left join assignments a on a.release = rel.id "
+        "left join change_requests r on r.key = a.request and r.deleted_at is null group by rel.id"
+    ):
+        cell = next(c for c in page.nodes[page.nodes.index(fills[release["id"]]):] if c.attrs.get("data-figure") == "fill")
+        assert cell.text == f"{release['n']} / {release['capacity']}"
     cancelled = next(n for n in rows if n.attrs["data-release"] == site.cancelled)
     assert "cancelled" in (cancelled.attrs["class"] or "") and f"cancelled by Dana <dm>: {HOSTILE}" in cancelled.text
     start = page.nodes.index(cancelled)
