@@ -39,7 +39,7 @@ from reports import svg
 from reports.analytics import Report, build_report
 from reports.flow import Spread, spread
 from reports.notes import when
-from reports.request_pages import ENVIRONMENT, PageWriter, page_name, request_pages_apart, write_request_pages
+from reports.request_pages import ENVIRONMENT, PageWriter, page_name, request_pages_apart, split_keys, write_request_pages
 from reports.timeline import RequestFacts, request_facts
 from reports.volume import METRICS, Bucket, bucket_start, buckets, milestone
 from sync.schedule import cancellation, phases_with_signoffs, release_clashes
@@ -47,6 +47,8 @@ from sync.schedule import cancellation, phases_with_signoffs, release_clashes
 __all__ = ["DashboardSummary", "build_dashboard", "data_stamp", "page_name", "release_page", "safe_link"]
 
 SPLITS: tuple[str, ...] = ("department", "type", "source")
+WORKERS = 2
+"""Processes writing the request pages while this one writes the rest (the pages are most of the work)."""
 CHART_SERIES = 9
 """Series drawn in a stacked chart; the rest are drawn together as one (the table lists them all)."""
 
@@ -232,14 +234,18 @@ def build_dashboard(
     pages_of = {row["id"]: (row["name"], release_page(row["id"])) for row in db.query("select id, name from releases")}
     store = _store_file(db)
     with contextlib.ExitStack() as stack:
-        # The request pages do not depend on the report: on a file store a second process writes
-        # them while this one computes the figures and the other pages.
-        job: Future[dict[str, str]] | None = None
+        # The request pages do not depend on the report: on a file store worker processes write
+        # them, each a range of keys, while this one computes the figures and the other pages.
+        jobs: list[Future[dict[str, str]]] = []
         if store is not None and (os.cpu_count() or 1) > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")))
-            job = pool.submit(request_pages_apart, store, out, pages_of)
+            pool = stack.enter_context(ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork")))
+            jobs = [pool.submit(request_pages_apart, store, out, pages_of, keys) for keys in split_keys(db, WORKERS)]
         summary = _write_views(db, writer, generated, by, since, until, quotas, blackouts)
-        request_pages = job.result() if job is not None else write_request_pages(db, writer, pages_of)
+        request_pages: dict[str, str] = {}
+        for job in jobs:
+            request_pages.update(job.result())
+        if not jobs:
+            request_pages = write_request_pages(db, writer, pages_of)
     writer.written.update(request_pages.values())
     writer.remove_stale()
     summary["requests"] = len(request_pages)

@@ -31,7 +31,7 @@ import sqlite_utils
 
 from reports.notes import SYSTEM_LABELS
 
-__all__ = ["ENVIRONMENT", "PageWriter", "page_name", "request_pages_apart", "write_request_pages"]
+__all__ = ["ENVIRONMENT", "PageWriter", "page_name", "request_pages_apart", "split_keys", "write_request_pages"]
 
 ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("reports", "templates/dashboard"),
@@ -124,11 +124,19 @@ def _shown(column: str) -> str:
             f"when json_type({column}) = 'text' then json_extract({column}, '$') else {column} end")
 
 
-def _events(db: sqlite_utils.Database) -> Iterator[tuple[str, list[Event]]]:
-    """(request key, its events oldest first) for every request with events, by key."""
+def _between(column: str, keys: tuple[str | None, str | None]) -> tuple[str, list[str]]:
+    """SQL: ``column`` from ``keys[0]`` (included) to ``keys[1]`` (excluded), None for no bound."""
+    low, high = keys
+    clause = " and ".join([*([f"{column} >= ?"] if low is not None else []), *([f"{column} < ?"] if high is not None else [])])
+    return clause or "1", [key for key in keys if key is not None]
+
+
+def _events(db: sqlite_utils.Database, keys: tuple[str | None, str | None]) -> Iterator[tuple[str, list[Event]]]:
+    """(request key, its events oldest first) for every request in ``keys`` with events, by key."""
+    where, bounds = _between("request", keys)
     rows = db.conn.execute(
         f"select request, id, at, actor, origin, system, field, {_shown('old')}, {_shown('new')} from audit "
-        "where request is not null order by request, id"
+        f"where request is not null and {where} order by request, id", bounds,
     )
     for key, group in groupby(rows, key=lambda row: row[0]):
         yield key, [
@@ -137,21 +145,26 @@ def _events(db: sqlite_utils.Database) -> Iterator[tuple[str, list[Event]]]:
 
 
 def write_request_pages(
-    db: sqlite_utils.Database, writer: PageWriter, releases: Mapping[str, tuple[str, str]]
+    db: sqlite_utils.Database, writer: PageWriter, releases: Mapping[str, tuple[str, str]],
+    keys: tuple[str | None, str | None] = (None, None),
 ) -> dict[str, str]:
     """Write ``requests/<name>.html`` for every stored request; return key -> page (relative to the site).
 
-    ``releases``: release id -> (name, page), for the link to the request's release.
+    Args:
+        releases: release id -> (name, page), for the link to the request's release.
+        keys: only the requests from the first key (included) to the second (excluded); None: no bound.
     """
     template = writer.environment.get_template("request.html")
-    events = _events(db)
+    events = _events(db, keys)
+    where, bounds = _between("r.key", keys)
     pending = next(events, None)
     pages: dict[str, str] = {}
     names: set[str] = set()
     for key, system, url, title, department, type_, priority, status, created_at, deleted_at, release_id in (
         db.conn.execute(
             "select r.key, r.system, r.url, r.title, r.department, r.type, r.priority, r.status, r.created_at, "
-            "r.deleted_at, a.release from change_requests r left join assignments a on a.request = r.key order by r.key"
+            "r.deleted_at, a.release from change_requests r left join assignments a on a.request = r.key "
+            f"where {where} order by r.key", bounds,
         )
     ):
         # Both are in key order (SQLite's binary order is code point order, as Python's): a merge join.
@@ -175,7 +188,18 @@ def write_request_pages(
     return pages
 
 
-def request_pages_apart(store: str, out: Path, releases: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+def split_keys(db: sqlite_utils.Database, parts: int) -> list[tuple[str | None, str | None]]:
+    """Key ranges that cut the stored requests into ``parts`` about equal shares, in key order."""
+    total = db.execute("select count(*) from change_requests").fetchone()[0]
+    cuts = [db.execute("select key from change_requests order by key limit 1 offset ?", [total * i // parts]).fetchone()
+            for i in range(1, parts)]
+    bounds = [None, *sorted({cut[0] for cut in cuts if cut}), None]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def request_pages_apart(
+    store: str, out: Path, releases: Mapping[str, tuple[str, str]], keys: tuple[str | None, str | None]
+) -> dict[str, str]:
     """``write_request_pages`` on a connection of its own to the store file, for a worker process.
 
     A forked worker must not use its parent's SQLite connection; it opens the file read-only.
@@ -183,6 +207,6 @@ def request_pages_apart(store: str, out: Path, releases: Mapping[str, tuple[str,
     db = sqlite_utils.Database(sqlite3.connect(f"file:{store}?mode=ro", uri=True))
     try:
         writer = PageWriter(out, ENVIRONMENT, generated="", generated_text="")
-        return write_request_pages(db, writer, releases)
+        return write_request_pages(db, writer, releases, keys)
     finally:
         db.close()
