@@ -351,6 +351,13 @@ def test_a_second_build_gives_the_same_bytes_and_drops_stale_pages(site: Site, d
     built = files(again)
     assert built.pop("notes.txt") == b"not ours"
     assert built == files(site.out) and "dashboard.css" in built
+    # An in-memory store has no file for worker processes to open: one process writes every page, the same.
+    memory = open_store(":memory:")
+    db.conn.backup(memory.conn)
+    alone = tmp_path / "alone"
+    build_dashboard(memory, alone, until=site.generated + dt.timedelta(days=1), quotas=quotas, blackouts=blackouts,
+                    generated=site.generated)
+    assert files(alone) == built
 
 
 def test_the_default_build_counts_every_request_and_stamps_the_latest_change(history: History, tmp_path: Path) -> None:
