@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import multiprocessing
 import os
 import re
@@ -42,7 +41,7 @@ from reports.notes import when
 from reports.request_pages import ENVIRONMENT, PageWriter, page_name, request_pages_apart, split_keys, write_request_pages
 from reports.timeline import RequestFacts, request_facts
 from reports.volume import METRICS, Bucket, bucket_start, buckets, milestone
-from sync.schedule import cancellation, phases_with_signoffs, release_clashes
+from sync.schedule import cancellation, missing_signoffs, phases_with_signoffs, release_clashes
 
 __all__ = ["DashboardSummary", "build_dashboard", "data_stamp", "page_name", "release_page", "safe_link"]
 
@@ -51,7 +50,6 @@ WORKERS = 2
 """Processes writing the request pages while this one writes the rest (the pages are most of the work)."""
 CHART_SERIES = 9
 """Series drawn in a stacked chart; the rest are drawn together as one (the table lists them all)."""
-
 
 
 class DashboardSummary(TypedDict):
@@ -196,8 +194,6 @@ def _releases(db: sqlite_utils.Database, report: Report) -> list[dict[str, Any]]
     releases = []
     for row in db.query("select * from releases order by deploy_at, id"):
         requests = members.get(row["id"], [])
-        missing = [p for p in json.loads(row["requires_signoff"] or "[]")
-                   if p not in {s["phase"] for s in db.query("select phase from phase_signoffs where release = ?", [row["id"]])}]
         departments: dict[str, int] = {}
         for request in requests:
             name = request["department"] or "(none)"
@@ -205,7 +201,7 @@ def _releases(db: sqlite_utils.Database, report: Report) -> list[dict[str, Any]]
         releases.append({
             **row, "page": release_page(row["id"]), "requests": requests,
             "cancelled": row["state"] == "cancelled", "cancelled_why": cancellation(row) or "(by the calendar)",
-            "held": row["held_since"] is not None and row["state"] == "deploying", "missing": missing,
+            "held": row["held_since"] is not None and row["state"] == "deploying", "missing": missing_signoffs(db, row["id"]),
             "freeze_text": when(clock.parse(row["freeze_at"])), "deploy_text": when(clock.parse(row["deploy_at"])),
             "phases": _phases(row["id"], db), "clashes": release_clashes(db, row["id"]),
             "quotas": fills[row["name"]]["quotas"] if row["name"] in fills else [],
