@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import resource
 import subprocess
@@ -136,8 +137,12 @@ def measure(store: Path, out: Path, traced: bool) -> dict[str, Any]:
     if traced:
         found["peak_python_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
         tracemalloc.stop()
-    found["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    found["worker_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    found["peak_rss_mb"] = round(own.ru_maxrss / 1024, 1)
+    found["worker_peak_rss_mb"] = round(workers.ru_maxrss / 1024, 1)
+    # CPU seconds tell the work done whatever else the machine runs; start-up included.
+    found["cpu_s"] = round(own.ru_utime + own.ru_stime, 2)
+    found["worker_cpu_s"] = round(workers.ru_utime + workers.ru_stime, 2)
     return found
 
 
@@ -174,6 +179,8 @@ def main() -> None:
     print(json.dumps({
         "requests": args.requests, "audit_events": audit_rows, "store_built_s": round(made, 1),
         "fresh_build_s": fresh["seconds"], "rebuild_unchanged_s": again["seconds"],
+        "fresh_cpu_s": fresh["cpu_s"], "fresh_worker_cpu_s": fresh["worker_cpu_s"],
+        "load_average": [round(n, 2) for n in os.getloadavg()],
         "peak_rss_mb": fresh["peak_rss_mb"], "worker_peak_rss_mb": fresh["worker_peak_rss_mb"],
         "peak_python_mb_tracemalloc": traced["peak_python_mb"], "tracemalloc_build_s": traced["seconds"],
         "pages": fresh["pages"], "folder": str(folder),

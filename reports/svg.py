@@ -47,6 +47,16 @@ def _scale_top(highest: float) -> float:
     return next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= highest)
 
 
+def _count_top(highest: int) -> int:
+    """A top for a y axis of counts whose four gridlines all fall on whole numbers (4, 8, 12, 20, 40...)."""
+    magnitude = 1
+    while True:
+        for step in (1, 2, 3, 5):
+            if 4 * step * magnitude >= highest:
+                return 4 * step * magnitude
+        magnitude *= 10
+
+
 def _frame(width: int, height: int, title: str, top: float, unit: str) -> list[str]:
     """The SVG's opening, its accessible title and the y axis with four gridlines."""
     plot_height = height - _TOP - _BOTTOM
@@ -88,7 +98,7 @@ def stacked_bars(
         unit: what the y axis counts.
     """
     totals = [sum(values[i] for _, values in series) for i in range(len(labels))]
-    top = _scale_top(max(totals, default=0))
+    top = _count_top(max(totals, default=0))
     plot_width, plot_height = width - _LEFT - _RIGHT, height - _TOP - _BOTTOM
     slot = plot_width / max(len(labels), 1)
     bar = max(slot * 0.75, 1)

@@ -445,6 +445,14 @@ def test_the_dashboard_command_says_what_it_wrote(site: Site, history: History, 
     assert re.search(r"\d{4}-\d{2}</th>", (out / "index.html").read_text())  # month buckets
 
 
+def test_the_dashboard_command_refuses_an_empty_period(site: Site, history: History, tmp_path: Path) -> None:
+    config = _config_with_store(history, tmp_path, site.store)
+    result = CliRunner().invoke(main, ["dashboard", "--out", str(tmp_path / "site"), "--since", "2027-01-01",
+                                       "--until", "2026-01-01", "--config", str(config)], env=history.world.env)
+    assert result.exit_code == 2 and "--since" in result.output
+    assert not (tmp_path / "site").exists()
+
+
 def test_the_dashboard_command_refuses_a_missing_store(history: History, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.db"
     config = _config_with_store(history, tmp_path, missing)
