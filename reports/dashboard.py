@@ -233,7 +233,7 @@ def build_dashboard(
         # The request pages do not depend on the report: on a file store worker processes write
         # them, each a range of keys, while this one computes the figures and the other pages.
         jobs: list[Future[dict[str, str]]] = []
-        if store is not None and (os.cpu_count() or 1) > 1:
+        if store is not None and (os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods():
             pool = stack.enter_context(ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork")))
             jobs = [pool.submit(request_pages_apart, store, out, pages_of, keys) for keys in split_keys(db, WORKERS)]
         summary = _write_views(db, writer, generated, by, since, until, quotas, blackouts)
