@@ -14,7 +14,7 @@ from reports.requests import SORTS, RequestFilter, RequestRow, list_requests, re
 from reports.timeline import moment
 from reports.volume import BUCKETS
 
-__all__ = ["COMMANDS", "report_command", "requests_command"]
+__all__ = ["COMMANDS", "dashboard_command", "report_command", "requests_command"]
 
 
 class Moment(click.ParamType):
@@ -114,4 +114,36 @@ def report_command(by: str, since: dt.datetime | None, until: dt.datetime | None
     emit(report, as_json, report_text(report))
 
 
-COMMANDS = (requests_command, report_command)
+@click.command("dashboard")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The folder to write the site into (created if needed; open its index.html).")
+@click.option("--by", type=click.Choice(BUCKETS), default="week", show_default=True, help="Bucket size.")
+@SINCE_OPTION
+@UNTIL_OPTION
+@CONFIG_OPTION
+@JSON_OPTION
+@library_errors
+def dashboard_command(out: Path, by: str, since: dt.datetime | None, until: dt.datetime | None, config_path: Path,
+                      as_json: bool) -> None:
+    """Write the dashboard, a static site that opens offline, from the store alone (no API calls)."""
+    from reports.dashboard import build_dashboard
+
+    config = load_config(config_path)
+    quotas = {train.name: train.quotas for train in config.trains}
+    blackouts = [(train.name, blackout) for train in config.trains for blackout in train.blackouts]
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter("must be before --until", param_hint="--since")
+    with store_of(config_path) as db:
+        try:
+            summary = build_dashboard(db, out, by=by, since=since, until=until, quotas=quotas, blackouts=blackouts)
+        except ValueError as error:
+            if since is None:
+                raise
+            raise click.BadParameter(str(error), param_hint="--since") from None
+    pages = summary["pages"]
+    emit(summary, as_json, f"wrote {pages['total']} pages to {out} ({pages['releases']} releases, "
+                           f"{pages['requests']} requests; data as of {summary['generated']}): open "
+                           f"{out / 'index.html'}")
+
+
+COMMANDS = (requests_command, report_command, dashboard_command)

@@ -29,7 +29,7 @@ import sqlite_utils
 
 from mapping import clock
 from mapping.model import PRIORITIES
-from reports.timeline import request_facts
+from reports.timeline import RequestFacts, request_facts
 
 __all__ = ["SORTS", "RequestFilter", "RequestRow", "list_requests", "reason_kind", "requests_csv"]
 
@@ -133,21 +133,28 @@ def _sort_key(sort: str, row: RequestRow) -> tuple[object, ...]:
 
 def list_requests(
     db: sqlite_utils.Database, wanted: RequestFilter = RequestFilter(), *, sort: str = "priority",
-    reverse: bool = False, now: dt.datetime | None = None,
+    reverse: bool = False, now: dt.datetime | None = None, facts: list[RequestFacts] | None = None,
 ) -> list[RequestRow]:
     """Stored requests (deleted ones left out) matching ``wanted``, sorted (see ``SORTS``); quarantined
-    records never stored are listed too, with what the quarantine knows."""
+    records never stored are listed too, with what the quarantine knows.
+
+    ``facts``: ``request_facts(db)`` when the caller has it already (it reads the whole audit).
+    """
     if sort not in SORTS:
         raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
     now = now or clock.now()
-    approved = {facts.key: facts.approved for facts in request_facts(db)}
+    approved = {request.key: request.approved for request in (request_facts(db) if facts is None else facts)}
     release_ids = {row["id"]: row["name"] for row in db.query("select id, name from releases")}
     rows: list[RequestRow] = []
     for row in db.query(
-        "select r.*, rel.name as release_name, rel.deploy_at, a.pinned, w.reason, q.error as held, q.field as held_field "
+        "select r.key, r.source, r.system, r.native_key, r.title, r.status, r.priority, r.department, r.type, "
+        "r.created_at, r.updated_at, r.url, rel.name as release_name, rel.deploy_at, a.pinned, w.reason, "
+        "q.error as held, q.field as held_field "
         "from change_requests r left join assignments a on a.request = r.key "
         "left join releases rel on rel.id = a.release left join waiting w on w.request = r.key "
         "left join quarantine q on q.request = r.key where r.deleted_at is null"
+        # The backlog is approved requests only: the rest need not be read (the filter below still decides).
+        + (" and r.status = 'approved'" if wanted.unplanned else "")
     ):
         unplanned = row["status"] == "approved" and row["release_name"] is None
         since = approved.get(row["key"]) or (clock.parse(row["created_at"]) if row["created_at"] else None)

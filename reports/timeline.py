@@ -92,32 +92,47 @@ def request_facts(db: sqlite_utils.Database) -> list[RequestFacts]:
     """Every live request (not deleted in its source) with its milestones, by key."""
     releases = {row["name"]: row for row in db.query("select id, name, state, deploy_at from releases")}
     by_id = {row["id"]: row for row in releases.values()}
+    # Events of one run share their stamp: each distinct text is parsed once.
+    parsed: dict[str, dt.datetime] = {}
+
+    def parse(text: str) -> dt.datetime:
+        found = parsed.get(text)
+        if found is None:
+            # relsync's own stamps (2026-11-20T10:15:30.123Z) take the C parser; others clock's.
+            canonical = len(text) == 24 and text[10] == "T" and text[-1] == "Z"
+            found = parsed[text] = dt.datetime.fromisoformat(text) if canonical else clock.parse(text)
+        return found
+
     facts: dict[str, RequestFacts] = {}
-    for row in db.query(
+    # Plain tuples rather than db.query's dicts: this reads every request and most of the audit.
+    for key, source, department, type_, priority, status, created_at, release in db.conn.execute(
         "select r.key, r.source, r.department, r.type, r.priority, r.status, r.created_at, a.release "
         "from change_requests r left join assignments a on a.request = r.key where r.deleted_at is null order by r.key"
     ):
-        facts[row["key"]] = RequestFacts(
-            key=row["key"], source=row["source"], department=row["department"], type=row["type"],
-            priority=row["priority"], status=row["status"],
-            release=by_id[row["release"]]["name"] if row["release"] in by_id else None,
-            created=clock.parse(row["created_at"]) if row["created_at"] else None,
+        facts[key] = RequestFacts(
+            key=key, source=source, department=department, type=type_, priority=priority, status=status,
+            release=by_id[release]["name"] if release in by_id else None,
+            created=parse(created_at) if created_at else None,
         )
-    for event in db.query(
-        "select at, origin, request, field, new from audit where field in ('*', 'status', 'release') order by id"
+    # SQLite takes from each event's JSON what is needed (a first-seen record can be large):
+    # from an object, its status (first seen) or release (planned), else the value itself.
+    for at_text, origin, key, field_name, is_object, value in db.conn.execute(
+        "select at, origin, request, field, json_type(new) = 'object', case when json_type(new) = 'object' "
+        "then json_extract(new, case field when '*' then '$.status' else '$.release' end) "
+        "else json_extract(new, '$') end from audit where field in ('*', 'status', 'release') order by id"
     ):
-        request = facts.get(event["request"])
+        request = facts.get(key)
         if request is None:
             continue
-        at, new = clock.parse(event["at"]), _decoded(event["new"])
-        if event["origin"] == "pulled" and event["field"] == "*" and isinstance(new, dict):
-            request.statuses.append((at, new.get("status")))
-        elif event["origin"] == "pulled" and event["field"] == "status":
-            request.statuses.append((at, new))
-        elif event["origin"] in ("planned", "manual") and event["field"] == "release" and isinstance(new, dict):
-            request.releases.append((at, new.get("release")))
-        elif event["origin"] == "pulled" and event["field"] == "release" and new in releases:
-            request.releases.append((at, new))
+        at = parse(at_text)
+        if origin == "pulled" and field_name == "*" and is_object:
+            request.statuses.append((at, value))
+        elif origin == "pulled" and field_name == "status":
+            request.statuses.append((at, None if is_object else value))  # an object is no status
+        elif origin in ("planned", "manual") and field_name == "release" and is_object:
+            request.releases.append((at, value))
+        elif origin == "pulled" and field_name == "release" and not is_object and value in releases:
+            request.releases.append((at, value))
     for request in facts.values():
         request.statuses.sort(key=lambda change: change[0])
         request.releases.sort(key=lambda change: change[0])

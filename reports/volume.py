@@ -21,6 +21,7 @@ source name) and priority, ``(none)`` standing for a missing value.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -109,15 +110,22 @@ def volume(facts: list[RequestFacts], periods: list[Bucket]) -> list[VolumeBucke
                      totals=dict.fromkeys(METRICS, 0), by={name: {} for name in DIMENSIONS})
         for b in periods
     ]
+    if not periods:
+        return found
     starts = [b.start for b in periods]
+    first, end = periods[0].start, periods[-1].end
     for request in facts:
+        values = [(name, dimension(request, name)) for name in DIMENSIONS]
         for metric in METRICS:
             at = milestone(request, metric)
-            if at is None or not periods or not periods[0].start <= at < periods[-1].end:
+            if at is None or not first <= at < end:
                 continue
-            index = max(i for i, start in enumerate(starts) if start <= at)
+            index = bisect_right(starts, at) - 1
             found[index]["totals"][metric] += 1
-            for name in DIMENSIONS:
-                split = found[index]["by"][name].setdefault(dimension(request, name), dict.fromkeys(METRICS, 0))
+            by = found[index]["by"]
+            for name, value in values:
+                split = by[name].get(value)
+                if split is None:
+                    split = by[name][value] = dict.fromkeys(METRICS, 0)
                 split[metric] += 1
     return found

@@ -198,6 +198,8 @@ def test_every_command_with_output_takes_json_and_prints_it(served, tmp_path):
     report = json_of("report", "--by", "month")
     everything = json_of("requests")
     assert sum(b["totals"]["arrived"] for b in report["volume"]) == len([r for r in everything if r["created_at"]])
+    site = json_of("dashboard", "--out", str(tmp_path / "site"))
+    assert site["pages"]["requests"] == len(everything) and (tmp_path / "site" / "index.html").exists()
     other = next(r for r in releases if r["id"] != full["id"])
     assert json_of("assign", key, other["id"], "--reason", "customer asked")["release"] == other["name"]
     assert json_of("unassign", key, "--reason", "planner decides")["previous"] in (other["id"], other["name"])
