@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -23,7 +24,19 @@ import requests
 from jira import JIRA
 
 from config.schema import JiraSource
-from connectors.base import Estimate, Journal, Page, Permission, ReadSecret, SourceCheck, SourceRecord, Write, WriteResult
+from connectors.base import (
+    Estimate,
+    Journal,
+    Kept,
+    Page,
+    Permission,
+    ReadSecret,
+    SourceCache,
+    SourceCheck,
+    SourceRecord,
+    Write,
+    WriteResult,
+)
 from connectors.calls import ApiCalls, push_until_stopped
 from connectors.errors import (
     ConnectorError,
@@ -38,6 +51,7 @@ from connectors.history import HistoryBudget, HistoryPage, HistoryTarget
 from connectors.http import timeouts, trust
 from connectors.jira_changelog import calls_needed, changelog_fields, read_changelogs
 from connectors.jira_history import FIELD_IDS, Overwritten, entry_of, overwritten, since
+from connectors.jira_meta import SiteMetadata, names_a_field
 from connectors.jira_versions import ProjectVersions, VersionRefused
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
@@ -45,6 +59,7 @@ from connectors.writeback import Pending, Shown, calls_for, compare_then_send
 from mapping import clock
 
 SYSTEM = "jira"
+log = logging.getLogger(__name__)
 GATEWAY = "https://api.atlassian.com"
 TENANT_INFO = "/_edge/tenant_info"
 CHECK_BATCH = 100
@@ -66,7 +81,7 @@ JQL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r",
 
 
 def connect(name: str, config: JiraSource, paths: list[str], read_secret: ReadSecret,
-            policy: RetryPolicy | None = None) -> JiraConnector:
+            policy: RetryPolicy | None = None, kept: Kept | None = None) -> JiraConnector:
     """A connector for one configured Jira source; ``paths`` are the mapped source paths.
 
     A personal API token goes as Basic email:token to the site. A token with scopes
@@ -77,7 +92,8 @@ def connect(name: str, config: JiraSource, paths: list[str], read_secret: ReadSe
     email = read_secret(config.auth.email_env, "email_env") if config.auth.email_env else None
     token = read_secret(config.auth.token_env, "token_env")
     fields = [p.split(".")[1] for p in paths if p.startswith("fields.") and p.count(".") >= 1]
-    return JiraConnector(name, config, fields=fields, email=email, token=token, policy=policy)
+    return JiraConnector(name, config, fields=fields, email=email, token=token, policy=policy,
+                         cache=kept.cache if kept is not None else None)
 
 
 def jql_string(value: str) -> str:
@@ -130,7 +146,7 @@ class JiraConnector:
     system = SYSTEM
 
     def __init__(self, name: str, config: JiraSource, *, fields: list[str], email: str | None, token: str,
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None, cache: SourceCache | None = None) -> None:
         self.name = name
         self.config = config
         self.fields = sorted(set(fields) | {"updated", "fixVersions", "status", "issuetype"})
@@ -138,6 +154,7 @@ class JiraConnector:
         self._token = token
         self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=lambda error: jira_refusal(error, name), policy=policy)
         self._client: JIRA | None = None
+        self.meta = SiteMetadata(cache, config.metadata_cache_hours)
         self.versions = ProjectVersions(self.calls, lambda: self.client, config.project)
         self._transitions: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
@@ -148,7 +165,7 @@ class JiraConnector:
 
     @property
     def client(self) -> JIRA:
-        """The jira client, connected on first use (serverInfo is its first call)."""
+        """The jira client, connected on first use (serverInfo is its first call, unless kept from an earlier run)."""
         if self._client is None:
             options: dict[str, Any] = {"verify": self.config.ca_bundle or True, "rest_api_version": "3"}
             auth: dict[str, Any] = {"basic_auth": (self._email, self._token)} if self._email else {"token_auth": self._token}
@@ -158,7 +175,7 @@ class JiraConnector:
             self.calls.count(trust(client._session, self.config.ca_bundle))
             # Asked here rather than by the constructor so the call is retried and counted.
             try:
-                info = self.calls(client.server_info)
+                info = self.meta.server_info(lambda: self.calls(client.server_info))
             except FatalError as error:
                 if error.status == 404 and self.config.auth.through_gateway:
                     raise SourceConfigError(SYSTEM, f"the gateway has no Jira site at {server} (check "
@@ -217,11 +234,34 @@ class JiraConnector:
 
         return iter_pages(SYSTEM, fetch, "nextPageToken")
 
+    def _load_fields(self) -> None:
+        """Give the library its field ids (``JIRA._fields_cache``) from the cache, or from one ``field`` call."""
+        client = self.client
+        client._fields_cache_value = self.meta.field_ids(lambda: self.calls(client.fields))
+
+    def _fresh_search(self, jql: str, page_size: int, fields: list[str]) -> Iterator[dict[str, Any]]:
+        """``_search``; its first page refused for a field while the metadata came from the cache asks for it again, once."""
+        self._load_fields()
+        pages = self._search(jql, page_size, list(fields))
+        try:
+            first = next(pages, None)
+        except ConnectorError as error:
+            if not names_a_field(error) or not self.meta.stale():
+                raise
+            log.info("%s: search refused (%s); asking Jira for its server info and fields again", self.name, error.message)
+            self._client = None
+            self._load_fields()
+            pages = self._search(jql, page_size, list(fields))
+            first = next(pages, None)
+        if first is not None:
+            yield first
+            yield from pages
+
     def pull(self, since: str | None) -> Iterator[Page]:
         """Yield pages of issues updated at or after ``since`` minus the overlap window."""
         since_ms = None if since is None else epoch_ms(since) - self.config.overlap_seconds * 1000
         jql = build_search_jql(self.config.project, self.config.jql, since_ms)
-        for response in self._search(jql, self.config.page_size, list(self.fields)):
+        for response in self._fresh_search(jql, self.config.page_size, list(self.fields)):
             records = [self._record(issue) for issue in response.get("issues", [])]
             versions = [r.version for r in records if r.version]
             watermark = clock.stamp(max(clock.parse(v) for v in versions)) if versions else None
