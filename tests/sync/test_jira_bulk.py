@@ -5,7 +5,10 @@ write); the API calls are the sandbox's own count.
 """
 from __future__ import annotations
 
+import json
 import math
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import pytest
 import requests
 
 from config.schema import Config
+from connectors.base import Write
 from mapping import clock
 from sandboxes import edits
 from sync import engine, outbox
@@ -43,13 +47,13 @@ def knob(world: World, path: str, body: Any) -> None:
     requests.post(f"{world.jira_url}/_sandbox{path}", json=body, timeout=10).raise_for_status()
 
 
-def push_planned(world: World, config: Config) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, int]]:
+def push_planned(world: World, config: Config, records: int = RECORDS) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, int]]:
     """Pull every issue, then write a release to each (3 versions, in turn) and a status (2 targets) through the outbox."""
     db = open_store(config.store)
     try:
         sources = engine.build_sources(config, world.env, db=db)
         pulled = engine.pull_sources(db, sources, run_id=1)
-        assert not pulled.failures and pulled.counts["jira"].pulled == RECORDS
+        assert not pulled.failures and pulled.counts["jira"].pulled == records
         versions = [v.name for v in edits.jira_client(world.description).project_versions("OPS")][:3]
         rows = list(db.query("select key, release, source_status, source_version from change_requests order by key"))
         wanted = []
@@ -62,13 +66,18 @@ def push_planned(world: World, config: Config) -> tuple[dict[str, Any], list[dic
         now = clock.stamp()
         with db.atomic():
             outbox.queue(db, wanted, run_id=1, now=now)
+        pending = db.query("select o.field, o.value, o.base, r.native_id, r.native_key from outbox o "
+                           "join change_requests r on r.key = o.request order by o.request, o.field")
+        priced = sources["jira"].connector.estimate([Write(row["native_id"], row["native_key"], row["field"],
+                                                           json.loads(row["value"]), json.loads(row["base"]))
+                                                     for row in pending])
         world.reset_calls()
         counts = outbox.send(db, "jira", sources["jira"].connector.push, sources["jira"].mapping, run_id=1, now=now)
         calls = world.calls()
         done = list(db.query("select request, field, value, state, last_error from outbox order by request, field"))
     finally:
         db.close()
-    return {"counts": counts, "versions": versions, "wanted": wanted}, done, calls
+    return {"counts": counts, "versions": versions, "wanted": wanted, "priced": priced["by_kind"]}, done, calls
 
 
 def shown_in_jira(world: World, keys: list[str]) -> dict[str, tuple[list[str], str]]:
@@ -119,6 +128,12 @@ def test_a_thousand_issues_go_out_in_five_bulk_jobs_and_a_refused_issue_fails_al
     assert calls["GET /rest/api/3/bulk/issues/transition"] == len({w.base for w in wanted if w.field == "status"})
     assert calls["POST /rest/api/3/changelog/bulkfetch"] >= 1
     assert not any(kind.startswith("PUT /rest/api/3/issue/") or kind.endswith("/transitions") for kind in calls)
+    # relsync plan priced exactly these jobs, polls and lookups.
+    priced = planned["priced"]
+    assert priced["bulk jobs"] == sum(JOBS.values()) and priced["bulk job polls (expected)"] == calls[POLLS]
+    assert priced["bulk transition lookups"] == calls["GET /rest/api/3/bulk/issues/transition"]
+    assert priced["compare reads (bulkfetch)"] == calls["POST /rest/api/3/issue/bulkfetch"]
+    assert priced["issue edits (PUT)"] == priced["transitions (POST)"] == 0
     assert planned["counts"].failed == len(LOCKED) and planned["counts"].written == len(wanted) - len(LOCKED)
     check_outcome(world, done, wanted)
     assert {r["last_error"] for r in done if r["state"] == "failed"} == {f"{key}: {NOT_ON_SCREEN}" for key in LOCKED}
@@ -135,4 +150,33 @@ def test_the_same_writes_issue_by_issue_below_the_threshold(thousand, tmp_path):
     assert not any("/bulk/" in kind for kind in calls)
     assert calls["PUT /rest/api/3/issue/{key}"] == sum(1 for w in wanted if w.field == "release")
     assert calls["POST /rest/api/3/issue/{key}/transitions"] == sum(1 for w in wanted if w.field == "status")
+    assert planned["priced"]["bulk jobs"] == 0 and planned["priced"]["issue edits (PUT)"] == calls["PUT /rest/api/3/issue/{key}"]
     check_outcome(world, done, wanted)
+
+
+@pytest.fixture
+def sixty(tmp_path: Path) -> Iterator[World]:
+    yield from make_world(tmp_path, records=60)
+
+
+def test_every_write_of_a_job_is_recorded_sending_before_the_job_is_submitted(sixty, tmp_path):
+    world = sixty
+    config = with_threshold(world.config, 5, tmp_path / "held.db")
+    world.fault(method="POST", path="/rest/api/3/bulk/issues/fields", delay_seconds=2, times=1)
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=push_planned(world, config, 60)))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not world.calls().get("POST /rest/api/3/issue/bulkfetch"):
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.02)
+    time.sleep(0.5)  # the compare reads are done and the first job is held by the sandbox
+    db = open_store(config.store)
+    try:
+        states = {row["state"]: row["n"] for row in db.query("select state, count(*) as n from outbox group by state")}
+    finally:
+        db.close()
+    thread.join(timeout=120)
+    planned, done, _ = outcome["result"]
+    assert states == {"sending": len(planned["wanted"])}  # all of them, before any job went out
+    assert {row["state"] for row in done} == {"done"}
