@@ -180,3 +180,41 @@ def test_every_write_of_a_job_is_recorded_sending_before_the_job_is_submitted(si
     planned, done, _ = outcome["result"]
     assert states == {"sending": len(planned["wanted"])}  # all of them, before any job went out
     assert {row["state"] for row in done} == {"done"}
+
+
+def test_an_edit_between_the_read_and_a_bulk_job_is_put_back_not_overwritten(small_world):
+    """The first bulk edit is held 2 s before Jira accepts it; meanwhile a person sets another fix
+    version on one of its issues. The job overwrites it; the changelog read after the job shows
+    whose value it replaced: theirs is put back, and that write is a conflict."""
+    world = small_world
+    world.with_jira(bulk_threshold=3)
+    world.fault(method="POST", path="/rest/api/3/bulk/issues/fields", delay_seconds=2, times=1)
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(report=engine.run(world.config, env=world.env)))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not world.calls().get("POST /rest/api/3/bulk/issues/fields"):
+        assert time.monotonic() < deadline and thread.is_alive(), "no bulk edit went out"
+        time.sleep(0.02)
+    db = open_store(world.config.store)
+    try:
+        sending = [r["request"] for r in db.query(
+            "select request from outbox where field = 'release' and state = 'sending' order by request")]
+    finally:
+        db.close()
+    victim = sending[-1].split(":", 1)[1]
+    client = edits.jira_client(world.description)
+    client.issue(victim, fields="fixVersions").update(fields={"fixVersions": [{"name": "2026.11"}]})
+    thread.join(timeout=120)
+
+    report = outcome["report"]
+    assert report.pushed["jira"]["conflicts"] >= 1, report.messages
+    assert [v.name for v in client.issue(victim, fields="fixVersions").fields.fixVersions] == ["2026.11"]
+    db = open_store(world.config.store)
+    try:
+        row = next(iter(db.query("select state, last_error from outbox where request = ? and field = 'release'",
+                                 [f"jira:{victim}"])))
+    finally:
+        db.close()
+    assert row["state"] == "conflict" and "their value was put back" in row["last_error"]
+    assert world.calls()["POST /rest/api/3/bulk/issues/fields"] >= 1

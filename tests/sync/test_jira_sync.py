@@ -279,6 +279,7 @@ def test_an_edit_between_the_read_and_the_write_is_put_back_not_overwritten(smal
     read but not yet written. The changelog shows relsync's write replaced their value: it
     is put back, and the write is a conflict."""
     world = small_world
+    world.issue_by_issue()  # the bulk path's version is in test_jira_bulk.py
     world.fault(method="PUT", path="/rest/api/3/issue/*", delay_seconds=2, times=1)
     thread, outcome = run_in_background(world)
     wait_for(lambda: world.calls().get("PUT /rest/api/3/issue/{key}", 0) >= 1, "the first edit")
