@@ -157,6 +157,12 @@ class JiraSource(SourceBase):
     page_size: int = Field(default=100, ge=1, le=100)
     reconcile_every_hours: float = Field(default=24, ge=0)
     """Jira reports no deletions: this often, list the issue ids (5000 a call) to find them."""
+    metadata_cache_hours: float = Field(default=24, ge=0)
+    """How long the site's server info and field list are kept in the store (0: asked on every run);
+    a search refused for an unknown field asks again at once."""
+    bulk_threshold: int = Field(default=10, ge=1)
+    """Writes of one value (one release, one status) to more issues than this go through Jira's
+    bulk operations, 1,000 issues a job; smaller groups are written issue by issue."""
     cloud_id: str | None = None
     """The site's cloud id, for tokens with scopes; looked up from ``{url}/_edge/tenant_info`` when absent."""
     gateway: str | None = None
@@ -241,6 +247,8 @@ class SalesforceSource(SourceBase):
     where: str | None = None
     page_size: int = Field(default=2000, ge=200, le=2000)
     quota_share: float = Field(default=0.8, gt=0, le=1)
+    reconcile_every_hours: float = Field(default=24, ge=0)
+    """How often Get Deleted is asked for hard deletes (0: every run); soft deletes come with every pull."""
 
     @field_validator("object")
     @classmethod

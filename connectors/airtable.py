@@ -28,7 +28,7 @@ from pyairtable.api.types import UpdateRecordDict
 from pyairtable.formulas import AND, DATETIME_PARSE, EQ, IS_BEFORE, NOT, OR, RECORD_ID, Field, Formula, to_formula_str
 
 from config.schema import AirtableSource
-from connectors.base import Estimate, Journal, Page, Permission, ReadSecret, SourceCheck, SourceRecord, Write, WriteResult
+from connectors.base import Estimate, Journal, Kept, Page, Permission, ReadSecret, SourceCheck, SourceRecord, Write, WriteResult
 from connectors.calls import ApiCalls, push_until_stopped
 from connectors.errors import AIRTABLE_ITERATOR_EXPIRED as ITERATOR_EXPIRED
 from connectors.errors import (
@@ -62,8 +62,11 @@ def too_many_restarts() -> FatalError:
 
 
 def connect(name: str, config: AirtableSource, paths: list[str], read_secret: ReadSecret,
-            policy: RetryPolicy | None = None) -> AirtableConnector:
-    """A connector for one configured Airtable source; ``paths`` are the mapped source paths."""
+            policy: RetryPolicy | None = None, kept: Kept | None = None) -> AirtableConnector:
+    """A connector for one configured Airtable source; ``paths`` are the mapped source paths.
+
+    ``kept`` is accepted as every connector's is; an Airtable run needs nothing kept (its token does not expire).
+    """
     return AirtableConnector(name, config, paths=paths, token=read_secret(config.auth.token_env, "token_env"), policy=policy)
 
 

@@ -4,17 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
 from connectors.errors import ConnectorError
 from connectors.history import HistoryBudget, HistoryPage, HistoryTarget
 from mapping.model import SourceRecord
 
-__all__ = ["Connector", "Estimate", "Journal", "Page", "Permission", "ReadSecret", "SourceCheck", "SourceRecord", "Write",
-           "WriteResult"]
+__all__ = ["Connector", "Estimate", "Journal", "Kept", "Page", "Permission", "ReadSecret", "SourceCache", "SourceCheck",
+           "SourceRecord", "Write", "WriteResult"]
 
 ReadSecret = Callable[[str, str], str]
 """``read_secret(environment variable, auth key)``: the secret, or a config error naming the key."""
+
+
+class SourceCache(Protocol):
+    """Metadata a connector keeps between runs (server info, field lists), each value with an expiry.
+
+    Never secrets: the store holds it. Safe to call from the thread that pulls.
+    """
+
+    def get(self, key: str) -> Any | None:
+        """The value kept under ``key``, or None when there is none or it expired."""
+        ...
+
+    def put(self, key: str, value: Any, *, hours: float) -> None:
+        """Keep ``value`` (JSON-ready) under ``key`` for ``hours``."""
+        ...
+
+    def drop(self, key: str) -> None:
+        """Forget ``key`` (the source said it is stale)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a connector may keep between runs: a metadata cache (in the store) and a token file (beside it)."""
+
+    cache: SourceCache | None = None
+    token_file: Path | None = None
+    """Where an access token is kept (mode 0600); never in the store, a log or an output."""
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,14 @@
 
 Pull: ``/rest/api/3/search/jql`` paged by ``nextPageToken``, ordered by ``updated``,
 from the stored watermark minus an overlap window, asking only for mapped fields.
-Push: the release goes to ``fixVersions`` (versions found or created once per run),
-one PUT per issue without the library's re-GET; the status moves by the workflow
-transition whose target status has the configured name. Before writing, one
-``issue/bulkfetch`` per 100 issues reads what Jira shows now (the issue store, not the
-lagging search index), so a field someone changed since the pull is reported as a
-conflict instead of being overwritten. Jira has no conditional writes: after each 100
-issues are written, one ``changelog/bulkfetch`` shows whether an edit landed between
-the read and the write (see connectors.jira_history); such an edit is put back.
+Push: see connectors.jira_write (compare, then write issue by issue or, for a value going
+to more than ``bulk_threshold`` issues, by bulk jobs of 1,000; then the changelog check).
+The site's server info and field list are kept between runs (connectors.jira_meta).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -23,12 +18,23 @@ import requests
 from jira import JIRA
 
 from config.schema import JiraSource
-from connectors.base import Estimate, Journal, Page, Permission, ReadSecret, SourceCheck, SourceRecord, Write, WriteResult
-from connectors.calls import ApiCalls, push_until_stopped
+from connectors.base import (
+    Estimate,
+    Journal,
+    Kept,
+    Page,
+    Permission,
+    ReadSecret,
+    SourceCache,
+    SourceCheck,
+    SourceRecord,
+    Write,
+    WriteResult,
+)
+from connectors.calls import ApiCalls
 from connectors.errors import (
     ConnectorError,
     FatalError,
-    PermissionDenied,
     SourceConfigError,
     Stopped,
     classify_status,
@@ -37,22 +43,18 @@ from connectors.errors import (
 from connectors.history import HistoryBudget, HistoryPage, HistoryTarget
 from connectors.http import timeouts, trust
 from connectors.jira_changelog import calls_needed, changelog_fields, read_changelogs
-from connectors.jira_history import FIELD_IDS, Overwritten, entry_of, overwritten, since
-from connectors.jira_versions import ProjectVersions, VersionRefused
+from connectors.jira_meta import SiteMetadata, names_a_field
+from connectors.jira_versions import ProjectVersions
+from connectors.jira_write import JiraWriter
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
-from connectors.writeback import Pending, Shown, calls_for, compare_then_send
 from mapping import clock
 
 SYSTEM = "jira"
+log = logging.getLogger(__name__)
 GATEWAY = "https://api.atlassian.com"
 TENANT_INFO = "/_edge/tenant_info"
-CHECK_BATCH = 100
 ID_PAGE = 5000  # search/jql pages up to 5000 issues when only ids are asked for
-RELEASE = "release"
-STATUS = "status"
-TARGETS = {RELEASE: RELEASE, STATUS: STATUS}  # the current values are read under the engine's names (see shown_of)
-CHECK_FIELDS = ["fixVersions", "status", "issuetype", "updated"]
 PERMISSIONS = (  # key, what relsync needs it for, required, what its absence costs
     ("BROWSE_PROJECTS", "reading the issues of {project}", True, ""),
     ("EDIT_ISSUES", "writing the release to fixVersions", True, ""),
@@ -66,7 +68,7 @@ JQL_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r",
 
 
 def connect(name: str, config: JiraSource, paths: list[str], read_secret: ReadSecret,
-            policy: RetryPolicy | None = None) -> JiraConnector:
+            policy: RetryPolicy | None = None, kept: Kept | None = None) -> JiraConnector:
     """A connector for one configured Jira source; ``paths`` are the mapped source paths.
 
     A personal API token goes as Basic email:token to the site. A token with scopes
@@ -77,7 +79,8 @@ def connect(name: str, config: JiraSource, paths: list[str], read_secret: ReadSe
     email = read_secret(config.auth.email_env, "email_env") if config.auth.email_env else None
     token = read_secret(config.auth.token_env, "token_env")
     fields = [p.split(".")[1] for p in paths if p.startswith("fields.") and p.count(".") >= 1]
-    return JiraConnector(name, config, fields=fields, email=email, token=token, policy=policy)
+    return JiraConnector(name, config, fields=fields, email=email, token=token, policy=policy,
+                         cache=kept.cache if kept is not None else None)
 
 
 def jql_string(value: str) -> str:
@@ -107,30 +110,13 @@ def call_kind(response: requests.Response) -> str:
     return f"{response.request.method} {resource}"
 
 
-def record_of(write: Write) -> str:
-    """The issue a write goes to: its key (its id for an issue pulled without one)."""
-    return write.native_key or write.native_id
-
-
-def shown_of(issue: dict[str, Any]) -> dict[str, Any]:
-    """What an issue shows, under the engine's field names: the release is its first fix version."""
-    fields = issue.get("fields") or {}
-    return {
-        RELEASE: next((v.get("name") for v in fields.get("fixVersions") or []), None),
-        STATUS: (fields.get("status") or {}).get("name"),
-        "issuetype": (fields.get("issuetype") or {}).get("name"),
-        "id": str(issue.get("id")),
-        "updated": fields.get("updated"),
-    }
-
-
 class JiraConnector:
     """One Jira Cloud project as a relsync source."""
 
     system = SYSTEM
 
     def __init__(self, name: str, config: JiraSource, *, fields: list[str], email: str | None, token: str,
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None, cache: SourceCache | None = None) -> None:
         self.name = name
         self.config = config
         self.fields = sorted(set(fields) | {"updated", "fixVersions", "status", "issuetype"})
@@ -138,8 +124,9 @@ class JiraConnector:
         self._token = token
         self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=lambda error: jira_refusal(error, name), policy=policy)
         self._client: JIRA | None = None
+        self.meta = SiteMetadata(cache, config.metadata_cache_hours)
         self.versions = ProjectVersions(self.calls, lambda: self.client, config.project)
-        self._transitions: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.writer = JiraWriter(name, config, self.calls, lambda: self.client, self.versions, self._post)
 
     @property
     def reconcile_every_hours(self) -> float:
@@ -148,7 +135,7 @@ class JiraConnector:
 
     @property
     def client(self) -> JIRA:
-        """The jira client, connected on first use (serverInfo is its first call)."""
+        """The jira client, connected on first use (serverInfo is its first call, unless kept from an earlier run)."""
         if self._client is None:
             options: dict[str, Any] = {"verify": self.config.ca_bundle or True, "rest_api_version": "3"}
             auth: dict[str, Any] = {"basic_auth": (self._email, self._token)} if self._email else {"token_auth": self._token}
@@ -158,7 +145,7 @@ class JiraConnector:
             self.calls.count(trust(client._session, self.config.ca_bundle))
             # Asked here rather than by the constructor so the call is retried and counted.
             try:
-                info = self.calls(client.server_info)
+                info = self.meta.server_info(lambda: self.calls(client.server_info))
             except FatalError as error:
                 if error.status == 404 and self.config.auth.through_gateway:
                     raise SourceConfigError(SYSTEM, f"the gateway has no Jira site at {server} (check "
@@ -217,11 +204,34 @@ class JiraConnector:
 
         return iter_pages(SYSTEM, fetch, "nextPageToken")
 
+    def _load_fields(self) -> None:
+        """Give the library its field ids (``JIRA._fields_cache``) from the cache, or from one ``field`` call."""
+        client = self.client
+        client._fields_cache_value = self.meta.field_ids(lambda: self.calls(client.fields))
+
+    def _fresh_search(self, jql: str, page_size: int, fields: list[str]) -> Iterator[dict[str, Any]]:
+        """``_search``; its first page refused for a field while the metadata came from the cache asks for it again, once."""
+        self._load_fields()
+        pages = self._search(jql, page_size, list(fields))
+        try:
+            first = next(pages, None)
+        except ConnectorError as error:
+            if not names_a_field(error) or not self.meta.stale():
+                raise
+            log.info("%s: search refused (%s); asking Jira for its server info and fields again", self.name, error.message)
+            self._client = None
+            self._load_fields()
+            pages = self._search(jql, page_size, list(fields))
+            first = next(pages, None)
+        if first is not None:
+            yield first
+            yield from pages
+
     def pull(self, since: str | None) -> Iterator[Page]:
         """Yield pages of issues updated at or after ``since`` minus the overlap window."""
         since_ms = None if since is None else epoch_ms(since) - self.config.overlap_seconds * 1000
         jql = build_search_jql(self.config.project, self.config.jql, since_ms)
-        for response in self._search(jql, self.config.page_size, list(self.fields)):
+        for response in self._fresh_search(jql, self.config.page_size, list(self.fields)):
             records = [self._record(issue) for issue in response.get("issues", [])]
             versions = [r.version for r in records if r.version]
             watermark = clock.stamp(max(clock.parse(v) for v in versions)) if versions else None
@@ -249,164 +259,16 @@ class JiraConnector:
     # -- push -------------------------------------------------------------------
 
     def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
-        """Compare (one bulkfetch per 100 issues), edit issue by issue, then read the changelog for overwrites."""
-        return push_until_stopped(writes, journal, lambda recording: compare_then_send(
-            writes, system="Jira", targets=TARGETS, read=self._current, read_batch=CHECK_BATCH,
-            send=self._send, send_batch=1, gone="issue {} no longer exists or is not visible",
-            record=record_of, journal=recording, verify=self._verify, version_of=lambda shown: shown.get("updated"),
-        ))
+        """Compare, write (bulk jobs for large groups of one value, else issue by issue), then check the changelog."""
+        return self.writer.push(writes, journal)
+
+    def estimate(self, writes: list[Write]) -> Estimate:
+        """The calls ``push(writes)`` would make, when nothing changed in between."""
+        return self.writer.estimate(writes)
 
     def _post(self, resource: str, body: dict[str, Any]) -> Any:
         url = self.client._get_url(resource)
         return self.calls(lambda: self.client._session.post(url, data=json.dumps(body))).json()
-
-    def _current(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
-        """What Jira's issue store shows now for ``keys`` (one bulkfetch; missing issues are left out)."""
-        found = self._post("issue/bulkfetch", {"issueIdsOrKeys": keys, "fields": CHECK_FIELDS})
-        return {issue["key"]: shown_of(issue) for issue in found.get("issues", [])}
-
-    def _histories(self, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """The release and status changelog of ``keys``, by issue id (``changelog/bulkfetch``, paged)."""
-
-        def fetch(token: str | None) -> dict[str, Any]:
-            body: dict[str, Any] = {"issueIdsOrKeys": keys, "fieldIds": sorted(FIELD_IDS.values()), "maxResults": 1000}
-            return self._post("changelog/bulkfetch", body | ({"nextPageToken": token} if token else {}))
-
-        histories: dict[str, list[dict[str, Any]]] = {}
-        for page in iter_pages(SYSTEM, fetch, "nextPageToken"):
-            for log in page.get("issueChangeLogs", []):
-                histories.setdefault(str(log["issueId"]), []).extend(log.get("changeHistories") or [])
-        return histories
-
-    def _verify(self, batch: list[Pending], results: list[WriteResult]) -> list[WriteResult]:
-        """Results again, with writes that replaced someone's edit made since the compare read put back as conflicts."""
-        shown = {pending.record: pending.shown for pending in batch}
-        written = sorted({record_of(r.write) for r in results if r.outcome == "ok"})
-        if not written:
-            return results
-        histories = self._histories(written)
-        checked: list[WriteResult] = []
-        for result in results:
-            seen = shown.get(record_of(result.write))
-            if result.outcome != "ok" or seen is None:
-                checked.append(result)
-                continue
-            entries = since(histories.get(str(seen.get("id")), []), seen.get("updated"))
-            found = overwritten(result.write.field, result.write.value, result.write.base, entries)
-            if found is not None:
-                checked.append(self._put_back(record_of(result.write), result.write, found, seen))
-                continue
-            # The issue's ``updated`` once this write landed: a lagging search showing it older is old news.
-            ours = entry_of(result.write.field, result.write.value, entries)
-            checked.append(dataclasses.replace(result, version=ours["created"]) if ours else result)
-        return checked
-
-    def _put_back(self, key: str, write: Write, found: Overwritten, seen: Shown) -> WriteResult:
-        """Undo relsync's write of ``write`` that replaced ``found``: the person's value stands."""
-        problem: str | None = None
-        try:
-            if write.field == RELEASE:
-                body = json.dumps({"fields": {"fixVersions": [{"id": ident} for ident in found.restore]}})
-                url = self.client._get_url(f"issue/{key}")
-                self.calls(lambda: self.client._session.put(url, data=body))
-            elif found.value:
-                problem = self._transition(key, found.value, {STATUS: write.value, "issuetype": seen.get("issuetype")})
-        except ConnectorError as error:
-            problem = error.message
-        outcome = f"putting their value back failed: {problem}" if problem else "their value was put back"
-        message = (f"{key} {write.field}: changed in Jira to {found.value!r} between relsync's read and its write "
-                   f"of {write.value!r}; {outcome}")
-        return WriteResult(write, "conflict", message, current=found.value)
-
-    def _send(self, batch: list[Pending]) -> list[WriteResult]:
-        return [self._apply(issue.record, write, issue.shown) for issue in batch for write in sorted(issue.writes, key=lambda w: w.field)]
-
-    def _apply(self, key: str, write: Write, shown: Shown) -> WriteResult:
-        """One write to one issue; every refusal but a credentials error becomes its result."""
-        try:
-            if write.field == RELEASE:
-                self._set_release(key, write.value)
-            elif problem := self._transition(key, write.value, shown):
-                return WriteResult(write, "failed", problem)
-        except PermissionDenied as error:
-            return WriteResult(write, "failed", self._permission_problem(key, write, error))
-        except VersionRefused as refused:
-            return WriteResult(write, "failed", refused.message)
-        except SourceConfigError:
-            raise
-        except ConnectorError as error:
-            return (self.calls.held_back([write], error) or [WriteResult(write, "failed", error.message)])[0]
-        return WriteResult(write, "ok")
-
-    def _permission_problem(self, key: str, write: Write, error: ConnectorError) -> str:
-        doing, permission = (f"editing {key}", "Edit Issues") if write.field == RELEASE else (
-            f"moving {key} to {write.value!r}", "Transition Issues")
-        return f"Jira: {doing} needs the {permission} permission for project {self.config.project} ({error.message})"
-
-    def _set_release(self, key: str, release: str | None) -> None:
-        versions = []
-        if release is not None:
-            versions = [{"id": self.versions.id_of(release)}]
-        body = json.dumps({"fields": {"fixVersions": versions}})
-        url = self.client._get_url(f"issue/{key}")
-        # One PUT and no re-GET: Issue.update() would read the whole issue back.
-        self.calls(lambda: self.client._session.put(url, data=body))
-
-    def _transition(self, key: str, target: str, shown: Shown) -> str | None:
-        status = shown.get(STATUS) or ""
-        cache_key = (shown.get("issuetype") or "", status)
-        if cache_key not in self._transitions:
-            self._transitions[cache_key] = self.calls(lambda: self.client.transitions(key))
-        choices = self._transitions[cache_key]
-        chosen = next((t for t in choices if (t.get("to") or {}).get("name") == target), None)
-        if chosen is not None:
-            return self._move(key, str(chosen["id"]), target)
-        if not choices:  # Jira lists no transitions at all to an account without Transition Issues
-            return (f"Jira: moving {key} to {target!r} needs the Transition Issues permission for project "
-                    f"{self.config.project} (Jira lists no transitions from {status!r} for this account)")
-        names = sorted({(t.get("to") or {}).get("name", "?") for t in choices})
-        return (
-            f"{key}: the workflow has no transition from {status!r} to {target!r} "
-            f"(available: {', '.join(names) or 'none'}); not forced"
-        )
-
-    def _move(self, key: str, transition: str, target: str) -> str | None:
-        """POST the transition; one that may have landed is checked by reading the issue's status, never repeated blindly."""
-
-        def arrived() -> bool | None:
-            issue = self.client.issue(key, fields="status")
-            return True if issue.fields.status.name == target else None
-
-        try:
-            self.calls(lambda: self.client.transition_issue(key, transition) or True, applied=arrived)
-        except FatalError as error:
-            # Jira refuses a transition the issue has already taken ("not valid for the
-            # current state"): if it now shows the target, the move is done.
-            if self.calls(arrived) is None:
-                return f"{key}: {error.message}"
-        return None
-
-    def estimate(self, writes: list[Write]) -> Estimate:
-        """The calls ``push(writes)`` would make, when nothing changed in between.
-
-        Reads the project's versions (one call) to know which releases need one.
-        """
-        issues = {w.native_key or w.native_id for w in writes}
-        releases = {w.value for w in writes if w.field == RELEASE and w.value}
-        statuses = [w for w in writes if w.field == STATUS]
-        missing = len(releases - set(self.versions.known())) if releases else 0
-        calls = {
-            "compare reads (bulkfetch)": calls_for(len(issues), CHECK_BATCH),
-            "changelog reads": calls_for(len(issues), CHECK_BATCH),
-            "version list": 1 if releases else 0,
-            "project read": 1 if missing else 0,
-            "version creates": missing,
-            "issue edits (PUT)": sum(1 for w in writes if w.field == RELEASE),
-            "transition lookups": len({w.base for w in statuses}),
-            "transitions (POST)": len(statuses),
-        }
-        return {"calls": sum(calls.values()), "by_kind": calls,
-                "limit": "Jira Cloud rate limits by cost per hour; these are ordinary REST calls"}
 
     # -- history ----------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from simple_salesforce.exceptions import SalesforceError
 
 from config.schema import SalesforceSource
 from connectors import soql
-from connectors.base import Estimate, Journal, Page, Permission, ReadSecret, SourceCheck, SourceRecord, Write, WriteResult
+from connectors.base import Estimate, Journal, Kept, Page, Permission, ReadSecret, SourceCheck, SourceRecord, Write, WriteResult
 from connectors.calls import ApiCalls, push_until_stopped
 from connectors.errors import (
     ConnectorError,
@@ -50,6 +50,7 @@ from connectors.http import timeouts, trust
 from connectors.paging import iter_pages, restarting
 from connectors.retry import RetryPolicy
 from connectors.salesforce_history import history_object, read_field_history, tracked_fields
+from connectors.token_file import Session, TokenFile, fingerprint
 from connectors.writeback import Pending, calls_for, compare_then_send, write_targets
 from mapping import clock
 
@@ -58,6 +59,8 @@ SYSTEM = "salesforce"
 WRITE_BATCH = 25  # subrequests per Composite call
 READ_BATCH = 400  # ids per compare query: URI and headers may take 16,384 bytes (28 per encoded id)
 DELETED_WINDOW = dt.timedelta(days=15)
+HORIZON_MARGIN = dt.timedelta(seconds=5)
+"""How far before the first page's answer its query is taken to have run (when no login dated the pull)."""
 BASE_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
 LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 RESTARTS = 3
@@ -71,13 +74,20 @@ def too_many_restarts() -> FatalError:
 
 
 def connect(name: str, config: SalesforceSource, paths: list[str], read_secret: ReadSecret,
-            policy: RetryPolicy | None = None) -> SalesforceConnector:
-    """A connector for one configured Salesforce source; ``paths`` are the mapped source paths."""
+            policy: RetryPolicy | None = None, kept: Kept | None = None) -> SalesforceConnector:
+    """A connector for one configured Salesforce source; ``paths`` are the mapped source paths.
+
+    With ``kept.token_file``, the access token is reused across runs until Salesforce refuses it.
+    """
     auth = config.auth
     refresh_token = read_secret(auth.refresh_token_env, "refresh_token_env") if auth.refresh_token_env else None
-    return SalesforceConnector(name, config, paths=paths, client_id=read_secret(auth.client_id_env, "client_id_env"),
+    client_id = read_secret(auth.client_id_env, "client_id_env")
+    tokens = None
+    if kept is not None and kept.token_file is not None:
+        tokens = TokenFile(kept.token_file, fingerprint(config.url, client_id, "refresh" if refresh_token else "client"))
+    return SalesforceConnector(name, config, paths=paths, client_id=client_id,
                                client_secret=read_secret(auth.client_secret_env, "client_secret_env"), refresh_token=refresh_token,
-                               policy=policy)
+                               policy=policy, tokens=tokens)
 
 
 def unmodified_since(last_modified: str) -> str:
@@ -105,7 +115,7 @@ class SalesforceConnector:
     system = SYSTEM
 
     def __init__(self, name: str, config: SalesforceSource, *, paths: list[str], client_id: str, client_secret: str,
-                 refresh_token: str | None = None, policy: RetryPolicy | None = None) -> None:
+                 refresh_token: str | None = None, policy: RetryPolicy | None = None, tokens: TokenFile | None = None) -> None:
         self.name = name
         self.config = config
         self.fields = list(dict.fromkeys([*BASE_FIELDS, *paths]))
@@ -119,12 +129,14 @@ class SalesforceConnector:
         self.session = self.calls.count(trust(requests.Session(), config.ca_bundle, timeout=timeouts(config.timeout_seconds)))
         self.session.hooks["response"].append(self._read_limits)
         self._sf: Salesforce | None = None
+        self._tokens = tokens
+        self._kept_tried = False  # the kept token was tried (or replaced) this run
         self._since: str | None = None  # the watermark this run's pull started from
 
     @property
-    def reconcile_every_hours(self) -> None:
-        """No cadence: Get Deleted is asked every run, a full id reconcile only once its window is missed."""
-        return None
+    def reconcile_every_hours(self) -> float:
+        """How often Get Deleted is asked (soft deletes arrive with every pull's queryAll)."""
+        return self.config.reconcile_every_hours
 
     def _read_limits(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         """Keep the org's API usage (Sforce-Limit-Info) and the server's clock (Date) from every answer."""
@@ -151,23 +163,39 @@ class SalesforceConnector:
                                "the next run continues where this one stopped")
 
     def _call(self, fn: Callable[[Salesforce], T]) -> T:
-        """One API call under the retry policy (logging in first if need be); an expired session logs in again once."""
+        """One API call under the retry policy (logging in first if need be); a refused session logs in again once."""
         renewed = False
 
         def attempt() -> T:
             nonlocal renewed
             self._guard_quota()
             if self._sf is None:
-                self._sf = self._login()
+                self._sf = self._resume() or self._login()
             try:
                 return fn(self._sf)
             except SalesforceError as error:
                 if renewed or salesforce_error(error)[0] != "INVALID_SESSION_ID":
                     raise
                 renewed, self._sf = True, None
+                if self._tokens is not None:
+                    self._tokens.clear()
                 raise RetriableError(SYSTEM, "the session expired; logging in again", status=401) from None
 
         return self.calls(attempt)
+
+    def _client(self, session: Session) -> Salesforce:
+        return Salesforce(instance_url=session.instance_url, session_id=session.access_token, session=self.session,
+                          version=self.config.api_version)
+
+    def _resume(self) -> Salesforce | None:
+        """A client on the token kept by an earlier run (once a run: a refused one is not tried again)."""
+        if self._tokens is None or self._kept_tried:
+            return None
+        kept = self._tokens.load()
+        if kept is None:
+            return None
+        self._kept_tried = True
+        return self._client(kept)
 
     def _login(self) -> Salesforce:
         """A client on a new session: a token from the org's OAuth endpoint (refusals name the auth keys)."""
@@ -180,8 +208,11 @@ class SalesforceConnector:
         except ValueError:
             body = None
         if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
-            return Salesforce(instance_url=body["instance_url"], session_id=body["access_token"], session=self.session,
-                              version=self.config.api_version)
+            session = Session(body["access_token"], body["instance_url"])
+            self._kept_tried = True  # a token refused later in this run means logging in again, not reading the file
+            if self._tokens is not None:
+                self._tokens.save(session)
+            return self._client(session)
         if isinstance(body, dict) and body.get("error"):
             refusal = f"{body['error']}: {body.get('error_description')}"
         else:  # a 200 without a token is not echoed: it could hold one
@@ -217,7 +248,7 @@ class SalesforceConnector:
             start = clock.parse(since.split("|", 1)[0]) - dt.timedelta(seconds=self.config.overlap_seconds)
             conditions.append(soql.modified_since(start))
         self._since = since
-        horizon = self._call(lambda sf: self.server_time)  # logged in: the token's answer dated it
+        horizon = self._call(lambda sf: self.server_time)  # a login's answer dated it; a kept token has none yet
         last: dict[str, Any] | None = None
 
         def query() -> Iterator[dict[str, Any]]:  # after an expired locator: just after the last settled record
@@ -225,6 +256,9 @@ class SalesforceConnector:
             return self._query(soql.select(self.config, self.fields, conditions + resume))
 
         for response in restarting(query, LocatorExpired, restarts=RESTARTS, gave_up=too_many_restarts):
+            if horizon is None and self.server_time is not None:
+                # Dated by the first page's answer, which left after the query ran: set back to before it.
+                horizon = self.server_time - HORIZON_MARGIN
             records = response.get("records", [])
             settled = [r for r in records if not horizon or clock.parse(r["SystemModstamp"]) < horizon]
             last = settled[-1] if settled else last
@@ -237,16 +271,18 @@ class SalesforceConnector:
         return Page(records=out, watermark=watermark, deleted=[r["Id"] for r in records if r.get("IsDeleted")])
 
     def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
-        """Hard-deleted records: Get Deleted within its window, else a full id reconcile.
+        """Hard-deleted records, every ``reconcile_every_hours``: Get Deleted within its window, else a full id reconcile.
 
-        Deletions are asked for from the later of the pull's watermark and ``since``
-        (when the last reconcile's pull began), less the overlap: a quiet org whose
-        newest record is weeks old still costs one Get Deleted call, not a full reconcile.
+        Deletions are asked for from ``since`` (when the last reconcile's pull began; the
+        pull's watermark when there was none), less the overlap: a quiet org whose newest
+        record is weeks old still costs one Get Deleted call, not a full reconcile. Soft
+        deletes need none of this: they arrive with every pull (queryAll, IsDeleted).
         """
         if self._since is None:
             return []  # a first pull read every record live: nothing known is gone yet
-        marks = [clock.parse(self._since.split("|", 1)[0])] + ([clock.parse(since)] if since else [])
-        start = max(marks) - dt.timedelta(seconds=self.config.overlap_seconds)
+        if not due:
+            return None
+        start = clock.parse(since or self._since.split("|", 1)[0]) - dt.timedelta(seconds=self.config.overlap_seconds)
         now = clock.now()
         if now - start < DELETED_WINDOW - dt.timedelta(minutes=5):
             try:

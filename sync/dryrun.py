@@ -58,9 +58,10 @@ def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.dat
     with RunLock(config.store):
         db = open_store(config.store)
         try:
-            sources = engine.build_sources(config, env if env is not None else os.environ)
+            sources = engine.build_sources(config, env if env is not None else os.environ, db=db)
             run_id = start_run(db, kind="plan")
             pulled = engine.pull_sources(db, sources, run_id=run_id)
+            engine.save_caches(db, sources)
             result.messages = [f"{n}: {engine.describe(e)}" for n, e in pulled.failures.items()]
             finish_run(db, run_id, status="ok" if not pulled.failures else "failed", exit_code=0,
                        counts={"pulled": {n: vars(c) for n, c in pulled.counts.items()}, "dry_run": True},

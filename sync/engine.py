@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypedDict
 
 import sqlite_utils
@@ -24,7 +25,7 @@ from config.loader import ConfigError, secret
 from config.schema import AirtableSource, Config, JiraSource, SalesforceSource
 from config.schema import Source as SourceConfig
 from connectors import airtable, jira, salesforce
-from connectors.base import Connector, Page, ReadSecret, SourceCheck
+from connectors.base import Connector, Kept, Page, ReadSecret, SourceCheck
 from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, SourceConfigError, Unreachable
 from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
@@ -32,6 +33,7 @@ from mapping.fields import MappingError, SourceMapping
 from sync import history, ingest, outbox, quarantine, schedule
 from sync.lock import LockedError, RunLock
 from sync.report import RunReport
+from sync.source_cache import StoreCache
 from sync.store import finish_run, get_watermark, open_store, start_run, store_problem
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
@@ -64,23 +66,32 @@ def _calls(source: Source) -> int:
 
 
 class ConnectorFactories(TypedDict):
-    """Per source kind: ``connect(name, config, mapped paths, read_secret, policy)`` -> its connector."""
+    """Per source kind: ``connect(name, config, mapped paths, read_secret, policy, kept)`` -> its connector."""
 
-    jira: Callable[[str, JiraSource, list[str], ReadSecret, RetryPolicy], Connector]
-    airtable: Callable[[str, AirtableSource, list[str], ReadSecret, RetryPolicy], Connector]
-    salesforce: Callable[[str, SalesforceSource, list[str], ReadSecret, RetryPolicy], Connector]
+    jira: Callable[[str, JiraSource, list[str], ReadSecret, RetryPolicy, Kept | None], Connector]
+    airtable: Callable[[str, AirtableSource, list[str], ReadSecret, RetryPolicy, Kept | None], Connector]
+    salesforce: Callable[[str, SalesforceSource, list[str], ReadSecret, RetryPolicy, Kept | None], Connector]
 
 
 CONNECTORS: ConnectorFactories = {"jira": jira.connect, "airtable": airtable.connect, "salesforce": salesforce.connect}
 
 
-def connect(name: str, spec: SourceConfig, paths: list[str], read_secret: ReadSecret, policy: RetryPolicy) -> Connector:
+def connect(name: str, spec: SourceConfig, paths: list[str], read_secret: ReadSecret, policy: RetryPolicy,
+            kept: Kept | None = None) -> Connector:
     """The connector for one configured source, by its kind."""
     if isinstance(spec, JiraSource):
-        return CONNECTORS["jira"](name, spec, paths, read_secret, policy)
+        return CONNECTORS["jira"](name, spec, paths, read_secret, policy, kept)
     if isinstance(spec, AirtableSource):
-        return CONNECTORS["airtable"](name, spec, paths, read_secret, policy)
-    return CONNECTORS["salesforce"](name, spec, paths, read_secret, policy)
+        return CONNECTORS["airtable"](name, spec, paths, read_secret, policy, kept)
+    return CONNECTORS["salesforce"](name, spec, paths, read_secret, policy, kept)
+
+
+def token_file(store: str, source: str) -> Path | None:
+    """Where a source's access token is kept between runs: beside the store (None for an in-memory store)."""
+    if store == ":memory:":
+        return None
+    path = Path(store)
+    return path.with_name(f"{path.name}.{source}.token")
 
 
 def describe(error: BaseException) -> str:
@@ -99,11 +110,23 @@ class Source:
     name: str
     connector: Connector
     mapping: SourceMapping
+    cache: StoreCache | None = None
+    """The metadata the connector keeps in the store between runs (saved by ``save_caches``)."""
+
+
+def save_caches(db: sqlite_utils.Database, sources: Mapping[str, Source]) -> None:
+    """Write what the connectors kept in their caches this run (from the thread that owns ``db``)."""
+    for source in sources.values():
+        if source.cache is not None:
+            source.cache.save(db)
 
 
 def build_sources(config: Config, env: Mapping[str, str] | None = None, *, policy: RetryPolicy | None = None,
-                  broken: dict[str, BaseException] | None = None) -> dict[str, Source]:
+                  broken: dict[str, BaseException] | None = None, db: sqlite_utils.Database | None = None) -> dict[str, Source]:
     """Connectors and mappings for every configured source; secrets read from the environment.
+
+    With ``db`` (the store), connectors keep what they may between runs: metadata in the
+    store's ``source_cache`` (see ``save_caches``), an access token in a 0600 file beside it.
 
     Each connector retries under ``policy`` (its waits, sleep and the run's deadline),
     with its own breaker after ``stop_after_server_errors`` server errors in a row.
@@ -120,8 +143,10 @@ def build_sources(config: Config, env: Mapping[str, str] | None = None, *, polic
             return secret(env_name, f"{_path}.auth.{key}", env)
 
         own = dataclasses.replace(base, breaker_after=spec.stop_after_server_errors)
+        cache = StoreCache(db, name) if db is not None else None
+        kept = Kept(cache, token_file(config.store, name)) if db is not None else None
         try:
-            sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret, own), mapping)
+            sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret, own, kept), mapping, cache)
         except CONFIG_ERRORS as error:
             if broken is None:
                 raise
@@ -354,8 +379,9 @@ def run(
         try:
             policy = dataclasses.replace(policy or RetryPolicy(), deadline=deadline)
             unbuilt: dict[str, BaseException] = {}
-            sources = build_sources(config, env if env is not None else os.environ, policy=policy, broken=unbuilt)
+            sources = build_sources(config, env if env is not None else os.environ, policy=policy, broken=unbuilt, db=db)
             pulled = pull_sources(db, sources, run_id=run_id, progress=progress, deadline=deadline)
+            save_caches(db, sources)
             for unbuilt_name, unbuilt_error in unbuilt.items():  # a missing secret stops its source alone
                 pulled.failures[unbuilt_name] = unbuilt_error
                 pulled.counts[unbuilt_name] = ingest.PullCounts()
@@ -402,6 +428,7 @@ def run(
             report.status, report.exit_code = "failed", EXIT_PARTIAL
             report.messages.append(str(error))
         finally:
+            save_caches(db, sources)
             report.api_calls = {name: s.connector.call_counts() for name, s in sources.items()}
             finish_run(
                 db,

@@ -423,3 +423,22 @@ def _source_history(db: sqlite_utils.Database) -> None:
     if seq is not None:
         db.execute("delete from sqlite_sequence where name in ('audit', 'audit_new')")
         db.execute("insert into sqlite_sequence (name, seq) values ('audit', ?)", [seq[0]])
+
+
+@MIGRATIONS(name="0012_source_cache")
+def _source_cache(db: sqlite_utils.Database) -> None:
+    # What a connector may keep between runs to spare calls on a run in which nothing
+    # changed (Jira's server info and field list): JSON values with the moment they go stale.
+    # Never secrets: a Salesforce access token lives in a 0600 file beside the store instead.
+    db.executescript(
+        """
+        create table source_cache (
+            source text not null,
+            key text not null,
+            value text not null,
+            fetched_at text not null,
+            expires_at text not null,
+            primary key (source, key)
+        );
+        """
+    )

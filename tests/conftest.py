@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from config.loader import load_config
 from config.schema import Config
@@ -39,6 +40,17 @@ class World:
     def fault(self, **rule: Any) -> None:
         """Add a fault-injection rule to the Jira sandbox."""
         requests.post(f"{self.jira_url}/_sandbox/faults", json=rule, timeout=10).raise_for_status()
+
+    def with_jira(self, **changes: Any) -> None:
+        """Change the Jira source's config (in its file too, so later edits of the file keep it)."""
+        data = yaml.safe_load(self.config_path.read_text())
+        data["sources"]["jira"].update(changes)
+        self.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.config = load_config(self.config_path)
+
+    def issue_by_issue(self) -> None:
+        """Write every Jira issue on its own, never by bulk jobs (the threshold above any group here)."""
+        self.with_jira(bulk_threshold=100_000)
 
 
 def make_world(tmp_path: Path, records: int, seed: int = 11, *, admin: bool = True) -> Iterator[World]:

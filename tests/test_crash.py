@@ -88,6 +88,7 @@ def world(folder: Path) -> Iterator[World]:
         config = sandbox_config(description, folder / "relsync.db", folder)
         for train in config["trains"]:
             train["capacity"] = 150  # room for most approved requests: many writes to be killed among
+        config["sources"]["jira"]["bulk_threshold"] = 100_000  # Jira issue by issue: many single writes to be killed among
         path = folder / "relsync.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         env = {k: v for box in description.values() for k, v in box["env"].items()}

@@ -8,8 +8,10 @@ files) are searched for every secret.
 """
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +57,19 @@ class Stack:
         box = self.description[system]
         verify = str(self.config_path.parent / "salesforce-sandbox-ca.pem") if system == "salesforce" else True
         requests.post(f"{box['url']}/_sandbox/faults", json=rule, timeout=10, verify=verify).raise_for_status()
+
+    def knob(self, system: str, path: str) -> None:
+        box = self.description[system]
+        verify = str(self.config_path.parent / "salesforce-sandbox-ca.pem") if system == "salesforce" else True
+        requests.post(f"{box['url']}/_sandbox{path}", json={}, timeout=10, verify=verify).raise_for_status()
+
+    def calls(self, system: str) -> dict[str, int]:
+        """The sandbox's call counter, read and reset."""
+        box = self.description[system]
+        verify = str(self.config_path.parent / "salesforce-sandbox-ca.pem") if system == "salesforce" else True
+        calls = requests.get(f"{box['url']}/_sandbox/calls", timeout=10, verify=verify).json()["calls"]
+        requests.post(f"{box['url']}/_sandbox/calls/reset", timeout=10, verify=verify).raise_for_status()
+        return calls
 
     def relsync(self, *args: str, env: dict[str, str]) -> Result:
         return CliRunner().invoke(main, [*args, "--config", str(self.config_path)], env=env, catch_exceptions=False)
@@ -163,3 +178,32 @@ def test_a_secret_pasted_for_a_variable_name_is_refused_offline_unseen(stack, ca
         assert result.exit_code == 2
         assert "sources.salesforce.auth.client_secret_env: this looks like a secret itself" in result.output
     assert_nowhere({"pasted": pasted}, stack, [checked, synced], caplog, http=False)
+
+
+def test_the_kept_salesforce_token_is_a_private_file_and_nowhere_else(stack, caplog):
+    store = stack.config_path.with_suffix(".db")
+    kept = store.with_name(f"{store.name}.salesforce.token")
+
+    first = stack.relsync("sync", "--json", env=stack.env)
+    assert first.exit_code == 0, first.output
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    token = json.loads(kept.read_text())["access_token"]
+    assert stack.calls("salesforce")["POST /services/oauth2/token"] == 1
+
+    again = stack.relsync("sync", "--json", env=stack.env)  # the kept token is used: no login
+    assert again.exit_code == 0, again.output
+    assert "POST /services/oauth2/token" not in stack.calls("salesforce")
+
+    stack.knob("salesforce", "/salesforce/expire-sessions")  # Salesforce refuses it now: log in again, once
+    refused = stack.relsync("sync", "--json", env=stack.env)
+    assert refused.exit_code == 0, refused.output
+    assert stack.calls("salesforce")["POST /services/oauth2/token"] == 1
+    renewed = json.loads(kept.read_text())["access_token"]
+    assert renewed != token and stat.S_IMODE(kept.stat().st_mode) == 0o600
+
+    status = stack.relsync("status", "--json", env=stack.env)
+    tokens = {"the first access token": token, "the renewed access token": renewed}
+    assert_nowhere(stack.secrets | tokens, stack, [first, again, refused, status], caplog)
+    for name in tokens.values():
+        assert name not in "".join(p.read_bytes().decode("latin-1") for p in store.parent.iterdir()
+                                   if p.is_file() and p != kept)

@@ -31,6 +31,7 @@ import flask
 from sandboxes.behaviour import REAL
 from sandboxes.clock import SYSTEM_TIME, TimeSource
 from sandboxes.core import controls, make_app
+from sandboxes.jira.bulk import register_bulk_routes
 from sandboxes.jira.data import (
     COMPONENTS,
     PRIORITIES,
@@ -237,6 +238,7 @@ def create_jira_app(
     register_knobs(app, state)
     register_permissions(app, state)
     register_link_routes(app, state)
+    register_bulk_routes(app, state)
     return app
 
 

@@ -311,6 +311,7 @@ class JiraState:
         self.me = self.add_user("Relsync Integration", email)
         self.editor = self.add_user("Sandbox Editor", "sandbox.editor@example.com")
         self.people_tokens: dict[str, str] = {}
+        self.locked: set[int] = set()  # issues whose status makes them read-only (jira.issue.editable = false)
         """API tokens of people (by lower-case email) who edit issues as themselves (``/_sandbox/jira/people``)."""
         self.versions: dict[int, Version] = {}
         for offset, (name, released, day) in enumerate(

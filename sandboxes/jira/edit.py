@@ -298,6 +298,9 @@ def edit_issue(state: JiraState, issue: Issue, body: Any, *, api: str, author: U
     """Apply an Edit issue request; return whether anything changed."""
     if not isinstance(body, dict):
         raise EditError(messages=[INVALID_PAYLOAD])
+    if issue.id in state.locked:  # a read-only status: Jira finds no field on the (absent) edit screen
+        touched = [*(body.get("fields") or {}), *(body.get("update") or {})]
+        raise EditError({name: _unknown(name) for name in touched})
     desired = _desired(state, issue, body, api)
     items = _items(state, issue, desired)
     if items:

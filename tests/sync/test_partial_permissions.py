@@ -32,8 +32,15 @@ WORKFLOW = "POST /rest/api/3/issue/{key}/transitions"
 
 @pytest.fixture
 def member_world(tmp_path: Path) -> Iterator[World]:
-    """30 seeded Jira requests; the integration account is an ordinary member (no Administer Projects)."""
-    yield from make_world(tmp_path, records=30, admin=False)
+    """30 seeded Jira requests; the integration account is an ordinary member (no Administer Projects).
+
+    Writes go issue by issue (``bulk_threshold`` above the groups' sizes); the bulk path's
+    refusals are in tests/sync/test_jira_bulk.py.
+    """
+    for world in make_world(tmp_path, records=30, admin=False):
+        jira = world.config.sources["jira"].model_copy(update={"bulk_threshold": 1000})
+        world.config = world.config.model_copy(update={"sources": {**world.config.sources, "jira": jira}})
+        yield world
 
 
 def query(world, sql: str) -> list[dict]:

@@ -185,9 +185,9 @@ def test_an_airtable_row_without_a_title_is_quarantined_and_released_once_it_has
     assert table.get(blank)["fields"]["Release"] == last
 
 
-SALESFORCE_PULL = {"POST /services/oauth2/token": 1, "GET /services/data/v{version}/queryAll/": 1,
-                   "GET /services/data/v{version}/sobjects/{name}/deleted/": 1}
-"""A run that writes nothing: log in, one query of changes and soft deletions, one Get Deleted."""
+SALESFORCE_PULL = {"GET /services/data/v{version}/queryAll/": 1}
+"""A run that writes nothing: one query of changes and soft deletions (the access token is the first run's;
+Get Deleted waits for reconcile_every_hours)."""
 SALESFORCE_HISTORY = {"GET /services/data/v{version}/query/": 1}
 """Records changed since the last run: one query of their field history (CaseHistory)."""
 
@@ -237,8 +237,8 @@ def test_a_salesforce_case_in_an_unmapped_status_is_quarantined_until_its_case_o
     assert audited(source, f"salesforce:{second}", "status") == [("scheduled", "triaged")]
 
 
-JIRA_PULL = {"GET /rest/api/3/serverInfo": 1, "GET /rest/api/3/field": 1, "GET /rest/api/3/search/jql": 1}
-"""A run that writes nothing: the client's start-up reads and one search from the watermark."""
+JIRA_PULL = {"GET /rest/api/3/search/jql": 1}
+"""A run that writes nothing: one search from the watermark (server info and fields are kept in the store)."""
 JIRA_HISTORY = {"POST /rest/api/3/changelog/bulkfetch": 1}
 """Issues edited since the last run: one read of their changelogs."""
 

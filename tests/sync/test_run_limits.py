@@ -76,6 +76,7 @@ def call_timer(url: str, seconds_per_call: float) -> Callable[[], float]:
 
 def test_a_source_that_keeps_failing_is_left_alone_after_five_server_errors_in_a_row(small_world):
     world, waits = small_world, Waits()
+    world.issue_by_issue()  # these limits are about single writes; bulk jobs are in test_jira_bulk.py
     world.fault(method="PUT", path="/rest/api/3/issue/*", status=503, times=1000)
     world.reset_calls()
 
@@ -101,6 +102,7 @@ def test_a_source_that_keeps_failing_is_left_alone_after_five_server_errors_in_a
 
 def test_the_breaker_limit_is_set_per_source(small_world):
     world, waits = small_world, Waits()
+    world.issue_by_issue()  # these limits are about single writes; bulk jobs are in test_jira_bulk.py
     with_source(world, stop_after_server_errors=2)
     world.fault(method="PUT", path="/rest/api/3/issue/*", status=500, times=1000)
     world.reset_calls()
@@ -140,6 +142,7 @@ def test_the_deadline_stops_a_pull_between_pages_and_the_next_run_continues(worl
 
 def test_the_deadline_stops_a_push_between_writes_and_keeps_the_rest_pending(small_world):
     world = small_world
+    world.issue_by_issue()  # these limits are about single writes; bulk jobs are in test_jira_bulk.py
     with_deadline(world, 400, history_max_calls=0)  # the push's calls alone, at 40 s each
     world.reset_calls()
 
@@ -185,6 +188,7 @@ def test_a_retry_never_waits_past_the_deadline(small_world):
 ], ids=["gateway-error", "timeout"])
 def test_a_transition_that_landed_behind_an_error_is_read_back_not_repeated(small_world, fault, timeout):
     world, waits = small_world, Waits()
+    world.issue_by_issue()  # these limits are about single writes; bulk jobs are in test_jira_bulk.py
     with_source(world, timeout_seconds=timeout)
     world.fault(method="POST", path="/rest/api/3/issue/*/transitions", **fault)
     world.reset_calls()

@@ -69,7 +69,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
         ("relsync", "0001_initial"), ("relsync", "0002_affected_object"), ("relsync", "0003_outbox_superseded"),
         ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"), ("relsync", "0006_quarantine"),
         ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_lifecycle"), ("relsync", "0009_waiting"),
-        ("relsync", "0010_depends_on"), ("relsync", "0011_source_history"),
+        ("relsync", "0010_depends_on"), ("relsync", "0011_source_history"), ("relsync", "0012_source_cache"),
     ]
     db.close()
 
@@ -102,12 +102,14 @@ def test_schema_has_the_documented_tables_and_columns(store):
             "mapping", "record",
         ],
         "waiting": ["request", "reason", "since", "updated_at"],
+        "source_cache": ["source", "key", "value", "fetched_at", "expires_at"],
     }
     for table, columns in expected.items():
         assert store[table].columns_dict.keys() == set(columns), table
         assert [c.name for c in store[table].columns] == columns, table
     assert store["release_phases"].pks == ["release", "phase"]
     assert store["sync_state"].pks == ["source", "stream"]
+    assert store["source_cache"].pks == ["source", "key"]
     unique = {tuple(index.columns) for index in store["change_requests"].indexes if index.unique}
     assert ("source", "native_id") in unique
     indexed = {tuple(index.columns) for index in store["change_requests"].indexes}
