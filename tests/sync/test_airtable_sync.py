@@ -235,7 +235,9 @@ def test_edits_made_in_airtable_are_pulled_with_field_level_audit(world):
     table = world.table()
     ids = sorted(r["id"] for r in table.all(fields=["Title"]))[10:13]
     for n, rid in enumerate(ids):
-        table.update(rid, {"Title": f"Edited {n}: add a picklist value", "Owner": f"Owner {n}"})
+        # Owner is a collaborator: written by email, read back as {id, email, name}.
+        table.update(rid, {"Title": f"Edited {n}: add a picklist value", "Owner": {"email": f"owner{n}@example.com",
+                                                                                  "name": f"Owner {n}"}})
     world.reset_calls()
 
     report = world.run()
@@ -246,6 +248,8 @@ def test_edits_made_in_airtable_are_pulled_with_field_level_audit(world):
     assert [(e["request"], e["field"]) for e in events] == [(f"airtable:{rid}", f) for rid in ids for f in ("owner", "title")]
     titles = {e["request"]: json.loads(e["new"]) for e in events if e["field"] == "title"}
     assert titles == {f"airtable:{rid}": f"Edited {n}: add a picklist value" for n, rid in enumerate(ids)}
+    owners = {e["request"]: json.loads(e["new"]) for e in events if e["field"] == "owner"}
+    assert owners == {f"airtable:{rid}": f"Owner {n}" for n, rid in enumerate(ids)}  # the collaborator's name
     assert world.calls() == {LIST[0]: 1}  # a title or owner edit changes no plan
 
 
