@@ -215,7 +215,7 @@ class JiraConnector:
             return self.calls(lambda: self.client.enhanced_search_issues(jql, nextPageToken=token, maxResults=page_size,
                                                                          fields=fields, json_result=True))
 
-        return iter_pages(SYSTEM, fetch, "nextPageToken")
+        return iter_pages(SYSTEM, fetch, "nextPageToken", items_key="issues")
 
     def pull(self, since: str | None) -> Iterator[Page]:
         """Yield pages of issues updated at or after ``since`` minus the overlap window."""

@@ -263,7 +263,8 @@ def test_batch_update_patch_merges_and_put_replaces(sandbox: Sandbox) -> None:
     assert sandbox.calls() == {"PATCH /v0/{base_id}/{table}": 2}
     replaced = sandbox.table.batch_update([{"id": rec(1), "fields": {"Status": "Scheduled"}}], replace=True)[0]
     assert set(replaced["fields"]) == {"Status", "Created", "Last Modified"}
-    answer = sandbox.http.patch(sandbox.records_url, json={"records": [{"id": "recAAAAAAAAAAAAAA", "fields": {"Owner": {"email": "x@example.com"}}}]})
+    missing = {"id": "recAAAAAAAAAAAAAA", "fields": {"Owner": {"email": "x@example.com"}}}
+    answer = sandbox.http.patch(sandbox.records_url, json={"records": [missing]})
     assert answer.status_code == 422
     assert answer.json() == {"error": {"type": "ROW_DOES_NOT_EXIST", "message": "Record ID recAAAAAAAAAAAAAA does not exist in this table"}}
     assert sandbox.table.get(rec(2))["fields"]["Owner"] == {**bot, "id": sandbox.table.get(rec(2))["fields"]["Owner"]["id"],
@@ -380,7 +381,8 @@ def test_metadata_describes_tables_fields_and_views(sandbox: Sandbox) -> None:
         "Requester Email": "email",
         "Owner": "singleCollaborator", "Release": "singleLineText", "Release Select": "singleSelect",
         "Release Link": "multipleRecordLinks", "Target Date": "date", "Depends On": "multipleRecordLinks",
-        "Depends On Elsewhere": "singleLineText", "Attachments": "multipleAttachments", "Created": "createdTime", "Last Modified": "lastModifiedTime",
+        "Depends On Elsewhere": "singleLineText", "Attachments": "multipleAttachments",
+        "Created": "createdTime", "Last Modified": "lastModifiedTime",
     }
     assert [c.name for c in schema.field("Priority").options.choices] == ["Critical", "High", "Medium", "Low"]
     releases = sandbox.api.table(sandbox.base, "Releases").schema()
@@ -460,7 +462,8 @@ def test_edits_during_paging_neither_skip_nor_repeat(sandbox: Sandbox) -> None:
     refused = requests.post(f"{sandbox.url}/_sandbox/airtable/edit-during-paging", timeout=10,
                             json={"edits": [{"record": rec(5), "fields": {"Status": "Nope"}}]})
     assert refused.status_code == 400 and "INVALID_MULTIPLE_CHOICE_OPTIONS" in refused.json()["error"]
-    edits = [{"record": rec(220), "fields": {"Title": "Edited while paging"}}, {"record": rec(5), "fields": {"Owner": {"email": "late.owner@example.com"}}}]
+    edits = [{"record": rec(220), "fields": {"Title": "Edited while paging"}}, {"record": rec(5),
+                                                                     "fields": {"Owner": {"email": "late.owner@example.com"}}}]
     assert sandbox.knob("/airtable/edit-during-paging", {"edits": edits, "deletes": [rec(150)]})["scheduled"] == 3
     seen = [r for page in sandbox.table.iterate(page_size=100) for r in page]
     ids = [r["id"] for r in seen]

@@ -339,7 +339,8 @@ def test_shared_modstamp_across_a_page_boundary_and_the_tie_break(org: RunningSa
     [
         ("Status = 'Approved'", lambda r: r.status == "approved"),
         ("Status IN ('New', 'Triage') AND Priority = 'Critical'", lambda r: r.status in ("new", "triaged") and r.priority == "critical"),
-        ("Department__c = 'Sales Ops' AND Priority != 'Low'", lambda r: r.department == "Sales Ops" and not r.quirks.no_custom_fields and r.priority != "low"),
+        ("Department__c = 'Sales Ops' AND Priority != 'Low'", lambda r: r.department == "Sales Ops" and not r.quirks.no_custom_fields
+         and r.priority != "low"),
         ("Subject LIKE '%dashboard%'", lambda r: "dashboard" in r.title.lower() and not r.quirks.no_title),  # null Subjects match nothing
         ("NOT (Status = 'Approved' OR Status = 'Closed')", lambda r: r.status not in ("approved", "closed")),
         ("Release__c != null", lambda r: r.status in ("deployed", "closed")),
