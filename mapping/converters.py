@@ -118,13 +118,15 @@ def _person(value: Any, part: str) -> str | None:
             continue
         if not isinstance(person, dict):
             where = f"item {position} is" if isinstance(value, list) else "got"
-            raise ConversionError(f"{converter} expects a person (an object with a {part}), {where} {describe(person)}")
+            raise ConversionError(f"{converter} expects a person (an object with a name), {where} {describe(person)}")
         keys = [key for key in _PERSON_KEYS[part] if isinstance(person.get(key), str) and person[key]]
         if keys:
             found.append(person[keys[0]])
-        elif not any(key in person for key in _PERSON_KEYS[part]):
+        elif not any(key in person for keys_ in _PERSON_KEYS.values() for key in keys_):
+            # Neither a name nor an email: not a person. A person without this part (Jira
+            # hides most email addresses) reads as empty.
             raise ConversionError(
-                f"{converter} expects a person with a {' or '.join(_PERSON_KEYS[part])}, got {describe(person)}"
+                f"{converter} expects a person with a {' or '.join(_PERSON_KEYS['name'])}, got {describe(person)}"
             )
     return ", ".join(found) or None
 
