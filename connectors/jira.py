@@ -43,6 +43,7 @@ from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
 from connectors.writeback import Pending, Shown, calls_for, compare_then_send
 from mapping import clock
+from mapping.shapes import jira_type
 
 SYSTEM = "jira"
 GATEWAY = "https://api.atlassian.com"
@@ -425,9 +426,9 @@ class JiraConnector:
     def check(self, statuses: list[str]) -> SourceCheck:
         """Credentials, mapped fields, status names and the account's permissions in the project."""
         self.calls(lambda: self.client.myself())
-        known = {f["id"] for f in self.calls(lambda: self.client.fields())}
+        catalogue = {f["id"]: jira_type(f.get("schema")) for f in self.calls(lambda: self.client.fields())}
         found = SourceCheck([f"field {field!r} does not exist in Jira (or is not visible to this account)"
-                             for field in self.fields if field not in known])
+                             for field in self.fields if field not in catalogue], field_types=catalogue)
         names = {s.name for s in self.calls(lambda: self.client.statuses())}
         found.problems += [f"status {status!r} does not exist in Jira" for status in statuses if status not in names]
         try:

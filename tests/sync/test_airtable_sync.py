@@ -647,6 +647,28 @@ def test_check_online_passes_a_clean_config_and_names_a_missing_choice(small_wor
     assert world.calls() == {"GET /v0/meta/bases/{base_id}/tables": 2, "GET /v0/meta/whoami": 2, "GET /v0/meta/bases": 2}
 
 
+def test_check_online_names_a_field_whose_airtable_type_cannot_give_the_mapped_value(small_world):
+    world = small_world
+    data = yaml.safe_load(world.config_path.read_text())
+    fields = data["sources"]["airtable"]["fields"]
+    fields["owner"] = "fields.Owner"  # a collaborator, read whole
+    fields["type"] = "fields.Request Type"  # a multi-select, without join
+    fields["description"] = "fields.Description.value"  # a key on text
+    world.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    result = CliRunner().invoke(main, ["check", "--config", str(world.config_path), "--online", "--json"], env=world.env)
+
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.output)["problems"] == {"airtable": [
+        "fields.description: fields.Description.value holds text, which has no .value",
+        "fields.type: fields.Request Type holds a list of values, not a single value; add convert: join (first, or names "
+        "for objects), or pick one with .0",
+        "fields.owner: fields.Owner holds a person {email, id, name}, not a single value; read its .name (or .email), "
+        "or add convert: person_name",
+    ]}
+    assert world.calls() == {"GET /v0/meta/bases/{base_id}/tables": 1, "GET /v0/meta/whoami": 1, "GET /v0/meta/bases": 1}
+
+
 # -- 10. replay -----------------------------------------------------------------------------
 # A whole first sync replayed from a vcrpy cassette recorded against the sandbox, as in
 # tests/test_replay.py (tests/recording.py says how to record anew).
