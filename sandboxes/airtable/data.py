@@ -266,6 +266,11 @@ _FILES = (("screenshot.png", "image/png"), ("current-layout.pdf", "application/p
           ("flow-diagram.jpg", "image/jpeg"))
 
 
+def _attachment(record_id: str, seq: int, number: int) -> dict[str, Any]:
+    filename, kind = _FILES[(seq + number) % len(_FILES)]
+    return attachment(record_id, number, filename, 20_000 + 7_919 * (number + 1) * seq % 900_000, kind)
+
+
 def _request_cells(ids: dict[str, str], request: SeedRequest, release: tuple[str, str, str] | None,
                    record_id: str) -> dict[str, Any]:
     quirks = request.quirks
@@ -280,8 +285,7 @@ def _request_cells(ids: dict[str, str], request: SeedRequest, release: tuple[str
         "Requester": collaborator(request.requester.email, request.requester.name),
         "Requester Email": request.requester.email,
         "Owner": collaborator(owner.email, owner.name) if owner else None,
-        "Attachments": [attachment(record_id, n, *_FILES[(request.seq + n) % len(_FILES)][:1], 20_000 + 7_919 * n * request.seq % 900_000,
-                                   _FILES[(request.seq + n) % len(_FILES)][1]) for n in range(quirks.attachments)],
+        "Attachments": [_attachment(record_id, request.seq, n) for n in range(quirks.attachments)],
     }
     if release is not None:
         name, deploy, record_id = release
