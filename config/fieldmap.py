@@ -27,12 +27,14 @@ class FieldMap(Strict):
 
     ``path`` is dotted (``fields.priority.name``); ``convert`` names a converter
     applied first; ``map`` translates source values; ``default`` is used when the
-    path is absent or empty, or when the value is not in ``map``.
+    path is absent or empty, or when the value is not in ``map``; ``when_empty``,
+    only when the path is absent or empty (an unmapped value is still an error).
     """
 
     path: str
     map: dict[str, str] | None = None
     default: str | None = None
+    when_empty: str | None = None
     convert: str | None = None
 
     @field_validator("path")
@@ -52,7 +54,7 @@ class FieldMap(Strict):
             return {_text_key(key): _text_key(target) for key, target in value.items()}
         return value
 
-    @field_validator("default", mode="before")
+    @field_validator("default", "when_empty", mode="before")
     @classmethod
     def _text_default(cls, value: Any) -> Any:
         return _text_key(value)
@@ -83,7 +85,7 @@ class _VocabularyFieldMap(FieldMap):
             )
         return value
 
-    @field_validator("default")
+    @field_validator("default", "when_empty")
     @classmethod
     def _default_target(cls, value: str | None) -> str | None:
         if value is not None and value not in cls.vocabulary:

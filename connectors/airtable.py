@@ -355,6 +355,7 @@ class AirtableConnector:
             kind = by_name[self.config.modified_field].type
             if kind != "lastModifiedTime":
                 found.problems.append(f"modified_field {self.config.modified_field!r} is a {kind} field, not lastModifiedTime")
+        found.field_types = {field.name: field.type for field in schema.fields}
         found.permissions = self._permissions()
         return found
 

@@ -141,6 +141,8 @@ class SourceCheck:
     permissions: list[Permission] = field(default_factory=list)
     reached: bool = True
     """False when the source's host could not be reached at all (refused, DNS, connect timeout)."""
+    field_types: dict[str, str] = field(default_factory=dict)
+    """Each source field's type as the system's metadata gives it (name or id -> type), for the shape check."""
 
     def all_problems(self) -> list[str]:
         """The problems, missing required permissions included."""

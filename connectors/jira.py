@@ -49,6 +49,7 @@ from connectors.jira_write import JiraWriter
 from connectors.paging import iter_pages
 from connectors.retry import RetryPolicy
 from mapping import clock
+from mapping.shapes import jira_type
 
 SYSTEM = "jira"
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class JiraConnector:
             return self.calls(lambda: self.client.enhanced_search_issues(jql, nextPageToken=token, maxResults=page_size,
                                                                          fields=fields, json_result=True))
 
-        return iter_pages(SYSTEM, fetch, "nextPageToken")
+        return iter_pages(SYSTEM, fetch, "nextPageToken", items_key="issues")
 
     def _load_fields(self) -> None:
         """Give the library its field ids (``JIRA._fields_cache``) from the cache, or from one ``field`` call."""
@@ -287,9 +288,9 @@ class JiraConnector:
     def check(self, statuses: list[str]) -> SourceCheck:
         """Credentials, mapped fields, status names and the account's permissions in the project."""
         self.calls(lambda: self.client.myself())
-        known = {f["id"] for f in self.calls(lambda: self.client.fields())}
+        catalogue = {f["id"]: jira_type(f.get("schema")) for f in self.calls(lambda: self.client.fields())}
         found = SourceCheck([f"field {field!r} does not exist in Jira (or is not visible to this account)"
-                             for field in self.fields if field not in known])
+                             for field in self.fields if field not in catalogue], field_types=catalogue)
         names = {s.name for s in self.calls(lambda: self.client.statuses())}
         found.problems += [f"status {status!r} does not exist in Jira" for status in statuses if status not in names]
         try:

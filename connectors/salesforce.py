@@ -403,6 +403,7 @@ class SalesforceConnector:
         release = self.config.write.release
         if release is not None and release.field not in fields:
             found.problems.append(f"release field {release.field!r} does not exist on {self.config.object}")
+        found.field_types = {name: str(f.get("type")) for name, f in fields.items()} | dict.fromkeys(relationships, "relationship")
         found.permissions = self._permissions(described, fields)
         return found
 

@@ -25,6 +25,8 @@ __all__ = [
     "lower",
     "map_key",
     "names",
+    "person_email",
+    "person_name",
     "references",
     "text",
 ]
@@ -96,6 +98,47 @@ def names(value: Any) -> str | None:
             )
         found.append(item["name"])
     return ", ".join(found) or None
+
+
+# Where each vendor puts a person's name and email: an Airtable collaborator {id, email,
+# name}, a Jira user {accountId, displayName, emailAddress}, a Salesforce User or Queue
+# (Owner: {Name, Email}).
+_PERSON_KEYS = {"name": ("name", "displayName", "Name"), "email": ("email", "emailAddress", "Email")}
+
+
+def _person(value: Any, part: str) -> str | None:
+    converter = f"person_{part}"
+    if value is None:
+        return None
+    people = value if isinstance(value, list) else [value]
+    found = []
+    for position, person in enumerate(people):
+        if isinstance(person, str) and part == "email" and "@" in person:
+            found.append(person)  # a plain email field holds the address itself
+            continue
+        if not isinstance(person, dict):
+            where = f"item {position} is" if isinstance(value, list) else "got"
+            raise ConversionError(f"{converter} expects a person (an object with a name), {where} {describe(person)}")
+        keys = [key for key in _PERSON_KEYS[part] if isinstance(person.get(key), str) and person[key]]
+        if keys:
+            found.append(person[keys[0]])
+        elif not any(key in person for keys_ in _PERSON_KEYS.values() for key in keys_):
+            # Neither a name nor an email: not a person. A person without this part (Jira
+            # hides most email addresses) reads as empty.
+            raise ConversionError(
+                f"{converter} expects a person with a {' or '.join(_PERSON_KEYS['name'])}, got {describe(person)}"
+            )
+    return ", ".join(found) or None
+
+
+def person_name(value: Any) -> str | None:
+    """A person's name: an Airtable collaborator, a Jira user, a Salesforce owner (a list: names joined)."""
+    return _person(value, "name")
+
+
+def person_email(value: Any) -> str | None:
+    """A person's email address, from the same shapes as ``person_name`` (hidden addresses read as empty)."""
+    return _person(value, "email")
 
 
 def join(value: Any) -> str | None:
@@ -237,6 +280,8 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "first": first,
     "names": names,
     "join": join,
+    "person_name": person_name,
+    "person_email": person_email,
 }
 """Converter name (as written in the config's ``convert:``) -> function."""
 

@@ -181,7 +181,7 @@ class SourceMapping:
             raise MappingError(
                 f"{key_path}.path",
                 f"holds {describe(found)}, not a single value; point {key_path}.path at one of its keys "
-                "or add a converter (names, join, first)",
+                "or add a converter (person_name, person_email, names, join, first)",
                 record=key,
                 field=spec.path,
                 value=found,
@@ -197,7 +197,7 @@ class SourceMapping:
         """
         key_path = f"{self.config_path}.fields.{name}"
         if value is None or not value.strip():
-            return None, spec.default
+            return None, spec.when_empty if spec.when_empty is not None else spec.default
         if spec.map is None:
             vocabulary = _VOCABULARIES.get(name)
             if vocabulary is None or value in vocabulary:

@@ -13,7 +13,7 @@ import itertools
 import random
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 ANCHOR = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -66,6 +66,38 @@ class SeedRequest:
     updated: dt.datetime
     affected_object: str = ""
     """The business object the change touches (one of ``OBJECTS``), for the clash check."""
+    quirks: Quirks = field(default_factory=lambda: Quirks())
+    """How this record is as messy as records in real accounts are (see :class:`Quirks`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quirks:
+    """The untidiness a request shows in its system, drawn from its own stream of the seed.
+
+    Each sandbox reads the quirks that exist in its vendor: Airtable leaves empty fields
+    out (no Title, no Status), Salesforce has null Subjects and the standard Case
+    statuses, Jira has null descriptions and custom fields, rich text, several fix
+    versions and components. The draws come from a second generator, a fixed number per
+    record, so adding quirks left every other seeded value as it was.
+    """
+
+    no_title: bool = False
+    no_status: bool = False
+    no_description: bool = False
+    no_custom_fields: bool = False
+    standard_status: bool = False
+    """Salesforce: the standard Case value (Working, Escalated) instead of the record type's own."""
+    rich_text: int = 0
+    """Jira: 0 plain paragraphs; otherwise which rich-text sample the description carries."""
+    extra_type: str | None = None
+    """A second request type (an Airtable multi-select holding two)."""
+    extra_object: str | None = None
+    """A second affected object (a second Jira component)."""
+    extra_release: bool = False
+    """Jira: a shipped request also carries the release before its own."""
+    attachments: int = 0
+    zone: str = "UTC"
+    """The requester's time zone (Jira user profiles)."""
 
 
 _FIRST = (
@@ -97,6 +129,10 @@ _QUALIFIERS = (
     "for {region}", "({city})", "before Q{quarter} close", "for {team}", "- phase {phase}",
     "in {city}", "(follow-up)", "for the {region} {team}",
 )
+ZONES = ("Asia/Kolkata", "America/New_York", "Europe/Berlin", "Australia/Sydney", "America/Los_Angeles", "UTC",
+         "Asia/Tokyo", "America/Sao_Paulo")
+"""Time zones people's profiles are set to (Kolkata's +05:30 and DST zones included)."""
+RICH_SAMPLES = 4
 _TAGS = ("q4-push", "compliance", "quick-win", "exec-ask", "tech-debt", "audit", "gdpr", "launch")
 
 _TITLES: dict[str, tuple[str, ...]] = {
@@ -248,9 +284,29 @@ def _title(rng: random.Random, request_type: str, slots: dict[str, object]) -> s
     return title
 
 
+def _quirks(rng: random.Random, request_type: str, affected: str) -> Quirks:
+    """A fixed number of draws (thirteen) per record, so record *n*'s quirks depend on *n* alone."""
+    draws = [rng.random() for _ in range(10)]
+    extra_type, extra_object, zone = _pick(rng, REQUEST_TYPES), _pick(rng, _OBJECTS), _pick(rng, ZONES)
+    return Quirks(
+        no_title=draws[0] < 0.025,
+        no_status=draws[1] < 0.025,
+        no_description=draws[2] < 0.06,
+        no_custom_fields=draws[3] < 0.05,
+        standard_status=draws[4] < 0.5,
+        rich_text=1 + int(draws[7] * 40) % RICH_SAMPLES if draws[7] < 0.3 else 0,
+        extra_type=extra_type if draws[5] < 0.08 and extra_type != request_type else None,
+        extra_object=extra_object if draws[6] < 0.15 and extra_object != affected else None,
+        extra_release=draws[8] < 0.12,
+        attachments=1 + int(draws[9] * 10) if draws[9] < 0.3 else 0,
+        zone=zone,
+    )
+
+
 def iter_seed_requests(seed: int, count: int | None = None) -> Iterator[SeedRequest]:
     """Yield seeded requests one by one (``count`` None: forever), in ``seq`` order."""
     rng = random.Random(seed)
+    messy = random.Random(f"relsync-quirks:{seed}")
     requesters = _people(rng, 48)
     owners = _people(rng, 12)
     previous: SeedRequest | None = None
@@ -295,6 +351,7 @@ def iter_seed_requests(seed: int, count: int | None = None) -> Iterator[SeedRequ
             created=created,
             updated=updated,
             affected_object=str(slots["object"]),
+            quirks=_quirks(messy, request_type, str(slots["object"])),
         )
         previous = request
         yield request

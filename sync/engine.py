@@ -30,6 +30,7 @@ from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, Sour
 from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
+from mapping.shapes import shape_problems
 from sync import history, ingest, outbox, quarantine, schedule
 from sync.lock import LockedError, RunLock
 from sync.report import RunReport
@@ -456,6 +457,7 @@ def check_online(config: Config, env: Mapping[str, str] | None = None) -> dict[s
         statuses = sorted(set((spec.fields.status.map or {}).keys()) | set(spec.write.status.values()))
         try:
             found[name] = source.connector.check(statuses)
+            found[name].problems += shape_problems(spec.kind, spec.fields, found[name].field_types)
         except Unreachable as error:
             found[name] = SourceCheck([error.message], reached=False)
         except ConnectorError as error:

@@ -19,6 +19,8 @@ import pytest
 import requests
 
 from sandboxes import edits
+from sandboxes.seed import seed_requests
+from sandboxes.server import SEED_OFFSETS
 
 RELSYNC = [sys.executable, "-m", "relsync"]
 RECORDS = 1000
@@ -172,7 +174,46 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     stored = json.loads(status.stdout)
     live = {"live": RECORDS, "deleted": 0, "quarantined": 0}
     assert stored["requests"]["by_source"] == {"jira": live, "airtable": live, "salesforce": live}
+    assert_messy_records_mapped(config.with_suffix(".db"))
     for release in stored["releases"]:
         assert release["requests"] <= release["capacity"]
     # One plan over the three systems: a release mixes requests from all three.
     assert any(set(r["by_source"]) == {"jira", "airtable", "salesforce"} for r in stored["releases"])
+
+
+def assert_messy_records_mapped(store: Path) -> None:
+    """Every untidy seeded record was mapped by the shipped example config, as its comments say."""
+    seeds = {system: seed_requests(RECORDS, 3 + SEED_OFFSETS[system]) for system in ("jira", "airtable", "salesforce")}
+    db = sqlite3.connect(store)
+
+    def keys(sql: str) -> set[str]:
+        return {row[0] for row in db.execute(sql)}
+
+    def numbers(system: str, predicate) -> set[int]:
+        return {s.seq for s in seeds[system] if predicate(s)}
+
+    title_absent = {row[0]: row[1] for row in db.execute(
+        "select key, json_extract(raw, '$.fields.Title') is null from change_requests where source = 'airtable'")}
+    untitled = keys("select key from change_requests where source = 'airtable' and title = '(no title)'")
+    assert len(untitled) == sum(title_absent.values()) == len(numbers("airtable", lambda s: s.quirks.no_title)) > 0
+    no_status = keys("select key from change_requests where source = 'airtable' and source_status is null")
+    assert len(no_status) == len(numbers("airtable", lambda s: s.quirks.no_status)) > 0
+    statuses = {row[0] for row in db.execute(
+        f"select distinct status from change_requests where key in ({','.join('?' * len(no_status))})", sorted(no_status))}
+    assert statuses == {"new"}
+    subjectless = keys("select key from change_requests where source = 'salesforce' and title = '(no subject)'")
+    assert len(subjectless) == len(numbers("salesforce", lambda s: s.quirks.no_title)) > 0
+    standard = {row[0]: row[1] for row in db.execute(
+        "select source_status, status from change_requests where source = 'salesforce' "
+        "and source_status in ('Working', 'Escalated') group by source_status")}
+    assert standard == {"Working": "in_progress", "Escalated": "in_progress"}
+    collaborators = db.execute("select count(*) from change_requests where source = 'airtable' and requester is null").fetchone()
+    assert collaborators == (0,)  # every Requester collaborator read by name
+    joined = db.execute("select count(*) from change_requests where source = 'airtable' and type like '%, %'").fetchone()[0]
+    assert joined == len(numbers("airtable", lambda s: s.quirks.extra_type))
+    offsets = {row[0][-5:] for row in db.execute(
+        "select json_extract(raw, '$.fields.created') from change_requests where source = 'jira'")}
+    assert offsets and "+0000" not in offsets  # the integration account's profile zone, not UTC
+    empty = db.execute("select count(*) from change_requests where source = 'jira' and description is null").fetchone()[0]
+    assert empty == len(numbers("jira", lambda s: s.quirks.no_description)) > 0
+    db.close()

@@ -138,6 +138,8 @@ def field_json(found: Field, state: AirtableState) -> dict[str, Any]:
         body["options"] = {"isValid": True, "referencedFieldIds": [], "result": _DATETIME_UTC}  # [] : every field
     elif found.type == "multipleRecordLinks":
         body["options"] = {"linkedTableId": found.linked_table, "isReversed": False, "prefersSingleRecordLink": False}
+    elif found.type == "multipleAttachments":
+        body["options"] = {"isReversed": False}
     body.update({"id": found.id, "name": found.name})
     return body
 

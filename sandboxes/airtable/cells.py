@@ -19,6 +19,8 @@ from sandboxes.airtable.data import (
     Record,
     Table,
     airtable_id,
+    attachment,
+    collaborator,
     iso,
 )
 from sandboxes.airtable.formula_eval import RecordContext, parse_iso, text
@@ -105,6 +107,26 @@ def _links(state: AirtableState, found: Field, value: Any, typecast: bool) -> li
     return list(dict.fromkeys(out))
 
 
+def _collaborator(found: Field, value: Any) -> dict[str, str]:
+    # A collaborator is written as {"id": "usr…"} or {"email": "…"}; a bare string is refused.
+    if not isinstance(value, dict) or not isinstance(value.get("id") or value.get("email"), str):
+        raise cannot_accept(found)
+    if value.get("email"):
+        return collaborator(str(value["email"]), value.get("name"))
+    return {"id": str(value["id"]), "email": f"{value['id']}@users.airtable.example", "name": str(value["id"])}
+
+
+def _attachments(found: Field, value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) and isinstance(item.get("url"), str) for item in value):
+        raise cannot_accept(found)
+    out = []
+    for number, item in enumerate(value):
+        name = str(item.get("filename") or item["url"].rsplit("/", 1)[-1] or "file")
+        out.append(item if str(item.get("id", "")).startswith("att") else
+                   attachment(item["url"], number, name, 0, "application/octet-stream"))
+    return out
+
+
 def normalize(state: AirtableState, found: Field, value: Any, typecast: bool, write: Write) -> Any:
     """``value`` as stored for ``found``, None for empty, or Airtable's 422."""
     if found.computed:
@@ -123,6 +145,15 @@ def normalize(state: AirtableState, found: Field, value: Any, typecast: bool, wr
         return _date(found, value, typecast)
     if found.type == "multipleRecordLinks":
         return _links(state, found, value, typecast) or None
+    if found.type == "multipleSelects":
+        items = [value] if isinstance(value, str) and typecast else value
+        if not isinstance(items, list):
+            raise cannot_accept(found)
+        return list(dict.fromkeys(_select(found, item, typecast, write) for item in items)) or None
+    if found.type == "singleCollaborator":
+        return _collaborator(found, value)
+    if found.type == "multipleAttachments":
+        return _attachments(found, value)
     raise cannot_accept(found)
 
 
@@ -229,7 +260,15 @@ def formula_value(state: AirtableState, table: Table, found: Field, record: Reco
         assert linked is not None
         names = [text(linked.records[rid].cells.get(linked.primary.id)) for rid in _live_links(state, found, record)]
         return ", ".join(names) or None
-    return record.cells.get(found.id)
+    raw = record.cells.get(found.id)
+    # Formulas see a collaborator by name, a multi-select's and attachments' names joined.
+    if found.type == "singleCollaborator" and isinstance(raw, dict):
+        return raw.get("name")
+    if found.type == "multipleSelects" and isinstance(raw, list):
+        return ", ".join(raw) or None
+    if found.type == "multipleAttachments" and isinstance(raw, list):
+        return ", ".join(str(item.get("filename", "")) for item in raw) or None
+    return raw
 
 
 def context(state: AirtableState, table: Table, record: Record, now: dt.datetime) -> RecordContext:

@@ -1,5 +1,9 @@
 """The Airtable sandbox's base: two tables, their fields and choices, records, ids and time.
 
+Records are as untidy as a real base's: empty cells are left out (a few rows have no
+Title or no Status), Requester and Owner are collaborators (``{id, email, name}``),
+Request Type is a multi-select, and some rows carry attachments.
+
 One base ("Relsync Ops") holds "Change Requests", seeded from :mod:`seed`, and
 "Releases", which "Release Link" points at. Ids look like Airtable's (a three-letter
 prefix and 14 letters or digits, 17 in all, as pyairtable's ``is_airtable_id`` checks) and
@@ -134,10 +138,24 @@ class Table:
         return None
 
 
-def _select(table: str, name: str, options: tuple[str, ...]) -> Field:
+def _select(table: str, name: str, options: tuple[str, ...], kind: str = "singleSelect") -> Field:
     fid = airtable_id("fld", table, name)
     choices = [Choice(airtable_id("sel", fid, option), option, COLORS[i % len(COLORS)]) for i, option in enumerate(options)]
-    return Field(fid, name, "singleSelect", choices=choices)
+    return Field(fid, name, kind, choices=choices)
+
+
+def collaborator(email: str, name: str | None = None) -> dict[str, str]:
+    """A base collaborator as a cell holds it: ``{id, email, name}`` (id derived from the email)."""
+    return {"id": airtable_id("usr", email.lower()), "email": email, "name": name or email.split("@")[0]}
+
+
+def attachment(record_id: str, number: int, filename: str, size: int, kind: str) -> dict[str, Any]:
+    """An attachment object as the list-records API returns it (no thumbnails for non-images)."""
+    ident = airtable_id("att", record_id, number)
+    return {"id": ident, "width": 1280, "height": 720, "url": f"https://v5.airtableusercontent.example/{ident}/{filename}",
+            "filename": filename, "size": size, "type": kind} if kind.startswith("image/") else {
+            "id": ident, "url": f"https://v5.airtableusercontent.example/{ident}/{filename}", "filename": filename,
+            "size": size, "type": kind}
 
 
 def _plain(table: str, name: str, kind: str, linked_table: str | None = None) -> Field:
@@ -155,13 +173,13 @@ def build_tables(releases_primary: str = "Name") -> tuple[Table, Table]:
             _plain(CHANGE_REQUESTS, "Title", "singleLineText"),
             _plain(CHANGE_REQUESTS, "Description", "multilineText"),
             _select(CHANGE_REQUESTS, "Department", DEPARTMENTS),
-            _select(CHANGE_REQUESTS, "Request Type", REQUEST_TYPES),
+            _select(CHANGE_REQUESTS, "Request Type", REQUEST_TYPES, "multipleSelects"),
             _select(CHANGE_REQUESTS, "Affected Object", OBJECTS),
             _select(CHANGE_REQUESTS, "Priority", PRIORITY_CHOICES),
             _select(CHANGE_REQUESTS, "Status", STATUS_CHOICES),
-            _plain(CHANGE_REQUESTS, "Requester", "singleLineText"),
+            _plain(CHANGE_REQUESTS, "Requester", "singleCollaborator"),
             _plain(CHANGE_REQUESTS, "Requester Email", "email"),
-            _plain(CHANGE_REQUESTS, "Owner", "singleLineText"),
+            _plain(CHANGE_REQUESTS, "Owner", "singleCollaborator"),
             _plain(CHANGE_REQUESTS, "Release", "singleLineText"),
             _select(CHANGE_REQUESTS, "Release Select", tuple(name for name, _ in SEED_RELEASES)),
             _plain(CHANGE_REQUESTS, "Release Link", "multipleRecordLinks", linked_table=releases_id),
@@ -169,6 +187,7 @@ def build_tables(releases_primary: str = "Name") -> tuple[Table, Table]:
             # Requests in this table this one needs first; requests in other systems go in the text field.
             _plain(CHANGE_REQUESTS, "Depends On", "multipleRecordLinks", linked_table=airtable_id("tbl", CHANGE_REQUESTS)),
             _plain(CHANGE_REQUESTS, "Depends On Elsewhere", "singleLineText"),
+            _plain(CHANGE_REQUESTS, "Attachments", "multipleAttachments"),
             _plain(CHANGE_REQUESTS, "Created", "createdTime"),
             _plain(CHANGE_REQUESTS, "Last Modified", "lastModifiedTime"),
         ],
@@ -242,12 +261,31 @@ def _seed_release(state: AirtableState, name: str, deploy: str) -> Record:
     return record
 
 
-def _request_cells(ids: dict[str, str], request: SeedRequest, release: tuple[str, str, str] | None) -> dict[str, Any]:
+_FILES = (("screenshot.png", "image/png"), ("current-layout.pdf", "application/pdf"),
+          ("field-list.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+          ("flow-diagram.jpg", "image/jpeg"))
+
+
+def _attachment(record_id: str, seq: int, number: int) -> dict[str, Any]:
+    filename, kind = _FILES[(seq + number) % len(_FILES)]
+    return attachment(record_id, number, filename, 20_000 + 7_919 * (number + 1) * seq % 900_000, kind)
+
+
+def _request_cells(ids: dict[str, str], request: SeedRequest, release: tuple[str, str, str] | None,
+                   record_id: str) -> dict[str, Any]:
+    quirks = request.quirks
+    owner = request.owner
     values: dict[str, Any] = {
-        "Title": request.title, "Description": request.description, "Department": request.department,
-        "Request Type": request.request_type, "Affected Object": request.affected_object, "Priority": request.priority.capitalize(),
-        "Status": SEED_STATUS[request.status], "Requester": request.requester.name,
-        "Requester Email": request.requester.email, "Owner": request.owner.name if request.owner else None,
+        "Title": None if quirks.no_title else request.title,
+        "Description": None if quirks.no_description else request.description,
+        "Department": None if quirks.no_custom_fields else request.department,
+        "Request Type": [request.request_type, *([quirks.extra_type] if quirks.extra_type else [])],
+        "Affected Object": request.affected_object, "Priority": request.priority.capitalize(),
+        "Status": None if quirks.no_status else SEED_STATUS[request.status],
+        "Requester": collaborator(request.requester.email, request.requester.name),
+        "Requester Email": request.requester.email,
+        "Owner": collaborator(owner.email, owner.name) if owner else None,
+        "Attachments": [_attachment(record_id, request.seq, n) for n in range(quirks.attachments)],
     }
     if release is not None:
         name, deploy, record_id = release
@@ -269,8 +307,11 @@ def seed_state(state: AirtableState, count: int) -> None:
             shipped = [r for r in releases if r[1] <= request.updated.date().isoformat()]
             release = shipped[-1] if shipped else None
         record = Record(airtable_id("rec", state.seed, CHANGE_REQUESTS, request.seq), truncate(request.created, state.precision))
-        record.cells = _request_cells(ids, request, release)
+        record.cells = _request_cells(ids, request, release, record.id)
         _stamp(record, state.requests, truncate(request.updated, state.precision))
 
 
-__all__ = ["AirtableState", "Choice", "Field", "Record", "Table", "airtable_id", "build_tables", "iso", "seed_state"]
+__all__ = [
+    "AirtableState", "Choice", "Field", "Record", "Table", "airtable_id", "attachment", "build_tables", "collaborator", "iso",
+    "seed_state",
+]

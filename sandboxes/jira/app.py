@@ -173,7 +173,7 @@ def _fault_body(status: int) -> dict[str, Any]:
 
 
 def create_jira_app(
-    *, records: int = 200, seed: int = 7, email: str, token: str, project: str = "OPS", timezone: str = "UTC",
+    *, records: int = 200, seed: int = 7, email: str, token: str, project: str = "OPS", timezone: str | None = None,
     time_source: TimeSource = SYSTEM_TIME, behaviour: str = REAL,
 ) -> flask.Flask:
     """A Jira Cloud sandbox seeded with ``records`` change requests OPS-1..OPS-N.

@@ -18,7 +18,8 @@ from typing import Any
 from sandboxes.behaviour import REAL, is_real
 from sandboxes.clock import SYSTEM_TIME, Clock, TimeSource
 from sandboxes.jira.index import SearchIndex
-from sandboxes.seed import OBJECTS, SeedRequest, iter_seed_requests
+from sandboxes.jira.richtext import rich_description
+from sandboxes.seed import OBJECTS, ZONES, SeedRequest, iter_seed_requests
 
 PROJECT_ID = 10000
 FIRST_ISSUE_ID = 10001
@@ -32,6 +33,8 @@ TEXT_FIELDS = {REQUESTED_ON: ("Requested on", "requested_on"), DEPENDS_ON: ("Dep
 TEXT_LIMIT = 255
 SERVER_VERSION = [1001, 0, 0]
 FIRST_COMPONENT_ID = 10300
+ACCOUNT_ZONES = ("Asia/Kolkata", "America/New_York", "Europe/Berlin", "Australia/Sydney")
+"""The integration account's profile zone, by seed: one with a half-hour offset, two with DST."""
 INDEX_LAG_SECONDS = 5.0
 """How far search trails writes by default: Jira shows most writes "within seconds"."""
 
@@ -216,6 +219,8 @@ class User:
     account_id: str
     name: str
     email: str
+    zone: str = "UTC"
+    """The profile's time zone (``timeZone`` in user JSON)."""
 
 
 @dataclass
@@ -294,12 +299,14 @@ class JiraState:
     behind the store; "kind" gives full pages and no lag.
     """
 
-    def __init__(self, *, records: int, seed: int, email: str, token: str, project: str, timezone: str = "UTC",
+    def __init__(self, *, records: int, seed: int, email: str, token: str, project: str, timezone: str | None = None,
                  time_source: TimeSource = SYSTEM_TIME, behaviour: str = REAL) -> None:
         self.lock = threading.RLock()
         self.email, self.token = email, token
         self.project_key, self.project_name = project, "Ops Change Requests"
-        self.timezone = timezone
+        # Jira renders timestamps in the requesting account's profile zone; the integration
+        # account's is drawn from the seed (never UTC), so offsets like +0530 and -0400 show.
+        self.timezone = timezone or ACCOUNT_ZONES[seed % len(ACCOUNT_ZONES)]
         real = is_real(behaviour)
         self.short_pages = real
         self.index: SearchIndex[Issue] = SearchIndex(time_source, INDEX_LAG_SECONDS if real else 0.0, Issue.snapshot)
@@ -308,7 +315,7 @@ class JiraState:
         self.data_version = 0
         self.search_cache: dict[str, tuple[int, list[int]]] = {}
         self.users: dict[str, User] = {}
-        self.me = self.add_user("Relsync Integration", email)
+        self.me = self.add_user("Relsync Integration", email, self.timezone)
         self.editor = self.add_user("Sandbox Editor", "sandbox.editor@example.com")
         self.people_tokens: dict[str, str] = {}
         self.locked: set[int] = set()  # issues whose status makes them read-only (jira.issue.editable = false)
@@ -333,11 +340,11 @@ class JiraState:
         self.next_history_id = (FIRST_ISSUE_ID + records + 1) * 100
         self.clock = Clock(floor=latest, source=time_source)
 
-    def add_user(self, name: str, email: str) -> User:
+    def add_user(self, name: str, email: str, zone: str = "UTC") -> User:
         """Register (or return) the account for ``email``."""
         ident = account_id(email)
         if ident not in self.users:
-            self.users[ident] = User(ident, name, email)
+            self.users[ident] = User(ident, name, email, zone)
         return self.users[ident]
 
     def person_of(self, email: str, token: str) -> User | None:
@@ -349,23 +356,31 @@ class JiraState:
         return None
 
     def _seeded_issue(self, request: SeedRequest) -> Issue:
-        reporter = self.add_user(request.requester.name, request.requester.email)
-        assignee = self.add_user(request.owner.name, request.owner.email) if request.owner else None
+        quirks = request.quirks
+        reporter = self.add_user(request.requester.name, request.requester.email, quirks.zone)
+        assignee = self.add_user(request.owner.name, request.owner.email, ZONES[len(request.owner.name) % len(ZONES)]) \
+            if request.owner else None
         fix_versions: list[int] = []
         if request.status in ("deployed", "closed"):
             released = [v for v in self.versions.values() if v.released and v.release_date]
             due = [v for v in released if v.release_date is not None and v.release_date >= request.updated.date()]
-            fix_versions = [(due[0] if due else released[-1]).id]
+            shipped = due[0] if due else released[-1]
+            # Some shipped requests also name the release before (a fix that went out in two).
+            earlier = [v.id for v in released if v.id < shipped.id][-1:] if quirks.extra_release else []
+            fix_versions = [*earlier, shipped.id]
+        components = [COMPONENT_BY_NAME[name].id for name in (request.affected_object, quirks.extra_object)
+                      if name in COMPONENT_BY_NAME]
         return Issue(
             id=FIRST_ISSUE_ID + request.seq - 1,
             key=f"{self.project_key}-{request.seq}",
             summary=request.title,
-            description=request.description,
-            description_adf=None,
+            description=None if quirks.no_description else request.description,
+            description_adf=rich_description(request, assignee.account_id if assignee else None, assignee.name if assignee else None)
+            if quirks.rich_text and not quirks.no_description else None,
             status=request.status,
             priority=SEED_PRIORITY[request.priority],
-            department=request.department,
-            request_type=request.request_type,
+            department=None if quirks.no_custom_fields else request.department,
+            request_type=None if quirks.no_custom_fields else request.request_type,
             reporter=reporter.account_id,
             assignee=assignee.account_id if assignee else None,
             labels=list(request.tags),
@@ -373,7 +388,7 @@ class JiraState:
             created=request.created,
             updated=request.updated,
             seed=request,
-            components=[COMPONENT_BY_NAME[request.affected_object].id] if request.affected_object in COMPONENT_BY_NAME else [],
+            components=components,
         )
 
     def find_issue(self, id_or_key: str) -> Issue | None:

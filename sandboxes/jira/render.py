@@ -58,7 +58,7 @@ def user_json(user: User | None, base: str, *, with_email: bool = False) -> dict
     if with_email:
         body["emailAddress"] = user.email
     body.update({"avatarUrls": avatar_urls(user.account_id), "displayName": user.name, "active": True,
-                 "timeZone": "Etc/UTC", "accountType": "atlassian"})
+                 "timeZone": user.zone, "accountType": "atlassian"})
     return body
 
 

@@ -15,7 +15,10 @@ from typing import Any
 from sandboxes.seed import DEPARTMENTS, OBJECTS, REQUEST_TYPES
 
 STATUSES = ("New", "Triage", "Approved", "Scheduled", "In Progress", "Testing", "Deployed", "Closed", "Rejected")
+CASE_STATUSES = ("New", "Working", "Escalated", "Closed", *(s for s in STATUSES if s not in ("New", "Closed")))
+"""Case.Status: Salesforce's standard values (New, Working, Escalated, Closed) beside the change process's own."""
 PRIORITIES = ("Critical", "High", "Medium", "Low")
+"""Case.Priority's standard High, Medium and Low, and a Critical the org added."""
 ORIGINS = ("Web", "Email", "Phone", "Chat")
 RELEASE_STATUSES = ("Planned", "Open", "Frozen", "Deploying", "Released", "Cancelled")
 TEXT_TYPES = frozenset({"id", "string", "textarea", "picklist", "reference", "email"})
@@ -133,7 +136,7 @@ def _case() -> SObject:
               target="RecordType"),
         Field("SuppliedName", "Name", "string", 80),
         Field("SuppliedEmail", "Email Address", "email", 80),
-        _picklist("Status", "Status", STATUSES, restricted=False, default="New"),
+        _picklist("Status", "Status", CASE_STATUSES, restricted=False, default="New"),
         _picklist("Origin", "Case Origin", ORIGINS, restricted=False),
         Field("Subject", "Subject", "string", 255),
         _picklist("Priority", "Priority", PRIORITIES, restricted=False, default="Medium"),

@@ -2,7 +2,9 @@
 
 Change requests become Cases of record type "Change Request" (or Change_Request__c
 records), owned by their seeded owner or, when nobody owns them yet, by the "Ops Intake"
-queue. A few Cases of record type "Support" sit beside them, as in a real org. Everything
+queue. As in real orgs, some Cases have no Subject or Description, and about half of
+those in progress carry the standard Case statuses ("Working", or "Escalated" when
+critical) instead of the record type's own "In Progress". A few Cases of record type "Support" sit beside them, as in a real org. Everything
 is a pure function of the seed; timestamps are truncated to the second as Salesforce
 stores them.
 """
@@ -72,16 +74,26 @@ def _release_fields(request: SeedRequest) -> dict[str, Any]:
             "Release_Status__c": "Released" if released else None, "Target_Date__c": target}
 
 
+def case_status(request: SeedRequest) -> str:
+    """The Case Status a seeded request shows: a standard value where its quirks say so."""
+    if request.status == "in_progress" and request.quirks.standard_status:
+        return "Escalated" if request.priority == "critical" else "Working"
+    return STATUS_BY_SEED[request.status]
+
+
 def case_row(request: SeedRequest, *, number: int, record_type: str, owner: str, creator: str) -> Row:
     """A change-request Case for a seeded request."""
     updated = to_second(request.updated)
+    quirks = request.quirks
     return {
         "Id": make_id("500", number), "IsDeleted": False, "CaseNumber": f"{1000 + number:08d}",
         "RecordTypeId": record_type, "SuppliedName": request.requester.name, "SuppliedEmail": request.requester.email,
-        "Status": STATUS_BY_SEED[request.status], "Origin": ORIGINS[request.seq % len(ORIGINS)], "Subject": request.title,
-        "Priority": request.priority.capitalize(), "Description": request.description, "OwnerId": owner,
+        "Status": case_status(request), "Origin": ORIGINS[request.seq % len(ORIGINS)],
+        "Subject": None if quirks.no_title else request.title, "Priority": request.priority.capitalize(),
+        "Description": None if quirks.no_description else request.description, "OwnerId": owner,
         "CreatedDate": to_second(request.created), "CreatedById": creator, "LastModifiedDate": updated,
-        "LastModifiedById": creator, "SystemModstamp": updated, "Department__c": request.department,
+        "LastModifiedById": creator, "SystemModstamp": updated,
+        "Department__c": None if quirks.no_custom_fields else request.department,
         "Request_Type__c": request.request_type, "Affected_Object__c": request.affected_object or None,
         **_release_fields(request),
     }
@@ -94,7 +106,7 @@ def change_request_row(request: SeedRequest, *, number: int, owner: str, creator
         "Id": make_id("a0C", number), "OwnerId": owner, "IsDeleted": False, "Name": f"CR-{number:06d}",
         "CreatedDate": to_second(request.created), "CreatedById": creator, "LastModifiedDate": updated,
         "LastModifiedById": creator, "SystemModstamp": updated, "Title__c": request.title,
-        "Description__c": request.description, "Status__c": STATUS_BY_SEED[request.status],
+        "Description__c": None if request.quirks.no_description else request.description, "Status__c": STATUS_BY_SEED[request.status],
         "Priority__c": request.priority.capitalize(), "Department__c": request.department,
         "Request_Type__c": request.request_type, "Affected_Object__c": request.affected_object or None,
         **_release_fields(request),

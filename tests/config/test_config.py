@@ -66,7 +66,7 @@ def test_jira_example_loads_with_the_documented_values():
 
 def test_schema_converters_are_exactly_the_implemented_ones():
     assert set(CONVERTERS) == set(IMPLEMENTED)
-    assert len(CONVERTERS) == 7
+    assert len(CONVERTERS) == 9
 
 
 # -- file-level problems --------------------------------------------------------------------

@@ -22,6 +22,32 @@ def test_a_repeated_token_stops_the_paging():
         list(iter_pages("tracker", pages.__getitem__, "next"))
 
 
+def test_fresh_tokens_on_pages_that_bring_nothing_stop_after_three():
+    fetched: list[str | None] = []
+
+    def endless(token: str | None) -> dict:
+        fetched.append(token)  # a new token every time, never an issue
+        return {"issues": [], "nextPageToken": f"t{len(fetched)}"}
+
+    with pytest.raises(FatalError, match="3 pages in a row brought no new issues but a new page token"):
+        list(iter_pages("jira", endless, "nextPageToken", items_key="issues"))
+    assert fetched == [None, "t1", "t2"]
+
+
+def test_the_same_page_under_new_tokens_stops_but_one_empty_page_does_not():
+    served: list[str | None] = []
+
+    def same(token: str | None) -> dict:
+        served.append(token)
+        return {"issues": [{"id": "1"}], "nextPageToken": f"t{len(served)}"}
+
+    with pytest.raises(FatalError, match="3 pages in a row"):
+        list(iter_pages("jira", same, "nextPageToken", items_key="issues"))
+    assert len(served) == 4  # the first page is new; three repeats of it stop the paging
+    pages = {None: {"issues": [1], "next": "b"}, "b": {"issues": [], "next": "c"}, "c": {"issues": [2]}}
+    assert [p["issues"] for p in iter_pages("jira", pages.__getitem__, "next", items_key="issues")] == [[1], [], [2]]
+
+
 class Cursor:
     """A listing of 1..9 in pages of 3 whose server cursor expires after the pages in ``expire_after``."""
 

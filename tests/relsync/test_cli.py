@@ -117,6 +117,26 @@ def test_check_online_names_a_missing_field(world, tmp_path):
     assert "customfield_99999" in result.output
 
 
+def test_check_online_names_a_jira_field_whose_type_cannot_give_the_mapped_value(world, tmp_path):
+    def edit(data):
+        data["sources"]["jira"]["fields"].update(
+            description="fields.description",  # rich text (ADF) without adf_to_text
+            type="fields.customfield_10073.value",  # a text field has no .value
+            owner={"path": "fields.assignee", "convert": "join"},  # a user is no list
+        )
+
+    result = invoke(world, "check", "--config", str(_edited_config(world, tmp_path, edit)), "--online", "--json")
+
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.output)["problems"] == {"jira": [
+        "fields.description: fields.description holds an Atlassian document {content, type, version}, not a single value; "
+        "add convert: adf_to_text",
+        "fields.type: fields.customfield_10073.value holds text, which has no .value",
+        "fields.owner: fields.assignee holds a person {accountId, active, displayName, emailAddress, timeZone}, "
+        "which convert: join cannot read",
+    ]}
+
+
 def test_status_and_audit_commands(world):
     invoke(world, "sync", "--config", str(world.config_path))
 

@@ -36,6 +36,7 @@ from jira import JIRA, JIRAError
 
 from sandboxes.clock import ManualTime
 from sandboxes.jira.app import create_jira_app
+from sandboxes.jira.data import ACCOUNT_ZONES
 from sandboxes.jira.search import SHORT_PAGE_BYTES
 from sandboxes.seed import seed_requests
 from sandboxes.server import RunningSandbox, serve, start_sandboxes
@@ -43,6 +44,7 @@ from tests.sandboxes.conftest import calls, knob
 
 RECORDS, SEED, LAG = 250, 7, 5.0
 SEEDS = seed_requests(RECORDS, SEED)
+ZONE = ACCOUNT_ZONES[SEED % len(ACCOUNT_ZONES)]  # the integration account's profile zone, by seed
 EMAIL, TOKEN = "relsync@example.com", "sandbox-token"
 
 
@@ -221,7 +223,7 @@ def test_the_kind_profile_pages_full_and_searches_the_store() -> None:
         client.issue("OPS-2").update(fields={"summary": "Seen at once"})
         assert summaries(client, 'project = OPS AND summary ~ "Seen at once"') == {"OPS-2": "Seen at once"}
         shown = knob(started.jira, "/config", method="GET").json()
-        assert shown["behaviour"] == "kind" and shown["jira"] == {"timezone": "UTC", "short_pages": False,
+        assert shown["behaviour"] == "kind" and shown["jira"] == {"timezone": ZONE, "short_pages": False,
                                                                   "index_lag_seconds": 0.0}
 
 
@@ -229,7 +231,7 @@ def test_config_shows_the_real_defaults_and_changes_them(jira: tuple[RunningSand
     running, client = jira
     shown = knob(running, "/config", method="GET").json()
     assert shown == {"behaviour": "real", "rate_limit": None, "latency_ms": 0.0,
-                     "jira": {"timezone": "UTC", "short_pages": True, "index_lag_seconds": LAG}}
+                     "jira": {"timezone": ZONE, "short_pages": True, "index_lag_seconds": LAG}}
     assert requests.post(f"{running.url}/_sandbox/jira/config", json={"index_lag_seconds": -1}, timeout=10).status_code == 400
     client.issue("OPS-2").update(fields={"summary": "Before the change of lag"})
     assert knob(running, "/jira/config", {"index_lag_seconds": 60}).json()["index_lag_seconds"] == 60

@@ -235,7 +235,9 @@ def test_edits_made_in_airtable_are_pulled_with_field_level_audit(world):
     table = world.table()
     ids = sorted(r["id"] for r in table.all(fields=["Title"]))[10:13]
     for n, rid in enumerate(ids):
-        table.update(rid, {"Title": f"Edited {n}: add a picklist value", "Owner": f"Owner {n}"})
+        # Owner is a collaborator: written by email, read back as {id, email, name}.
+        table.update(rid, {"Title": f"Edited {n}: add a picklist value", "Owner": {"email": f"owner{n}@example.com",
+                                                                                  "name": f"Owner {n}"}})
     world.reset_calls()
 
     report = world.run()
@@ -246,6 +248,8 @@ def test_edits_made_in_airtable_are_pulled_with_field_level_audit(world):
     assert [(e["request"], e["field"]) for e in events] == [(f"airtable:{rid}", f) for rid in ids for f in ("owner", "title")]
     titles = {e["request"]: json.loads(e["new"]) for e in events if e["field"] == "title"}
     assert titles == {f"airtable:{rid}": f"Edited {n}: add a picklist value" for n, rid in enumerate(ids)}
+    owners = {e["request"]: json.loads(e["new"]) for e in events if e["field"] == "owner"}
+    assert owners == {f"airtable:{rid}": f"Owner {n}" for n, rid in enumerate(ids)}  # the collaborator's name
     assert world.calls() == {LIST[0]: 1}  # a title or owner edit changes no plan
 
 
@@ -641,6 +645,28 @@ def test_check_online_passes_a_clean_config_and_names_a_missing_choice(small_wor
     }
     assert world.env["RELSYNC_AIRTABLE_TOKEN"] not in broken.output
     assert world.calls() == {"GET /v0/meta/bases/{base_id}/tables": 2, "GET /v0/meta/whoami": 2, "GET /v0/meta/bases": 2}
+
+
+def test_check_online_names_a_field_whose_airtable_type_cannot_give_the_mapped_value(small_world):
+    world = small_world
+    data = yaml.safe_load(world.config_path.read_text())
+    fields = data["sources"]["airtable"]["fields"]
+    fields["owner"] = "fields.Owner"  # a collaborator, read whole
+    fields["type"] = "fields.Request Type"  # a multi-select, without join
+    fields["description"] = "fields.Description.value"  # a key on text
+    world.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    result = CliRunner().invoke(main, ["check", "--config", str(world.config_path), "--online", "--json"], env=world.env)
+
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.output)["problems"] == {"airtable": [
+        "fields.description: fields.Description.value holds text, which has no .value",
+        "fields.type: fields.Request Type holds a list of values, not a single value; add convert: join (first, or names "
+        "for objects), or pick one with .0",
+        "fields.owner: fields.Owner holds a person {email, id, name}, not a single value; read its .name (or .email), "
+        "or add convert: person_name",
+    ]}
+    assert world.calls() == {"GET /v0/meta/bases/{base_id}/tables": 1, "GET /v0/meta/whoami": 1, "GET /v0/meta/bases": 1}
 
 
 # -- 10. replay -----------------------------------------------------------------------------

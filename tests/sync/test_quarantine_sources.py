@@ -131,6 +131,11 @@ def audited(source: Source, key: str, field: str) -> list[tuple[Any, Any]]:
 def test_an_airtable_row_without_a_title_is_quarantined_and_released_once_it_has_one(start):
     source = start("airtable", 40)
     assert source.sync().exit_code == 0
+    # The shipped example titles a row without one "(no title)"; this admin holds such rows instead.
+    config = yaml.safe_load(source.config_path.read_text())
+    assert config["sources"]["airtable"]["fields"]["title"] == {"path": "fields.Title", "default": "(no title)"}
+    config["sources"]["airtable"]["fields"]["title"] = "fields.Title"
+    source.config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     table = edits.airtable_table(source.description)
     written = source.rows("select distinct o.request, r.native_id from outbox o join change_requests r "
                           "on r.key = o.request where o.state = 'done' and o.field = 'release' order by o.request")
@@ -211,8 +216,8 @@ def test_a_salesforce_case_in_an_unmapped_status_is_quarantined_until_its_case_o
     assert held.exit_code == 1, held.output
     assert source.calls() == SALESFORCE_PULL | SALESFORCE_HISTORY
     problem = ("source value 'Bogus' is not mapped and no default is set; add it to "
-               "sources.salesforce.fields.status.map (mapped now: 'New', 'Triage', 'Approved', 'Scheduled', "
-               "'In Progress', 'Testing', 'Deployed', 'Closed', 'Rejected')")
+               "sources.salesforce.fields.status.map (mapped now: 'New', 'Working', 'Escalated', 'Closed', 'Triage', "
+               "'Approved', 'Scheduled', 'In Progress', 'Testing', 'Deployed', 'Rejected')")
     keys = sorted([f"salesforce:{first}", f"salesforce:{second}"])
     assert held.output.splitlines()[1:] == [f"  quarantined {key} Status: {problem}" for key in keys]
     assert source.last_run()["status"] == "partial"

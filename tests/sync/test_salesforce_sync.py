@@ -628,6 +628,20 @@ def test_check_online_names_a_status_missing_from_the_picklist(org_450):
     assert "Triage" not in broken.output
 
 
+def test_check_online_names_a_field_whose_describe_type_cannot_give_the_mapped_value(org_450):
+    org = org_450
+    fields = org.config.sources["salesforce"].fields.model_dump(exclude_none=True, by_alias=True)
+    org.with_source(fields={**fields, "owner": {"path": "Owner"}, "type": {"path": "Request_Type__c.value"}})
+
+    broken = CliRunner().invoke(main, ["check", "--config", str(org.config_path), "--online", "--json"], env=org.env)
+
+    assert broken.exit_code == 2, broken.output
+    assert json.loads(broken.output)["problems"] == {"salesforce": [
+        "fields.type: Request_Type__c.value holds text, which has no .value",
+        "fields.owner: Owner holds an object, not a single value; read one of its keys",
+    ]}
+
+
 def test_a_custom_object_syncs_like_cases(make_org):
     org = make_org(300, object_name="Change_Request__c")
     check = CliRunner().invoke(main, ["check", "--config", str(org.config_path), "--online"], env=org.env)
