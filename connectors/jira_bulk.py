@@ -31,8 +31,8 @@ JOB_SIZE = 1000
 """Issues one bulk job may name (Jira refuses more with a 400)."""
 EXPECTED_POLLS = 3
 """Polls a job is priced at in ``relsync plan``: Jira's jobs are seldom done at the first or second."""
-POLL_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-"""Seconds waited before each poll of a job; the last repeats."""
+POLL_WAITS = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+"""Seconds waited before each poll of a job (a small job is often done within a second); the last repeats."""
 FINISHED = ("COMPLETE", "FAILED", "CANCELLED", "DEAD")
 
 
