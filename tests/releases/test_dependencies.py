@@ -2,35 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapping.model import PRIORITIES
 from releases.dependencies import cycles, holds_for
-from releases.planner import Candidate, PlannedRelease
 from releases.routing import plan_trains
-from tests.trains import at, train
-
-NOW = at("2026-12-01 09:00")
-HOTFIX = train(name="hotfix", match={"priorities": ["critical"]}, expedite={"priorities": ["critical"]})
-BS = train(name="BS")
-
-
-def release(train_name: str, deploy: str, capacity: int, state: str = "open") -> PlannedRelease:
-    deploy_at = at(deploy)
-    rid = f"{train_name}-{deploy_at:%Y%m%d}"
-    return PlannedRelease(id=rid, name=rid, train=train_name, deploy_at=deploy_at,
-                          freeze_at=deploy_at - dt.timedelta(days=1), capacity=capacity, state=state)
-
-
-def req(key: str, priority: str | None = "medium", *, release: str | None = None, status: str = "approved",
-        depends_on: tuple[str, ...] = (), unknown: tuple[str, ...] = (), created: str = "2026-10-01T10:00:00Z",
-        pinned: bool = False) -> Candidate:
-    return Candidate(key=key, status=status, priority=priority, created_at=created, release=release,
-                     pinned=pinned, deleted=False, depends_on=depends_on, unknown=unknown)
-
+from tests.releases.two_trains import BS, HOTFIX, NOW, release, req
 
 R1, R2, R3 = (release("BS", day, 2) for day in ("2026-12-08 18:00", "2026-12-22 18:00", "2027-01-05 18:00"))
 

@@ -2,31 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapping.model import PRIORITIES
-from releases.planner import Candidate, PlannedRelease
 from releases.routing import plan_trains
-from tests.trains import at, train
-
-NOW = at("2026-12-01 09:00")
-HOTFIX = train(name="hotfix", match={"priorities": ["critical"]}, expedite={"priorities": ["critical"]})
-BS = train(name="BS")
-
-
-def release(train_name: str, deploy: str, capacity: int, state: str = "open") -> PlannedRelease:
-    deploy_at = at(deploy)
-    rid = f"{train_name}-{deploy_at:%Y%m%d}"
-    return PlannedRelease(id=rid, name=rid, train=train_name, deploy_at=deploy_at,
-                          freeze_at=deploy_at - dt.timedelta(days=1), capacity=capacity, state=state)
-
-
-def req(key: str, priority: str | None, *, release: str | None = None, created: str = "2026-10-01T10:00:00Z") -> Candidate:
-    return Candidate(key=key, status="approved", priority=priority, created_at=created, release=release,
-                     pinned=False, deleted=False)
+from tests.releases.two_trains import BS, HOTFIX, NOW, release, req
 
 
 def plan(plans, candidates):
