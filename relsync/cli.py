@@ -21,6 +21,9 @@ from reports import views
 from sync import engine
 from sync.store import store_problem
 
+SHOWN_PROBLEMS = 20
+"""Problem lines a sync prints to stderr; the rest go to the log file (and -v), so cron mail stays readable."""
+
 
 @click.group()
 @click.version_option(package_name="relsync")
@@ -57,8 +60,13 @@ def sync(config_path: Path, as_json: bool) -> None:
     if as_json or not quiet:
         emit(report.as_dict(), as_json, summary)
     level = logging.ERROR if report.status in ("failed", "config_error", "locked") else logging.WARNING
-    for line in [] if as_json else problems:  # --json carries them in "messages"
-        logging.getLogger(logs.REPORT).log(level, line)
+    shown = [] if as_json else problems  # --json carries them in "messages"
+    for index, line in enumerate(shown):  # past the first few, to the log file and -v only
+        logging.getLogger(logs.REPORT).log(level if index < SHOWN_PROBLEMS else logging.INFO, line)
+    if len(shown) > SHOWN_PROBLEMS:
+        logging.getLogger(logs.REPORT).log(
+            level, f"  and {len(shown) - SHOWN_PROBLEMS} more (all of them: -v, --log-file, or this run's message "
+                   "in `relsync status --json`)")
     sys.exit(report.exit_code)
 
 

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import pty
+import re
 import subprocess
 import sys
 import threading
@@ -14,6 +15,8 @@ import pytest
 import yaml
 
 from relsync import logs
+from relsync.cli import SHOWN_PROBLEMS
+from tests.conftest import make_world
 
 RELSYNC = [sys.executable, "-m", "relsync"]
 
@@ -85,6 +88,22 @@ def test_under_cron_stdout_is_the_one_summary_line_and_stderr_the_warnings(world
     assert all(line.startswith("  quarantined jira:OPS-") for line in problems[:5])
     assert problems[5].startswith("  quarantined ") and problems[5].endswith("more (relsync status lists them)")
     assert "pulling" not in result.stderr and "\x1b[" not in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_many_refused_writes_print_twenty_lines_and_keep_the_rest_in_the_log_file(tmp_path):
+    for world in make_world(tmp_path, records=250, admin=False):  # versions cannot be created: every release write fails
+        log = tmp_path / "relsync.log"
+        result = run_piped(world, "--log-file", str(log), "sync", "--config", str(world.config_path))
+
+        assert result.returncode == 1
+        problems = result.stderr.splitlines()
+        failed = int(re.search(r", (\d+) failed", result.stdout).group(1))
+        assert failed > SHOWN_PROBLEMS
+        assert len(problems) == SHOWN_PROBLEMS + 1
+        assert problems[-1].startswith(f"  and {failed - SHOWN_PROBLEMS} more (all of them: -v, --log-file")
+        logged = log.read_text()
+        assert logged.count("needs the Administer Projects permission") == failed
 
 
 @pytest.mark.slow
