@@ -158,57 +158,69 @@ def _plan_pass(
                 waiting[candidate.key] = _unrouted(candidate)
             stay.append(candidate)
 
-    def plan_all() -> tuple[dict[str, Decision], dict[str, str]]:
+    by_name = {train.name: (train, releases) for train, releases in plans}
+    elsewhere = {
+        train.name: {release.id: (release.name, f"routed to train {train.name}")
+                     for other, others in plans if other.name != train.name for release in others}
+        for train in trains
+    }
+    stayed = plan_releases([], stay, eligible_statuses=set(), now=now)
+
+    def plan_train(name: str) -> tuple[list[Decision], dict[str, str]]:
+        train, releases = by_name[name]
+        waited: dict[str, str] = {}
+        decisions = plan_releases(
+            list(releases), mine[name], eligible_statuses=set(train.eligible_statuses), now=now,
+            expedite=set(train.expedite.priorities) if train.expedite else set(), elsewhere=elsewhere[name],
+            waiting=waited, holds=holds,
+        )
+        return decisions, waited
+
+    def combined(results: Mapping[str, tuple[list[Decision], dict[str, str]]]) -> tuple[dict[str, Decision], dict[str, str]]:
         decided = {d.key: d for d in unrouted}
         waited: dict[str, str] = {}
-        for train, releases in plans:
-            elsewhere = {
-                release.id: (release.name, f"routed to train {train.name}")
-                for other, others in plans if other.name != train.name for release in others
-            }
-            for decision in plan_releases(
-                list(releases), mine[train.name],
-                eligible_statuses=set(train.eligible_statuses), now=now,
-                expedite=set(train.expedite.priorities) if train.expedite else set(), elsewhere=elsewhere,
-                waiting=waited, holds=holds,
-            ):
-                decided[decision.key] = decision
-        for decision in plan_releases([], stay, eligible_statuses=set(), now=now):
-            decided[decision.key] = decision
+        for train in trains:
+            decisions, train_waited = results[train.name]
+            decided.update((d.key, d) for d in decisions)
+            waited.update(train_waited)
+        decided.update((d.key, d) for d in stayed)
         return decided, waited
 
-    decided, waited = plan_all()
+    results = {train.name: plan_train(train.name) for train in trains}
+    decided, waited = combined(results)
     notes: dict[str, str] = {}
     placed = {key: routed_name for key, (_, routed_name, _) in urgent.items()}
     earliest = {train.name: min(r.deploy_at for r in releases if r.state in ("open", "frozen"))
                 for train, releases in plans if any(r.state in ("open", "frozen") for r in releases)}
     # Sweeps until stable: a request moved to another train frees a seat an earlier one
-    # may now take, so each is tried again until none ships sooner elsewhere.
+    # may now take, so each is tried again until none ships sooner elsewhere. A trial
+    # plans again only the two trains it changes.
     for _ in range(SWEEPS):
         changed = False
         for key in sorted(urgent, key=lambda k: (_rank(urgent[k][0]), k)):
             candidate, routed_name, fallbacks = urgent[key]
             shipped = _deploy(decided, candidate, deploys)
             for option in [routed_name, *(f.name for f in fallbacks)]:
-                if option == placed[key] or option not in earliest:
+                here = placed[key]
+                if option == here or option not in earliest:
                     continue
                 if shipped is not None and (earliest[option] > shipped or (earliest[option] == shipped and option != routed_name)):
                     continue  # that train cannot ship it sooner: no trial needed
-                moved = {name: list(found) for name, found in mine.items()}
-                moved[placed[key]] = [c for c in moved[placed[key]] if c.key != key]
-                moved[option].append(candidate)
-                kept, mine = mine, moved
-                trial, trial_waited = plan_all()
+                kept = mine[here], mine[option]
+                mine[here] = [c for c in kept[0] if c.key != key]
+                mine[option] = [*kept[1], candidate]
+                trial_results = {**results, here: plan_train(here), option: plan_train(option)}
+                trial, trial_waited = combined(trial_results)
                 there = _deploy(trial, candidate, deploys)
                 # Its own train on a tie; another train only when strictly sooner.
                 if there is not None and (shipped is None or there < shipped or (there == shipped and option == routed_name)):
-                    decided, waited, placed[key], changed = trial, trial_waited, option, True
+                    results, decided, waited, placed[key], changed = trial_results, trial, trial_waited, option, True
                     notes.pop(key, None)
                     if option != routed_name:
                         notes[key] = f"not train {routed_name}: " + (
                             f"its first release with room deploys {_when(shipped)}" if shipped else "it has no release with room")
                     break
-                mine = kept
+                mine[here], mine[option] = kept
         if not changed:
             break
     if waiting is not None:
