@@ -16,7 +16,7 @@ import sqlite_utils
 
 from mapping import clock
 from sync.audit import AuditEvent, append_events
-from sync.schedule import missing_signoffs, phases_with_signoffs, release_clashes
+from sync.schedule import add_signoffs, missing_signoffs, release_clashes
 
 
 class ManualError(LookupError):
@@ -171,10 +171,8 @@ def sign_off(db: sqlite_utils.Database, release_ref: str, phase: str, *, by: str
 def release_detail(db: sqlite_utils.Database, release_ref: str) -> dict[str, Any]:
     """One release with its phases and requests."""
     release = find_release(db, release_ref)
-    release["phases"] = phases_with_signoffs(db, release["id"])
+    add_signoffs(db, release)
     release["requires_signoff"] = json.loads(release.get("requires_signoff") or "[]")
-    release["missing_signoffs"] = missing_signoffs(db, release["id"])
-    release["held"] = release["held_since"] is not None and release["state"] == "deploying"
     release["requests"] = list(
         db.query(
             "select r.key, r.system, r.priority, r.status, r.department, r.title, r.url, r.depends_on, a.pinned, a.reason, "

@@ -180,6 +180,13 @@ def phases_with_signoffs(db: sqlite_utils.Database, release_id: str) -> list[dic
     )
 
 
+def add_signoffs(db: sqlite_utils.Database, release: dict[str, Any]) -> None:
+    """Give a releases row its phases with their sign-offs, the sign-offs still missing and whether it is held."""
+    release["phases"] = phases_with_signoffs(db, release["id"])
+    release["missing_signoffs"] = [p["phase"] for p in release["phases"] if p["signoff_required"] and not p["signed_by"]]
+    release["held"] = release["held_since"] is not None and release["state"] == "deploying"
+
+
 def missing_signoffs(db: sqlite_utils.Database, release_id: str) -> list[str]:
     """The phases of the release that must be signed off and are not, in SDLC order of the train's list."""
     rows = list(db.query("select requires_signoff from releases where id = ?", [release_id]))
@@ -359,9 +366,7 @@ def release_plan(db: sqlite_utils.Database, *, cancelled_after: str | None = Non
                 [release["id"]],
             )
         }
-        release["phases"] = phases_with_signoffs(db, release["id"])
-        release["missing_signoffs"] = missing_signoffs(db, release["id"])
-        release["held"] = release["held_since"] is not None and release["state"] == "deploying"
+        add_signoffs(db, release)
     return releases
 
 
