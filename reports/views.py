@@ -106,13 +106,11 @@ CLASHES_EXPLAINED = (
 
 def plan_line(release: dict[str, Any]) -> str:
     """One release: name and id, dates, state, fill (requests/capacity) and clashes."""
+    head = f"  {release['name']:<18} {release['id']:<30} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
     if release["state"] == "cancelled":
-        why = f" {release['cancelled']}" if release.get("cancelled") else ""
-        return (f"  {release['name']:<18} {release['id']:<30} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
-                f"CANCELLED{why}")
+        return head + "CANCELLED" + (f" {release['cancelled']}" if release.get("cancelled") else "")
     return (
-        f"  {release['name']:<18} {release['id']:<30} deploy {release['deploy_at'][:16].replace('T', ' ')}  "
-        f"freeze {release['freeze_at'][:10]}  {release['state']:<9} "
+        head + f"freeze {release['freeze_at'][:10]}  {release['state']:<9} "
         f"{release['requests']}/{release['capacity']} requests"
         + (f" ({', '.join(f'{s} {n}' for s, n in release['by_source'].items())})" if release.get("by_source") else "")
         + (f"  CLASHES: {'; '.join(c['object'] + ' x' + str(len(c['requests'])) for c in release['clashes'])}"
