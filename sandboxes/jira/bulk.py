@@ -17,11 +17,13 @@ As Atlassian's REST reference describes them (the "Issue bulk operations" group)
   ``processedAccessibleIssues`` (ids), ``failedAccessibleIssues`` (id -> reasons) and
   ``invalidOrInaccessibleIssueCount``.
 
-A task is not done when submitted: it answers ``polls_before_done`` polls (default 2:
-ENQUEUED, then RUNNING) before the poll that finds it COMPLETE, and the issues change then,
-one by one, under the same rules as single edits and transitions (permissions, a locked
-issue, a transition the issue's status does not have): a refused issue fails alone, with
-the message a single request would have had. More than 1,000 issues is a 400.
+A task runs on the server whether or not anyone polls it, as Jira's do: the sandbox carries
+it out when it is submitted, issue by issue, under the same rules as single edits and
+transitions (permissions, a locked issue, a transition the issue's status does not have):
+a refused issue fails alone, with the message a single request would have had. Its
+progress still answers ``polls_before_done`` polls (default 2: ENQUEUED, then RUNNING)
+before the poll that finds it COMPLETE with the outcome, so a client that dies after
+submitting leaves the issues changed and the task finished. More than 1,000 issues is a 400.
 """
 from __future__ import annotations
 
@@ -171,7 +173,9 @@ def register_bulk_routes(app: flask.Flask, state: JiraState) -> None:
 
     def submit(work: list[tuple[int | None, dict[str, Any]]]) -> tuple[flask.Response, int]:
         task = Task(str(next(bulk.ids)), caller(state), work, now_ms(), bulk.polls_before_done)
-        bulk.tasks[task.task_id] = task
+        with state.lock:
+            bulk.tasks[task.task_id] = task
+            _run(state, app, task)  # on the server, not on the client's next poll
         return flask.jsonify({"taskId": task.task_id}), 201
 
     def issue_id(id_or_key: str) -> int | None:
@@ -224,7 +228,7 @@ def register_bulk_routes(app: flask.Flask, state: JiraState) -> None:
 
     @api_route(app, "/bulk/queue/<task_id>", ["GET"])
     def progress(api: str, task_id: str) -> flask.Response:
-        """GET bulk/queue/{taskId}: the task's progress; the poll that finds it done carries it out."""
+        """GET bulk/queue/{taskId}: the task's progress; after ``polls_before_done`` polls, its outcome."""
         with state.lock:
             task = bulk.tasks.get(task_id)
             if task is None:
@@ -237,7 +241,6 @@ def register_bulk_routes(app: flask.Flask, state: JiraState) -> None:
                     task.updated = now_ms()
                 else:
                     task.started = task.started or now_ms()
-                    _run(state, app, task)
                     task.status, task.updated = "COMPLETE", now_ms()
             return flask.jsonify(_progress(task))
 
