@@ -174,16 +174,47 @@ class ReleaseTarget(Strict):
         return self
 
 
+class FieldTarget(Strict):
+    """A source field relsync owns and keeps equal to the plan (the planned deploy date, the phase).
+
+    ``field`` is the field's name in the source (a Jira custom field id such as
+    ``customfield_10080``, an Airtable field name, a Salesforce field API name); ``map``
+    translates relsync's values into the source's own (a picklist's labels). relsync
+    reads the field on every pull, so a person's edit of it is audited, and writes it
+    only when it differs from the plan.
+    """
+
+    field: str = Field(min_length=1)
+    map: dict[str, str] | None = None
+
+    def native(self, value: str | None) -> str | None:
+        """The source's value for relsync's ``value`` (None clears the field)."""
+        if value is None or self.map is None:
+            return value
+        return self.map.get(value, value)
+
+
 class WriteTargets(Strict):
     """Engine-owned fields written back to the source.
 
     ``status`` maps a normalized status the engine sets (``scheduled``) to the
     source's own status name; Jira reaches it by the transition whose target
-    status has that name.
+    status has that name. ``planned_date`` receives the planned deploy date of the
+    request's release (``YYYY-MM-DD`` in the train's timezone) and ``phase`` the phase
+    the release is in (``scheduled`` before its first phase starts, then each phase's
+    name, ``held`` while a required sign-off is missing at its deploy time, and
+    ``deployed`` once its phases are over); both are cleared when the request leaves
+    its release, if relsync wrote what they show.
     """
 
     release: ReleaseTarget | None = None
     status: dict[str, str] = Field(default_factory=dict)
+    planned_date: FieldTarget | None = None
+    phase: FieldTarget | None = None
+
+    def field_targets(self) -> dict[str, FieldTarget]:
+        """The plain fields relsync writes (engine name -> target): the planned date and the phase, when set."""
+        return {name: target for name, target in (("planned_date", self.planned_date), ("phase", self.phase)) if target}
 
     @field_validator("status")
     @classmethod

@@ -93,7 +93,7 @@ class AirtableConnector:
         self.release_field = release.field if release else ""
         self.link_table = release.link_table if release else None  # set only for a linked release (as: link)
         self.fields = sorted({f for f in [*map(field_of, paths), config.modified_field] if f})
-        self.targets = write_targets(self.release_field, self.status_field)
+        self.targets = write_targets(self.release_field, self.status_field, config.write)
         self.typecast = release is not None and release.as_ == "select"  # a missing choice is added
         self._throttle = shared((config.url, config.base), config.requests_per_second)
         self.calls = ApiCalls(SYSTEM, config.url, kind=call_kind, refusal=self._refusal, policy=policy, throttle=self._throttle)

@@ -6,7 +6,9 @@ and the connector's ``ApiCalls`` (retried, classified, counted) like every other
 - ``POST bulk/issues/fields``: ``selectedIssueIdsOrKeys`` (up to 1,000), ``selectedActions``
   (the field ids edited) and ``editedFieldsInput``; a fix version goes in
   ``multipleVersionPickerFields`` with ``bulkEditMultiSelectFieldOption`` REPLACE (or
-  REMOVE_ALL to clear it). Jira answers 201 with a ``taskId``.
+  REMOVE_ALL to clear it); a date picker in ``datePickerFields`` (``formattedDate`` as ``d/MMM/yy``,
+  empty to clear) and a single-line text field in ``singleLineTextFields``. Jira answers 201
+  with a ``taskId``.
 - ``GET bulk/issues/transition?issueIdsOrKeys=...``: per workflow, the transitions the issues
   have in common; ``POST bulk/issues/transition``: ``bulkTransitionInputs``, one
   ``{selectedIssueIdsOrKeys, transitionId}`` per group of issues sharing a transition.
@@ -17,6 +19,7 @@ and the connector's ``ApiCalls`` (retried, classified, counted) like every other
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,12 +55,41 @@ def chunks(items: list[Any], size: int = JOB_SIZE) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def versions_edit(keys: list[str], version_id: str | None) -> dict[str, Any]:
-    """The body of a bulk edit that makes ``version_id`` the only fix version of ``keys`` (None: no fix version)."""
+EditInput = tuple[str, str, dict[str, Any]]
+"""One field of a bulk edit: its ``editedFieldsInput`` group, its field id (a selected action), its entry."""
+
+
+def versions_input(version_id: str | None) -> EditInput:
+    """Make ``version_id`` the only fix version (None: no fix version)."""
     option = {"fieldId": "fixVersions", "bulkEditMultiSelectFieldOption": "REPLACE" if version_id else "REMOVE_ALL",
               "versions": [{"versionId": version_id}] if version_id else []}
-    return {"selectedIssueIdsOrKeys": keys, "selectedActions": ["fixVersions"],
-            "editedFieldsInput": {"multipleVersionPickerFields": [option]}, "sendBulkNotification": False}
+    return "multipleVersionPickerFields", "fixVersions", option
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def jira_date(day: dt.date) -> str:
+    """``day`` as Jira's ``d/MMM/yy`` (English month names, whatever the machine's locale)."""
+    return f"{day.day}/{MONTHS[day.month - 1]}/{day:%y}"
+
+
+def field_input(field_id: str, value: str | None, *, date: bool) -> EditInput:
+    """Set a plain custom field: a date picker (``value`` is ``YYYY-MM-DD``, sent as Jira's ``d/MMM/yy``)
+    or a single-line text field; None clears it."""
+    if date:
+        formatted = jira_date(dt.date.fromisoformat(value)) if value else ""
+        return "datePickerFields", field_id, {"fieldId": field_id, "date": {"formattedDate": formatted}}
+    return "singleLineTextFields", field_id, {"fieldId": field_id, "text": value or ""}
+
+
+def edit_body(keys: list[str], inputs: list[EditInput]) -> dict[str, Any]:
+    """The body of one bulk edit giving ``keys`` every field in ``inputs``."""
+    edited: dict[str, list[dict[str, Any]]] = {}
+    for group, _, entry in inputs:
+        edited.setdefault(group, []).append(entry)
+    return {"selectedIssueIdsOrKeys": keys, "selectedActions": [action for _, action, _ in inputs],
+            "editedFieldsInput": edited, "sendBulkNotification": False}
 
 
 def transitions_to(target: str, available: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -83,9 +115,9 @@ class BulkJobs:
             raise FatalError("jira", f"{resource} answered without a taskId")
         return str(answer["taskId"])
 
-    def edit_versions(self, keys: list[str], version_id: str | None) -> JobResult:
-        """Make ``version_id`` the fix version of ``keys`` (at most 1,000) in one job; its outcome."""
-        return self.wait(self._submit("bulk/issues/fields", versions_edit(keys, version_id)))
+    def edit(self, keys: list[str], inputs: list[EditInput]) -> JobResult:
+        """Give ``keys`` (at most 1,000) the fields in ``inputs`` in one job; its outcome."""
+        return self.wait(self._submit("bulk/issues/fields", edit_body(keys, inputs)))
 
     def transition(self, inputs: list[tuple[list[str], str]]) -> JobResult:
         """Move each group of issues by its transition id, all in one job (1,000 issues at most); its outcome."""

@@ -14,8 +14,8 @@ from typing import Any
 
 from mapping import clock
 
-FIELD_IDS = {"release": "fixVersions", "status": "status"}
-"""The changelog ``fieldId`` of each engine field relsync writes to Jira."""
+VERSIONS = "fixVersions"
+STATUS = "status"
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,9 @@ class Overwritten:
     """A person's value that relsync's write replaced: what they set, and what puts it back."""
 
     value: str | None
-    """As the engine compares it: the first fix version's name, or the status name."""
+    """As the engine compares it: the first fix version's name, the status name, or a plain field's value."""
     restore: tuple[str, ...]
-    """Fix version ids to set again (a release), or the status name (a status)."""
+    """Fix version ids to set again (a release), or the value itself (a status or a plain field)."""
 
 
 def since(histories: Iterable[dict[str, Any]], moment: str | None) -> list[dict[str, Any]]:
@@ -39,35 +39,45 @@ def _items(history: dict[str, Any], field_id: str) -> list[dict[str, Any]]:
     return [item for item in history.get("items") or [] if item.get("fieldId") == field_id]
 
 
-def _is_ours(field: str, value: Any, items: list[dict[str, Any]]) -> bool:
-    if field == "status":
+def _plain(item: dict[str, Any], side: str) -> str | None:
+    """A plain field's value on one side (``from``/``to``) of a changelog item: its id-like value
+    when Jira records one (a date), else its text; empty as None."""
+    value = item.get(side)
+    if value in (None, ""):
+        value = item.get(f"{side}String")
+    return None if value in (None, "") else str(value)
+
+
+def _is_ours(field_id: str, value: Any, items: list[dict[str, Any]]) -> bool:
+    if field_id == STATUS:
         return any(item.get("toString") == value for item in items)
+    if field_id != VERSIONS:
+        return any(_plain(item, "to") == value for item in items)
     added = [item.get("toString") for item in items if item.get("to")]
     return value in added if value is not None else not added
 
 
-def entry_of(field: str, value: Any, histories: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The last history entry in which ``field`` became ``value``: relsync's write of it."""
-    field_id = FIELD_IDS[field]
+def entry_of(field_id: str, value: Any, histories: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last history entry in which the field ``field_id`` became ``value``: relsync's write of it."""
     for history in reversed(histories):
         items = _items(history, field_id)
-        if items and _is_ours(field, value, items):
+        if items and _is_ours(field_id, value, items):
             return history
     return None
 
 
-def overwritten(field: str, value: Any, base: Any, histories: list[dict[str, Any]]) -> Overwritten | None:
+def overwritten(field_id: str, value: Any, base: Any, histories: list[dict[str, Any]]) -> Overwritten | None:
     """The edit relsync's write of ``value`` replaced, when it was not ``base`` (what the compare read showed).
 
     ``histories`` are the issue's entries since the compare read, oldest first. None: the
     write replaced ``base`` as expected, or left no entry to judge by.
     """
-    entry = entry_of(field, value, histories)
+    entry = entry_of(field_id, value, histories)
     if entry is None:
         return None
-    items = _items(entry, FIELD_IDS[field])
-    if field == "status":
-        before = items[0].get("fromString")
+    items = _items(entry, field_id)
+    if field_id != VERSIONS:
+        before = items[0].get("fromString") if field_id == STATUS else _plain(items[0], "from")
         return None if before == base else Overwritten(before, (before,) if before else ())
     removed = [item for item in items if item.get("from")]
     before = removed[0].get("fromString") if removed else None

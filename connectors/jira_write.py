@@ -27,21 +27,34 @@ from config.schema import JiraSource
 from connectors.base import Estimate, Journal, Write, WriteResult
 from connectors.calls import ApiCalls, push_until_stopped
 from connectors.errors import ConnectorError, FatalError, PermissionDenied, SourceConfigError
-from connectors.jira_bulk import EXPECTED_POLLS, JOB_SIZE, BulkJobs, JobResult, chunks, transitions_to
-from connectors.jira_history import FIELD_IDS, Overwritten, entry_of, overwritten, since
+from connectors.jira_bulk import (
+    EXPECTED_POLLS,
+    JOB_SIZE,
+    BulkJobs,
+    EditInput,
+    JobResult,
+    chunks,
+    field_input,
+    transitions_to,
+    versions_input,
+)
+from connectors.jira_history import Overwritten, entry_of, overwritten, since
 from connectors.jira_versions import ProjectVersions, VersionRefused
 from connectors.paging import iter_pages
 from connectors.writeback import Pending, Shown, calls_for, compare_then_send
+from mapping.fields import shown_value
 
 SYSTEM = "jira"
 CHECK_BATCH = 100
 RELEASE = "release"
 STATUS = "status"
-TARGETS = {RELEASE: RELEASE, STATUS: STATUS}  # the current values are read under the engine's names (see shown_of)
+PLANNED_DATE = "planned_date"
 CHECK_FIELDS = ["fixVersions", "status", "issuetype", "updated"]
 GONE = "issue {} no longer exists or is not visible"
 Member = tuple[Pending, Write]
 """One write of a group, with the issue it goes to as the compare read saw it."""
+GroupKey = tuple[tuple[str, Any], ...]
+"""What a group of issues is given: (engine field, value) pairs, by field (one status, or every edited field)."""
 
 
 def record_of(write: Write) -> str:
@@ -49,8 +62,9 @@ def record_of(write: Write) -> str:
     return write.native_key or write.native_id
 
 
-def shown_of(issue: dict[str, Any]) -> dict[str, Any]:
-    """What an issue shows, under the engine's field names: the release is its first fix version."""
+def shown_of(issue: dict[str, Any], plain: dict[str, str] | None = None) -> dict[str, Any]:
+    """What an issue shows, under the engine's field names: the release is its first fix version;
+    ``plain`` names the custom field of each plain engine field (the planned date, the phase)."""
     fields = issue.get("fields") or {}
     return {
         RELEASE: next((v.get("name") for v in fields.get("fixVersions") or []), None),
@@ -58,16 +72,34 @@ def shown_of(issue: dict[str, Any]) -> dict[str, Any]:
         "issuetype": (fields.get("issuetype") or {}).get("name"),
         "id": str(issue.get("id")),
         "updated": fields.get("updated"),
-    }
+    } | {name: shown_value(fields.get(field_id)) for name, field_id in (plain or {}).items()}
 
 
-def bulk_groups(writes: list[Write], threshold: int) -> dict[tuple[str, Any], list[Write]]:
-    """Writes by (field, value), only the groups larger than ``threshold`` (those go through bulk jobs)."""
-    groups: dict[tuple[str, Any], list[Write]] = {}
+def group_keys(writes: list[Write]) -> list[tuple[GroupKey, list[Write]]]:
+    """One issue's writes by what they give it: its status alone, and its edited fields together
+    (the release with the planned date and the phase, which one bulk edit sets at once)."""
+    keys: list[tuple[GroupKey, list[Write]]] = []
+    edits = sorted((w for w in writes if w.field != STATUS), key=lambda w: w.field)
+    if edits:
+        keys.append((tuple((w.field, w.value) for w in edits), edits))
+    keys += [(((STATUS, w.value),), [w]) for w in writes if w.field == STATUS]
+    return keys
+
+
+def bulk_groups(writes: list[Write], threshold: int, targets: Shown) -> dict[GroupKey, list[Write]]:
+    """Writes grouped by what they give their issue, only the groups of more than ``threshold`` issues
+    (those go through bulk jobs)."""
+    by_issue: dict[str, list[Write]] = {}
     for write in writes:
-        if write.field in TARGETS:
-            groups.setdefault((write.field, write.value), []).append(write)
-    return {key: group for key, group in groups.items() if len(group) > threshold}
+        if write.field in targets:
+            by_issue.setdefault(record_of(write), []).append(write)
+    groups: dict[GroupKey, list[Write]] = {}
+    issues: dict[GroupKey, int] = {}
+    for issue_writes in by_issue.values():
+        for key, group in group_keys(issue_writes):
+            groups.setdefault(key, []).extend(group)
+            issues[key] = issues.get(key, 0) + 1
+    return {key: group for key, group in groups.items() if issues[key] > threshold}
 
 
 class JiraWriter:
@@ -84,7 +116,13 @@ class JiraWriter:
         self.jobs = BulkJobs(calls, client)
         self._transitions: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._bulk_transitions: dict[tuple[str, str], dict[str, Any]] = {}
-        self._bulk: dict[tuple[str, Any], list[Write]] = {}
+        self._bulk: dict[GroupKey, list[Write]] = {}
+        self.plain = {name: target.field for name, target in config.write.field_targets().items()}
+        """The plain engine fields (the planned date, the phase) and the custom field each is written to."""
+        self.targets = {RELEASE: RELEASE, STATUS: STATUS} | {name: name for name in self.plain}
+        """Engine field -> where ``shown_of`` puts its current value (the engine's own names)."""
+        self.field_ids = {RELEASE: "fixVersions", STATUS: "status"} | self.plain
+        """Engine field -> the ``fieldId`` its writes leave in the changelog."""
 
     def push(self, writes: list[Write], journal: Journal | None = None) -> list[WriteResult]:
         """Compare (one bulkfetch per 100 issues), write, then read the changelog for overwrites.
@@ -92,18 +130,18 @@ class JiraWriter:
         When some value goes to more than ``bulk_threshold`` issues, every issue is compared
         first and the writes go out together, each such group in bulk jobs of 1,000 issues.
         """
-        self._bulk = bulk_groups(writes, self.config.bulk_threshold)
+        self._bulk = bulk_groups(writes, self.config.bulk_threshold, self.targets)
         send_batch = max(1, len({record_of(w) for w in writes})) if self._bulk else 1
         return push_until_stopped(writes, journal, lambda recording: compare_then_send(
-            writes, system="Jira", targets=TARGETS, read=self._current, read_batch=CHECK_BATCH,
+            writes, system="Jira", targets=self.targets, read=self._current, read_batch=CHECK_BATCH,
             send=self._send, send_batch=send_batch, gone=GONE,
             record=record_of, journal=recording, verify=self._verify, version_of=lambda shown: shown.get("updated"),
         ))
 
     def _current(self, keys: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         """What Jira's issue store shows now for ``keys`` (one bulkfetch; missing issues are left out)."""
-        found = self._post("issue/bulkfetch", {"issueIdsOrKeys": keys, "fields": CHECK_FIELDS})
-        return {issue["key"]: shown_of(issue) for issue in found.get("issues", [])}
+        found = self._post("issue/bulkfetch", {"issueIdsOrKeys": keys, "fields": [*CHECK_FIELDS, *self.plain.values()]})
+        return {issue["key"]: shown_of(issue, self.plain) for issue in found.get("issues", [])}
 
     def _histories(self, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
         """The release and status changelog of ``keys``, by issue id (``changelog/bulkfetch``: 1,000 issues a call, paged)."""
@@ -116,7 +154,7 @@ class JiraWriter:
     def _histories_of(self, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
 
         def fetch(token: str | None) -> dict[str, Any]:
-            body: dict[str, Any] = {"issueIdsOrKeys": keys, "fieldIds": sorted(FIELD_IDS.values()), "maxResults": 1000}
+            body: dict[str, Any] = {"issueIdsOrKeys": keys, "fieldIds": sorted(self.field_ids.values()), "maxResults": 1000}
             return self._post("changelog/bulkfetch", body | ({"nextPageToken": token} if token else {}))
 
         histories: dict[str, list[dict[str, Any]]] = {}
@@ -139,12 +177,13 @@ class JiraWriter:
                 checked.append(result)
                 continue
             entries = since(histories.get(str(seen.get("id")), []), seen.get("updated"))
-            found = overwritten(result.write.field, result.write.value, result.write.base, entries)
+            field_id = self.field_ids[result.write.field]
+            found = overwritten(field_id, result.write.value, result.write.base, entries)
             if found is not None:
                 checked.append(self._put_back(record_of(result.write), result.write, found, seen))
                 continue
             # The issue's ``updated`` once this write landed: a lagging search showing it older is old news.
-            ours = entry_of(result.write.field, result.write.value, entries)
+            ours = entry_of(field_id, result.write.value, entries)
             checked.append(dataclasses.replace(result, version=ours["created"]) if ours else result)
         return checked
 
@@ -153,9 +192,9 @@ class JiraWriter:
         problem: str | None = None
         try:
             if write.field == RELEASE:
-                body = json.dumps({"fields": {"fixVersions": [{"id": ident} for ident in found.restore]}})
-                url = self.client()._get_url(f"issue/{key}")
-                self.calls(lambda: self.client()._session.put(url, data=body))
+                self._edit(key, {"fixVersions": [{"id": ident} for ident in found.restore]})
+            elif write.field in self.plain:
+                self._edit(key, {self.plain[write.field]: found.value})
             elif found.value:
                 problem = self._transition(key, found.value, {STATUS: write.value, "issuetype": seen.get("issuetype")})
         except ConnectorError as error:
@@ -166,28 +205,46 @@ class JiraWriter:
         return WriteResult(write, "conflict", message, current=found.value)
 
     def _send(self, batch: list[Pending]) -> list[WriteResult]:
-        """Write a batch: the groups of one value larger than the threshold by bulk jobs, the rest issue by issue."""
-        grouped: dict[tuple[str, Any], list[Member]] = {}
+        """Write a batch: the groups of more issues than the threshold by bulk jobs, the rest issue by issue."""
+        grouped: dict[GroupKey, list[list[Member]]] = {}
         single: list[Member] = []
         for issue in batch:
-            for write in sorted(issue.writes, key=lambda w: w.field):
-                key = (write.field, write.value)
+            for key, writes in group_keys(issue.writes):
                 if key in self._bulk:
-                    grouped.setdefault(key, []).append((issue, write))
+                    grouped.setdefault(key, []).append([(issue, w) for w in writes])
                 else:
-                    single.append((issue, write))
+                    single += [(issue, w) for w in writes]
         results: list[WriteResult] = []
-        for (field, value), members in sorted(grouped.items(), key=lambda item: (item[0][0], str(item[0][1]))):
-            for chunk in chunks(members):
-                results += self._bulk_release(value, chunk) if field == RELEASE else self._bulk_status(value, chunk)
-        return results + [self._apply(issue.record, write, issue.shown) for issue, write in single]
+        for key, per_issue in sorted(grouped.items(), key=lambda item: str(item[0])):
+            for chunk in chunks(per_issue):
+                members = [member for issue_members in chunk for member in issue_members]
+                if key[0][0] == STATUS:
+                    results += self._bulk_status(key[0][1], members)
+                else:
+                    results += self._bulk_edit(key, members)
+        by_issue: dict[str, list[Member]] = {}
+        for issue, write in single:
+            by_issue.setdefault(issue.record, []).append((issue, write))
+        for members in by_issue.values():
+            issue = members[0][0]
+            edits = [w for _, w in members if w.field != STATUS]
+            if edits:
+                results += self._apply_edits(issue.record, edits)
+            results += [self._apply(issue.record, w, issue.shown) for _, w in members if w.field == STATUS]
+        return results
 
-    def _bulk_release(self, release: str | None, members: list[Member]) -> list[WriteResult]:
-        """One bulk edit making ``release`` the fix version of up to 1,000 issues."""
+    def _bulk_edit(self, given: GroupKey, members: list[Member]) -> list[WriteResult]:
+        """One bulk edit giving up to 1,000 issues the same fields: the fix version, the plain fields."""
         writes = [write for _, write in members]
+        keys = list(dict.fromkeys(issue.record for issue, _ in members))
         try:
-            version = self.versions.id_of(release) if release is not None else None
-            job = self.jobs.edit_versions([issue.record for issue, _ in members], version)
+            inputs: list[EditInput] = []
+            for field, value in given:
+                if field == RELEASE:
+                    inputs.append(versions_input(self.versions.id_of(value) if value is not None else None))
+                else:
+                    inputs.append(field_input(self.plain[field], value, date=field == PLANNED_DATE))
+            job = self.jobs.edit(keys, inputs)
         except PermissionDenied as error:
             return [WriteResult(w, "failed", self._permission_problem(record_of(w), w, error)) for w in writes]
         except VersionRefused as refused:
@@ -245,12 +302,30 @@ class JiraWriter:
                 results.append(WriteResult(write, "failed", GONE.format(issue.record)))
         return results
 
-    def _apply(self, key: str, write: Write, shown: Shown) -> WriteResult:
-        """One write to one issue; every refusal but a credentials error becomes its result."""
+    def _apply_edits(self, key: str, writes: list[Write]) -> list[WriteResult]:
+        """The release and plain fields of one issue in one PUT; every refusal but a credentials error becomes their result."""
+        fields: dict[str, Any] = {}
         try:
-            if write.field == RELEASE:
-                self._set_release(key, write.value)
-            elif problem := self._transition(key, write.value, shown):
+            for write in writes:
+                if write.field == RELEASE:
+                    fields["fixVersions"] = [{"id": self.versions.id_of(write.value)}] if write.value is not None else []
+                else:
+                    fields[self.plain[write.field]] = write.value
+            self._edit(key, fields)
+        except PermissionDenied as error:
+            return [WriteResult(w, "failed", self._permission_problem(key, w, error)) for w in writes]
+        except VersionRefused as refused:
+            return [WriteResult(w, "failed", refused.message) for w in writes]
+        except SourceConfigError:
+            raise
+        except ConnectorError as error:
+            return self.calls.held_back(writes, error) or [WriteResult(w, "failed", error.message) for w in writes]
+        return [WriteResult(w, "ok") for w in writes]
+
+    def _apply(self, key: str, write: Write, shown: Shown) -> WriteResult:
+        """One status write to one issue; every refusal but a credentials error becomes its result."""
+        try:
+            if problem := self._transition(key, write.value, shown):
                 return WriteResult(write, "failed", problem)
         except PermissionDenied as error:
             return WriteResult(write, "failed", self._permission_problem(key, write, error))
@@ -263,16 +338,13 @@ class JiraWriter:
         return WriteResult(write, "ok")
 
     def _permission_problem(self, key: str, write: Write, error: ConnectorError | str) -> str:
-        doing, permission = (f"editing {key}", "Edit Issues") if write.field == RELEASE else (
+        doing, permission = (f"editing {key}", "Edit Issues") if write.field != STATUS else (
             f"moving {key} to {write.value!r}", "Transition Issues")
         reason = error if isinstance(error, str) else error.message
         return f"Jira: {doing} needs the {permission} permission for project {self.config.project} ({reason})"
 
-    def _set_release(self, key: str, release: str | None) -> None:
-        versions = []
-        if release is not None:
-            versions = [{"id": self.versions.id_of(release)}]
-        body = json.dumps({"fields": {"fixVersions": versions}})
+    def _edit(self, key: str, fields: dict[str, Any]) -> None:
+        body = json.dumps({"fields": fields})
         url = self.client()._get_url(f"issue/{key}")
         # One PUT and no re-GET: Issue.update() would read the whole issue back.
         self.calls(lambda: self.client()._session.put(url, data=body))
@@ -324,19 +396,20 @@ class JiraWriter:
         issues = {w.native_key or w.native_id for w in writes}
         releases = {w.value for w in writes if w.field == RELEASE and w.value}
         missing = len(releases - set(self.versions.known())) if releases else 0
-        bulk = bulk_groups(writes, self.config.bulk_threshold)
+        bulk = bulk_groups(writes, self.config.bulk_threshold, self.targets)
         in_bulk = {id(w) for group in bulk.values() for w in group}
         single = [w for w in writes if id(w) not in in_bulk]
         statuses = [w for w in single if w.field == STATUS]
-        jobs = sum(calls_for(len(group), JOB_SIZE) for group in bulk.values())
-        bulk_moves = {w.base for (field, _), group in bulk.items() if field == STATUS for w in group}
+        edited = {record_of(w) for w in single if w.field != STATUS}
+        jobs = sum(calls_for(len({record_of(w) for w in group}), JOB_SIZE) for group in bulk.values())
+        bulk_moves = {w.base for key, group in bulk.items() if key[0][0] == STATUS for w in group}
         calls = {
             "compare reads (bulkfetch)": calls_for(len(issues), CHECK_BATCH),
             "changelog reads": calls_for(len(issues), JOB_SIZE if bulk else CHECK_BATCH),
             "version list": 1 if releases else 0,
             "project read": 1 if missing else 0,
             "version creates": missing,
-            "issue edits (PUT)": sum(1 for w in single if w.field == RELEASE),
+            "issue edits (PUT)": len(edited),
             "transition lookups": len({w.base for w in statuses}),
             "transitions (POST)": len(statuses),
             "bulk transition lookups": len(bulk_moves),

@@ -120,7 +120,8 @@ class SalesforceConnector:
         self.config = config
         self.fields = list(dict.fromkeys([*BASE_FIELDS, *paths]))
         self.status_field = config.fields.status.path
-        self.targets = write_targets(config.write.release.field if config.write.release else None, self.status_field)
+        self.targets = write_targets(config.write.release.field if config.write.release else None, self.status_field,
+                                     config.write)
         self._credentials = (client_id, client_secret, refresh_token)
         self.usage: tuple[int, int] | None = None
         self.server_time: dt.datetime | None = None  # from the last answer's Date header

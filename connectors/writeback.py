@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from config.fieldmap import WriteTargets
 from connectors.base import Journal, Write, WriteResult
 
 Shown = Mapping[str, Any]
@@ -52,9 +53,13 @@ def compare(write: Write, shown: Any, system: str, label: str) -> WriteResult | 
     return None
 
 
-def write_targets(release: str | None, status: str | None) -> dict[str, str]:
-    """Engine field -> the vendor field its writes go to; a field with no target is left out."""
-    return {field: target for field, target in (("release", release), ("status", status)) if target}
+def write_targets(release: str | None, status: str | None, write: WriteTargets | None = None) -> dict[str, str]:
+    """Engine field -> the vendor field its writes go to; a field with no target is left out.
+
+    With ``write``, its plain fields (the planned date, the phase) too.
+    """
+    plain = {name: target.field for name, target in write.field_targets().items()} if write else {}
+    return {field: target for field, target in (("release", release), ("status", status)) if target} | plain
 
 
 def hold_with_conflicts(outcomes: list[WriteResult], outstanding: list[Write], system: str, label: str) -> list[Write]:

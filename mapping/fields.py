@@ -61,6 +61,15 @@ def read_path(raw: Any, path: str) -> Any:
     return current
 
 
+def shown_value(value: Any) -> str | None:
+    """A written field's value as relsync compares it: text, a select's option value, or None when empty."""
+    if isinstance(value, dict):
+        value = value.get("value", value.get("name"))
+    if value is None or value == "" or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
 class SourceMapping:
     """The field mapping of one configured source, applied to its records."""
 
@@ -89,8 +98,14 @@ class SourceMapping:
         return cls(source_name, source.kind, source.fields, source.write)
 
     def source_paths(self) -> list[str]:
-        """The dotted source paths this mapping reads, in field order, without repeats."""
-        return list(dict.fromkeys(path for _, spec in self._specs for path in [spec.path, *getattr(spec, "also", [])]))
+        """The dotted source paths this mapping reads, in field order, without repeats (written fields last)."""
+        read = [path for _, spec in self._specs for path in [spec.path, *getattr(spec, "also", [])]]
+        return list(dict.fromkeys([*read, *self.target_paths().values()]))
+
+    def target_paths(self) -> dict[str, str]:
+        """Where each plain field relsync writes (the planned date, the phase) is read back: column -> dotted path."""
+        prefix = "" if self.system == "salesforce" else "fields."  # Jira and Airtable nest a record's fields
+        return {f"source_{name}": prefix + target.field for name, target in self.write.field_targets().items()}
 
     def source_status_for(self, normalized_status: str) -> str | None:
         """The source's own status name the engine writes for ``normalized_status``, if any."""
@@ -126,6 +141,7 @@ class SourceMapping:
                     record=key,
                     field=getattr(self.fields, required).path,
                 )
+        shown = {column: shown_value(read_path(record.raw, path)) for column, path in self.target_paths().items()}
         return ChangeRequest(
             key=key,
             source=self.source_name,
@@ -149,6 +165,8 @@ class SourceMapping:
             updated_at=values.get("updated_at"),
             source_version=record.version,
             raw=record.raw,
+            source_planned_date=shown.get("source_planned_date"),
+            source_phase=shown.get("source_phase"),
         )
 
     def fingerprint(self) -> str:

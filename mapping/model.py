@@ -37,6 +37,9 @@ SOURCE_OWNED: tuple[str, ...] = (
 )
 """Fields that flow source -> store only."""
 
+OPTIONAL_HASHED = frozenset({"depends_on", "source_planned_date", "source_phase"})
+"""Fields a request's content hash leaves out while empty: adding them kept stored hashes valid."""
+
 ENGINE_OWNED: tuple[str, ...] = ("release", "release_status")
 """Fields that flow store -> source only (the engine decides them)."""
 
@@ -87,6 +90,10 @@ class ChangeRequest:
     affected: str | None = None
     depends_on: str | None = None
     """References to the requests this one depends on, comma-separated as read (``OPS-12, airtable:rec…``)."""
+    source_planned_date: str | None = None
+    """What the source's planned-deploy-date field shows (``write.planned_date``), when relsync writes one."""
+    source_phase: str | None = None
+    """What the source's phase field shows (``write.phase``), in the source's own words."""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def content_hash(self) -> str:
@@ -94,7 +101,7 @@ class ChangeRequest:
         content = {
             name: value
             for name, value in self._shallow().items()
-            if name not in ("raw", "source_version", "updated_at") and not (name == "depends_on" and value is None)
+            if name not in ("raw", "source_version", "updated_at") and not (name in OPTIONAL_HASHED and value is None)
         }
         encoded = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()

@@ -221,3 +221,31 @@ def materialize_releases(train: Train, now: dt.datetime) -> list[PlannedRelease]
         group_day = day
         group.append((original, moved_by))
     return releases
+
+
+BEFORE_PHASES = "scheduled"
+"""The phase a release is in before its first phase starts."""
+HELD = "held"
+"""The phase of a release past its deploy time whose required sign-offs are missing."""
+AFTER_PHASES = "deployed"
+"""The phase of a deployed release once its last phase is over."""
+
+
+def phase_at(phases: list[tuple[str, dt.datetime, dt.datetime]], deploy_at: dt.datetime, now: dt.datetime,
+             *, held: bool = False) -> str:
+    """The phase a release is in at ``now``, as a requester is told it.
+
+    ``phases`` are (name, starts, ends) in order. Before the first starts: ``scheduled``;
+    inside one: its name (the later one, where windows touch); between two before the
+    deploy time: the one last begun; past the deploy time while a required sign-off is
+    missing: ``held``; past the deploy time with no phase running: ``deployed``.
+    """
+    if held and now >= deploy_at:
+        return HELD
+    running = [name for name, starts, ends in phases if starts <= now < ends]
+    if running:
+        return running[-1]
+    if now >= deploy_at:
+        return AFTER_PHASES
+    begun = [name for name, starts, _ in phases if starts <= now]
+    return begun[-1] if begun else BEFORE_PHASES

@@ -95,7 +95,8 @@ def _read_plan(db: sqlite_utils.Database, config: Config, sources: dict[str, eng
                                  "reason": reason or _left_reason(db, key)})
     result.releases = engine.schedule.release_plan(db)
     result.clashes = all_clashes(db)
-    wanted = outbox.wanted_writes(db, {n: s.mapping for n, s in sources.items()}, now=clock.stamp(now))
+    wanted = outbox.wanted_writes(db, {n: s.mapping for n, s in sources.items()}, now=clock.stamp(now),
+                                  zones=engine.train_zones(config))
     natives = {r["key"]: (r["native_id"], r["native_key"]) for r in db.query(
         "select key, native_id, native_key from change_requests where key in (select value from json_each(?))",
         [json.dumps(sorted({w.request for w in wanted}))])}

@@ -26,7 +26,10 @@ from mapping import clock
 from mapping.clock import TimestampError
 from sync.audit import AuditEvent
 
-COLUMNS: dict[str, tuple[str, ...]] = {"release": ("release",), "status": ("source_status", "status")}
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "release": ("release",), "status": ("source_status", "status"),
+    "planned_date": ("source_planned_date",), "phase": ("source_phase",),
+}
 """Per outbox field, the change_requests columns a write to it changes (the native value first)."""
 
 

@@ -260,9 +260,15 @@ def plan(db: sqlite_utils.Database, config: Config, *, run_id: int, now: dt.date
     return schedule.plan_into_store(db, config.trains, now=now, run_id=run_id)
 
 
+def train_zones(config: Config) -> dict[str, dt.tzinfo]:
+    """Each train's timezone, in which its releases' deploy dates are written."""
+    return {train.name: train.zone for train in config.trains}
+
+
 def push_writebacks(
     db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, at: dt.datetime | None = None,
     failures: dict[str, BaseException] | None = None, progress: ProgressCallback | None = None,
+    zones: Mapping[str, dt.tzinfo] | None = None,
 ) -> dict[str, outbox.PushCounts]:
     """Queue the plan's differences and send them, source by source.
 
@@ -271,7 +277,7 @@ def push_writebacks(
     ``failures`` and the others are still written; without ``failures`` it raises.
     """
     now = clock.stamp()
-    wanted = outbox.wanted_writes(db, {name: s.mapping for name, s in sources.items()}, now=clock.stamp(at))
+    wanted = outbox.wanted_writes(db, {name: s.mapping for name, s in sources.items()}, now=clock.stamp(at), zones=zones)
     outbox.queue(db, wanted, run_id=run_id, now=now)
     pushed: dict[str, outbox.PushCounts] = {}
     for name, s in sources.items():
@@ -399,7 +405,8 @@ def run(
             # A source whose pull failed is not written to: its view may be stale, and a
             # quota stop must not spend more calls.
             healthy = {name: s for name, s in sources.items() if name not in pulled.failures}
-            pushed = push_writebacks(db, healthy, run_id=run_id, at=now, failures=pulled.failures, progress=progress)
+            pushed = push_writebacks(db, healthy, run_id=run_id, at=now, failures=pulled.failures, progress=progress,
+                                     zones=train_zones(config))
             report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
             report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()
                                if not isinstance(error, DeadlineReached)]

@@ -24,7 +24,7 @@ from sync.store import get_watermark, set_watermark
 
 STREAM = "requests"
 RECONCILED = "reconciled"
-AUDITED_FIELDS: tuple[str, ...] = (*SOURCE_OWNED, "release")
+AUDITED_FIELDS: tuple[str, ...] = (*SOURCE_OWNED, "release", "source_planned_date", "source_phase")
 
 
 @dataclass

@@ -442,3 +442,16 @@ def _source_cache(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="0013_written_fields")
+def _written_fields(db: sqlite_utils.Database) -> None:
+    # What the source shows in the plain fields relsync writes (write.planned_date and
+    # write.phase), read on every pull like source_status, so a write is sent only when
+    # the source differs from the plan and a person's edit of the field is audited.
+    db.executescript(
+        """
+        alter table change_requests add column source_planned_date text;
+        alter table change_requests add column source_phase text;
+        """
+    )

@@ -10,10 +10,11 @@ tried again on the next run while still wanted).
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from connectors.base import Journal, Write, WriteResult
 from mapping import clock
 from mapping.fields import SourceMapping
 from mapping.model import STATUSES
+from releases.calendar import phase_at
 from sync.audit import AuditEvent, append_events
 from sync.schedule import unsigned
 
@@ -65,17 +67,23 @@ class Wanted:
 
 
 def wanted_writes(
-    db: sqlite_utils.Database, mappings: dict[str, SourceMapping], *, now: str | None = None
+    db: sqlite_utils.Database, mappings: dict[str, SourceMapping], *, now: str | None = None,
+    zones: Mapping[str, dt.tzinfo] | None = None,
 ) -> list[Wanted]:
     """Differences between the plan and what each source last showed.
 
     A quarantined request gets none: the store holds its last good values, not what
-    its source shows now.
+    its source shows now. ``zones`` gives each train's timezone, in which a planned
+    deploy date is written (UTC for a train not named).
     """
     now = now or clock.stamp()
     ours = {row["name"] for row in db.query("select name from releases")}
+    plain = any(m.write.field_targets() for m in mappings.values())
+    phases = release_phases(db) if plain else {}
     rows = db.query(
         "select r.key, r.source, r.system, r.status, r.source_status, r.release, r.source_version, "
+        "r.source_planned_date, r.source_phase, rel.id as release_id, rel.train, "
+        f"{_last_written('planned_date')} as our_planned_date, {_last_written('phase')} as our_phase, "
         "rel.name as planned, rel.deploy_at, rel.state as release_state, "
         f"case when rel.id is null then 0 else {unsigned('rel')} end as unsigned, "
         "(select p.starts from release_phases p where p.release = rel.id and p.phase = 'testing') as testing_at "
@@ -97,7 +105,41 @@ def wanted_writes(
         native = mapping.source_status_for(target) if target else None
         if native and native != row["source_status"]:
             wanted.append(_wanted(row, STATUS, native, row["source_status"], target))
+        for name, target_field in mapping.write.field_targets().items():
+            value = None
+            if planned:
+                value = target_field.native(_planned_value(name, row, phases, now, zones or {}))
+            shown = row[f"source_{name}"]
+            if value != shown and (value is not None or shown == _json(row[f"our_{name}"])):
+                wanted.append(_wanted(row, name, value, shown))
     return wanted
+
+
+def _last_written(field: str) -> str:
+    """SQL: the value relsync last wrote to ``field`` of request ``r`` (JSON), or null."""
+    return (f"(select o.value from outbox o where o.request = r.key and o.field = '{field}' and o.state = 'done' "
+            "order by o.id desc limit 1)")
+
+
+def _json(value: str | None) -> Any:
+    return json.loads(value) if value is not None else None
+
+
+def release_phases(db: sqlite_utils.Database) -> dict[str, list[tuple[str, dt.datetime, dt.datetime]]]:
+    """Each release's phases in order: (name, starts, ends)."""
+    phases: dict[str, list[tuple[str, dt.datetime, dt.datetime]]] = {}
+    for row in db.query("select release, phase, starts, ends from release_phases order by release, starts, phase"):
+        phases.setdefault(row["release"], []).append((row["phase"], clock.parse(row["starts"]), clock.parse(row["ends"])))
+    return phases
+
+
+def _planned_value(name: str, row: dict[str, Any], phases: dict[str, list[tuple[str, dt.datetime, dt.datetime]]],
+                   now: str, zones: Mapping[str, dt.tzinfo]) -> str:
+    """What a planned request's ``planned_date`` or ``phase`` field should show, in relsync's words."""
+    deploy_at = clock.parse(row["deploy_at"])
+    if name == "planned_date":
+        return deploy_at.astimezone(zones.get(row["train"], dt.UTC)).date().isoformat()
+    return phase_at(phases.get(row["release_id"], []), deploy_at, clock.parse(now), held=bool(row["unsigned"]))
 
 
 def _wanted(row: dict[str, Any], field: str, value: Any, base: Any, status: str | None = None) -> Wanted:
@@ -293,6 +335,8 @@ def _record_written(db: sqlite_utils.Database, key: str, write: Write, mapping: 
         db.table("change_requests").update(
             key, {"source_status": write.value, "status": mapping.status_from_source(write.value)}
         )
+    elif write.field in mapping.write.field_targets():
+        db.table("change_requests").update(key, {f"source_{write.field}": write.value})
     if version is not None:
         stored = db.execute("select source_version from change_requests where key = ?", [key]).fetchone()
         if stored is None or stored[0] is None or clock.parse(version) > clock.parse(stored[0]):

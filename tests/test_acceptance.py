@@ -127,12 +127,12 @@ def test_three_systems_initial_pull_no_op_and_edits(served, tmp_path):
     assert count(calls["jira"], "changelog/bulkfetch") >= math.ceil(issues / 1000) + history["jira"]
     # Airtable: ceil(N/100) list calls and no setup call; writes ceil(k/10) PATCHes.
     airtable_lists = count(calls["airtable"], "GET /v0/")
-    airtable_records = first["pushed"]["airtable"]["written"] // 2  # release + status per record
+    airtable_records = first["pushed"]["airtable"]["written"] // 4  # release, status, planned date, phase per record
     batches = math.ceil(airtable_records / model["airtable_write_batch"])
     assert airtable_lists == math.ceil(RECORDS / model["pull_page"]) + batches  # + a compare read per PATCH
     assert count(calls["airtable"], "PATCH") == batches
     # Salesforce: ceil(N/2000) queries after one token call; writes ceil(k/25) Composite calls.
-    sf_records = first["pushed"]["salesforce"]["written"] // 2
+    sf_records = first["pushed"]["salesforce"]["written"] // 4
     assert count(calls["salesforce"], "oauth2/token") == 1
     assert count(calls["salesforce"], "/query") == (
         math.ceil(RECORDS / model["salesforce_pull_page"]) + 1 + history["salesforce"])  # + the check query

@@ -187,6 +187,9 @@ def build_tables(releases_primary: str = "Name") -> tuple[Table, Table]:
             # Requests in this table this one needs first; requests in other systems go in the text field.
             _plain(CHANGE_REQUESTS, "Depends On", "multipleRecordLinks", linked_table=airtable_id("tbl", CHANGE_REQUESTS)),
             _plain(CHANGE_REQUESTS, "Depends On Elsewhere", "singleLineText"),
+            # What relsync keeps equal to the plan, when configured to: the deploy date and the phase.
+            _plain(CHANGE_REQUESTS, "Planned Deploy", "date"),
+            _plain(CHANGE_REQUESTS, "Release Phase", "singleLineText"),
             _plain(CHANGE_REQUESTS, "Attachments", "multipleAttachments"),
             _plain(CHANGE_REQUESTS, "Created", "createdTime"),
             _plain(CHANGE_REQUESTS, "Last Modified", "lastModifiedTime"),

@@ -5,7 +5,10 @@ As Atlassian's REST reference describes them (the "Issue bulk operations" group)
 - ``POST bulk/issues/fields`` ``{selectedIssueIdsOrKeys, selectedActions, editedFieldsInput,
   sendBulkNotification}``: one set of field values for up to 1,000 issues; 201 ``{"taskId"}``.
   ``fixVersions`` goes in ``editedFieldsInput.multipleVersionPickerFields[]`` as
-  ``{fieldId, bulkEditMultiSelectFieldOption: ADD|REMOVE|REPLACE|REMOVE_ALL, versions: [{versionId}]}``.
+  ``{fieldId, bulkEditMultiSelectFieldOption: ADD|REMOVE|REPLACE|REMOVE_ALL, versions: [{versionId}]}``;
+  a date picker in ``datePickerFields[]`` as ``{fieldId, date: {formattedDate}}`` (``d/MMM/yy`` or
+  ``dd-mm-yyyy``; empty clears it); a single-line text field in ``singleLineTextFields[]`` as
+  ``{fieldId, text}``.
 - ``POST bulk/issues/transition`` ``{bulkTransitionInputs: [{selectedIssueIdsOrKeys, transitionId}],
   sendBulkNotification}``: 201 ``{"taskId"}``.
 - ``GET bulk/issues/transition?issueIdsOrKeys=A,B``: ``availableTransitions[]`` per workflow, each
@@ -27,6 +30,7 @@ submitting leaves the issues changed and the task finished. More than 1,000 issu
 """
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +38,17 @@ from typing import Any
 import flask
 
 from sandboxes.core import sandbox_route
-from sandboxes.jira.data import STATUS_BY_KEY, TRANSITIONS, Issue, JiraState, User
+from sandboxes.jira.data import (
+    DEPENDS_ON,
+    PLANNED_DEPLOY,
+    RELEASE_PHASE,
+    REQUESTED_ON,
+    STATUS_BY_KEY,
+    TRANSITIONS,
+    Issue,
+    JiraState,
+    User,
+)
 from sandboxes.jira.edit import EditError, available_transitions, edit_issue, transition_issue
 from sandboxes.jira.http import api_route, caller, jira_error, read_body
 from sandboxes.jira.permissions import NO_EDIT, NOT_ON_SCREEN, WORKFLOW_REFUSED, grants_of
@@ -44,6 +58,9 @@ TOO_MANY = "The number of issues selected exceeds the limit of {limit}. Select f
 NO_ISSUES = "Select at least one issue to perform the bulk operation."
 BULK_KEY = "relsync_sandbox_jira_bulk"
 MULTI_OPTIONS = ("ADD", "REMOVE", "REPLACE", "REMOVE_ALL")
+EDITED_KINDS = {"multipleVersionPickerFields": ("fixVersions",), "datePickerFields": (PLANNED_DEPLOY,),
+                "singleLineTextFields": (RELEASE_PHASE, REQUESTED_ON, DEPENDS_ON)}
+"""The ``editedFieldsInput`` groups this sandbox's bulk edit takes, and the fields each may name."""
 
 
 @dataclass
@@ -86,18 +103,32 @@ def _limit(count: int) -> None:
         raise jira_error(400, [TOO_MANY.format(limit=MAX_ISSUES)])
 
 
-def _versions_edit(state: JiraState, body: dict[str, Any]) -> dict[str, Any]:
-    """The single-edit body a bulk edit of ``fixVersions`` stands for (REPLACE -> set, ...)."""
+def _fields_edit(state: JiraState, body: dict[str, Any]) -> dict[str, Any]:
+    """The single-edit body a bulk edit stands for: fix versions (REPLACE -> set, ...), date pickers
+    and single-line text fields. Every selected action needs its value in ``editedFieldsInput``."""
     actions = body.get("selectedActions")
     edited = body.get("editedFieldsInput") or {}
     if not isinstance(actions, list) or not actions or not isinstance(edited, dict):
         raise jira_error(400, ["selectedActions and editedFieldsInput are required."])
-    pickers = [p for p in edited.get("multipleVersionPickerFields") or [] if isinstance(p, dict)]
-    unsupported = [a for a in actions if a != "fixVersions" or not any(p.get("fieldId") == a for p in pickers)]
-    if unsupported:
-        raise jira_error(400, [f"The field '{unsupported[0]}' is not supported by this sandbox's bulk edit, or has no value "
-                               "in editedFieldsInput."])
-    picker = next(p for p in pickers if p.get("fieldId") == "fixVersions")
+    given = {kind: {str(p.get("fieldId")): p for p in edited.get(kind) or [] if isinstance(p, dict)} for kind in EDITED_KINDS}
+    fields: dict[str, Any] = {}
+    update: dict[str, Any] = {}
+    for action in actions:
+        kind = next((k for k in EDITED_KINDS if action in given[k] and action in EDITED_KINDS[k]), None)
+        if kind is None:
+            raise jira_error(400, [f"The field '{action}' is not supported by this sandbox's bulk edit, or has no value "
+                                   "in editedFieldsInput."])
+        value = given[kind][action]
+        if kind == "multipleVersionPickerFields":
+            update["fixVersions"] = [_versions_operation(state, value)]
+        elif kind == "datePickerFields":
+            fields[action] = _bulk_date(action, (value.get("date") or {}).get("formattedDate"))
+        else:
+            fields[action] = value.get("text") or None
+    return {"fields": fields, "update": update}
+
+
+def _versions_operation(state: JiraState, picker: dict[str, Any]) -> dict[str, Any]:
     option = picker.get("bulkEditMultiSelectFieldOption")
     if option not in MULTI_OPTIONS:
         raise jira_error(400, [f"bulkEditMultiSelectFieldOption must be one of {', '.join(MULTI_OPTIONS)}."])
@@ -107,7 +138,19 @@ def _versions_edit(state: JiraState, body: dict[str, Any]) -> dict[str, Any]:
         raise jira_error(400, [f"Version id '{unknown[0]}' is not valid"])
     versions = [{"id": i} for i in ids]
     verb = {"ADD": "add", "REMOVE": "remove", "REPLACE": "set", "REMOVE_ALL": "set"}[option]
-    return {"update": {"fixVersions": [{verb: [] if option == "REMOVE_ALL" else versions}]}}
+    return {verb: [] if option == "REMOVE_ALL" else versions}
+
+
+def _bulk_date(field_id: str, formatted: Any) -> str | None:
+    """A bulk edit's ``formattedDate``: ``d/MMM/yy`` or ``dd-mm-yyyy`` as the reference says; empty clears."""
+    if formatted in (None, ""):
+        return None
+    for shape in ("%d/%b/%y", "%d-%m-%Y"):
+        try:
+            return dt.datetime.strptime(str(formatted), shape).date().isoformat()
+        except ValueError:
+            continue
+    raise jira_error(400, [f"The date '{formatted}' for field '{field_id}' is not in the format d/MMM/yy or dd-mm-yyyy."])
 
 
 def _run(state: JiraState, app: flask.Flask, task: Task) -> None:
@@ -143,7 +186,7 @@ def _refusal(issue: Issue, operation: dict[str, Any], held: frozenset[str]) -> l
         return [WORKFLOW_REFUSED.format(name, issue.key)]
     if "EDIT_ISSUES" not in held:
         return [NO_EDIT]
-    if "RESOLVE_ISSUES" not in held:
+    if "fixVersions" in operation.get("update", {}) and "RESOLVE_ISSUES" not in held:
         return [NOT_ON_SCREEN.format("fixVersions")]
     return None
 
@@ -191,7 +234,7 @@ def register_bulk_routes(app: flask.Flask, state: JiraState) -> None:
         selected = _issue_list(body.get("selectedIssueIdsOrKeys"))
         _limit(len(selected))
         with state.lock:
-            operation = _versions_edit(state, body)
+            operation = _fields_edit(state, body)
             return submit([(issue_id(ref), operation) for ref in selected])
 
     @api_route(app, "/bulk/issues/transition", ["POST"])

@@ -29,7 +29,12 @@ REQUESTED_ON = "customfield_10072"
 """A single-line text field: people type dates into it in any shape they like."""
 DEPENDS_ON = "customfield_10073"
 """A single-line text field naming requests this one needs first, in any system (``airtable:rec…``)."""
-TEXT_FIELDS = {REQUESTED_ON: ("Requested on", "requested_on"), DEPENDS_ON: ("Depends on", "depends_on")}
+RELEASE_PHASE = "customfield_10081"
+"""A single-line text field relsync may keep equal to the phase of the request's release."""
+PLANNED_DEPLOY = "customfield_10080"
+"""A date picker relsync may keep equal to the planned deploy date (``YYYY-MM-DD`` in issue JSON)."""
+TEXT_FIELDS = {REQUESTED_ON: ("Requested on", "requested_on"), DEPENDS_ON: ("Depends on", "depends_on"),
+               RELEASE_PHASE: ("Release phase", "release_phase")}
 TEXT_LIMIT = 255
 SERVER_VERSION = [1001, 0, 0]
 FIRST_COMPONENT_ID = 10300
@@ -205,6 +210,12 @@ def field_catalog() -> list[dict[str, Any]]:
             "schema": {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield",
                        "customId": custom_id},
         })
+    fields.append({
+        "id": PLANNED_DEPLOY, "key": PLANNED_DEPLOY, "name": "Planned deploy date", "untranslatedName": "Planned deploy date",
+        "custom": True, "orderable": True, "navigable": True, "searchable": True,
+        "clauseNames": ["cf[10080]", "Planned deploy date"],
+        "schema": {"type": "date", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:datepicker", "customId": 10080},
+    })
     return fields
 
 
@@ -260,6 +271,9 @@ class Issue:
     components: list[int] = field(default_factory=list)
     requested_on: str | None = None
     depends_on: str | None = None
+    release_phase: str | None = None
+    planned_deploy: str | None = None
+    """``YYYY-MM-DD``."""
 
     def snapshot(self) -> Issue:
         """A copy that later writes to this issue leave alone."""

@@ -8,6 +8,7 @@ after the index lag. Callers hold ``state.lock``.
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sandboxes.jira.data import (
@@ -18,8 +19,10 @@ from sandboxes.jira.data import (
     FIELD_NAMES,
     FIRST_ISSUE_ID,
     OPTIONS,
+    PLANNED_DEPLOY,
     PRIORITIES,
     PROJECT_ID,
+    RELEASE_PHASE,
     REQUEST_TYPE,
     REQUESTED_ON,
     STATUS_BY_KEY,
@@ -36,7 +39,7 @@ from sandboxes.jira.render import adf_to_text
 
 MULTI = {"labels": "set,add,remove", "fixVersions": "set,add,remove", "components": "set,add,remove"}
 EDITABLE = ("summary", "description", "priority", "assignee", "reporter", "labels", "fixVersions", "components", DEPARTMENT,
-            REQUEST_TYPE, REQUESTED_ON, DEPENDS_ON)
+            REQUEST_TYPE, REQUESTED_ON, DEPENDS_ON, RELEASE_PHASE, PLANNED_DEPLOY)
 INVALID_PAYLOAD = "Invalid request payload. Refer to the REST API documentation and try again."
 
 
@@ -161,6 +164,18 @@ class _Values:
     def _customfield_10073(self, value: Any) -> Any:
         return self._text(DEPENDS_ON, value)
 
+    def _customfield_10081(self, value: Any) -> Any:
+        return self._text(RELEASE_PHASE, value)
+
+    def _customfield_10080(self, value: Any) -> Any:
+        """A date picker takes ``YYYY-MM-DD`` (null clears it)."""
+        if value is None:
+            return None
+        try:
+            return dt.datetime.strptime(value, "%Y-%m-%d").date().isoformat()
+        except (TypeError, ValueError):
+            return self.fail(PLANNED_DEPLOY, f"Error parsing date string: {value}")
+
     def _text(self, name: str, value: Any) -> Any:
         """A single-line text field: any text up to 255 characters; empty clears it."""
         if value is None or value == "":
@@ -185,7 +200,8 @@ class _Values:
 
 _ATTRS = {"summary": "summary", "priority": "priority", "assignee": "assignee", "reporter": "reporter",
           "labels": "labels", "fixVersions": "fix_versions", "components": "components",
-          DEPARTMENT: "department", REQUEST_TYPE: "request_type", REQUESTED_ON: "requested_on", DEPENDS_ON: "depends_on"}
+          DEPARTMENT: "department", REQUEST_TYPE: "request_type", REQUESTED_ON: "requested_on", DEPENDS_ON: "depends_on",
+          RELEASE_PHASE: "release_phase", PLANNED_DEPLOY: "planned_deploy"}
 
 
 def _current(issue: Issue, name: str) -> Any:
@@ -263,8 +279,10 @@ def _items(state: JiraState, issue: Issue, desired: dict[str, Any]) -> list[dict
                 items.append({**_item("Component", "jira", COMPONENT_BY_ID[gone].name, None, str(gone), None), "fieldId": "components"})
             for added in [c for c in new if c not in old]:
                 items.append({**_item("Component", "jira", None, COMPONENT_BY_ID[added].name, None, str(added)), "fieldId": "components"})
-        elif name in (REQUESTED_ON, DEPENDS_ON) and old != new:
+        elif name in (REQUESTED_ON, DEPENDS_ON, RELEASE_PHASE) and old != new:
             items.append({**_item(FIELD_NAMES[name], "custom", old, new), "fieldId": name})
+        elif name == PLANNED_DEPLOY and old != new:  # a date records its values in from/to as well
+            items.append({**_item(FIELD_NAMES[name], "custom", old, new, old, new), "fieldId": name})
         elif name in OPTIONS and old != new:
             item = _item(OPTIONS[name][0], "custom", old, new, old and option_id(name, old), new and option_id(name, new))
             items.append({**item, "fieldId": name})

@@ -19,8 +19,10 @@ from sandboxes.jira.data import (
     DEPENDS_ON,
     FIELD_NAMES,
     ISSUE_FIELDS,
+    PLANNED_DEPLOY,
     PRIORITIES,
     PROJECT_ID,
+    RELEASE_PHASE,
     REQUEST_TYPE,
     REQUESTED_ON,
     STATUS_BY_KEY,
@@ -241,6 +243,10 @@ def field_value(state: JiraState, issue: Issue, field: str, base: str, api: str)
         return issue.requested_on
     if field == DEPENDS_ON:
         return issue.depends_on
+    if field == RELEASE_PHASE:
+        return issue.release_phase
+    if field == PLANNED_DEPLOY:
+        return issue.planned_deploy
     raise KeyError(field)
 
 

@@ -114,6 +114,11 @@ def _picklist(name: str, label: str, values: tuple[str, ...], *, restricted: boo
     return Field(name, label, "picklist", 255, picklist=values, restricted=restricted, default=default, custom=custom)
 
 
+RELEASE_PHASES = ("Scheduled", "Planning", "Requirements", "Design", "Development", "Testing", "Deployment",
+                  "Maintenance", "Held", "Deployed")
+"""The Release Phase picklist: an admin's labels for the phases relsync writes (mapped in write.phase.map)."""
+
+
 def _change_fields() -> tuple[Field, ...]:
     return (
         _picklist("Department__c", "Department", DEPARTMENTS, restricted=True, custom=True),
@@ -123,6 +128,9 @@ def _change_fields() -> tuple[Field, ...]:
         _picklist("Release_Status__c", "Release Status", RELEASE_STATUSES, restricted=True, custom=True),
         Field("Target_Date__c", "Target Date", "date", custom=True),
         Field("Depends_On__c", "Depends On", "string", 255, custom=True),
+        # What relsync keeps equal to the plan, when configured to: the deploy date and the phase.
+        Field("Planned_Deploy_Date__c", "Planned Deploy Date", "date", custom=True),
+        _picklist("Release_Phase__c", "Release Phase", RELEASE_PHASES, restricted=True, custom=True),
     )
 
 

@@ -48,10 +48,35 @@ def test_a_release_write_names_every_version_it_removed_to_put_back() -> None:
         history(1, T1, version(removed=("101", "BS 1")), version(added=("9", "2026.11")), version(added=("10", "Human Pick"))),
         history(2, T2, version(removed=("9", "2026.11")), version(removed=("10", "Human Pick")), version(added=("102", "BS 2"))),
     ]
-    assert overwritten("release", "BS 2", "BS 1", entries) == Overwritten("2026.11", ("9", "10"))
+    assert overwritten("fixVersions", "BS 2", "BS 1", entries) == Overwritten("2026.11", ("9", "10"))
 
 
 def test_a_release_cleared_as_planned_and_a_write_with_no_entry_are_left_alone() -> None:
     cleared = [history(1, T1, version(removed=("101", "BS 1")))]
-    assert overwritten("release", None, "BS 1", cleared) is None
-    assert overwritten("release", "BS 2", "BS 1", [history(1, T3, status("Approved", "Scheduled"))]) is None
+    assert overwritten("fixVersions", None, "BS 1", cleared) is None
+    assert overwritten("fixVersions", "BS 2", "BS 1", [history(1, T3, status("Approved", "Scheduled"))]) is None
+
+
+def plain(field_id: str, before: str | None, after: str | None, *, dated: bool = False) -> dict[str, Any]:
+    """A custom field's item: a date records its values in from/to as well, a text field only in the strings."""
+    return {"field": field_id, "fieldId": field_id, "from": before if dated else None, "fromString": before,
+            "to": after if dated else None, "toString": after}
+
+
+def test_a_plain_field_write_is_found_by_its_value_and_names_a_date_someone_set_meanwhile() -> None:
+    date = "customfield_10080"
+    as_planned = [history(1, T1, plain(date, "2026-12-08", "2026-12-22", dated=True))]
+    assert overwritten(date, "2026-12-22", "2026-12-08", as_planned) is None
+    assert entry_of(date, "2026-12-22", as_planned) == as_planned[0]
+    # A person typed 2026-12-10 after relsync read 2026-12-08; relsync's write replaced it.
+    replaced = [history(1, T1, plain(date, "2026-12-08", "2026-12-10", dated=True)),
+                history(2, T2, plain(date, "2026-12-10", "2026-12-22", dated=True))]
+    assert overwritten(date, "2026-12-22", "2026-12-08", replaced) == Overwritten("2026-12-10", ("2026-12-10",))
+
+
+def test_a_cleared_text_field_is_relsyncs_write_when_its_entry_ends_empty() -> None:
+    phase = "customfield_10081"
+    cleared = [history(1, T1, plain(phase, "testing", None))]
+    assert entry_of(phase, None, cleared) == cleared[0]
+    assert overwritten(phase, None, "testing", cleared) is None
+    assert overwritten(phase, None, "development", cleared) == Overwritten("testing", ("testing",))

@@ -381,8 +381,8 @@ def test_metadata_describes_tables_fields_and_views(sandbox: Sandbox) -> None:
         "Requester Email": "email",
         "Owner": "singleCollaborator", "Release": "singleLineText", "Release Select": "singleSelect",
         "Release Link": "multipleRecordLinks", "Target Date": "date", "Depends On": "multipleRecordLinks",
-        "Depends On Elsewhere": "singleLineText", "Attachments": "multipleAttachments",
-        "Created": "createdTime", "Last Modified": "lastModifiedTime",
+        "Depends On Elsewhere": "singleLineText", "Planned Deploy": "date", "Release Phase": "singleLineText",
+        "Attachments": "multipleAttachments", "Created": "createdTime", "Last Modified": "lastModifiedTime",
     }
     assert [c.name for c in schema.field("Priority").options.choices] == ["Critical", "High", "Medium", "Low"]
     releases = sandbox.api.table(sandbox.base, "Releases").schema()

@@ -101,3 +101,34 @@ def test_bulk_operations_follow_the_accounts_permissions(jira_sandbox, http):
     done, _ = poll_until_done(http, jira_sandbox, task)
     assert list(done["failedAccessibleIssues"].values()) == [["You do not have permission to edit issues in this project."]]
     assert http.get(f"{jira_sandbox.url}{API}/bulk/queue/77", timeout=10).status_code == 404
+
+
+def test_a_bulk_edit_sets_a_date_picker_and_a_text_field_with_the_version(jira_sandbox, http, client):
+    # Atlassian's reference: a date picker's formattedDate is d/MMM/yy or dd-mm-yyyy, empty clears it;
+    # a single-line text field takes {fieldId, text}. Issue JSON shows the date as YYYY-MM-DD.
+    version = client.project_versions("OPS")[0]
+    inputs = {"multipleVersionPickerFields": [{"fieldId": "fixVersions", "bulkEditMultiSelectFieldOption": "REPLACE",
+                                               "versions": [{"versionId": version.id}]}],
+              "datePickerFields": [{"fieldId": "customfield_10080", "date": {"formattedDate": "8/Dec/26"}}],
+              "singleLineTextFields": [{"fieldId": "customfield_10081", "text": "testing"}]}
+    body = {"selectedIssueIdsOrKeys": ["OPS-1", "OPS-2"], "editedFieldsInput": inputs,
+            "selectedActions": ["fixVersions", "customfield_10080", "customfield_10081"]}
+
+    submitted = http.post(f"{jira_sandbox.url}{API}/bulk/issues/fields", json=body, timeout=10)
+
+    assert submitted.status_code == 201
+    done, _ = poll_until_done(http, jira_sandbox, submitted.json()["taskId"])
+    assert len(done["processedAccessibleIssues"]) == 2
+    fields = client.issue("OPS-2", fields="fixVersions,customfield_10080,customfield_10081").fields
+    assert ([v.name for v in fields.fixVersions], fields.customfield_10080, fields.customfield_10081) == (
+        [version.name], "2026-12-08", "testing")
+    iso = {**body, "selectedActions": ["customfield_10080"],
+           "editedFieldsInput": {"datePickerFields": [{"fieldId": "customfield_10080", "date": {"formattedDate": "22-12-2026"}}]}}
+    poll_until_done(http, jira_sandbox, http.post(f"{jira_sandbox.url}{API}/bulk/issues/fields", json=iso, timeout=10).json()["taskId"])
+    assert client.issue("OPS-1", fields="customfield_10080").fields.customfield_10080 == "2026-12-22"
+    wrong = {**iso, "editedFieldsInput": {"datePickerFields": [{"fieldId": "customfield_10080", "date": {"formattedDate": "2026-12-22"}}]}}
+    refused = http.post(f"{jira_sandbox.url}{API}/bulk/issues/fields", json=wrong, timeout=10)
+    assert refused.status_code == 400 and "d/MMM/yy" in refused.json()["errorMessages"][0]
+    # A single edit takes the date as YYYY-MM-DD and refuses anything else with Jira's message.
+    bad = http.put(f"{jira_sandbox.url}{API}/issue/OPS-1", json={"fields": {"customfield_10080": "8/Dec/26"}}, timeout=10)
+    assert bad.status_code == 400 and bad.json()["errors"] == {"customfield_10080": "Error parsing date string: 8/Dec/26"}

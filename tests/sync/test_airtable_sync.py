@@ -305,7 +305,7 @@ def test_release_and_status_are_written_back_in_batches_of_ten(small_world, kind
     assert report.exit_code == 0, report.messages
     planned = planned_releases(world)
     assert sorted(planned) == sorted(f"airtable:{rid}" for rid in chosen)
-    assert report.pushed["airtable"]["written"] == 50  # release and status of 25 records
+    assert report.pushed["airtable"]["written"] == 100  # release, status, planned date and phase of 25 records
     calls = world.calls()
     assert patches(calls) == 3  # 10 + 10 + 5 records
     names = sorted(set(planned.values()))
@@ -366,13 +366,13 @@ def test_edit_between_pull_and_push_is_a_conflict_not_an_overwrite(small_world):
 
         pushed = engine.push_writebacks(db, sources, run_id=1)
 
-        assert pushed["airtable"].conflicts == 2
-        assert pushed["airtable"].written == 2 * 11
+        assert pushed["airtable"].conflicts == 4  # every write to the record someone changed is held
+        assert pushed["airtable"].written == 4 * 11
         states = {r["field"]: r["state"] for r in db.query("select field, state from outbox where request = ?", [f"airtable:{victim}"])}
-        assert states == {"release": "conflict", "status": "conflict"}
+        assert states == {"release": "conflict", "status": "conflict", "planned_date": "conflict", "phase": "conflict"}
         events = {r["field"]: json.loads(r["new"]) for r in db.query(
             "select field, new from audit where request = ? and origin = 'pushed'", [f"airtable:{victim}"])}
-        assert set(events) == {"release", "status"}
+        assert set(events) == {"release", "status", "planned_date", "phase"}
         assert events["status"]["conflict"] == "Scheduled" and "Rejected" in events["status"]["message"]
         assert "Hotfix 7" in events["release"]["message"]
     finally:
@@ -533,19 +533,19 @@ def test_a_refused_value_fails_alone_with_airtables_message(small_world):
     assert report.exit_code == 1
     assert report.status == "partial"
     outbox = {(r["request"], r["field"]): r for r in world.rows("select * from outbox")}
-    assert len(outbox) == 11  # ten releases and one status
+    assert len(outbox) == 31  # ten releases, planned dates and phases, and one status
     failed = outbox.pop((bad, "status"))
     assert failed["state"] == "failed"
     message = 'INVALID_MULTIPLE_CHOICE_OPTIONS: Insufficient permissions to create new select option ""Planned""'
     assert failed["last_error"] == message
     assert report.messages == [f"{bad} status: {message}"]
-    assert {r["state"] for r in outbox.values()} == {"done"}  # the other nine records, and the bad one's release
+    assert {r["state"] for r in outbox.values()} == {"done"}  # the other nine records, and the bad one's other fields
     shown = {r["id"]: r["fields"] for r in world.table().all(fields=["Release", "Status"])}
     planned = planned_releases(world)
     assert {rid: shown[rid]["Release"] for rid in chosen} == {rid: planned[f"airtable:{rid}"] for rid in chosen}
     assert shown[chosen[0]]["Status"] == "Approved"
     # The batch, then its ten records one by one, then the bad record field by field.
-    assert patches(world.calls()) == 1 + 10 + 2
+    assert patches(world.calls()) == 1 + 10 + 4
     assert world.statuses()["422"] == 3
 
 
@@ -731,6 +731,6 @@ def test_the_read_sits_next_to_each_batch_so_an_edit_to_a_later_batch_is_seen(re
     states = {r["native_id"]: r["state"] for r in world.rows(
         "select r.native_id, o.state from outbox o join change_requests r on r.key = o.request where o.field = 'status'")}
     assert states[later] == "conflict" and world.table().get(later)["fields"]["Status"] == "Rejected"
-    assert report.pushed["airtable"]["conflicts"] == 2  # its status and, held with it, its release
+    assert report.pushed["airtable"]["conflicts"] == 4  # its status and, held with it, its release, date and phase
     # Read before the person's edit, written after it: the residual window.
     assert states[in_batch] == "done" and world.table().get(in_batch)["fields"]["Status"] == "Scheduled"

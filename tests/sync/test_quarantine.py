@@ -187,11 +187,11 @@ def test_a_held_request_gets_no_write_back_until_it_is_released(db, jira):
     def wanted():
         return sorted((w.request, w.field, w.value) for w in outbox.wanted_writes(db, {"jira": jira}, now=now))
 
-    expected = [("jira:OPS-10", "release", "BS 2026.12.01"), ("jira:OPS-10", "status", "Scheduled"),
-                ("jira:OPS-9", "release", "BS 2026.12.01"), ("jira:OPS-9", "status", "Scheduled")]
+    expected = [(key, field, value) for key in ("jira:OPS-10", "jira:OPS-9") for field, value in (
+        ("phase", "scheduled"), ("planned_date", "2026-12-01"), ("release", "BS 2026.12.01"), ("status", "Scheduled"))]
     assert wanted() == expected
     store(db, jira, 2, [issue(9, summary="", updated="2026-11-22T08:00:00.000+0000")])
-    assert wanted() == expected[:2]
+    assert wanted() == expected[:4]
     store(db, jira, 3, [issue(9, updated="2026-11-23T08:00:00.000+0000")])
     assert wanted() == expected
 

@@ -149,12 +149,13 @@ def test_the_deadline_stops_a_push_between_writes_and_keeps_the_rest_pending(sma
     report = engine.run(world.config, env=world.env, timer=call_timer(world.jira_url, 40))
 
     # Ten calls fit before 400 s: serverInfo, the field list, the pull, the compare read, the
-    # version list, the project, a version create, then the first issue's edit, transition lookup and move.
+    # version list, the project, a version create, then the first issue's edit (its release, planned
+    # date and phase in one PUT), transition lookup and move.
     calls = world.calls()
     assert sum(calls.values()) == 10 and calls[PUT] == 1 and calls[WORKFLOW] == 1
     assert report.exit_code == 1 and report.status == "partial"
     written = rows(world, "select request, field from outbox where state = 'done' order by request, field")
-    assert [r["field"] for r in written] == ["release", "status"]
+    assert [r["field"] for r in written] == ["phase", "planned_date", "release", "status"]
     waiting = rows(world, "select last_error from outbox where state = 'pending'")
     assert waiting and all(r["last_error"].startswith("not written: the run deadline was reached (max_run_seconds: 400)")
                            for r in waiting)

@@ -51,6 +51,9 @@ HISTORY = "GET /services/data/v{version}/query/"
 NOW = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 """Plans are read at this moment: releases deploy 8 Dec, 22 Dec and 5 Jan, none frozen yet."""
 
+WRITTEN = ("release", "status", "planned_date", "phase")
+"""The fields the example config writes to each planned Case."""
+
 
 @pytest.fixture(scope="module")
 def authority(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, ssl.SSLContext, Path]:
@@ -281,7 +284,7 @@ def test_initial_pull_costs_the_minimum_and_a_quiet_run_one_call(org_5000):
     # The first run's access token is reused (no login), and Get Deleted waits for reconcile_every_hours.
     assert TOKEN not in calls and queries(calls) == 1 and DELETED not in calls and writes(calls) == 0
     # Their CaseHistory rows (release and status of 750 Cases: one batch of 2,000) are relsync's own writes.
-    done = org.one("select count(*) from outbox where state = 'done'")
+    done = org.one("select count(*) from outbox where state = 'done' and field in ('release', 'status')")
     assert calls[HISTORY] == 1 and second.history["salesforce"]["matched"] == done
     assert second.history["salesforce"]["imported"] == 0
 
@@ -467,10 +470,10 @@ def test_450_writes_cost_three_collection_calls_and_a_request_rejected_after_the
         "select o.* from outbox o join change_requests r on r.key = o.request where r.native_id = ?", [rejected])}
     # The status changed since the pull: a conflict; the release is held with it, so the
     # person who rejected the request never sees it scheduled into a release.
-    assert {field: row["state"] for field, row in outbox.items()} == {"release": "conflict", "status": "conflict"}
+    assert {field: row["state"] for field, row in outbox.items()} == dict.fromkeys(WRITTEN, "conflict")
     assert "held, because status changed in Salesforce since the last pull" in outbox["release"]["last_error"]
-    assert first.pushed["salesforce"]["failed"] == 0 and first.pushed["salesforce"]["conflicts"] == 2
-    assert org.one("select count(*) from outbox where state = 'done'") == 2 * 449
+    assert first.pushed["salesforce"]["failed"] == 0 and first.pushed["salesforce"]["conflicts"] == 4
+    assert org.one("select count(*) from outbox where state = 'done'") == 4 * 449  # release, status, date, phase
     shown = {r["Id"]: (r["Release__c"], r["Status"]) for r in sf.query_all(format_soql(
         "SELECT Id, Release__c, Status FROM Case WHERE Id IN {}", [p["native_id"] for p in planned]))["records"]}
     assert shown[rejected] == (None, "Rejected")
@@ -483,7 +486,8 @@ def test_450_writes_cost_three_collection_calls_and_a_request_rejected_after_the
     assert second.exit_code == 0, second.messages
     retried = org.rows("select o.field, o.state, o.attempts from outbox o join change_requests r on r.key = o.request "
                        "where r.native_id = ? order by o.field", [rejected])
-    assert [(r["field"], r["state"], r["attempts"]) for r in retried] == [("release", "done", 2), ("status", "done", 2)]
+    assert [(r["field"], r["state"], r["attempts"]) for r in retried] == [
+        (field, "done", 2) for field in sorted(WRITTEN)]
     assert sf.Case.get(rejected)["Release__c"] == next(p["name"] for p in planned if p["native_id"] == rejected)
 
 
@@ -533,9 +537,9 @@ def test_an_edit_between_pull_and_push_is_a_conflict_not_an_overwrite(org_450):
             "select r.native_id, o.field, o.state from outbox o join change_requests r on r.key = o.request")}
         conflicts = {key for key, state in states.items() if state == "conflict"}
         # A record changed since the pull is held whole: its other field waits for the next pull too.
-        assert conflicts == {(native_id, field) for native_id in (status_edited, release_edited) for field in ("release", "status")}
-        assert pushed["salesforce"].conflicts == 4
-        assert pushed["salesforce"].written == 2 * len(planned) - 4
+        assert conflicts == {(native_id, field) for native_id in (status_edited, release_edited) for field in WRITTEN}
+        assert pushed["salesforce"].conflicts == 8
+        assert pushed["salesforce"].written == 4 * len(planned) - 8
         assert sf.Case.get(status_edited)["Status"] == "In Progress"
         assert sf.Case.get(release_edited)["Release__c"] == "Hotfix 2026-11"
         events = list(db.query("select new from audit where origin = 'pushed' and field = 'release' and "
@@ -726,14 +730,14 @@ def test_an_edit_between_the_read_and_the_write_fails_the_condition_not_the_pers
     thread.join(timeout=120)
 
     report = outcome["report"]
-    assert report.exit_code == 1 and report.pushed["salesforce"]["conflicts"] == 2, report.messages
+    assert report.exit_code == 1 and report.pushed["salesforce"]["conflicts"] == 4, report.messages
     states = {r["field"]: (r["state"], r["last_error"]) for r in org.rows(
         "select o.field, o.state, o.last_error from outbox o join change_requests r on r.key = o.request "
         "where r.native_id = ?", [victim])}
-    assert {field: state for field, (state, _) in states.items()} == {"release": "conflict", "status": "conflict"}
+    assert {field: state for field, (state, _) in states.items()} == dict.fromkeys(WRITTEN, "conflict")
     assert "changed in Salesforce after relsync read it" in states["release"][1]
     case = org.sf().Case.get(victim)
     assert (case["Status"], case["Release__c"]) == ("Rejected", None)
     others = [native_id for native_id in sending if native_id != victim]
     assert org.one("select count(*) from outbox o join change_requests r on r.key = o.request where o.state = 'done' "
-                   "and r.native_id in (select value from json_each(?))", [json.dumps(others)]) == 2 * len(others)
+                   "and r.native_id in (select value from json_each(?))", [json.dumps(others)]) == 4 * len(others)
