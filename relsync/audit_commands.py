@@ -68,11 +68,11 @@ def audit_list(request: str | None, release: str | None, system: str | None, act
                origin: str | None, since: str | None, until: str | None, as_csv: bool, as_jsonl: bool,
                config_path: Path, as_json: bool) -> None:
     """Audit events matching every filter given, oldest first."""
-    if sum((as_csv, as_jsonl, as_json)) > 1:
-        raise click.UsageError("give one of --json, --csv and --jsonl")
     from config.loader import load_config
     from reports import audit_query
 
+    if sum((as_csv, as_jsonl, as_json)) > 1:
+        raise click.UsageError("give one of --json, --csv and --jsonl")
     config = load_config(config_path)
     try:
         chosen = audit_query.AuditFilter(request, release, system, actor, field, origin,
