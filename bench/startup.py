@@ -69,17 +69,18 @@ def main() -> None:
     args = parser.parse_args()
 
     relsync = str(Path(sys.executable).parent / "relsync")
-    config = make_store(Path(tempfile.mkdtemp(prefix="relsync-startup-bench-")), args.records)
-    commands = {
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "relsync --help": [relsync, "--help"],
-        "relsync status": [relsync, "status", "--config", str(config)],
-    }
-    load = [round(n, 2) for n in os.getloadavg()]
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(args.runs):
-        for name, command in commands.items():
-            times[name].append(first_output(command))
+    with tempfile.TemporaryDirectory(prefix="relsync-startup-bench-") as folder:
+        config = make_store(Path(folder), args.records)
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "relsync --help": [relsync, "--help"],
+            "relsync status": [relsync, "status", "--config", str(config)],
+        }
+        load = [round(n, 2) for n in os.getloadavg()]
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, command in commands.items():
+                times[name].append(first_output(command))
     result: dict[str, Any] = {"runs": args.runs, "records": args.records, "python": sys.version.split()[0],
                               "load_average_at_start": load, "load_average_at_end": [round(n, 2) for n in os.getloadavg()]}
     result |= {name: figures(found) for name, found in times.items()}
