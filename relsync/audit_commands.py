@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from config.loader import load_config
 from relsync.common import CONFIG_OPTION, JSON_OPTION, ConfigFailure, Failure, emit, library_errors
-from reports import audit_query, views
-from sync.audit import Anchor, AnchorError
 from sync.store import ORIGINS
+
+if TYPE_CHECKING:
+    from sync.audit import Anchor
 
 
 class AuditGroup(click.Group):
@@ -40,6 +40,8 @@ def audit() -> None:
 
 
 def _text(rows: list[dict[str, Any]]) -> str:
+    from reports import audit_query
+
     lines = [f"{len(rows)} audit events (oldest first):"]
     for row in rows:
         lines.append(f"  #{row['id']:<7} {row['at'][:19].replace('T', ' ')}Z  {row['origin']:<8} {row['system'] or '-':<10} "
@@ -66,6 +68,9 @@ def audit_list(request: str | None, release: str | None, system: str | None, act
                origin: str | None, since: str | None, until: str | None, as_csv: bool, as_jsonl: bool,
                config_path: Path, as_json: bool) -> None:
     """Audit events matching every filter given, oldest first."""
+    from config.loader import load_config
+    from reports import audit_query
+
     if sum((as_csv, as_jsonl, as_json)) > 1:
         raise click.UsageError("give one of --json, --csv and --jsonl")
     config = load_config(config_path)
@@ -90,6 +95,9 @@ def audit_list(request: str | None, release: str | None, system: str | None, act
 @library_errors
 def audit_show(key: str, config_path: Path, as_json: bool) -> None:
     """One request's timeline (KEY like jira:OPS-12): what relsync saw, decided and wrote, and the source's own history."""
+    from config.loader import load_config
+    from reports import audit_query
+
     config = load_config(config_path)
     data = audit_query.timeline(config, key)
     if not data["events"]:
@@ -109,6 +117,9 @@ def audit_show(key: str, config_path: Path, as_json: bool) -> None:
 def audit_verify(config_path: Path, anchor_file: Path | None, expect: str | None, write_anchor: Path | None,
                  as_json: bool) -> None:
     """Check the audit hash chain; exit 1 if any row was altered, removed or inserted, or the anchor is not reached."""
+    from config.loader import load_config
+    from reports import views
+
     config = load_config(config_path)
     anchor = read_anchor(anchor_file, expect)
     result = views.verify(config, anchor)
@@ -129,6 +140,8 @@ def audit_verify(config_path: Path, anchor_file: Path | None, expect: str | None
 
 def read_anchor(anchor_file: Path | None, expect: str | None) -> Anchor | None:
     """The anchor given by ``--anchor FILE`` or ``--expect N:HASH`` (not both), or None."""
+    from sync.audit import Anchor, AnchorError
+
     if anchor_file is not None and expect is not None:
         raise click.UsageError("give --anchor FILE or --expect N:HASH, not both")
     try:
@@ -157,6 +170,7 @@ def browse(config_path: Path, host: str, port: int, metadata_out: Path | None) -
     import subprocess
     import tempfile
 
+    from config.loader import load_config
     from reports.browse import metadata
     from sync.store import StoreMissing
 

@@ -1,11 +1,14 @@
 """The ``relsync`` command: parses arguments, calls the library, turns errors into exit codes.
 
 The release manager's commands live in ``relsync.release_commands``; what every command
-shares (options, the exit-code table, output) in ``relsync.common``.
+shares (options, the exit-code table, output) in ``relsync.common``. A command's module is
+imported when the command is named, and the command imports the library it calls when it
+runs, so ``--help`` and ``status`` load no vendor client, web framework or template engine.
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import os
 import sys
@@ -14,18 +17,49 @@ from typing import Any
 
 import click
 
-from config.loader import load_config
-from relsync import audit_commands, logs, release_commands, report_commands
+from relsync import logs
 from relsync.common import CONFIG_OPTION, JSON_OPTION, emit, library_errors
-from reports import views
-from sync import engine
-from sync.store import store_problem
+from sync.exits import EXIT_CONFIG, EXIT_PARTIAL
 
 SHOWN_PROBLEMS = 20
 """Problem lines a sync prints to stderr; the rest go to the log file (and -v), so cron mail stays readable."""
 
+SUBCOMMANDS = {
+    "audit": "relsync.audit_commands:audit",
+    "browse": "relsync.audit_commands:browse",
+    "release": "relsync.release_commands:release",
+    "assign": "relsync.release_commands:assign",
+    "unassign": "relsync.release_commands:unassign",
+    "plan": "relsync.release_commands:plan_command",
+    "calendar": "relsync.release_commands:calendar",
+    "requests": "relsync.report_commands:requests_command",
+    "report": "relsync.report_commands:report_command",
+    "dashboard": "relsync.report_commands:dashboard_command",
+}
+"""The commands kept in other modules, by name: ``module:attribute``."""
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when the command is named (click's "lazy loading" pattern)."""
+
+    def __init__(self, *args: Any, lazy_subcommands: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_subcommands = lazy_subcommands or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_subcommands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy_subcommands:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = self.lazy_subcommands[cmd_name].split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.lazy_subcommands[cmd_name]} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, lazy_subcommands=SUBCOMMANDS)
 @click.version_option(package_name="relsync")
 @click.option("-v", "--verbose", is_flag=True, help="Also log every page, batch and retry (with its wait) to stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only: no summary line, no warnings, no progress display.")
@@ -49,6 +83,9 @@ def main(ctx: click.Context, verbose: bool, quiet: bool, log_file: Path | None, 
 @library_errors
 def sync(config_path: Path, as_json: bool) -> None:
     """Pull, plan and write back once (what cron runs)."""
+    from config.loader import load_config
+    from sync import engine
+
     config = load_config(config_path)
     quiet = (click.get_current_context().find_root().obj or {}).get("quiet", False)
     if sys.stderr.isatty() and not as_json and not quiet:
@@ -77,6 +114,10 @@ def sync(config_path: Path, as_json: bool) -> None:
 @library_errors
 def check(config_path: Path, online: bool, as_json: bool) -> None:
     """Validate the configuration file (and, with --online, the live systems and the permissions relsync needs there)."""
+    from config.loader import load_config
+    from sync import engine
+    from sync.store import store_problem
+
     config = load_config(config_path)
     store = store_problem(config.store)
     checks = engine.check_online(config) if online else {}
@@ -98,9 +139,9 @@ def check(config_path: Path, online: bool, as_json: bool) -> None:
             "warnings": warnings, "permissions": permissions}
     emit(data, as_json, "\n".join(lines))
     if store is not None or any(problems[source] for source, found in checks.items() if found.reached):
-        sys.exit(engine.EXIT_CONFIG)
+        sys.exit(EXIT_CONFIG)
     if any(not found.reached for found in checks.values()):
-        sys.exit(engine.EXIT_PARTIAL)  # as sync: a source that cannot be reached fails alone
+        sys.exit(EXIT_PARTIAL)  # as sync: a source that cannot be reached fails alone
 
 
 def unset_secrets(config: Any) -> dict[str, list[str]]:
@@ -120,6 +161,9 @@ def unset_secrets(config: Any) -> dict[str, list[str]]:
 @library_errors
 def status(config_path: Path, as_json: bool) -> None:
     """Show the store: requests, releases, open write-backs, quarantined records and recent runs."""
+    from config.loader import load_config
+    from reports import views
+
     config = load_config(config_path)
     data = views.status(config)
     emit(data, as_json, views.status_text(data))
@@ -150,8 +194,3 @@ def sandbox(records: int, seed: int, write_config: Path | None, env_file: Path |
     serve_sandboxes(records=records, seed=seed, config_file=write_config, env_file=env_file, echo=click.echo,
                     tell=lambda line: click.echo(line, err=True))
 
-
-for command in (audit_commands.audit, audit_commands.browse, release_commands.release, release_commands.assign,
-                release_commands.unassign, release_commands.plan_command, release_commands.calendar,
-                *report_commands.COMMANDS):
-    main.add_command(command)

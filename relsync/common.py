@@ -1,6 +1,6 @@
 """What every ``relsync`` command shares: the --config and --json options, one error table, output, the store.
 
-Exit codes (one table, see ``sync.engine``): 0 clean; 1 partial (a source, record or
+Exit codes (one table, see ``sync.exits``): 0 clean; 1 partial (a source, record or
 write failed, the rest done); 2 configuration or credentials; 3 locked; 4 interrupted;
 5 a release, request or store named on the command line does not exist.
 """
@@ -15,18 +15,7 @@ from typing import Any
 
 import click
 
-from config.loader import ConfigError, load_config
-from connectors.errors import ConnectorError, SourceConfigError
-from mapping.fields import MappingError
-from reports.ics import UnknownTrainError
-from reports.notes import UnknownReleaseError
-from sync import engine
-from sync.lock import LockedError, RunLock
-from sync.manual import ManualError
-from sync.store import StoreMissing
-
-NOT_FOUND = (ManualError, UnknownReleaseError, UnknownTrainError, StoreMissing)
-"""A release, request or train the user named does not exist (or the action cannot be done)."""
+from sync.exits import EXIT_CONFIG, EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_PARTIAL
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -43,25 +32,25 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 class Failure(click.ClickException):
     """An error message; the run failed in part or was refused (exit 1)."""
 
-    exit_code = engine.EXIT_PARTIAL
+    exit_code = EXIT_PARTIAL
 
 
 class ConfigFailure(Failure):
     """A configuration or credential error (exit 2)."""
 
-    exit_code = engine.EXIT_CONFIG
+    exit_code = EXIT_CONFIG
 
 
 class NotFoundFailure(Failure):
     """A release, request or store named on the command line does not exist (exit 5)."""
 
-    exit_code = engine.EXIT_NOT_FOUND
+    exit_code = EXIT_NOT_FOUND
 
 
 class LockedFailure(Failure):
     """Another run holds the store's lock (exit 3)."""
 
-    exit_code = engine.EXIT_LOCKED
+    exit_code = EXIT_LOCKED
 
 
 def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,16 +60,40 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, MappingError, SourceConfigError) as error:
-            raise ConfigFailure(str(error)) from None
-        except LockedError as error:
-            raise LockedFailure(str(error)) from None
-        except NOT_FOUND as error:
-            raise NotFoundFailure(str(error)) from None
-        except ConnectorError as error:
-            raise Failure(str(error)) from None
+        except click.ClickException:
+            raise
+        except Exception as error:
+            failure = failure_for(error)
+            if failure is None:
+                raise
+            raise failure from None
 
     return wrapper
+
+
+def failure_for(error: Exception) -> Failure | None:
+    """The message and exit code one of relsync's exceptions stands for; None for any other exception."""
+    # Imported once an error happens, not at start-up: these modules load pydantic, jinja2 and the vendor clients.
+    from config.loader import ConfigError
+    from connectors.errors import ConnectorError, SourceConfigError
+    from mapping.fields import MappingError
+    from reports.ics import UnknownTrainError
+    from reports.notes import UnknownReleaseError
+    from sync.lock import LockedError
+    from sync.manual import ManualError
+    from sync.store import StoreMissing
+
+    table: list[tuple[tuple[type[Exception], ...], type[Failure]]] = [
+        ((ConfigError, MappingError, SourceConfigError), ConfigFailure),
+        ((LockedError,), LockedFailure),
+        # A release, request or train the user named does not exist (or the action cannot be done).
+        ((ManualError, UnknownReleaseError, UnknownTrainError, StoreMissing), NotFoundFailure),
+        ((ConnectorError,), Failure),
+    ]
+    for kinds, failure in table:
+        if isinstance(error, kinds):
+            return failure(str(error))
+    return None
 
 
 def emit(data: Any, as_json: bool, text: str) -> None:
@@ -91,6 +104,8 @@ def emit(data: Any, as_json: bool, text: str) -> None:
 @contextlib.contextmanager
 def store_of(config_path: Path, *, locked: bool = False) -> Iterator[Any]:
     """The configured store, open for one command; ``locked`` holds the run lock (a sync running -> exit 3)."""
+    from config.loader import load_config
+    from sync.lock import RunLock
     from sync.store import open_store
 
     config = load_config(config_path)

@@ -6,10 +6,7 @@ from pathlib import Path
 
 import click
 
-from config.loader import load_config
 from relsync.common import CONFIG_OPTION, JSON_OPTION, ConfigFailure, emit, library_errors, store_of
-from reports import views
-from sync.store import store_problem
 
 
 @click.group()
@@ -24,6 +21,7 @@ def release() -> None:
 def release_list(config_path: Path, as_json: bool) -> None:
     """Upcoming releases with dates, state, load and clashes; cancelled ones marked."""
     from mapping import clock
+    from reports import views
     from sync import schedule
 
     with store_of(config_path) as db:
@@ -44,6 +42,7 @@ def release_list(config_path: Path, as_json: bool) -> None:
 @library_errors
 def release_show(release_ref: str, config_path: Path, as_json: bool) -> None:
     """One release: phases with owners and every request in it."""
+    from reports import views
     from sync.manual import release_detail
 
     with store_of(config_path) as db:
@@ -121,7 +120,10 @@ def unassign(key: str, reason: str, config_path: Path, as_json: bool) -> None:
 @library_errors
 def plan_command(config_path: Path, as_json: bool) -> None:
     """Dry run: what the next sync would change and write, and what it would cost. Writes nothing."""
+    from config.loader import load_config
+    from reports import views
     from sync.dryrun import dry_run
+    from sync.store import store_problem
 
     config = load_config(config_path)
     if (problem := store_problem(config.store)) is not None:
@@ -163,6 +165,7 @@ def release_notes_command(release_ref: str, fmt: str, output: Path | None, confi
 @library_errors
 def calendar(ics_path: Path, trains: tuple[str, ...], config_path: Path, as_json: bool) -> None:
     """Releases, freezes and SDLC phases as calendar events (.ics) for stakeholders."""
+    from config.loader import load_config
     from reports.ics import calendar_ics
 
     config = load_config(config_path)

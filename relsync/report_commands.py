@@ -7,14 +7,13 @@ from typing import Any
 
 import click
 
-from config.loader import load_config
 from mapping import clock
 from relsync.common import CONFIG_OPTION, JSON_OPTION, emit, library_errors, store_of
 from reports.requests import SORTS, RequestFilter, RequestRow, list_requests, requests_csv
 from reports.timeline import moment
 from reports.volume import BUCKETS
 
-__all__ = ["COMMANDS", "dashboard_command", "report_command", "requests_command"]
+__all__ = ["dashboard_command", "report_command", "requests_command"]
 
 
 class Moment(click.ParamType):
@@ -97,6 +96,7 @@ def requests_command(status: tuple[str, ...], release: tuple[str, ...], source: 
 def report_command(by: str, since: dt.datetime | None, until: dt.datetime | None, config_path: Path,
                    as_json: bool, as_csv: bool) -> None:
     """Volume, flow and backlog over a period, from the store alone (no API calls)."""
+    from config.loader import load_config
     from reports.analytics import build_report
     from reports.report_formats import report_csv, report_text
 
@@ -126,6 +126,7 @@ def report_command(by: str, since: dt.datetime | None, until: dt.datetime | None
 def dashboard_command(out: Path, by: str, since: dt.datetime | None, until: dt.datetime | None, config_path: Path,
                       as_json: bool) -> None:
     """Write the dashboard, a static site that opens offline, from the store alone (no API calls)."""
+    from config.loader import load_config
     from reports.dashboard import build_dashboard
 
     config = load_config(config_path)
@@ -145,5 +146,3 @@ def dashboard_command(out: Path, by: str, since: dt.datetime | None, until: dt.d
                            f"{pages['requests']} requests; data as of {summary['generated']}): open "
                            f"{out / 'index.html'}")
 
-
-COMMANDS = (requests_command, report_command, dashboard_command)

@@ -32,13 +32,12 @@ from mapping import clock
 from mapping.fields import MappingError, SourceMapping
 from mapping.shapes import shape_problems
 from sync import history, ingest, outbox, quarantine, schedule
+from sync.exits import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_OK, EXIT_PARTIAL  # noqa: F401 - re-exported
 from sync.lock import LockedError, RunLock
 from sync.report import RunReport
 from sync.source_cache import StoreCache
 from sync.store import finish_run, get_watermark, open_store, start_run, store_problem
 
-EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_LOCKED, EXIT_INTERRUPTED, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
-"""The exit codes every command uses (the README's table is tested against these)."""
 CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
 log = logging.getLogger(__name__)
 

@@ -142,7 +142,9 @@ def served_env(served: Served) -> dict[str, str]:
 
 def leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
     found: set[tuple[str, ...]] = set()
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the group imports its commands' modules only when asked for them
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             found |= leaf_commands(command, (*prefix, name))
         else:
