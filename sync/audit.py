@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,8 @@ import sqlite_utils
 from sync.store import GENESIS_HASH, ORIGINS
 
 _COLUMNS = ("id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new")
+CHAIN_COLUMNS = (*_COLUMNS, "prev_hash", "hash")
+"""An audit row as ``verify_rows`` reads it: the hashed content, then ``prev_hash`` and ``hash``."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,16 @@ def verify_chain(db: sqlite_utils.Database, anchor: Anchor | None = None) -> Cha
     """
     # Read the high-water id first: rows appended while we scan only raise max(id).
     seq_row = db.conn.execute("select seq from sqlite_sequence where name = 'audit'").fetchone()
-    highest_written = seq_row[0] if seq_row else 0
+    rows = db.conn.execute(f"select {', '.join(CHAIN_COLUMNS)} from audit order by id")
+    return verify_rows(rows, seq_row[0] if seq_row else 0, anchor)
+
+
+def verify_rows(rows: Iterable[Sequence[Any]], highest_written: int, anchor: Anchor | None = None) -> ChainReport:
+    """Check audit ``rows`` (``CHAIN_COLUMNS``, in id order) from any database, as ``verify_chain`` does.
+
+    ``highest_written`` is the highest audit id the store ever wrote (SQLite's
+    ``sqlite_sequence``), so that rows cut from the end are noticed.
+    """
     expected_prev = GENESIS_HASH
     checked = 0
     last_id = 0
@@ -168,10 +179,7 @@ def verify_chain(db: sqlite_utils.Database, anchor: Anchor | None = None) -> Cha
     if anchor is not None and anchor.seq == 0 and anchor.hash != GENESIS_HASH:
         return broken(None, f"the anchor {anchor} is not a chain head: row 0 is the genesis hash, 64 zeros")
     reached = anchor is None or anchor.seq == 0
-    cursor = db.conn.execute(
-        f"select {', '.join(_COLUMNS)}, prev_hash, hash from audit order by id"
-    )
-    for row in cursor:
+    for row in rows:
         content = dict(zip(_COLUMNS, row[: len(_COLUMNS)], strict=True))
         prev_hash, stored_hash = row[len(_COLUMNS)], row[len(_COLUMNS) + 1]
         row_id = content["id"]
