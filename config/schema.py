@@ -49,6 +49,10 @@ class Config(Strict):
     def _store(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
             raise ValueError("must be the path of the SQLite file relsync keeps its data in")
+        if value.strip().lower().startswith(("postgresql://", "postgres://")):
+            # Not a file name to create beside the config: say what is and is not possible yet.
+            raise ValueError("sync runs on a SQLite store only for now: give the path of a SQLite file "
+                             "(`relsync store copy` copies a store into PostgreSQL)")
         return _resolve_path(value, info)
 
     @field_validator("sources")

@@ -35,6 +35,7 @@ SUBCOMMANDS = {
     "requests": "relsync.report_commands:requests_command",
     "report": "relsync.report_commands:report_command",
     "dashboard": "relsync.report_commands:dashboard_command",
+    "store": "relsync.store_commands:store",
 }
 """The commands kept in other modules, by name: ``module:attribute``."""
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a live Jira sandbox on 127.0.0.1 and a relsync config pointing at it."""
+"""Shared fixtures: a live Jira sandbox on 127.0.0.1 and a relsync config pointing at it; a PostgreSQL server."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -15,6 +15,8 @@ from config.schema import Config
 from relsync.demo import write_config
 from sandboxes import edits
 from sandboxes.server import start_sandboxes
+from sync.store_location import PASSWORD_ENV
+from tests.postgres import NoPostgresServer, PostgresServer, start_server
 
 
 @dataclass
@@ -73,3 +75,21 @@ def world(tmp_path: Path) -> Iterator[World]:
 def small_world(tmp_path: Path) -> Iterator[World]:
     """30 seeded Jira change requests."""
     yield from make_world(tmp_path, records=30)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server from the installed binaries, for the whole session (never skipped: missing, it fails)."""
+    try:
+        server = start_server()
+    except NoPostgresServer as error:
+        pytest.fail(f"these tests need a real PostgreSQL server: {error}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty database's URL (no password in it); its password is in $RELSYNC_STORE_PASSWORD."""
+    monkeypatch.setenv(PASSWORD_ENV, postgres_server.password)
+    return postgres_server.create_database()

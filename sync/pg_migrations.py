@@ -1,0 +1,251 @@
+"""The PostgreSQL store's schema: one step per migration of ``sync.migrations``, under the same name.
+
+The two stores share one migration history by name: a PostgreSQL store records each
+name it applied, as a SQLite store does, and a copy between them requires the same
+names on both sides. Each step is the PostgreSQL form of the SQLite migration of that
+name, not one consolidated schema, so that a PostgreSQL store made today is brought
+up to date by the same named steps as a SQLite store when a migration is added. Where
+SQLite had to rebuild a table to change a CHECK, PostgreSQL alters the named
+constraint in place; columns added later come last in both databases, though a
+rebuilt SQLite table may order them differently (``runs.kind``), so rows are always
+read and written by column name.
+
+Types follow what the SQLite store holds: TEXT for text, JSON and moments (UTC
+ISO-8601 to the millisecond with ``Z``, byte for byte as in SQLite, which the audit
+hashes depend on), BIGINT for ids and runs, INTEGER for counts and flags. ``outbox``
+and ``runs`` ids are identities (SQLite's rowid); audit ids are given by the writer,
+as they are hashed, and ``audit_high_water`` plays SQLite's ``sqlite_sequence``: the
+highest audit id ever written, so ``verify_chain`` notices rows cut from the end.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+
+# Migrations are history: the values a CHECK allowed at each step are those sync.migrations recorded for it.
+from sync.migrations import (
+    _MOMENTS,
+    _ORIGINS_0001,
+    _OUTBOX_STATES_0001,
+    _OUTBOX_STATES_0003,
+    _RUN_STATUSES_0001,
+    ORIGINS,
+    OUTBOX_STATES,
+    RELEASE_STATES,
+    RUN_KINDS,
+    RUN_STATUSES,
+)
+
+Step = Callable[[psycopg.Connection[tuple[object, ...]]], None]
+PG_MIGRATIONS: list[tuple[str, Step]] = []
+"""(name, step) in order; the names are those of ``sync.migrations.MIGRATIONS``."""
+
+MIGRATIONS_TABLE = "relsync_migrations"
+"""The record of applied migrations: the columns of sqlite-utils' ``_sqlite_migrations``."""
+
+IDENTITY_TABLES = ("outbox", "runs")
+"""Tables whose ``id`` the database assigns (SQLite's ``integer primary key``)."""
+
+
+def _migration(name: str) -> Callable[[Step], Step]:
+    def register(step: Step) -> Step:
+        PG_MIGRATIONS.append((name, step))
+        return step
+    return register
+
+
+def _check(table: str, column: str, values: tuple[str, ...]) -> str:
+    """A named CHECK constraint, so that a later migration can replace it in place."""
+    return f"constraint {table}_{column}_check check ({column} in ({', '.join(repr(value) for value in values)}))"
+
+
+def _replace_check(table: str, column: str, values: tuple[str, ...]) -> str:
+    return f"alter table {table} drop constraint {table}_{column}_check, add {_check(table, column, values)}"
+
+
+@_migration("0001_initial")
+def _initial(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute(f"""
+        create table change_requests (
+            key text primary key, source text not null, system text not null, native_id text not null,
+            native_key text, url text, title text, description text, type text, department text, requester text,
+            owner text, priority text, status text, source_status text, release text, created_at text,
+            updated_at text, source_version text, deleted_at text, content_hash text, raw text,
+            first_seen_at text, last_pulled_at text
+        );
+        create unique index change_requests_source_native_id on change_requests (source, native_id);
+        create index change_requests_status on change_requests (status);
+        create index change_requests_release on change_requests (release);
+
+        create table releases (
+            id text primary key, name text not null unique, train text not null, deploy_at text not null,
+            freeze_at text not null, capacity integer not null, state text not null,
+            {_check("releases", "state", RELEASE_STATES)}
+        );
+        create index releases_train_deploy_at on releases (train, deploy_at);
+
+        create table release_phases (
+            release text not null references releases (id), phase text not null, starts text not null,
+            ends text not null, owner text, primary key (release, phase)
+        );
+
+        create table assignments (
+            request text primary key references change_requests (key), release text not null references releases (id),
+            pinned integer not null default 0 check (pinned in (0, 1)), reason text, assigned_by text, assigned_at text
+        );
+        create index assignments_release on assignments (release);
+
+        create table sync_state (
+            source text not null, stream text not null, watermark text, updated_at text, primary key (source, stream)
+        );
+
+        create table outbox (
+            id bigint generated by default as identity primary key, request text not null, source text not null,
+            system text not null, field text not null, value text, base text, base_version text,
+            attempts integer not null default 0, state text not null default 'pending', last_error text, run bigint,
+            created_at text, updated_at text, unique (request, field, value),
+            {_check("outbox", "state", _OUTBOX_STATES_0001)}
+        );
+        create index outbox_state on outbox (state);
+
+        create table audit (
+            id bigint primary key, at text not null, run bigint, actor text not null, origin text not null,
+            request text, system text, field text, old text, new text, prev_hash text not null, hash text not null,
+            {_check("audit", "origin", _ORIGINS_0001)}
+        );
+        create index audit_request on audit (request);
+        create table audit_high_water (seq bigint not null);
+        insert into audit_high_water (seq) values (0);
+
+        create table runs (
+            id bigint generated by default as identity primary key, started_at text not null, ended_at text,
+            status text not null, exit_code integer, counts text, api_calls text, message text,
+            {_check("runs", "status", _RUN_STATUSES_0001)}
+        )
+    """)
+    # Without parameters psycopg sends a script as one simple query: its statements run in order.
+    connection.execute("""
+        create function audit_append_only() returns trigger language plpgsql as $$
+        begin
+            raise exception 'audit is append-only';
+        end $$;
+        create function audit_raise_high_water() returns trigger language plpgsql as $$
+        begin
+            update audit_high_water set seq = greatest(seq, (select max(id) from appended));
+            return null;
+        end $$;
+        create trigger audit_no_update before update on audit for each row execute function audit_append_only();
+        create trigger audit_no_delete before delete on audit for each row execute function audit_append_only();
+        create trigger audit_no_truncate before truncate on audit for each statement execute function audit_append_only();
+        create trigger audit_high_water after insert on audit referencing new table as appended
+            for each statement execute function audit_raise_high_water()
+    """)
+
+
+@_migration("0002_affected_object")
+def _affected_object(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute("""
+        alter table change_requests add column affected text;
+        create index change_requests_affected on change_requests (affected)
+    """)
+
+
+@_migration("0003_outbox_superseded")
+def _outbox_superseded(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute(_replace_check("outbox", "state", _OUTBOX_STATES_0003))
+
+
+@_migration("0004_millisecond_moments")
+def _millisecond_moments(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    # A store that began on PostgreSQL never held moments to the second; kept for the same history.
+    for table, columns in _MOMENTS.items():
+        for column in columns:
+            connection.execute(
+                f"update {table} set {column} = substr({column}, 1, 19) || '.000Z' "
+                f"where {column} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}Z$'"
+            )
+
+
+@_migration("0005_outbox_write_ahead")
+def _outbox_write_ahead(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute(f"""
+        alter table outbox add column sent_at text;
+        {_replace_check("outbox", "state", OUTBOX_STATES)};
+        create index outbox_request on outbox (request)
+    """)
+
+
+@_migration("0006_quarantine")
+def _quarantine(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute("""
+        create table quarantine (
+            request text primary key, source text not null, native_id text not null, field text,
+            error text not null, run bigint, first_seen_at text not null, last_seen_at text not null,
+            mapping text not null, record text not null
+        );
+        create unique index quarantine_source_native_id on quarantine (source, native_id)
+    """)
+
+
+@_migration("0007_run_interrupted")
+def _run_interrupted(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute(f"""
+        alter table runs add column kind text not null default 'sync', add {_check("runs", "kind", RUN_KINDS)};
+        update runs set kind = 'plan' where counts like '%"dry_run": true%';
+        {_replace_check("runs", "status", RUN_STATUSES)}
+    """)
+
+
+@_migration("0008_release_lifecycle")
+def _release_lifecycle(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute("""
+        alter table releases add column cancelled_by text, add column cancel_reason text,
+            add column revision integer not null default 0, add column requires_signoff text not null default '[]',
+            add column held_since text;
+        create table phase_signoffs (
+            release text not null references releases (id), phase text not null, signed_by text not null,
+            note text, signed_at text not null, recorded_by text not null, primary key (release, phase)
+        )
+    """)
+
+
+@_migration("0009_waiting")
+def _waiting(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute("""
+        create table waiting (request text primary key, reason text not null, since text not null, updated_at text not null)
+    """)
+
+
+@_migration("0010_depends_on")
+def _depends_on(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute("alter table change_requests add column depends_on text")
+
+
+@_migration("0011_source_history")
+def _source_history(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    # Replacing the CHECK validates the rows without rewriting them: the append-only triggers stay quiet.
+    connection.execute(f"""
+        {_replace_check("audit", "origin", ORIGINS)};
+        create index audit_at on audit (at);
+        create table imported_history (
+            source text not null, entry text not null, field text not null, request text not null,
+            at text not null, audit_id bigint, matched text, primary key (source, entry, field)
+        );
+        create index imported_history_matched on imported_history (matched)
+    """)
+
+
+@_migration("0012_source_cache")
+def _source_cache(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute("""
+        create table source_cache (
+            source text not null, key text not null, value text not null, fetched_at text not null,
+            expires_at text not null, primary key (source, key)
+        )
+    """)
+
+
+@_migration("0013_written_fields")
+def _written_fields(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute("alter table change_requests add column source_planned_date text, add column source_phase text")
