@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -80,6 +80,11 @@ def apply_migrations(connection: Connection) -> list[str]:
     return applied
 
 
+def _stream(connection: Connection, query: sql.Composed) -> Generator[tuple[Any, ...], None, None]:
+    """The rows of ``query`` one by one (memory does not grow with the table); close it to stop early."""
+    yield from connection.cursor().stream(query)
+
+
 def verify_chain(connection: Connection, anchor: Anchor | None = None) -> ChainReport:
     """``sync.audit.verify_chain`` for a PostgreSQL store: the same rows, the same hashing."""
     with connection.transaction():
@@ -88,7 +93,7 @@ def verify_chain(connection: Connection, anchor: Anchor | None = None) -> ChainR
         row = connection.execute("select seq from audit_high_water").fetchone()
         query = sql.SQL("select {} from audit order by id").format(sql.SQL(", ").join(map(sql.Identifier, CHAIN_COLUMNS)))
         # Closed when verification stops at a broken row: an unfinished stream keeps the connection busy.
-        with contextlib.closing(connection.cursor().stream(query)) as rows:
+        with contextlib.closing(_stream(connection, query)) as rows:
             return verify_rows(rows, int(row[0]) if row else 0, anchor)
 
 
@@ -150,8 +155,7 @@ class PostgresStore:
             for column in self.primary_key(table))
         query = sql.SQL("select {} from {} order by {}").format(
             sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table), order)
-        # Streamed row by row: memory does not grow with the table.
-        yield from self.connection.cursor().stream(query)
+        yield from _stream(self.connection, query)
 
     def _is_text(self, table: str, column: str) -> bool:
         row = self.connection.execute(
