@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 OURS = ("config", "connectors", "mapping", "releases", "relsync", "reports", "sandboxes", "sync")
 CLIENTS = ("jira", "pyairtable", "simple_salesforce", "requests")
-STORE = ("sqlite3", "sqlite_utils")
+STORE = ("sqlite3", "sqlite_utils", "psycopg")
 
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "connectors": ("sync", "releases", "reports", "relsync", "sandboxes", *STORE),

@@ -283,6 +283,12 @@ def test_absolute_store_path_is_kept(tmp_path):
     assert config.store == "/var/lib/relsync/ops.db"
 
 
+def test_a_postgresql_store_is_refused_until_sync_runs_on_one(tmp_path):
+    error = error_for(edit("store: relsync.db", "store: postgresql://relsync@db.example.com/relsync"), tmp_path)
+    assert error.path == "store"
+    assert "sync runs on a SQLite store only for now" in str(error) and "relsync store copy" in str(error)
+
+
 def test_missing_ca_bundle_names_the_key(tmp_path):
     error = error_for(edit("    project: OPS\n", "    project: OPS\n    ca_bundle: missing.pem\n"), tmp_path)
     assert error.path == "sources.jira.ca_bundle"
