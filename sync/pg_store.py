@@ -17,6 +17,7 @@ from psycopg import sql
 
 from sync.audit import CHAIN_COLUMNS, Anchor, ChainReport, verify_rows
 from sync.pg_migrations import IDENTITY_TABLES, MIGRATIONS_TABLE, PG_MIGRATIONS
+from sync.store import StoreMissing
 from sync.store_location import PASSWORD_ENV, StoreConnectError, check_postgres_url
 
 MIGRATION_SET = "relsync"
@@ -105,10 +106,17 @@ class PostgresStore:
         self.connection = connection
 
     @classmethod
-    def open(cls, url: str, *, password_env: str = PASSWORD_ENV, env: Mapping[str, str] | None = None) -> PostgresStore:
-        """Connect and migrate to the current schema."""
+    def open(cls, url: str, *, create: bool = True, password_env: str = PASSWORD_ENV,
+             env: Mapping[str, str] | None = None) -> PostgresStore:
+        """Connect and migrate to the current schema; unless ``create``, a database without a store is StoreMissing."""
         connection = connect(url, password_env=password_env, env=env)
-        apply_migrations(connection)
+        try:
+            if not create and not applied_migrations(connection):
+                raise StoreMissing(f"no relsync store in the PostgreSQL database {url}")
+            apply_migrations(connection)
+        except BaseException:
+            connection.close()
+            raise
         return cls(url, connection)
 
     def close(self) -> None:

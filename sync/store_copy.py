@@ -17,8 +17,8 @@ import sqlite_utils
 
 from sync.audit import ChainReport, verify_chain
 from sync.migrations import MIGRATIONS
-from sync.store import StoreMissing, open_store
-from sync.store_location import PASSWORD_ENV, ChainBroken, StoreCopyRefused, StoreLocationError, is_postgres
+from sync.store import StoreMissing, open_store, store_problem
+from sync.store_location import PASSWORD_ENV, ChainBroken, StoreCopyRefused, StoreLocationError, check_postgres_url, is_postgres
 
 TABLES: tuple[str, ...] = (
     "change_requests", "releases", "release_phases", "assignments", "phase_signoffs", "sync_state", "outbox",
@@ -105,9 +105,12 @@ def open_location(location: str, *, create: bool, password_env: str = PASSWORD_E
         except ImportError:
             raise StoreLocationError("a PostgreSQL store needs psycopg: pip install 'relsync[postgres]'") from None
 
-        return PostgresStore.open(location, password_env=password_env, env=env)
+        return PostgresStore.open(location, create=create, password_env=password_env, env=env)
     if not create and not Path(location).exists():
         raise StoreMissing(f"no SQLite store at {location}")
+    problem = store_problem(location)
+    if problem is not None:
+        raise StoreLocationError(problem)
     return SqliteStore(location, open_store(location, create=create))
 
 
@@ -185,6 +188,9 @@ def copy_store(source: Store, target: Store) -> CopyReport:
 def copy_between(source: str, target: str, *, password_env: str = PASSWORD_ENV,
                  env: Mapping[str, str] | None = None) -> CopyReport:
     """Copy the store at ``source`` into the one at ``target`` (each a SQLite path or a ``postgresql://`` URL)."""
+    for location in (source, target):
+        if is_postgres(location):
+            check_postgres_url(location, password_env=password_env)  # before any message could repeat it
     if source == target:
         raise StoreCopyRefused(f"the source and the target are the same store: {source}")
     with contextlib.ExitStack() as stack:

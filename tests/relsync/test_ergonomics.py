@@ -18,6 +18,7 @@ from typing import Any
 import click
 import pytest
 
+from config.loader import load_config
 from relsync.audit_commands import AuditGroup
 from relsync.cli import main
 
@@ -192,7 +193,11 @@ def test_every_command_with_output_takes_json_and_prints_it(served, tmp_path):
     assert json_of("audit", key)
     assert any(e["request"] == key for e in json_of("audit", "list", "--request", key))  # as `relsync audit --request KEY`
     assert json_of("audit", "show", key)
-    assert json_of("audit", "verify")["ok"] is True
+    verified = json_of("audit", "verify")
+    assert verified["ok"] is True
+    # A consistent copy of the live store (into PostgreSQL in tests/relsync/test_store_copy.py).
+    copied = json_of("store", "copy", load_config(served.config).store, str(tmp_path / "copy.db"))
+    assert copied["audit"] == {"verified": True, "rows": verified["checked"], "anchor": verified["head"]}
     assert [r["id"] for r in json_of("plan")["releases"]] == [r["id"] for r in releases]
     listed = json_of("requests", "--release", full["name"])
     assert sorted(r["key"] for r in listed) == sorted(

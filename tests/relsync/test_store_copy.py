@@ -122,14 +122,28 @@ def test_the_password_never_appears_in_output_or_errors(synced, pg_url, postgres
 
 
 def test_a_missing_source_is_not_found(pg_url, tmp_path):
-    result = copy(str(tmp_path / "nowhere.db"), pg_url)
+    from_sqlite = copy(str(tmp_path / "nowhere.db"), pg_url)
+    from_pg = copy(pg_url, str(tmp_path / "new.db"))
 
-    assert result.exit_code == 5
-    assert f"no SQLite store at {tmp_path / 'nowhere.db'}" in result.output
+    assert from_sqlite.exit_code == 5
+    assert f"no SQLite store at {tmp_path / 'nowhere.db'}" in from_sqlite.output
     assert not (tmp_path / "nowhere.db").exists()
+    assert from_pg.exit_code == 5
+    assert f"no relsync store in the PostgreSQL database {pg_url}" in from_pg.output
+    assert not (tmp_path / "new.db").exists()
 
 
-def test_copying_a_store_onto_itself_is_refused(synced):
+def test_a_target_in_a_missing_folder_is_a_configuration_error(synced, tmp_path):
+    result = copy(store_of(synced), str(tmp_path / "no-such-folder" / "relsync.db"))
+
+    assert result.exit_code == 2
+    assert f"the folder {tmp_path / 'no-such-folder'} does not exist" in result.output
+
+
+def test_copying_a_store_onto_itself_is_refused(synced, pg_url):
     result = copy(store_of(synced), store_of(synced))
+    with_password = pg_url.replace("@", ":s3cret-word@", 1)
+    secret = copy(with_password, with_password)
 
     assert result.exit_code == 1 and "the source and the target are the same store" in result.output
+    assert secret.exit_code == 2 and "carries a password" in secret.output and "s3cret-word" not in secret.output

@@ -1,6 +1,8 @@
 """The PostgreSQL store on a real server: the SQLite store's schema and history, append-only audit, one hash chain."""
 from __future__ import annotations
 
+import sqlite3
+
 import psycopg
 import pytest
 
@@ -9,7 +11,7 @@ from sync.pg_store import PostgresStore, applied_migrations, apply_migrations, c
 from sync.pg_store import verify_chain as verify_pg_chain
 from sync.store import open_store
 from sync.store_copy import TABLES, SqliteStore, copy_store
-from sync.store_location import PASSWORD_ENV, StoreConnectError, StoreLocationError
+from sync.store_location import PASSWORD_ENV, ChainBroken, StoreConnectError, StoreLocationError
 
 
 @pytest.fixture
@@ -105,6 +107,21 @@ def test_rows_cut_from_the_end_in_postgresql_are_found(pg, sqlite_store):
 
     report = verify_pg_chain(pg.connection)
     assert not report.ok and report.first_bad_id == 101 and "rows were deleted from the end" in report.reason
+
+
+def test_a_chain_cut_from_the_end_in_sqlite_fails_identically_after_the_copy(pg, sqlite_store):
+    conn = sqlite3.connect(sqlite_store.name)
+    conn.execute("drop trigger audit_no_delete")
+    conn.execute("delete from audit where id > 110")  # sqlite_sequence still says 120
+    conn.commit()
+    conn.close()
+    on_sqlite = verify_chain(sqlite_store.db)
+
+    with pytest.raises(ChainBroken, match=r"rows were copied, but .* \(rows were deleted from the end\)"):
+        copy_store(sqlite_store, pg)
+
+    assert not on_sqlite.ok and on_sqlite.first_bad_id == 111
+    assert verify_pg_chain(pg.connection) == on_sqlite
 
 
 def test_identity_ids_continue_after_the_copied_ones(pg, sqlite_store):
