@@ -82,14 +82,14 @@ def failure_for(error: Exception) -> Failure | None:
     from sync.lock import LockedError
     from sync.manual import ManualError
     from sync.store import StoreMissing
-    from sync.store_location import ChainBroken, StoreConnectError, StoreCopyRefused, StoreLocationError
+    from sync.store_location import ChainBroken, StoreConnectError, StoreCopyRefused, StoreDatabaseError, StoreLocationError
 
     table: list[tuple[tuple[type[Exception], ...], type[Failure]]] = [
         ((ConfigError, MappingError, SourceConfigError, StoreLocationError, StoreConnectError), ConfigFailure),
         ((LockedError,), LockedFailure),
         # A release, request or train the user named does not exist (or the action cannot be done).
         ((ManualError, UnknownReleaseError, UnknownTrainError, StoreMissing), NotFoundFailure),
-        ((ConnectorError, StoreCopyRefused, ChainBroken), Failure),
+        ((ConnectorError, StoreCopyRefused, StoreDatabaseError, ChainBroken), Failure),
     ]
     for kinds, failure in table:
         if isinstance(error, kinds):

@@ -18,7 +18,7 @@ from psycopg import sql
 from sync.audit import CHAIN_COLUMNS, Anchor, ChainReport, verify_rows
 from sync.pg_migrations import IDENTITY_TABLES, MIGRATIONS_TABLE, PG_MIGRATIONS
 from sync.store import StoreMissing
-from sync.store_location import PASSWORD_ENV, StoreConnectError, check_postgres_url
+from sync.store_location import PASSWORD_ENV, StoreConnectError, StoreDatabaseError, check_postgres_url
 
 MIGRATION_SET = "relsync"
 """The migration set's name, as ``sync.migrations.MIGRATIONS`` records it."""
@@ -45,6 +45,15 @@ def connect(url: str, *, password_env: str = PASSWORD_ENV, env: Mapping[str, str
             reason += f" (the password is read from the environment variable {password_env}, which is not set)"
         raise StoreConnectError(f"cannot open the PostgreSQL store {url}: {reason}") from None
     return connection
+
+
+@contextlib.contextmanager
+def database_errors(what: str) -> Iterator[None]:
+    """psycopg's errors as StoreDatabaseError: ``what`` failed, and what the server said (the URL never has the password)."""
+    try:
+        yield
+    except psycopg.Error as error:
+        raise StoreDatabaseError(f"{what} failed in PostgreSQL: {' '.join(str(error).split())}") from error
 
 
 def applied_migrations(connection: Connection) -> list[str]:
@@ -111,9 +120,10 @@ class PostgresStore:
         """Connect and migrate to the current schema; unless ``create``, a database without a store is StoreMissing."""
         connection = connect(url, password_env=password_env, env=env)
         try:
-            if not create and not applied_migrations(connection):
-                raise StoreMissing(f"no relsync store in the PostgreSQL database {url}")
-            apply_migrations(connection)
+            with database_errors(f"opening the store {url}"):
+                if not create and not applied_migrations(connection):
+                    raise StoreMissing(f"no relsync store in the PostgreSQL database {url}")
+                apply_migrations(connection)
         except BaseException:
             connection.close()
             raise

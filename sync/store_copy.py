@@ -198,4 +198,8 @@ def copy_between(source: str, target: str, *, password_env: str = PASSWORD_ENV,
         stack.callback(opened.close)
         into = open_location(target, create=True, password_env=password_env, env=env)
         stack.callback(into.close)
+        if is_postgres(source) or is_postgres(target):
+            from sync.pg_store import database_errors
+
+            stack.enter_context(database_errors(f"copying {source} -> {target}"))
         return copy_store(opened, into)

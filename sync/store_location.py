@@ -23,6 +23,10 @@ class StoreConnectError(ConnectionError):
     """The PostgreSQL store could not be reached or refused the login; the message names the URL, never the password."""
 
 
+class StoreDatabaseError(RuntimeError):
+    """PostgreSQL refused an operation on a store it let relsync open (a permission, a value it cannot hold)."""
+
+
 class StoreCopyRefused(RuntimeError):
     """A store copy that would lose or mix data: a target that is not empty, schemas or histories that differ."""
 

@@ -157,8 +157,10 @@ def start_server() -> PostgresServer:
     """Start a new server in a fresh temporary folder (NoPostgresServer says why it could not)."""
     bindir = find_bindir()
     account = _server_account()
-    # Not under pytest's tmp_path: its folders are private to root, and the server's account must reach its own.
-    server = PostgresServer(Path(tempfile.mkdtemp(prefix="relsync-pg-")), bindir, account)
+    # In /tmp, not under pytest's tmp_path or $TMPDIR: those can be private to root, where the server's account
+    # must reach its own folder, and the socket's path must stay under the 107 bytes a unix socket's name allows.
+    folder = tempfile.mkdtemp(prefix="relsync-pg-", dir="/tmp" if Path("/tmp").is_dir() else None)
+    server = PostgresServer(Path(folder), bindir, account)
     try:
         server.start()
     except BaseException:

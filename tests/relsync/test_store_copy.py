@@ -147,3 +147,17 @@ def test_copying_a_store_onto_itself_is_refused(synced, pg_url):
 
     assert result.exit_code == 1 and "the source and the target are the same store" in result.output
     assert secret.exit_code == 2 and "carries a password" in secret.output and "s3cret-word" not in secret.output
+
+
+def test_an_account_without_the_right_to_create_tables_gets_the_servers_reason(synced, pg_url, postgres_server,
+                                                                                monkeypatch):
+    with postgres_server.admin() as admin:
+        admin.execute("create role reader login password 'reader-pw-41'")
+    monkeypatch.setenv(PASSWORD_ENV, "reader-pw-41")
+    as_reader = pg_url.replace(f"{postgres_server.user}@", "reader@", 1)
+
+    result = copy(store_of(synced), as_reader)
+
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: opening the store {as_reader} failed in PostgreSQL: ")
+    assert "permission denied for schema public" in result.output and "reader-pw-41" not in result.output
