@@ -31,7 +31,7 @@ from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, Sour
 from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
-from mapping.shapes import shape_problems
+from mapping.shapes import shape_problems, write_problems
 from sync import history, ingest, outbox, quarantine, schedule
 from sync.exits import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_OK, EXIT_PARTIAL  # noqa: F401 - re-exported
 from sync.lock import LockedError, plan_lock, take_sources
@@ -504,6 +504,7 @@ def check_online(config: Config, env: Mapping[str, str] | None = None) -> dict[s
         try:
             found[name] = source.connector.check(statuses)
             found[name].problems += shape_problems(spec.kind, spec.fields, found[name].field_types)
+            found[name].problems += write_problems(spec.kind, spec.write, found[name].field_types)
         except Unreachable as error:
             found[name] = SourceCheck([error.message], reached=False)
         except ConnectorError as error:
