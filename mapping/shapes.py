@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from config.fieldmap import FieldMapping
+    from config.fieldmap import FieldMapping, WriteTargets
 
-__all__ = ["Shape", "jira_type", "shape_of", "shape_problems"]
+__all__ = ["Shape", "jira_type", "shape_of", "shape_problems", "write_problems"]
 
 
 @dataclass(frozen=True)
@@ -176,4 +176,31 @@ def shape_problems(system: str, fields: FieldMapping, types: dict[str, str]) -> 
             problem = _problem(system, shape, spec.convert)
         if problem is not None:
             problems.append(f"fields.{name}: {spec.path} {problem}")
+    return problems
+
+
+_WRITABLE: dict[str, dict[str, tuple[str, ...]]] = {
+    "jira": {"planned_date": ("date|",), "phase": ("string|",)},
+    "airtable": {"planned_date": ("date",), "phase": ("singleLineText", "multilineText", "singleSelect")},
+    "salesforce": {"planned_date": ("date",), "phase": ("picklist", "string", "textarea")},
+}
+"""Per system, the field types each plain written field may go to (a Jira type is matched by its kind)."""
+_WRITTEN_AS = {"planned_date": "a date (YYYY-MM-DD)", "phase": "the phase's name as text"}
+
+
+def write_problems(system: str, write: WriteTargets, types: dict[str, str]) -> list[str]:
+    """Which plain written fields (the planned date, the phase) point at a field of a type that cannot take them.
+
+    Jira's bulk edit sets a date picker and a single-line text field; a select would need
+    option ids. Fields the types do not name are left to the missing-field check.
+    """
+    problems = []
+    for name, target in write.field_targets().items():
+        found = types.get(target.field)
+        accepted = _WRITABLE.get(system, {}).get(name, ())
+        if found is None or any(found == kind or (kind.endswith("|") and found.startswith(kind)) for kind in accepted):
+            continue
+        shown = found.split("|", 1)[0] or found
+        problems.append(f"write.{name}: {target.field} is of type {shown}; relsync writes {_WRITTEN_AS[name]} there: "
+                        f"point it at a field of type {' or '.join(k.rstrip('|') for k in accepted)}")
     return problems

@@ -80,9 +80,12 @@ def main(ctx: click.Context, verbose: bool, quiet: bool, log_file: Path | None, 
 
 @main.command()
 @CONFIG_OPTION
+@click.option("--source", "only", multiple=True, metavar="NAME",
+              help="Sync only this source (repeatable): pull it, plan if no other runner is planning, push it. "
+                   "Runners of different sources may run at once; two of one source never do.")
 @JSON_OPTION
 @library_errors
-def sync(config_path: Path, as_json: bool) -> None:
+def sync(config_path: Path, only: tuple[str, ...], as_json: bool) -> None:
     """Pull, plan and write back once (what cron runs)."""
     from config.loader import load_config
     from sync import engine
@@ -91,9 +94,9 @@ def sync(config_path: Path, as_json: bool) -> None:
     quiet = (click.get_current_context().find_root().obj or {}).get("quiet", False)
     if sys.stderr.isatty() and not as_json and not quiet:
         with logs.LiveProgress() as live:
-            report = engine.run(config, progress=live, handle_signals=True)
+            report = engine.run(config, progress=live, handle_signals=True, only=only)
     else:
-        report = engine.run(config, progress=logs.track_run, handle_signals=True)
+        report = engine.run(config, progress=logs.track_run, handle_signals=True, only=only)
     summary, *problems = report.summary().splitlines()
     if as_json or not quiet:
         emit(report.as_dict(), as_json, summary)

@@ -104,13 +104,13 @@ def emit(data: Any, as_json: bool, text: str) -> None:
 
 @contextlib.contextmanager
 def store_of(config_path: Path, *, locked: bool = False) -> Iterator[Any]:
-    """The configured store, open for one command; ``locked`` holds the run lock (a sync running -> exit 3)."""
+    """The configured store, open for one command; ``locked`` holds the plan lock (a runner planning -> exit 3)."""
     from config.loader import load_config
-    from sync.lock import RunLock
+    from sync.lock import plan_lock
     from sync.store import open_store
 
     config = load_config(config_path)
-    with RunLock(config.store) if locked else contextlib.nullcontext():
+    with plan_lock(config.store) if locked else contextlib.nullcontext():
         db = open_store(config.store, create=False)
         try:
             yield db

@@ -23,6 +23,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "config" / "examples"
 
 
 SYSTEMS = ("jira", "airtable", "salesforce")
+WRITTEN_ORDER = ("release", "status", "planned_date", "phase")
 
 
 def sandbox_config(description: dict[str, Any], store: Path, folder: Path) -> dict[str, Any]:
@@ -148,8 +149,9 @@ def run_demo(folder: Path, *, records: int, as_json: bool, echo: Callable[[str],
         say(f"\n== Written back: {len(written)} field updates ==")
         for system, rows in per_system.items():
             say(f"  {system}: {len(rows)} updates, e.g.")
-            for row in rows[:2]:
-                say(f"    {row['request']:<28} {row['field']:<8} -> {json.loads(row['value'])}")
+            one = [row for row in rows if row["request"] == rows[0]["request"]]  # one request's fields, as its requester sees them
+            for row in sorted(one, key=lambda r: WRITTEN_ORDER.index(r["field"]) if r["field"] in WRITTEN_ORDER else 9):
+                say(f"    {row['request']:<28} {row['field']:<12} -> {json.loads(row['value'])}")
 
         client = edits.jira_client_as(description, "Dana Whitfield", "dana.whitfield@example.com")  # a requester
         project = description["jira"]["project"]

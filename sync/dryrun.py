@@ -22,7 +22,7 @@ from connectors.base import Connector, Estimate, Write
 from mapping import clock
 from releases.clashes import Clash
 from sync import engine, history, outbox
-from sync.lock import RunLock
+from sync.lock import whole_store
 from sync.schedule import all_clashes
 from sync.store import finish_run, open_store, start_run
 
@@ -55,7 +55,7 @@ def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.dat
     """Pull, then plan and diff without keeping the plan or writing to any source."""
     now = now or clock.now()
     result = DryRun()
-    with RunLock(config.store):
+    with whole_store(config.store, config.sources):
         db = open_store(config.store)
         try:
             sources = engine.build_sources(config, env if env is not None else os.environ, db=db)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import os
 import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -30,15 +31,17 @@ from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached, Sour
 from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
-from mapping.shapes import shape_problems
+from mapping.shapes import shape_problems, write_problems
 from sync import history, ingest, outbox, quarantine, schedule
 from sync.exits import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_OK, EXIT_PARTIAL  # noqa: F401 - re-exported
-from sync.lock import LockedError, RunLock
+from sync.lock import LockedError, plan_lock, take_sources
 from sync.report import RunReport
 from sync.source_cache import StoreCache
 from sync.store import finish_run, get_watermark, open_store, start_run, store_problem
 
 CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
+RUNNER_BUSY_TIMEOUT_MS = 60_000
+"""How long a run waits for another runner's write transaction on the store (a page, a plan) before failing."""
 log = logging.getLogger(__name__)
 
 
@@ -334,14 +337,28 @@ def _stop_on_signals(deadline: Deadline) -> dict[int, Any]:
     return previous
 
 
-def _close_abandoned_runs(db: sqlite_utils.Database) -> None:
-    """Runs still 'running' while we hold the lock were killed; say so in their rows."""
+def _close_abandoned_runs(db: sqlite_utils.Database, held: list[str]) -> None:
+    """Runs still 'running' that named a source whose lock we now hold were killed (a live one
+    would hold it); say so in their rows. Other runners' live runs of other sources stay."""
     with db.atomic():
         db.execute(
             "update runs set status = 'failed', exit_code = 1, ended_at = coalesce(ended_at, started_at), "
             "message = 'the process ended before the run finished (killed?); its stored pages are kept' "
-            "where status = 'running'"
+            "where status = 'running' and (sources is null or exists "
+            "(select 1 from json_each(runs.sources) s where s.value in (select value from json_each(?))))",
+            [json.dumps(held)],
         )
+
+
+def chosen_sources(config: Config, names: Sequence[str] | None) -> list[str]:
+    """The sources a run works on: ``names`` (each must be configured), or every one."""
+    if not names:
+        return list(config.sources)
+    unknown = [name for name in names if name not in config.sources]
+    if unknown:
+        raise ConfigError("--source", f"no source {', '.join(map(repr, unknown))} in the config; its sources are "
+                                      f"{', '.join(config.sources)}")
+    return list(dict.fromkeys(names))
 
 
 def run(
@@ -353,8 +370,15 @@ def run(
     policy: RetryPolicy | None = None,
     timer: Callable[[], float] = time.monotonic,
     handle_signals: bool = False,
+    only: Sequence[str] | None = None,
 ) -> RunReport:
     """One unattended sync run. Never raises for API or data problems: see the report.
+
+    ``only`` names the sources to pull and push (default: all). Each source's lock is
+    taken first: a source another runner holds is left to it (the run then ends
+    ``locked``, exit 3, after doing the others). Planning runs under the plan lock when
+    it is free; when another runner holds it, that runner plans and this one pushes the
+    plan as it stands.
 
     With ``handle_signals`` (the command line), SIGINT and SIGTERM stop the run at its
     next safe point, as the deadline does: what it has is stored, the run is recorded
@@ -367,16 +391,19 @@ def run(
     problem = store_problem(config.store)
     if problem is not None:
         return RunReport(None, "config_error", EXIT_CONFIG, messages=[f"store: {problem}"])
-    lock = RunLock(config.store)
     try:
-        lock.acquire()
-    except LockedError as error:
-        return RunReport(None, "locked", EXIT_LOCKED, messages=[str(error)])
-    db = open_store(config.store)
+        names = chosen_sources(config, only)
+    except ConfigError as error:
+        return RunReport(None, "config_error", EXIT_CONFIG, messages=[str(error)])
+    locks, refused = take_sources(config.store, names)
+    if not locks:
+        return RunReport(None, "locked", EXIT_LOCKED, messages=[str(error) for error in refused.values()])
+    db = open_store(config.store, busy_timeout_ms=RUNNER_BUSY_TIMEOUT_MS)
     try:
-        _close_abandoned_runs(db)
-        run_id = start_run(db)
+        _close_abandoned_runs(db, sorted(locks))
+        run_id = start_run(db, sources=sorted(locks) if refused or only else None)
         report = RunReport(run_id, "running", EXIT_OK)
+        config = config.model_copy(update={"sources": {n: s for n, s in config.sources.items() if n in locks}})
         if progress:
             progress(Progress("start", run_id=run_id))
         sources: dict[str, Source] = {}
@@ -398,7 +425,16 @@ def run(
             report.history = {name: {k: v for k, v in asdict(c).items() if k != "notes"} for name, c in imported.items()}
             if progress:
                 progress(Progress("plan", run_id=run_id))
-            report.planned = asdict(plan(db, config, run_id=run_id, now=now or clock.now()))
+            planner = plan_lock(config.store)
+            try:
+                planner.acquire()
+            except LockedError as error:
+                report.messages.append(f"not planned by this run: {error}; pushing the plan as it stands")
+            else:
+                try:
+                    report.planned = asdict(plan(db, config, run_id=run_id, now=now or clock.now()))
+                finally:
+                    planner.release()
             if progress:
                 progress(Progress("plan", records=report.planned.get("assigned", 0), run_id=run_id))
             # A source whose pull failed is not written to: its view may be stale, and a
@@ -407,8 +443,9 @@ def run(
             pushed = push_writebacks(db, healthy, run_id=run_id, at=now, failures=pulled.failures, progress=progress,
                                      zones=train_zones(config))
             report.pushed = {name: {k: v for k, v in asdict(c).items() if k != "messages"} for name, c in pushed.items()}
-            report.messages = [f"{name}: {describe(error)}" for name, error in pulled.failures.items()
-                               if not isinstance(error, DeadlineReached)]
+            report.messages += [f"{name}: {describe(error)}" for name, error in pulled.failures.items()
+                                if not isinstance(error, DeadlineReached)]
+            report.messages += [f"{name}: left to the runner that holds it: {error}" for name, error in refused.items()]
             report.messages += [f"{name}: history import: {describe(error)}" for name, error in import_failures.items()
                                 if not isinstance(error, DeadlineReached)]
             report.messages += [note for c in imported.values() for note in c.notes]
@@ -426,6 +463,8 @@ def run(
                 report.status, report.exit_code = "failed", EXIT_PARTIAL
             elif pulled.failures or import_failures or held or any(c.conflicts or c.failed or c.pending for c in pushed.values()):
                 report.status, report.exit_code = "partial", EXIT_PARTIAL
+            elif refused:
+                report.status, report.exit_code = "locked", EXIT_LOCKED
             else:
                 report.status, report.exit_code = "ok", EXIT_OK
         except CONFIG_ERRORS as error:
@@ -451,7 +490,8 @@ def run(
                 signal.signal(signum, previous)
     finally:
         db.close()
-        lock.release()
+        for lock in locks.values():
+            lock.release()
     return report
 
 
@@ -464,6 +504,7 @@ def check_online(config: Config, env: Mapping[str, str] | None = None) -> dict[s
         try:
             found[name] = source.connector.check(statuses)
             found[name].problems += shape_problems(spec.kind, spec.fields, found[name].field_types)
+            found[name].problems += write_problems(spec.kind, spec.write, found[name].field_types)
         except Unreachable as error:
             found[name] = SourceCheck([error.message], reached=False)
         except ConnectorError as error:

@@ -1,15 +1,24 @@
-"""One sync run per store: an exclusive flock on ``<store path>.lock``.
+"""Who may work on a store at once: one lock per source, and one for the plan.
 
-The kernel drops a flock when its holder exits, however it exits, so a crashed run
-never leaves a stale lock behind. The lock file itself is never deleted: unlinking
-a flock'ed file lets a later process lock a fresh inode while another still holds
-the old one.
+Two runners never pull or push the same source at the same time; runners of different
+sources go on side by side. Planning (and every command that changes the plan by hand)
+is one serialized step under the plan lock: a runner that finds it taken leaves the
+planning to its holder. Each lock is an exclusive flock on a file beside the store
+(``<store>.source.<name>.lock``, ``<store>.plan.lock``).
+
+The kernel drops a flock when its holder exits, however it exits, so a killed runner
+never leaves a stale lock behind: the next runner takes it at once. A lock file itself
+is never deleted: unlinking a flock'ed file lets a later process lock a fresh inode
+while another still holds the old one. flock is reliable between processes of one
+machine; runners on several machines share a PostgreSQL store instead.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -17,34 +26,41 @@ from mapping import clock
 
 
 class LockedError(Exception):
-    """Another run holds the store's lock."""
+    """Another process holds a lock this one needs."""
 
-    def __init__(self, path: Path, pid: int | None, since: str | None) -> None:
+    def __init__(self, path: Path, pid: int | None, since: str | None, what: str = "store") -> None:
         self.path = path
         self.pid = pid
         self.since = since
+        self.what = what
         holder = f"pid {pid} since {since}" if pid is not None else "another process"
-        super().__init__(f"the store is locked by {holder} (lock file {path})")
+        super().__init__(f"the {what} is locked by {holder} (lock file {path})")
 
 
-class RunLock:
-    """Exclusive, non-blocking lock for one run on the store at ``store_path``."""
+class FileLock:
+    """An exclusive, non-blocking flock on ``path``; ``what`` names what it guards in messages."""
 
-    def __init__(self, store_path: str | Path) -> None:
-        self.path = Path(f"{store_path}.lock")
+    def __init__(self, path: str | Path, what: str) -> None:
+        self.path = Path(path)
+        self.what = what
         self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fd is not None
 
     def acquire(self) -> None:
         """Take the lock or raise ``LockedError`` at once, naming the holder."""
         if self._fd is not None:
-            raise RuntimeError(f"{self.path} is already held by this RunLock")
+            raise RuntimeError(f"{self.path} is already held by this lock")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pid, since = _read_holder(fd)
             os.close(fd)
-            raise LockedError(self.path, pid, since) from None
+            raise LockedError(self.path, pid, since, self.what) from None
         except BaseException:
             os.close(fd)
             raise
@@ -62,7 +78,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.close(fd)
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> FileLock:
         self.acquire()
         return self
 
@@ -73,6 +89,47 @@ class RunLock:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def source_lock(store: str | Path, source: str) -> FileLock:
+    """The lock of one source of the store: whoever holds it pulls and pushes that source."""
+    return FileLock(f"{store}.source.{source}.lock", f"source {source!r}")
+
+
+def plan_lock(store: str | Path) -> FileLock:
+    """The lock of the store's plan: whoever holds it plans, or changes the plan by hand."""
+    return FileLock(f"{store}.plan.lock", "plan")
+
+
+def take_sources(store: str | Path, sources: Iterable[str]) -> tuple[dict[str, FileLock], dict[str, LockedError]]:
+    """Take each source's lock that is free: (the locks taken, why each other source is refused)."""
+    taken: dict[str, FileLock] = {}
+    refused: dict[str, LockedError] = {}
+    for name in sorted(sources):
+        lock = source_lock(store, name)
+        try:
+            lock.acquire()
+        except LockedError as error:
+            refused[name] = error
+        else:
+            taken[name] = lock
+    return taken, refused
+
+
+@contextlib.contextmanager
+def whole_store(store: str | Path, sources: Iterable[str]) -> Iterator[None]:
+    """Every source's lock and the plan lock, or LockedError naming the first one held elsewhere."""
+    taken, refused = take_sources(store, sources)
+    plan = plan_lock(store)
+    try:
+        if refused:
+            raise next(iter(refused.values()))
+        plan.acquire()
+        yield
+    finally:
+        plan.release()
+        for lock in taken.values():
+            lock.release()
 
 
 def _read_holder(fd: int) -> tuple[int | None, str | None]:

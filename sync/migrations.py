@@ -455,3 +455,12 @@ def _written_fields(db: sqlite_utils.Database) -> None:
         alter table change_requests add column source_phase text;
         """
     )
+
+
+@MIGRATIONS(name="0014_run_sources")
+def _run_sources(db: sqlite_utils.Database) -> None:
+    # Runners of different sources share the store: each run names the sources whose locks
+    # it held (JSON list; null for a run of every source), so a runner that takes a source's
+    # lock knows a 'running' row naming that source was killed, and another runner's live
+    # run of other sources is left alone.
+    db.executescript("alter table runs add column sources text;")

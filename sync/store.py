@@ -5,11 +5,12 @@ hold JSON text. Transactions are the caller's: ``with db.atomic(): ...``.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Generator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,36 @@ def _private_file(path: Path) -> None:
         sidecar = Path(f"{path}{suffix}")
         if sidecar.exists() and stat.S_IMODE(sidecar.stat().st_mode) & 0o077:
             sidecar.chmod(0o600)
+
+
+class Store(sqlite_utils.Database):
+    """sqlite-utils' Database whose outermost transaction begins IMMEDIATE.
+
+    Runners of different sources write to one store at once. A deferred transaction
+    that reads (the audit chain's head) and then writes fails at its first write when
+    another runner committed in between (SQLite's stale snapshot: no busy wait helps);
+    beginning IMMEDIATE takes the write lock first, so writers queue behind each other
+    for up to the busy timeout and each sees the other's commits.
+    """
+
+    @contextlib.contextmanager
+    def atomic(self) -> Generator[Store, None, None]:
+        """A transaction (a savepoint inside one); the outermost begins IMMEDIATE."""
+        if self.conn.in_transaction:
+            with super().atomic():
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.conn.rollback()
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.rollback()
+            raise
 
 
 class StoreMissing(LookupError):
@@ -72,10 +103,10 @@ def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000, create: bool 
     if str(path) != ":memory:" and not create and not Path(path).exists():
         raise StoreMissing(f"no store at {path} (the config's `store`): check the path, or run `relsync sync` to create it")
     if str(path) == ":memory:":
-        db = sqlite_utils.Database(memory=True)
+        db = Store(memory=True)
     else:
         _private_file(Path(path))
-        db = sqlite_utils.Database(Path(path))
+        db = Store(Path(path))
     db.execute(f"pragma busy_timeout = {int(busy_timeout_ms)}")
     # Must be set outside a transaction; SQLite ignores it inside one.
     db.execute("pragma foreign_keys = on")
@@ -113,10 +144,13 @@ def set_watermark(
     )
 
 
-def start_run(db: sqlite_utils.Database, *, now: dt.datetime | None = None, kind: str = "sync") -> int:
-    """Insert a ``running`` runs row of ``kind`` (sync, or a plan's dry run) and return its id."""
+def start_run(
+    db: sqlite_utils.Database, *, now: dt.datetime | None = None, kind: str = "sync", sources: Iterable[str] | None = None,
+) -> int:
+    """Insert a ``running`` runs row of ``kind`` (sync, or a plan's dry run) for ``sources`` (None: all) and return its id."""
     cursor = db.execute(
-        "insert into runs (kind, started_at, status) values (?, ?, 'running')", [kind, clock.stamp(now)]
+        "insert into runs (kind, started_at, status, sources) values (?, ?, 'running', ?)",
+        [kind, clock.stamp(now), json.dumps(sorted(sources)) if sources is not None else None],
     )
     assert cursor.lastrowid is not None
     return cursor.lastrowid

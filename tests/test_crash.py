@@ -80,9 +80,9 @@ class World:
 
 
 @contextmanager
-def world(folder: Path) -> Iterator[World]:
+def world(folder: Path, records: int = RECORDS) -> Iterator[World]:
     folder.mkdir()
-    with start_sandboxes(records=RECORDS, seed=SEED, systems=("jira", "airtable", "salesforce")) as boxes:
+    with start_sandboxes(records=records, seed=SEED, systems=("jira", "airtable", "salesforce")) as boxes:
         description = boxes.describe()
         edits.jira_grant(description, "ADMINISTER_PROJECTS")  # relsync creates the release versions
         config = sandbox_config(description, folder / "relsync.db", folder)

@@ -56,3 +56,24 @@ def test_jira_metadata_shapes():
         "fields.fixVersions holds a list of objects {id, name, releaseDate, released}, not a single value; add convert: join "
         "(first, or names for objects), or pick one with .0",
     ]
+
+
+def test_written_fields_must_be_of_a_type_that_takes_a_date_or_a_phase():
+    from config.fieldmap import WriteTargets
+    from mapping.shapes import write_problems
+
+    custom = "com.atlassian.jira.plugin.system.customfieldtypes:"
+    jira = JIRA | {"customfield_10080": jira_type({"type": "date", "custom": custom + "datepicker"}),
+                   "customfield_10081": jira_type({"type": "string", "custom": custom + "textfield"})}
+    right = WriteTargets.model_validate({"planned_date": {"field": "customfield_10080"}, "phase": {"field": "customfield_10081"}})
+    swapped = WriteTargets.model_validate({"planned_date": {"field": "customfield_10081"}, "phase": {"field": "customfield_10070"}})
+    assert write_problems("jira", right, jira) == []
+    assert write_problems("jira", swapped, jira) == [
+        "write.planned_date: customfield_10081 is of type string; relsync writes a date (YYYY-MM-DD) there: "
+        "point it at a field of type date",
+        "write.phase: customfield_10070 is of type option; relsync writes the phase's name as text there: "
+        "point it at a field of type string",
+    ]
+    salesforce = WriteTargets.model_validate({"planned_date": {"field": "Target_Date__c"}, "phase": {"field": "Release_Phase__c"}})
+    assert write_problems("salesforce", salesforce, {"Target_Date__c": "date", "Release_Phase__c": "picklist"}) == []
+    assert write_problems("airtable", right, {}) == []  # fields the schema does not name: the missing-field check says so

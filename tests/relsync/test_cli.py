@@ -90,13 +90,16 @@ def test_unmapped_status_quarantines_its_issues_and_exits_1_naming_them_the_key_
 
 
 def test_a_second_run_while_locked_exits_3(world):
-    from sync.lock import RunLock
+    from sync.lock import source_lock
 
-    with RunLock(world.config.store):
+    with source_lock(world.config.store, "jira"):
         result = invoke(world, "sync", "--config", str(world.config_path))
+        unknown = invoke(world, "sync", "--source", "jria", "--config", str(world.config_path))
 
     assert result.exit_code == 3
-    assert result.output.startswith("locked: the store is locked by pid ") and "None" not in result.output
+    assert result.output.startswith("locked: the source 'jira' is locked by pid ") and "None" not in result.output
+    assert unknown.exit_code == 2
+    assert "--source: no source 'jria' in the config; its sources are jira" in unknown.output
 
 
 def test_check_online_passes_against_the_sandbox(world):

@@ -1,4 +1,4 @@
-"""One run per store: a second run is refused at once and told who holds the lock."""
+"""One runner per source, one planner per store: a second is refused at once and told who holds the lock."""
 from __future__ import annotations
 
 import json
@@ -10,13 +10,13 @@ import textwrap
 
 import pytest
 
-from sync.lock import LockedError, RunLock
+from sync.lock import LockedError, plan_lock, source_lock, take_sources, whole_store
 
 HOLD = textwrap.dedent(
     """
     import sys
-    from sync.lock import RunLock
-    with RunLock(sys.argv[1]):
+    from sync.lock import source_lock
+    with source_lock(sys.argv[1], "jira"):
         print("held", flush=True)
         sys.stdin.readline()
     """
@@ -24,9 +24,9 @@ HOLD = textwrap.dedent(
 TRY = textwrap.dedent(
     """
     import sys
-    from sync.lock import LockedError, RunLock
+    from sync.lock import LockedError, source_lock
     try:
-        with RunLock(sys.argv[1]):
+        with source_lock(sys.argv[1], "jira"):
             print("acquired")
     except LockedError as error:
         print(error)
@@ -41,8 +41,8 @@ def python(code: str, *args: str, **kwargs) -> subprocess.Popen:
 
 def test_holder_is_written_to_the_lock_file(tmp_path):
     store = tmp_path / "relsync.db"
-    with RunLock(store) as lock:
-        assert lock.path == tmp_path / "relsync.db.lock"
+    with source_lock(store, "jira") as lock:
+        assert lock.path == tmp_path / "relsync.db.source.jira.lock"
         holder = json.loads(lock.path.read_text())
         assert holder["pid"] == os.getpid()
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", holder["since"])
@@ -52,17 +52,19 @@ def test_holder_is_written_to_the_lock_file(tmp_path):
 
 def test_second_lock_in_the_same_process_is_refused_then_free_after_release(tmp_path):
     store = tmp_path / "relsync.db"
-    with RunLock(store):
+    with source_lock(store, "jira"):
         with pytest.raises(LockedError) as refused:
-            RunLock(store).acquire()
+            source_lock(store, "jira").acquire()
         assert refused.value.pid == os.getpid()
-        assert f"locked by pid {os.getpid()} since " in str(refused.value)
-    with RunLock(store):
+        assert f"the source 'jira' is locked by pid {os.getpid()} since " in str(refused.value)
+        with source_lock(store, "airtable"), plan_lock(store):  # other sources and the plan are free
+            pass
+    with source_lock(store, "jira"):
         pass
 
 
 def test_a_lock_cannot_be_taken_twice_by_the_same_object(tmp_path):
-    lock = RunLock(tmp_path / "relsync.db")
+    lock = plan_lock(tmp_path / "relsync.db")
     with lock:
         with pytest.raises(RuntimeError):
             lock.acquire()
@@ -72,11 +74,11 @@ def test_a_lock_cannot_be_taken_twice_by_the_same_object(tmp_path):
 @pytest.mark.slow
 def test_another_process_is_refused_while_we_hold_the_lock(tmp_path):
     store = tmp_path / "relsync.db"
-    with RunLock(store):
+    with source_lock(store, "jira"):
         second = python(TRY, str(store))
         out, _ = second.communicate(timeout=60)
     assert second.returncode == 3
-    assert f"the store is locked by pid {os.getpid()} since " in out
+    assert f"the source 'jira' is locked by pid {os.getpid()} since " in out
     after = python(TRY, str(store))
     assert after.communicate(timeout=60)[0].strip() == "acquired"
 
@@ -88,7 +90,7 @@ def test_lock_held_by_another_process_is_freed_when_it_dies(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(LockedError, match=f"locked by pid {holder.pid} since "):
-            RunLock(store).acquire()
+            source_lock(store, "jira").acquire()
         holder.kill()  # no clean exit: the kernel drops the flock
         holder.wait(timeout=60)
     finally:
@@ -96,5 +98,26 @@ def test_lock_held_by_another_process_is_freed_when_it_dies(tmp_path):
             holder.kill()
         holder.stdin.close()
         holder.stdout.close()
-    with RunLock(store) as lock:
+    with source_lock(store, "jira") as lock:
         assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+
+
+def test_a_runner_takes_the_free_sources_and_is_told_who_holds_the_others(tmp_path):
+    store = tmp_path / "relsync.db"
+    with source_lock(store, "airtable"):
+        taken, refused = take_sources(store, ["jira", "airtable", "salesforce"])
+        try:
+            assert sorted(taken) == ["jira", "salesforce"]
+            assert list(refused) == ["airtable"] and refused["airtable"].pid == os.getpid()
+        finally:
+            for lock in taken.values():
+                lock.release()
+        # A whole-store command (relsync plan, a dry run) needs every source and the plan.
+        with pytest.raises(LockedError, match="the source 'airtable' is locked"):
+            with whole_store(store, ["jira", "airtable"]):
+                pass
+    with whole_store(store, ["jira", "airtable"]):
+        with pytest.raises(LockedError, match="the plan is locked"):
+            plan_lock(store).acquire()
+    with plan_lock(store), source_lock(store, "jira"):  # everything was released
+        pass

@@ -70,7 +70,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
         ("relsync", "0004_millisecond_moments"), ("relsync", "0005_outbox_write_ahead"), ("relsync", "0006_quarantine"),
         ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_lifecycle"), ("relsync", "0009_waiting"),
         ("relsync", "0010_depends_on"), ("relsync", "0011_source_history"), ("relsync", "0012_source_cache"),
-        ("relsync", "0013_written_fields"),
+        ("relsync", "0013_written_fields"), ("relsync", "0014_run_sources"),
     ]
     db.close()
 
@@ -97,7 +97,7 @@ def test_schema_has_the_documented_tables_and_columns(store):
             "id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new",
             "prev_hash", "hash",
         ],
-        "runs": ["id", "kind", "started_at", "ended_at", "status", "exit_code", "counts", "api_calls", "message"],
+        "runs": ["id", "kind", "started_at", "ended_at", "status", "exit_code", "counts", "api_calls", "message", "sources"],
         "quarantine": [
             "request", "source", "native_id", "field", "error", "run", "first_seen_at", "last_seen_at",
             "mapping", "record",
