@@ -249,3 +249,8 @@ def _source_cache(connection: psycopg.Connection[tuple[object, ...]]) -> None:
 @_migration("0013_written_fields")
 def _written_fields(connection: psycopg.Connection[tuple[object, ...]]) -> None:
     connection.execute("alter table change_requests add column source_planned_date text, add column source_phase text")
+
+
+@_migration("0014_run_sources")
+def _run_sources(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute("alter table runs add column sources text")
