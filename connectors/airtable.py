@@ -356,6 +356,8 @@ class AirtableConnector:
             if kind != "lastModifiedTime":
                 found.problems.append(f"modified_field {self.config.modified_field!r} is a {kind} field, not lastModifiedTime")
         found.field_types = {field.name: field.type for field in schema.fields}
+        found.choices = {field.name: [c.name for c in getattr(getattr(field, "options", None), "choices", None) or []]
+                         for field in schema.fields if field.type == "singleSelect"}
         found.permissions = self._permissions()
         return found
 

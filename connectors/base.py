@@ -143,6 +143,8 @@ class SourceCheck:
     """False when the source's host could not be reached at all (refused, DNS, connect timeout)."""
     field_types: dict[str, str] = field(default_factory=dict)
     """Each source field's type as the system's metadata gives it (name or id -> type), for the shape check."""
+    choices: dict[str, list[str]] = field(default_factory=dict)
+    """Fields that take only listed values (a Salesforce restricted picklist, an Airtable single select): their values."""
 
     def all_problems(self) -> list[str]:
         """The problems, missing required permissions included."""

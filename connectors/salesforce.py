@@ -405,6 +405,8 @@ class SalesforceConnector:
         if release is not None and release.field not in fields:
             found.problems.append(f"release field {release.field!r} does not exist on {self.config.object}")
         found.field_types = {name: str(f.get("type")) for name, f in fields.items()} | dict.fromkeys(relationships, "relationship")
+        found.choices = {name: [v["value"] for v in f.get("picklistValues") or [] if v.get("active", True)]
+                         for name, f in fields.items() if f.get("restrictedPicklist")}
         found.permissions = self._permissions(described, fields)
         return found
 

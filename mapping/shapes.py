@@ -9,6 +9,7 @@ shape; the converters say which shapes they take.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -188,13 +189,23 @@ _WRITABLE: dict[str, dict[str, tuple[str, ...]]] = {
 _WRITTEN_AS = {"planned_date": "a date (YYYY-MM-DD)", "phase": "the phase's name as text"}
 
 
-def write_problems(system: str, write: WriteTargets, types: dict[str, str]) -> list[str]:
-    """Which plain written fields (the planned date, the phase) point at a field of a type that cannot take them.
+def write_problems(system: str, write: WriteTargets, types: dict[str, str], choices: dict[str, list[str]] | None = None,
+                   phases: Collection[str] = ()) -> list[str]:
+    """Which plain written fields (the planned date, the phase) point at a field of a type that cannot take them,
+    or at a field of listed values (``choices``) missing one of the ``phases`` relsync may write.
 
     Jira's bulk edit sets a date picker and a single-line text field; a select would need
     option ids. Fields the types do not name are left to the missing-field check.
     """
     problems = []
+    phase = write.phase
+    if phase is not None and phase.field in (choices or {}):
+        listed = set((choices or {})[phase.field])
+        missing = sorted({native for name in phases if (native := phase.native(name)) and native not in listed})
+        if missing:
+            problems.append(f"write.phase: {phase.field} has no value {', '.join(map(repr, missing))} (relsync writes it "
+                            "for a phase of the configured trains); add it to the field's values, or map the phase to "
+                            "one of them in write.phase.map")
     for name, target in write.field_targets().items():
         found = types.get(target.field)
         accepted = _WRITABLE.get(system, {}).get(name, ())

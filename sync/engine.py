@@ -32,6 +32,7 @@ from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from mapping.fields import MappingError, SourceMapping
 from mapping.shapes import shape_problems, write_problems
+from releases.calendar import AFTER_PHASES, BEFORE_PHASES, HELD
 from sync import history, ingest, outbox, quarantine, schedule
 from sync.exits import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_OK, EXIT_PARTIAL  # noqa: F401 - re-exported
 from sync.lock import LockedError, plan_lock, take_sources
@@ -495,6 +496,12 @@ def run(
     return report
 
 
+def written_phases(config: Config) -> set[str]:
+    """Every phase a ``write.phase`` field may be given under this config's trains."""
+    phases = {phase.phase for train in config.trains for phase in train.phases} | {BEFORE_PHASES, AFTER_PHASES}
+    return phases | ({HELD} if any(train.requires_signoff for train in config.trains) else set())
+
+
 def check_online(config: Config, env: Mapping[str, str] | None = None) -> dict[str, SourceCheck]:
     """What each source's live system says about the configuration and the permissions relsync needs there."""
     found: dict[str, SourceCheck] = {}
@@ -504,7 +511,8 @@ def check_online(config: Config, env: Mapping[str, str] | None = None) -> dict[s
         try:
             found[name] = source.connector.check(statuses)
             found[name].problems += shape_problems(spec.kind, spec.fields, found[name].field_types)
-            found[name].problems += write_problems(spec.kind, spec.write, found[name].field_types)
+            found[name].problems += write_problems(spec.kind, spec.write, found[name].field_types, found[name].choices,
+                                                   written_phases(config))
         except Unreachable as error:
             found[name] = SourceCheck([error.message], reached=False)
         except ConnectorError as error:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from click.testing import CliRunner
 
 from relsync.cli import main
@@ -216,7 +217,7 @@ authority = salesforce_sync.authority  # the module's CA, shared with the Salesf
 def make_org(authority, tmp_path: Path) -> Iterator[Any]:
     """``make_org(records)``: a seeded sandbox org over HTTPS and a config for it."""
     with contextlib.ExitStack() as stack:
-        yield lambda records: stack.enter_context(salesforce_sync.start_org(authority, tmp_path, records))
+        yield lambda records, **options: stack.enter_context(salesforce_sync.start_org(authority, tmp_path, records, **options))
 
 
 
@@ -246,3 +247,19 @@ def test_check_online_reports_what_salesforce_describe_says_the_user_may_update(
     assert permissions == {"Case queryable": True, "Case updateable": True, "Case.Release__c updateable": True,
                            "Case.Status updateable": True, "Case.Planned_Deploy_Date__c updateable": True,
                            "Case.Release_Phase__c updateable": True}
+
+
+def test_check_online_names_a_phase_the_salesforce_picklist_cannot_take(make_org):
+    # The admin maps the testing phase to "QA", a value the Release Phase picklist (restricted)
+    # does not have: every write of it would be refused, so check says so first.
+    org = make_org(20)
+    data = yaml.safe_load(org.config_path.read_text())
+    data["sources"]["salesforce"]["write"]["phase"]["map"]["testing"] = "QA"
+    org.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    result = CliRunner().invoke(main, ["check", "--config", str(org.config_path), "--online", "--json"], env=org.env)
+
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.output)["problems"]["salesforce"] == [
+        "write.phase: Release_Phase__c has no value 'QA' (relsync writes it for a phase of the configured trains); "
+        "add it to the field's values, or map the phase to one of them in write.phase.map"]
