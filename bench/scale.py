@@ -46,13 +46,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlite_utils
 import yaml
-from system_sync import PAGE, Counter, running_sandbox
+from system_sync import BEHAVIOURS, KIND, PAGE, Counter, running_sandbox
 
 from config.loader import load_config
 from connectors.base import Page
 from mapping import clock
 from mapping.fields import MappingError
-from sandboxes.behaviour import BEHAVIOURS, KIND
 from sync import engine, ingest
 from sync.store import open_store, start_run
 

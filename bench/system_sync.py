@@ -30,18 +30,19 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.loader import load_config
-from relsync.demo import write_config
-from sandboxes import edits
-from sandboxes.behaviour import BEHAVIOURS, REAL
-from sandboxes.server import start_sandboxes
 from sync import engine
 
+BEHAVIOURS = ("real", "kind")
+"""The sandboxes' profiles (sandboxes.behaviour), named here: importing the package would load every fake."""
+REAL, KIND = BEHAVIOURS
 PAGE = {"jira": 100, "airtable": 100, "salesforce": 2000}
 WRITE_BATCH = {"jira": 1, "airtable": 10, "salesforce": 200}
 
 
 def raise_five(system: str, description: dict, folder: Path) -> None:
     """Raise 5 approved, not-yet-top-priority requests to the top priority, as a triager would."""
+    from sandboxes import edits
+
     if system == "jira":
         client = edits.jira_client(description)
         found = client.enhanced_search_issues(
@@ -120,10 +121,17 @@ def serve(argv: list[str]) -> None:
     parser.add_argument("--behaviour", choices=BEHAVIOURS, required=True)
     parser.add_argument("--config", type=Path, required=True)
     args = parser.parse_args(argv)
+    # Imported here, in the sandbox's process: the measured one loads none of the fakes' code.
+    from relsync.demo import write_config
+    from sandboxes import edits
+    from sandboxes.server import start_sandboxes
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with start_sandboxes(records=args.records, seed=args.seed, systems=(args.system,), behaviour=args.behaviour) as boxes:
         description = boxes.describe()
+        if args.system == "jira":  # the account may create versions, as a Jira admin set it up
+            edits.jira_grant(description, "ADMINISTER_PROJECTS")
         write_config(description, args.config)
         print(json.dumps(description), flush=True)
         stop.wait()
@@ -145,8 +153,6 @@ def running_sandbox(system: str, records: int, seed: int, folder: Path, behaviou
     try:
         assert sandbox.stdout is not None
         description = json.loads(sandbox.stdout.readline())
-        if system == "jira":  # the account may create versions, as a Jira admin set it up
-            edits.jira_grant(description, "ADMINISTER_PROJECTS")
         yield description, config_path
     finally:
         sandbox.send_signal(signal.SIGTERM)
