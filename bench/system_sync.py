@@ -2,8 +2,8 @@
 
     python bench/system_sync.py --system airtable --records 10000
 
-The sandboxes run in their own process (`relsync sandbox`), so the time and peak
-memory reported are relsync's alone. Four syncs on a fresh store holding only the
+The system's sandbox runs in its own process (seeded as `relsync sandbox` seeds it),
+so the time and peak memory reported are relsync's alone. Four syncs on a fresh store holding only the
 chosen source: the initial pull (with the plan's write-back), the run that reads
 relsync's own writes back, a no-op run, and a run after 5 approved requests were
 raised to the top priority through the system's own client. API calls are read
@@ -12,6 +12,7 @@ from the sandbox's own counter, per endpoint.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import resource
@@ -19,25 +20,29 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.loader import load_config
-from sandboxes import edits
 from sync import engine
 
+BEHAVIOURS = ("real", "kind")
+"""The sandboxes' profiles (sandboxes.behaviour), named here: importing the package would load every fake."""
+REAL, KIND = BEHAVIOURS
 PAGE = {"jira": 100, "airtable": 100, "salesforce": 2000}
 WRITE_BATCH = {"jira": 1, "airtable": 10, "salesforce": 200}
 
 
 def raise_five(system: str, description: dict, folder: Path) -> None:
     """Raise 5 approved, not-yet-top-priority requests to the top priority, as a triager would."""
+    from sandboxes import edits
+
     if system == "jira":
         client = edits.jira_client(description)
         found = client.enhanced_search_issues(
@@ -107,6 +112,53 @@ def run_all(system: str, description: dict, config_path: Path, folder: Path) -> 
     return results
 
 
+def serve(argv: list[str]) -> None:
+    """Serve one system's sandbox until SIGTERM; its description is the first stdout line (``--serve``)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("system", choices=sorted(PAGE))
+    parser.add_argument("--records", type=int, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--behaviour", choices=BEHAVIOURS, required=True)
+    parser.add_argument("--config", type=Path, required=True)
+    args = parser.parse_args(argv)
+    # Imported here, in the sandbox's process: the measured one loads none of the fakes' code.
+    from relsync.demo import write_config
+    from sandboxes import edits
+    from sandboxes.server import start_sandboxes
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with start_sandboxes(records=args.records, seed=args.seed, systems=(args.system,), behaviour=args.behaviour) as boxes:
+        description = boxes.describe()
+        if args.system == "jira":  # the account may create versions, as a Jira admin set it up
+            edits.jira_grant(description, "ADMINISTER_PROJECTS")
+        write_config(description, args.config)
+        print(json.dumps(description), flush=True)
+        stop.wait()
+
+
+@contextlib.contextmanager
+def running_sandbox(system: str, records: int, seed: int, folder: Path, behaviour: str = REAL) -> Iterator[tuple[dict, Path]]:
+    """That system's sandbox alone, seeded as ``relsync sandbox`` seeds it, in its own process: (description, config).
+
+    ``behaviour`` is the sandboxes' profile by name (sandboxes.behaviour): "real", the
+    services at their least kind, or "kind". The config holds that source alone.
+    """
+    config_path = folder / "relsync.yaml"
+    sandbox = subprocess.Popen(
+        [sys.executable, __file__, "--serve", system, "--records", str(records), "--seed", str(seed),
+         "--behaviour", behaviour, "--config", str(config_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert sandbox.stdout is not None
+        description = json.loads(sandbox.stdout.readline())
+        yield description, config_path
+    finally:
+        sandbox.send_signal(signal.SIGTERM)
+        sandbox.wait(timeout=120)
+
+
 def main(argv: list[str] | None = None, system: str | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     if system is None:
@@ -117,26 +169,14 @@ def main(argv: list[str] | None = None, system: str | None = None) -> None:
     system = system or args.system
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        config_path = folder / "relsync.yaml"
-        sandbox = subprocess.Popen(
-            [sys.executable, "-m", "relsync", "sandbox", "--records", str(args.records), "--seed", str(args.seed),
-             "--write-config", str(config_path)],
-            stdout=subprocess.PIPE, text=True,
-        )
-        try:
-            description = json.loads(sandbox.stdout.readline())
-            if system == "jira":  # the account may create versions, as a Jira admin set it up
-                edits.jira_grant(description, "ADMINISTER_PROJECTS")
-            data = yaml.safe_load(config_path.read_text())
-            data["sources"] = {system: data["sources"][system]}
-            config_path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        with running_sandbox(system, args.records, args.seed, folder) as (description, config_path):
             results = run_all(system, description, config_path, folder)
-        finally:
-            sandbox.send_signal(signal.SIGTERM)
-            sandbox.wait(timeout=60)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"system": system, "records": args.records, "peak_rss_mb": round(peak_mb), "runs": results}, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2:])
+    else:
+        main()

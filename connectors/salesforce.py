@@ -266,8 +266,10 @@ class SalesforceConnector:
             yield self._page(records, soql.watermark_of(settled[-1]) if settled else None)
 
     def _page(self, records: list[dict[str, Any]], watermark: str | None) -> Page:
+        for r in records:  # the answer's own dicts become the raw records: a page is not held twice
+            r.pop("attributes", None)
         out = [SourceRecord(r["Id"], None, f"{self.config.url}/lightning/r/{self.config.object}/{r['Id']}/view",
-                            r.get("SystemModstamp"), {k: v for k, v in r.items() if k != "attributes"})
+                            r.get("SystemModstamp"), r)
                for r in records if not r.get("IsDeleted")]
         return Page(records=out, watermark=watermark, deleted=[r["Id"] for r in records if r.get("IsDeleted")])
 

@@ -98,21 +98,28 @@ class ChangeRequest:
 
     def content_hash(self) -> str:
         """sha256 over the normalized content (not the raw payload or version)."""
-        content = {
-            name: value
-            for name, value in self._shallow().items()
-            if name not in ("raw", "source_version", "updated_at") and not (name in OPTIONAL_HASHED and value is None)
-        }
-        encoded = json.dumps(content, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(encoded.encode()).hexdigest()
+        return _content_hash(self._shallow())
 
     def _shallow(self) -> dict[str, Any]:
         # dataclasses.asdict() deep-copies ``raw``: far too slow for every pulled record.
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     def as_row(self) -> dict[str, Any]:
         """The store row for this request (without store-managed columns)."""
         row = self._shallow()
+        row["content_hash"] = _content_hash(row)
         row["raw"] = json.dumps(self.raw, sort_keys=True)
-        row["content_hash"] = self.content_hash()
         return row
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ChangeRequest))
+
+
+def _content_hash(shallow: dict[str, Any]) -> str:
+    content = {
+        name: value
+        for name, value in shallow.items()
+        if name not in ("raw", "source_version", "updated_at") and not (name in OPTIONAL_HASHED and value is None)
+    }
+    encoded = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()

@@ -107,6 +107,7 @@ class Candidate:
     unknown: tuple[str, ...] = ()
     """References to prerequisites that name no request relsync knows."""
     _created: dt.datetime | None = field(init=False, repr=False, compare=False, default=None)
+    _order_key: tuple[int, dt.datetime, str] = field(init=False, repr=False, compare=False, default=(0, _LATEST, ""))
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -115,6 +116,9 @@ class Candidate:
             raise ValueError(f"{self.key}: priority {self.priority!r} is not one of {', '.join(PRIORITIES)}")
         # Parsed once, here, so a bad value fails before planning starts and sorting stays cheap.
         object.__setattr__(self, "_created", self._parse_created())
+        # The planning order is asked for many times a request while seats are found: computed once.
+        rank = PRIORITIES.index(self.priority) if self.priority else len(PRIORITIES)
+        object.__setattr__(self, "_order_key", (rank, self._created or _LATEST, self.key))
 
     def _parse_created(self) -> dt.datetime | None:
         if not self.created_at:
@@ -145,8 +149,7 @@ class Decision:
 
 def _order(candidate: Candidate) -> tuple[int, dt.datetime, str]:
     """Planning order: most urgent first, then oldest, then key (total and stable)."""
-    rank = PRIORITIES.index(candidate.priority) if candidate.priority else len(PRIORITIES)
-    return rank, candidate.created() or _LATEST, candidate.key
+    return candidate._order_key
 
 
 def _why(candidate: Candidate) -> str:

@@ -6,6 +6,7 @@ a time against the same store.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -178,7 +179,8 @@ def pull_sources(
     reconciled: the run's failures then hold ``DeadlineReached`` for the sources cut short.
     """
     started = clock.now()
-    pages: queue.Queue[tuple[str, Page | BaseException | None]] = queue.Queue(maxsize=4)
+    # One page waits while the next is fetched: a pull holds a few pages at most, whatever its size.
+    pages: queue.Queue[tuple[str, Page | BaseException | None]] = queue.Queue(maxsize=1)
     watermarks = {name: get_watermark(db, name, ingest.STREAM) for name in sources}
     stopped: set[str] = set()
 
@@ -222,8 +224,16 @@ def pull_sources(
             running.discard(name)
         if progress:
             progress(Progress("pull", name, result.counts[name].pulled, _calls(sources[name]), run_id))
+    # A producer may wait to hand over a page nobody takes now (its source failed here):
+    # it is told to stop and the queue emptied until it has.
+    stopped.update(sources)
     for thread in threads:
-        thread.join(timeout=5)
+        until = time.monotonic() + 5
+        while thread.is_alive() and time.monotonic() < until:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    pages.get_nowait()
+            thread.join(timeout=0.05)
     for name, source in sources.items():
         if name not in result.failures and not deadline.passed():
             try:
