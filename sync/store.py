@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import stat
@@ -112,7 +113,15 @@ def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000, create: bool 
     db.execute("pragma foreign_keys = on")
     if not db.memory:
         db.enable_wal()
-    MIGRATIONS.apply(db)
+    if db.memory:
+        MIGRATIONS.apply(db)
+    else:
+        # Runners started together on a new store would each apply the migrations; one at a time,
+        # the later ones find them applied. A blocking flock, dropped by the kernel if its holder dies.
+        with open(f"{path}.migrate.lock", "a") as lock:
+            os.chmod(lock.name, 0o600)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            MIGRATIONS.apply(db)
     return db
 
 

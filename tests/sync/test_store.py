@@ -284,3 +284,23 @@ def test_moments_written_to_the_second_are_rewritten_to_the_millisecond(tmp_path
     assert phase == {"starts": "2026-12-06T09:00:00.000Z", "ends": "2026-12-08T18:00:00.000Z"}
     assert run == {"started_at": "2026-11-20T09:30:00.000Z", "ended_at": None}
     assert later_in_that_second == 1
+
+
+def test_runners_opening_a_new_store_together_apply_the_migrations_once(tmp_path):
+    import subprocess
+    import sys
+
+    store = tmp_path / "relsync.db"
+    code = "import sys; from sync.store import open_store; open_store(sys.argv[1]).close(); print('ok')"
+    runners = [subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(6)]
+    outcomes = [runner.communicate(timeout=120) for runner in runners]
+
+    assert [runner.returncode for runner in runners] == [0] * 6, [err for _, err in outcomes]
+    db = open_store(store)
+    applied = [row["name"] for row in db.query("select name from _sqlite_migrations")]
+    db.close()
+    fresh = open_store(":memory:")
+    expected = [row["name"] for row in fresh.query("select name from _sqlite_migrations")]
+    fresh.close()
+    assert applied == expected  # each once, in order
