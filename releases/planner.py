@@ -384,11 +384,25 @@ def plan_releases(
     open_for_expedited = [r for r in calendar if r.state in ("open", "frozen") and now < r.deploy_at]
     pending = [(_order(c), c, cause) for c, cause in queue]
     heapq.heapify(pending)
+    # Requests are taken in planning order, and a seat once given is only ever handed to a
+    # more urgent request: without department quotas, when one finds no seat (none free,
+    # nobody less urgent to bump), no request after it of the same or lower priority with
+    # the same releases open to it finds one either. Those skip the search. (With quotas a
+    # bump can empty a full quota and widen whom the next request may bump: no shortcut.)
+    quotas = any(release.quotas for release in calendar)
+    no_seat: dict[bool, int] = {}
     while pending:
         _, candidate, reason = heapq.heappop(pending)
         expedited = candidate.priority is not None and candidate.priority in expedite
         allowed = [r for r in (open_for_expedited if expedited else open_for_all) if holds.allowed(candidate.key, r.deploy_at)]
-        target, bumped = seats.seat(candidate, allowed, holds.protected)
+        rank = _order(candidate)[0]
+        comparable = not quotas and candidate.key not in holds.not_before  # the same releases are open to it
+        if comparable and rank >= no_seat.get(expedited, len(PRIORITIES) + 1):
+            target, bumped = None, None
+        else:
+            target, bumped = seats.seat(candidate, allowed, holds.protected)
+            if target is None and comparable:
+                no_seat[expedited] = min(rank, no_seat.get(expedited, rank))
         if target is not None and bumped is not None:
             seats.remove(target, bumped)
             decisions.pop(bumped.key, None)

@@ -26,7 +26,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 
-from config.trains import Train
+from config.trains import Capacity, Train
 from mapping.model import PRIORITIES
 from releases.dependencies import Holds, holds_for, violations
 from releases.planner import Candidate, Decision, PlannedRelease, plan_releases
@@ -194,10 +194,15 @@ def _plan_pass(
                 for train, releases in plans if any(r.state in ("open", "frozen") for r in releases)}
     # Sweeps until stable: a request moved to another train frees a seat an earlier one
     # may now take, so each is tried again until none ships sooner elsewhere. A trial
-    # plans again only the two trains it changes.
+    # plans again only the two trains it changes. Trials go in planning order; in a train
+    # without department quotas, a trial in which a request finds no seat at all tells that
+    # no request after it in the planning order finds one there either, until that train's
+    # requests change: those trials are skipped.
+    revision = dict.fromkeys(by_name, 0)
+    no_seat: dict[str, tuple[int, tuple[int, dt.datetime, str]]] = {}
     for _ in range(SWEEPS):
         changed = False
-        for key in sorted(urgent, key=lambda k: (_rank(urgent[k][0]), k)):
+        for key in sorted(urgent, key=lambda k: urgent[k][0]._order_key):
             candidate, routed_name, fallbacks = urgent[key]
             shipped = _deploy(decided, candidate, deploys)
             for option in [routed_name, *(f.name for f in fallbacks)]:
@@ -206,6 +211,17 @@ def _plan_pass(
                     continue
                 if shipped is not None and (earliest[option] > shipped or (earliest[option] == shipped and option != routed_name)):
                     continue  # that train cannot ship it sooner: no trial needed
+                eligible = candidate.status in by_name[option][0].eligible_statuses
+                seated = owner.get(candidate.release or "") == option  # a seat it holds there is kept
+                if not eligible and not seated:
+                    continue  # that train would not plan it at all
+                # Only a request that train would plan afresh (eligible there, holding none of its
+                # seats, needing nothing first) compares with the others in its planning order.
+                comparable = (eligible and not seated and not (candidate.depends_on or candidate.unknown)
+                              and not isinstance(by_name[option][0].capacity, Capacity))  # no department quotas
+                known = no_seat.get(option) if comparable else None
+                if known is not None and known[0] == revision[option] and candidate._order_key >= known[1]:
+                    continue  # an earlier request found no seat there: neither can this one
                 kept = mine[here], mine[option]
                 mine[here] = [c for c in kept[0] if c.key != key]
                 mine[option] = [*kept[1], candidate]
@@ -215,12 +231,16 @@ def _plan_pass(
                 # Its own train on a tie; another train only when strictly sooner.
                 if there is not None and (shipped is None or there < shipped or (there == shipped and option == routed_name)):
                     results, decided, waited, placed[key], changed = trial_results, trial, trial_waited, option, True
+                    revision[here] += 1
+                    revision[option] += 1
                     notes.pop(key, None)
                     if option != routed_name:
                         notes[key] = f"not train {routed_name}: " + (
                             f"its first release with room deploys {_when(shipped)}" if shipped else "it has no release with room")
                     break
                 mine[here], mine[option] = kept
+                if there is None and comparable:
+                    no_seat[option] = (revision[option], candidate._order_key)
         if not changed:
             break
     if waiting is not None:
