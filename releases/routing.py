@@ -166,13 +166,15 @@ def _plan_pass(
     }
     stayed = plan_releases([], stay, eligible_statuses=set(), now=now)
 
-    def plan_train(name: str) -> tuple[list[Decision], dict[str, str]]:
+    def plan_train(name: str, *, explain: bool = False) -> tuple[list[Decision], dict[str, str]]:
+        """One train's plan of its requests now; with ``explain``, why each one left out waits
+        (the decisions are the same without: trials leave the reasons out)."""
         train, releases = by_name[name]
         waited: dict[str, str] = {}
         decisions = plan_releases(
             list(releases), mine[name], eligible_statuses=set(train.eligible_statuses), now=now,
             expedite=set(train.expedite.priorities) if train.expedite else set(), elsewhere=elsewhere[name],
-            waiting=waited, holds=holds,
+            waiting=waited if explain else None, holds=holds,
         )
         return decisions, waited
 
@@ -187,7 +189,7 @@ def _plan_pass(
         return decided, waited
 
     results = {train.name: plan_train(train.name) for train in trains}
-    decided, waited = combined(results)
+    decided, _ = combined(results)
     notes: dict[str, str] = {}
     placed = {key: routed_name for key, (_, routed_name, _) in urgent.items()}
     earliest = {train.name: min(r.deploy_at for r in releases if r.state in ("open", "frozen"))
@@ -226,11 +228,11 @@ def _plan_pass(
                 mine[here] = [c for c in kept[0] if c.key != key]
                 mine[option] = [*kept[1], candidate]
                 trial_results = {**results, here: plan_train(here), option: plan_train(option)}
-                trial, trial_waited = combined(trial_results)
+                trial, _ = combined(trial_results)
                 there = _deploy(trial, candidate, deploys)
                 # Its own train on a tie; another train only when strictly sooner.
                 if there is not None and (shipped is None or there < shipped or (there == shipped and option == routed_name)):
-                    results, decided, waited, placed[key], changed = trial_results, trial, trial_waited, option, True
+                    results, decided, placed[key], changed = trial_results, trial, option, True
                     revision[here] += 1
                     revision[option] += 1
                     notes.pop(key, None)
@@ -244,7 +246,8 @@ def _plan_pass(
         if not changed:
             break
     if waiting is not None:
-        waiting.update(waited)
+        # Why each request left out waits, from the trains as the sweeps left them.
+        waiting.update(combined({train.name: plan_train(train.name, explain=True) for train in trains})[1])
     decisions = [
         dataclasses.replace(d, reason=f"{d.reason} ({notes[d.key]})")
         if d.key in notes and d.release is not None else d
