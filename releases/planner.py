@@ -394,10 +394,15 @@ def plan_releases(
     while pending:
         _, candidate, reason = heapq.heappop(pending)
         expedited = candidate.priority is not None and candidate.priority in expedite
-        allowed = [r for r in (open_for_expedited if expedited else open_for_all) if holds.allowed(candidate.key, r.deploy_at)]
+        opened = open_for_expedited if expedited else open_for_all
+        bounded = candidate.key in holds.not_before
+        allowed = [r for r in opened if holds.allowed(candidate.key, r.deploy_at)] if bounded else opened
         rank = _order(candidate)[0]
-        comparable = not quotas and candidate.key not in holds.not_before  # the same releases are open to it
+        comparable = not quotas and not bounded  # the same releases are open to it as to the others
         if comparable and rank >= no_seat.get(expedited, len(PRIORITIES) + 1):
+            if waiting is None and candidate.release is None:
+                decisions.pop(candidate.key, None)
+                continue  # no seat, nothing to say: the shortest way out
             target, bumped = None, None
         else:
             target, bumped = seats.seat(candidate, allowed, holds.protected)
