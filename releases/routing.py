@@ -227,7 +227,12 @@ def _plan_pass(
                 kept = mine[here], mine[option]
                 mine[here] = [c for c in kept[0] if c.key != key]
                 mine[option] = [*kept[1], candidate]
-                trial_results = {**results, here: plan_train(here), option: plan_train(option)}
+                if shipped is None and not candidate.release:
+                    # It has no seat where it is: that train plans the same without it.
+                    left = ([d for d in results[here][0] if d.key != key], results[here][1])
+                else:
+                    left = plan_train(here)
+                trial_results = {**results, here: left, option: plan_train(option)}
                 trial, _ = combined(trial_results)
                 there = _deploy(trial, candidate, deploys)
                 # Its own train on a tie; another train only when strictly sooner.
