@@ -45,6 +45,11 @@ def status(config: Config) -> dict[str, Any]:
             {**row, "counts": json.loads(row["counts"] or "{}"), "api_calls": json.loads(row["api_calls"] or "{}")}
             for row in db.query("select * from runs order by id desc limit 5")
         ]
+        # With a job per source, each source's own last sync (a run of every source counts for each).
+        by_source_runs = {name: next(iter(db.query(
+            "select id, started_at, status, exit_code from runs where kind = 'sync' and (sources is null or exists "
+            "(select 1 from json_each(runs.sources) s where s.value = ?)) order by id desc limit 1", [name])), None)
+            for name in config.sources}
         releases = schedule.release_plan(db)
         for release in releases:
             release["clashes"] = release_clashes(db, release["id"])
@@ -55,6 +60,7 @@ def status(config: Config) -> dict[str, Any]:
             "outbox": outbox,
             "quarantine": quarantine.held_records(db),
             "runs": runs,
+            "last_sync_by_source": by_source_runs,
         }
     finally:
         db.close()
@@ -78,9 +84,13 @@ def status_text(data: dict[str, Any]) -> str:
         lines.append("  none planned")
     lines.append("outbox: " + (", ".join(f"{s} {n}" for s, n in data["outbox"].items()) or "empty"))
     lines += quarantine_lines(data["quarantine"])
+    lines.append("last sync per source: " + ("; ".join(
+        f"{name} #{r['id']} {r['status']} {r['started_at']}" if r else f"{name} never"
+        for name, r in data["last_sync_by_source"].items()) or "no sources"))
     lines.append("last runs:")
     lines += [
         f"  #{r['id']} {r['kind']:<4} {r['started_at']} {r['status']} (exit {r['exit_code']})"
+        + (f" [{', '.join(json.loads(r['sources']))}]" if r.get("sources") else "")
         + (f": {r['message'].splitlines()[0]}" if r["status"] not in ("ok", "running") and r["message"] else "")
         for r in data["runs"]
     ] or ["  none"]

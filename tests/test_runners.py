@@ -94,5 +94,11 @@ def test_a_runner_killed_mid_push_is_finished_by_another_from_its_own_folder(tmp
         try:
             abandoned = db.execute("select count(*) from runs where status = 'failed' and message like 'the process ended%'")
             assert abandoned.fetchone()[0] == 1  # the killed runner's row, closed by the runner that took its lock
+            last_jira = db.execute("select max(id) from runs where sources = '[\"jira\"]'").fetchone()[0]
         finally:
             db.close()
+        # The operator's view: each source's own last sync, and which sources each run did.
+        status = subprocess.run([*RELSYNC, "status", "--config", str(killed.config)], env=os.environ | killed.env,
+                                capture_output=True, text=True, timeout=120)
+        assert status.returncode == 0, status.stderr
+        assert f"jira #{last_jira} ok" in status.stdout and "[jira]" in status.stdout and "[salesforce]" in status.stdout
