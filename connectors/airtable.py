@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -208,10 +208,10 @@ class AirtableConnector:
         table = self.config.table
         return f"https://airtable.com/{self.config.base}/{table}/{record_id}" if table.startswith("tbl") else None
 
-    def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
+    def reconcile(self, known: Callable[[], set[str]], *, due: bool, since: str | None = None) -> list[str] | None:
         """Known record ids Airtable no longer has (None when not checked this run); ``since`` is unused."""
         if self._listed is not None:
-            return sorted(known - self._listed)
+            return sorted(known() - self._listed)
         if not due:
             return None
         options: dict[str, Any] = {"page_size": READ_BATCH, "fields": [field_of(self.config.fields.title.path) or "Name"]}
@@ -220,7 +220,7 @@ class AirtableConnector:
         present: set[str] = set()
         for records in self._listing(options):
             present.update(r["id"] for r in records)
-        return sorted(known - present)
+        return sorted(known() - present)
 
     # -- push -------------------------------------------------------------------
 

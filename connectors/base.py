@@ -172,9 +172,10 @@ class Connector(Protocol):
         """Yield pages of records changed at or after ``since`` (None: all)."""
         ...
 
-    def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
-        """Of the ``known`` native ids, those the source no longer has; None when not checked this run.
+    def reconcile(self, known: Callable[[], set[str]], *, due: bool, since: str | None = None) -> list[str] | None:
+        """Of the ``known()`` native ids, those the source no longer has; None when not checked this run.
 
+        ``known`` reads the ids from the store only when asked: most runs need none of them.
         Called after ``pull``. ``due`` says the cadence has come round; ``since`` is when
         the last reconcile's pull began (None: never reconciled).
         """

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -243,7 +243,7 @@ class JiraConnector:
         return SourceRecord(native_id=str(issue["id"]), native_key=key, url=f"{self.config.url.rstrip('/')}/browse/{key}",
                             version=(issue.get("fields") or {}).get("updated"), raw=issue)
 
-    def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
+    def reconcile(self, known: Callable[[], set[str]], *, due: bool, since: str | None = None) -> list[str] | None:
         """Known issues Jira no longer returns (deleted, moved, or out of the selection).
 
         Jira has no deletion feed, so this lists the selection's issue ids, 5000 a
@@ -255,7 +255,7 @@ class JiraConnector:
             return None
         jql = build_search_jql(self.config.project, self.config.jql, None)
         present = {str(i["id"]) for page in self._search(jql, ID_PAGE, []) for i in page.get("issues", [])}
-        return sorted(known - present)
+        return sorted(known() - present)
 
     # -- push -------------------------------------------------------------------
 

@@ -273,7 +273,7 @@ class SalesforceConnector:
                for r in records if not r.get("IsDeleted")]
         return Page(records=out, watermark=watermark, deleted=[r["Id"] for r in records if r.get("IsDeleted")])
 
-    def reconcile(self, known: set[str], *, due: bool, since: str | None = None) -> list[str] | None:
+    def reconcile(self, known: Callable[[], set[str]], *, due: bool, since: str | None = None) -> list[str] | None:
         """Hard-deleted records, every ``reconcile_every_hours``: Get Deleted within its window, else a full id reconcile.
 
         Deletions are asked for from ``since`` (when the last reconcile's pull began; the
@@ -290,7 +290,7 @@ class SalesforceConnector:
         if now - start < DELETED_WINDOW - dt.timedelta(minutes=5):
             try:
                 result = self._call(lambda sf: getattr(sf, self.config.object).deleted(start, now))
-                return sorted({d["id"] for d in result.get("deletedRecords", [])} & known)
+                return sorted({d["id"] for d in result.get("deletedRecords", [])} & known())
             except FatalError as error:
                 if not error.message.startswith("INVALID_REPLICATION_DATE"):
                     raise
@@ -305,7 +305,7 @@ class SalesforceConnector:
             records = response.get("records", [])
             present.update(r["Id"] for r in records if not r.get("IsDeleted"))
             after = [soql.after_id(records[-1]["Id"])] if records else after
-        return sorted(known - present)
+        return sorted(known() - present)
 
     # -- push -------------------------------------------------------------------
 

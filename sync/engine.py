@@ -258,9 +258,10 @@ def reconcile_deletions(
     due = every is not None and (
         last is None or (now - clock.parse(last)).total_seconds() >= every * 3600
     )
-    known = {row["native_id"] for row in db.query(
-        "select native_id from change_requests where source = ? and deleted_at is null", [name]
-    )}
+    def known() -> set[str]:
+        return {row["native_id"] for row in db.query(
+            "select native_id from change_requests where source = ? and deleted_at is null", [name])}
+
     gone = source.connector.reconcile(known, due=due, since=last)
     if gone is None:
         return 0
