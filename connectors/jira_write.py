@@ -245,14 +245,12 @@ class JiraWriter:
                 else:
                     inputs.append(field_input(self.plain[field], value, date=field == PLANNED_DATE))
             job = self.jobs.edit(keys, inputs)
-        except PermissionDenied as error:
-            return [WriteResult(w, "failed", self._permission_problem(record_of(w), w, error)) for w in writes]
-        except VersionRefused as refused:
-            return [WriteResult(w, "failed", refused.message) for w in writes]
+        except PermissionDenied as error:  # a SourceConfigError that stops only these writes
+            return self._edit_refused(writes, error)
         except SourceConfigError:
             raise
         except ConnectorError as error:
-            return self.calls.held_back(writes, error) or [WriteResult(w, "failed", error.message) for w in writes]
+            return self._edit_refused(writes, error)
         return self._outcomes(job, members)
 
     def _bulk_status(self, target: str, members: list[Member]) -> list[WriteResult]:
@@ -312,15 +310,22 @@ class JiraWriter:
                 else:
                     fields[self.plain[write.field]] = write.value
             self._edit(key, fields)
-        except PermissionDenied as error:
-            return [WriteResult(w, "failed", self._permission_problem(key, w, error)) for w in writes]
-        except VersionRefused as refused:
-            return [WriteResult(w, "failed", refused.message) for w in writes]
+        except PermissionDenied as error:  # a SourceConfigError that stops only these writes
+            return self._edit_refused(writes, error)
         except SourceConfigError:
             raise
         except ConnectorError as error:
-            return self.calls.held_back(writes, error) or [WriteResult(w, "failed", error.message) for w in writes]
+            return self._edit_refused(writes, error)
         return [WriteResult(w, "ok") for w in writes]
+
+    def _edit_refused(self, writes: list[Write], error: ConnectorError) -> list[WriteResult]:
+        """The results of edit writes Jira refused: the permission they need, its word on a version,
+        or its error (writes held back for the next run when the source stopped answering)."""
+        if isinstance(error, PermissionDenied):
+            return [WriteResult(w, "failed", self._permission_problem(record_of(w), w, error)) for w in writes]
+        if isinstance(error, VersionRefused):
+            return [WriteResult(w, "failed", error.message) for w in writes]
+        return self.calls.held_back(writes, error) or [WriteResult(w, "failed", error.message) for w in writes]
 
     def _apply(self, key: str, write: Write, shown: Shown) -> WriteResult:
         """One status write to one issue; every refusal but a credentials error becomes its result."""

@@ -147,7 +147,7 @@ class Decision:
     reason: str
 
 
-def _order(candidate: Candidate) -> tuple[int, dt.datetime, str]:
+def planning_order(candidate: Candidate) -> tuple[int, dt.datetime, str]:
     """Planning order: most urgent first, then oldest, then key (total and stable)."""
     return candidate._order_key
 
@@ -239,11 +239,11 @@ class _Seats:
             excess = self.quota.get((release.id, quota), 0) - limit(release, quota)
             # Newest and least urgent leave first: the reverse of the planning order.
             held = sorted(
-                (c for c in self.movable[release.id] if bucket(c, release) == quota), key=_order, reverse=True
+                (c for c in self.movable[release.id] if bucket(c, release) == quota), key=planning_order, reverse=True
             )
             leaving += held[: max(excess, 0)]
         excess = self.total[release.id] - len(leaving) - release.capacity
-        rest = sorted((c for c in self.movable[release.id] if c not in leaving), key=_order, reverse=True)
+        rest = sorted((c for c in self.movable[release.id] if c not in leaving), key=planning_order, reverse=True)
         leaving += rest[: max(excess, 0)]
         for candidate in leaving:
             self.remove(release, candidate)
@@ -254,7 +254,7 @@ class _Seats:
     ) -> tuple[PlannedRelease | None, Candidate | None]:
         """The earliest allowed release with room, or with a less urgent request to bump
         (never one of ``protected``: a prerequisite of some request keeps its seat)."""
-        rank = _order(candidate)[0]
+        rank = planning_order(candidate)[0]
         for release in allowed:
             if self.has_room(release, candidate):
                 return release, None
@@ -263,10 +263,10 @@ class _Seats:
             same_quota = self.quota_full(release, quota)
             lower = [
                 c for c in self.movable[release.id]
-                if _order(c)[0] > rank and (not same_quota or bucket(c, release) == quota) and c.key not in protected
+                if planning_order(c)[0] > rank and (not same_quota or bucket(c, release) == quota) and c.key not in protected
             ]
             if lower:
-                return release, max(lower, key=_order)
+                return release, max(lower, key=planning_order)
         return None, None
 
 
@@ -382,7 +382,7 @@ def plan_releases(
     open_for_all = [r for r in calendar if r.state == "open" and now < r.freeze_at]
     # Frozen (including a stale "open" label past the freeze time) but not yet deploying.
     open_for_expedited = [r for r in calendar if r.state in ("open", "frozen") and now < r.deploy_at]
-    pending = [(_order(c), c, cause) for c, cause in queue]
+    pending = [(planning_order(c), c, cause) for c, cause in queue]
     heapq.heapify(pending)
     # Requests are taken in planning order, and a seat once given is only ever handed to a
     # more urgent request: without department quotas, when one finds no seat (none free,
@@ -397,7 +397,7 @@ def plan_releases(
         opened = open_for_expedited if expedited else open_for_all
         bounded = candidate.key in holds.not_before
         allowed = [r for r in opened if holds.allowed(candidate.key, r.deploy_at)] if bounded else opened
-        rank = _order(candidate)[0]
+        rank = planning_order(candidate)[0]
         comparable = not quotas and not bounded  # the same releases are open to it as to the others
         if comparable and rank >= no_seat.get(expedited, len(PRIORITIES) + 1):
             if waiting is None and candidate.release is None:
@@ -412,7 +412,7 @@ def plan_releases(
             seats.remove(target, bumped)
             decisions.pop(bumped.key, None)
             why = f"bumped by {candidate.key}, priority {candidate.priority}"
-            heapq.heappush(pending, (_order(bumped), bumped, why if bumped.release else None))
+            heapq.heappush(pending, (planning_order(bumped), bumped, why if bumped.release else None))
         if target is None:
             decisions.pop(candidate.key, None)
             if waiting is not None and candidate.key in holds.after and not allowed:

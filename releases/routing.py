@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from config.trains import Capacity, Train
 from mapping.model import PRIORITIES
 from releases.dependencies import Holds, holds_for, violations
-from releases.planner import Candidate, Decision, PlannedRelease, plan_releases
+from releases.planner import Candidate, Decision, PlannedRelease, plan_releases, planning_order
 
 __all__ = ["plan_trains", "train_for"]
 
@@ -54,9 +54,8 @@ def _unrouted(candidate: Candidate) -> str:
 
 def _fallbacks(candidate: Candidate, routed: Train, trains: Sequence[Train]) -> list[Train]:
     """Trains other than ``routed`` that would take ``candidate`` at a lower priority, in config order."""
-    rank = PRIORITIES.index(candidate.priority) if candidate.priority in PRIORITIES else len(PRIORITIES)
     found: list[Train] = []
-    for lower in [*PRIORITIES[rank + 1:], None]:
+    for lower in [*PRIORITIES[_rank(candidate) + 1:], None]:
         train = train_for(dataclasses.replace(candidate, priority=lower), trains)
         if train is not None and train.name != routed.name and train not in found:
             found.append(train)
@@ -204,7 +203,7 @@ def _plan_pass(
     no_seat: dict[str, tuple[int, tuple[int, dt.datetime, str]]] = {}
     for _ in range(SWEEPS):
         changed = False
-        for key in sorted(urgent, key=lambda k: urgent[k][0]._order_key):
+        for key in sorted(urgent, key=lambda k: planning_order(urgent[k][0])):
             candidate, routed_name, fallbacks = urgent[key]
             shipped = _deploy(decided, candidate, deploys)
             for option in [routed_name, *(f.name for f in fallbacks)]:
@@ -222,7 +221,7 @@ def _plan_pass(
                 comparable = (eligible and not seated and not (candidate.depends_on or candidate.unknown)
                               and not isinstance(by_name[option][0].capacity, Capacity))  # no department quotas
                 known = no_seat.get(option) if comparable else None
-                if known is not None and known[0] == revision[option] and candidate._order_key >= known[1]:
+                if known is not None and known[0] == revision[option] and planning_order(candidate) >= known[1]:
                     continue  # an earlier request found no seat there: neither can this one
                 kept = mine[here], mine[option]
                 mine[here] = [c for c in kept[0] if c.key != key]
@@ -247,7 +246,7 @@ def _plan_pass(
                     break
                 mine[here], mine[option] = kept
                 if there is None and comparable:
-                    no_seat[option] = (revision[option], candidate._order_key)
+                    no_seat[option] = (revision[option], planning_order(candidate))
         if not changed:
             break
     if waiting is not None:

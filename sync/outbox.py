@@ -77,6 +77,7 @@ def wanted_writes(
     deploy date is written (UTC for a train not named).
     """
     now = now or clock.stamp()
+    moment = clock.parse(now)
     ours = {row["name"] for row in db.query("select name from releases")}
     plain = any(m.write.field_targets() for m in mappings.values())
     phases = release_phases(db) if plain else {}
@@ -108,7 +109,7 @@ def wanted_writes(
         for name, target_field in mapping.write.field_targets().items():
             value = None
             if planned:
-                value = target_field.native(_planned_value(name, row, phases, now, zones or {}))
+                value = target_field.native(_planned_value(name, row, phases, moment, zones or {}))
             shown = row[f"source_{name}"]
             if value != shown and (value is not None or shown == _json(row[f"our_{name}"])):
                 wanted.append(_wanted(row, name, value, shown))
@@ -116,9 +117,10 @@ def wanted_writes(
 
 
 def _last_written(field: str) -> str:
-    """SQL: the value relsync last wrote to ``field`` of request ``r`` (JSON), or null."""
-    return (f"(select o.value from outbox o where o.request = r.key and o.field = '{field}' and o.state = 'done' "
-            "order by o.id desc limit 1)")
+    """SQL: the value relsync last wrote to ``field`` of request ``r`` (JSON), or null; read only where it
+    decides something: an unplanned request whose source shows a value (relsync clears only its own)."""
+    return (f"case when rel.id is null and r.source_{field} is not null then (select o.value from outbox o "
+            f"where o.request = r.key and o.field = '{field}' and o.state = 'done' order by o.id desc limit 1) end")
 
 
 def _json(value: str | None) -> Any:
@@ -134,12 +136,12 @@ def release_phases(db: sqlite_utils.Database) -> dict[str, list[tuple[str, dt.da
 
 
 def _planned_value(name: str, row: dict[str, Any], phases: dict[str, list[tuple[str, dt.datetime, dt.datetime]]],
-                   now: str, zones: Mapping[str, dt.tzinfo]) -> str:
+                   now: dt.datetime, zones: Mapping[str, dt.tzinfo]) -> str:
     """What a planned request's ``planned_date`` or ``phase`` field should show, in relsync's words."""
     deploy_at = clock.parse(row["deploy_at"])
     if name == "planned_date":
         return deploy_at.astimezone(zones.get(row["train"], dt.UTC)).date().isoformat()
-    return phase_at(phases.get(row["release_id"], []), deploy_at, clock.parse(now), held=bool(row["unsigned"]))
+    return phase_at(phases.get(row["release_id"], []), deploy_at, now, held=bool(row["unsigned"]))
 
 
 def _wanted(row: dict[str, Any], field: str, value: Any, base: Any, status: str | None = None) -> Wanted:
