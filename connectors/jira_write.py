@@ -233,8 +233,29 @@ class JiraWriter:
             results += [self._apply(issue.record, w, issue.shown) for _, w in members if w.field == STATUS]
         return results
 
+    def _without_refused_versions(self, writes: list[Write]) -> tuple[list[Write], list[WriteResult]]:
+        """The writes whose release has a version (or needs none), and a failed result for each whose
+        version Jira refused to create: the planned date and phase beside it still go out."""
+        kept: list[Write] = []
+        refused: list[WriteResult] = []
+        for write in writes:
+            try:
+                if write.field == RELEASE and write.value is not None:
+                    self.versions.id_of(write.value)
+            except VersionRefused as error:
+                refused.append(WriteResult(write, "failed", error.message))
+                continue
+            kept.append(write)
+        return kept, refused
+
     def _bulk_edit(self, given: GroupKey, members: list[Member]) -> list[WriteResult]:
         """One bulk edit giving up to 1,000 issues the same fields: the fix version, the plain fields."""
+        kept, refused = self._without_refused_versions([write for _, write in members])
+        if refused:
+            left = {id(write) for write in kept}
+            members = [(issue, write) for issue, write in members if id(write) in left]
+            given = tuple((field, value) for field, value in given if field != RELEASE)
+            return refused + (self._bulk_edit(given, members) if members else [])
         writes = [write for _, write in members]
         keys = list(dict.fromkeys(issue.record for issue, _ in members))
         try:
@@ -302,6 +323,9 @@ class JiraWriter:
 
     def _apply_edits(self, key: str, writes: list[Write]) -> list[WriteResult]:
         """The release and plain fields of one issue in one PUT; every refusal but a credentials error becomes their result."""
+        writes, refused = self._without_refused_versions(writes)
+        if refused:
+            return refused + (self._apply_edits(key, writes) if writes else [])
         fields: dict[str, Any] = {}
         try:
             for write in writes:
