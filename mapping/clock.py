@@ -37,21 +37,13 @@ def parse(text: str) -> dt.datetime:
     Raises:
         TimestampError: the text has no time zone or is not a date-time.
     """
-    match = _TIMESTAMP.fullmatch(text.strip())
-    if match is None:
+    text = text.strip()
+    if _TIMESTAMP.fullmatch(text) is None:
         raise TimestampError(f"not a date-time with a time zone like 2026-11-20T10:15:30.123+0000: {text!r}")
-    zone = match["zone"]
-    offset = dt.timedelta(0)
-    if zone != "Z":
-        digits = zone[1:].replace(":", "")
-        offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0)) * (-1 if zone[0] == "-" else 1)
-    fraction = (match["fraction"] or "0").ljust(6, "0")[:6]
     try:
-        day = dt.date.fromisoformat(match["date"])
-        moment = dt.datetime(
-            day.year, day.month, day.day, int(match["hour"]), int(match["minute"]), int(match["second"] or 0),
-            int(fraction), tzinfo=dt.timezone(offset),
-        )
+        # The pattern above decides what is accepted; the standard library (which reads every
+        # shape it lets through, and keeps six fraction digits of more) does the arithmetic.
+        moment = dt.datetime.fromisoformat(text)
     except ValueError as error:
         raise TimestampError(f"{text!r} is not a valid date-time ({error})") from None
     return moment.astimezone(dt.UTC)
@@ -69,12 +61,8 @@ def stamp(moment: dt.datetime | str | None = None) -> str:
         moment = parse(moment)
     elif moment.tzinfo is None or moment.utcoffset() is None:
         raise TimestampError(f"naive datetime {moment.isoformat()}: pass a timezone-aware value")
-    utc = moment.astimezone(dt.UTC)
-    # Formatted by hand: strftime("%Y") does not zero-pad years before 1000 on every platform.
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
-    )
+    # isoformat() pads the year to four digits and cuts (does not round) to milliseconds.
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _to_millisecond(moment: dt.datetime) -> dt.datetime:

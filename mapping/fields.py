@@ -1,6 +1,7 @@
 """Source record -> ChangeRequest, driven by the configured field mapping."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
@@ -48,17 +49,22 @@ def read_path(raw: Any, path: str) -> Any:
     Integer segments index lists; anything absent or null along the way gives None.
     """
     current = raw
-    for segment in path.split("."):
+    for segment, index in _segments(path):
         if isinstance(current, dict):
             current = current.get(segment, _ABSENT)
-        elif isinstance(current, list) and segment.isdecimal() and segment.isascii():
-            index = int(segment)
+        elif isinstance(current, list) and index is not None:
             current = current[index] if index < len(current) else _ABSENT
         else:
             return None
         if current is _ABSENT or current is None:
             return None
     return current
+
+
+@functools.lru_cache(maxsize=1024)
+def _segments(path: str) -> tuple[tuple[str, int | None], ...]:
+    """``path``'s segments, each with its list index if it is one (paths are few; records are many)."""
+    return tuple((part, int(part) if part.isdecimal() and part.isascii() else None) for part in path.split("."))
 
 
 def shown_value(value: Any) -> str | None:
@@ -91,6 +97,8 @@ class SourceMapping:
             for name in type(fields).model_fields
             if (spec := getattr(fields, name)) is not None
         ]
+        prefix = "" if system == "salesforce" else "fields."  # Jira and Airtable nest a record's fields
+        self._target_paths = {f"source_{name}": prefix + target.field for name, target in write.field_targets().items()}
 
     @classmethod
     def for_source(cls, source_name: str, source: Any) -> SourceMapping:
@@ -104,8 +112,7 @@ class SourceMapping:
 
     def target_paths(self) -> dict[str, str]:
         """Where each plain field relsync writes (the planned date, the phase) is read back: column -> dotted path."""
-        prefix = "" if self.system == "salesforce" else "fields."  # Jira and Airtable nest a record's fields
-        return {f"source_{name}": prefix + target.field for name, target in self.write.field_targets().items()}
+        return dict(self._target_paths)
 
     def source_status_for(self, normalized_status: str) -> str | None:
         """The source's own status name the engine writes for ``normalized_status``, if any."""
@@ -141,7 +148,7 @@ class SourceMapping:
                     record=key,
                     field=getattr(self.fields, required).path,
                 )
-        shown = {column: shown_value(read_path(record.raw, path)) for column, path in self.target_paths().items()}
+        shown = {column: shown_value(read_path(record.raw, path)) for column, path in self._target_paths.items()}
         return ChangeRequest(
             key=key,
             source=self.source_name,

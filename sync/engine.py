@@ -41,7 +41,7 @@ from sync.sources import (  # noqa: F401 - re-exported: the engine's callers bui
     describe,
     save_caches,
 )
-from sync.store import finish_run, get_watermark, open_store, start_run, store_problem
+from sync.store import Store, finish_run, get_watermark, open_store, start_run, store_problem
 
 RUNNER_BUSY_TIMEOUT_MS = 60_000
 """How long a run waits for another runner's write transaction on the store (a page, a plan) before failing."""
@@ -80,7 +80,7 @@ class PullResult:
 
 
 def pull_sources(
-    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, progress: ProgressCallback | None = None,
+    db: Store, sources: dict[str, Source], *, run_id: int, progress: ProgressCallback | None = None,
     deadline: Deadline = NO_DEADLINE,
 ) -> PullResult:
     """Pull every source concurrently; pages are stored one transaction each, in this thread.

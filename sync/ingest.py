@@ -20,7 +20,7 @@ from mapping.model import SOURCE_OWNED, ChangeRequest
 from sync import quarantine
 from sync.audit import AuditEvent, append_events
 from sync.echoes import is_old_view, sent_writes, settle_in_flight
-from sync.store import get_watermark, set_watermark
+from sync.store import Store, get_watermark, set_watermark, upsert
 
 STREAM = "requests"
 RECONCILED = "reconciled"
@@ -53,7 +53,7 @@ def existing_rows(db: sqlite_utils.Database, keys: list[str]) -> dict[str, dict[
 
 
 def store_page(
-    db: sqlite_utils.Database,
+    db: Store,
     *,
     source: str,
     mapping: SourceMapping,
@@ -69,17 +69,19 @@ def store_page(
     normalized = quarantine.normalize_page(db, mapping, page.records)
     requests = normalized.requests
     counts = PullCounts(pulled=len(page.records), pages=1)
-    with db.atomic():
+    with db.atomic(durable=False):  # the page can be pulled again: its watermark commits with it
         stored = existing_rows(db, list(requests))
         sent = sent_writes(db, list(stored))
         rows: list[dict[str, Any]] = []
+        lagging: list[tuple[str, str]] = []  # (pulled at, key): an older view than the store's
+        reread: list[tuple[str | None, str, str, str]] = []  # (version, pulled at, raw, key): nothing mapped changed
         events: list[AuditEvent] = []
         for key, request in requests.items():
             row = request.as_row() | {"last_pulled_at": now, "deleted_at": None}
             old = stored.get(key)
             if old is not None and old["deleted_at"] is None and is_old_view(old, row, sent.get(key, []), AUDITED_FIELDS):
                 counts.unchanged += 1  # a lagging read: the store already knows better
-                db.table("change_requests").update(key, {"last_pulled_at": now})
+                lagging.append((now, key))
                 continue
             settled = settle_in_flight(db, row, sent.get(key, []), run_id=run_id, now=now) if old is not None else None
             if settled is not None:
@@ -91,9 +93,7 @@ def store_page(
                 events.append(_event(now, run_id, source, request, "*", None, created))
             elif old["content_hash"] == row["content_hash"] and old["deleted_at"] is None:
                 counts.unchanged += 1
-                db.table("change_requests").update(
-                    key, {"source_version": request.source_version, "last_pulled_at": now, "raw": row["raw"]}
-                )
+                reread.append((request.source_version, now, row["raw"], key))
                 continue
             else:
                 row["first_seen_at"] = old["first_seen_at"]
@@ -113,8 +113,10 @@ def store_page(
                     counts.unchanged += 1
                 events.extend(changes)
             rows.append(row)
-        if rows:
-            db.table("change_requests").upsert_all(rows, pk="key")
+        db.conn.executemany("update change_requests set last_pulled_at = ? where key = ?", lagging)
+        db.conn.executemany("update change_requests set source_version = ?, last_pulled_at = ?, raw = ? where key = ?",
+                            reread)
+        upsert(db, "change_requests", rows, key="key")
         _pin_moves_made_in_source(db, events, source, now)
         counts.deleted = _mark_deleted(db, source, mapping.system, page.deleted, run_id, now, events)
         quarantine.hold_and_release(db, mapping=mapping, normalized=normalized, deleted=page.deleted, run_id=run_id,

@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 import stat
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from sync.migrations import GENESIS_HASH, MIGRATIONS, ORIGINS, OUTBOX_STATES, RE
 
 __all__ = [
     "GENESIS_HASH", "MIGRATIONS", "ORIGINS", "OUTBOX_STATES", "RELEASE_STATES", "RUN_KINDS", "RUN_STATUSES",
-    "StoreMissing", "finish_run", "get_watermark", "open_store", "set_watermark", "start_run", "store_problem",
+    "StoreMissing", "finish_run", "get_watermark", "open_store", "set_watermark", "start_run", "store_problem", "upsert",
 ]
 
 
@@ -53,23 +53,37 @@ class Store(sqlite_utils.Database):
     """
 
     @contextlib.contextmanager
-    def atomic(self) -> Generator[Store, None, None]:
-        """A transaction (a savepoint inside one); the outermost begins IMMEDIATE."""
+    def atomic(self, *, durable: bool = True) -> Generator[Store, None, None]:
+        """A transaction (a savepoint inside one); the outermost begins IMMEDIATE.
+
+        ``durable=False`` is for what can be read again from its source (a pulled page
+        with the watermark it reached): its commit does not wait for the disk. SQLite
+        keeps it atomic and safe from a killed process either way; only a power loss
+        or an OS crash can take back such commits, together with their watermarks, so
+        the next run pulls those pages again. A durable commit (the default: pushes,
+        plans, manual commands) flushes the log with every commit before it.
+        """
         if self.conn.in_transaction:
             with super().atomic():
                 yield self
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        if not durable:
+            self.conn.execute("pragma synchronous = normal")
         try:
-            yield self
-        except BaseException:
-            self.conn.rollback()
-            raise
-        try:
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.rollback()
-            raise
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                self.conn.rollback()
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.rollback()
+                raise
+        finally:
+            if not durable:
+                self.conn.execute("pragma synchronous = full")
 
 
 class StoreMissing(LookupError):
@@ -91,7 +105,7 @@ def store_problem(path: str | Path) -> str | None:
     return None
 
 
-def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000, create: bool = True) -> sqlite_utils.Database:
+def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000, create: bool = True) -> Store:
     """Open (creating if needed, unless ``create`` is False) the store at ``path``, migrated to the current schema.
 
     Commands that only read (status, audit, release plans) pass ``create=False``: a
@@ -111,6 +125,8 @@ def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000, create: bool 
     db.execute(f"pragma busy_timeout = {int(busy_timeout_ms)}")
     # Must be set outside a transaction; SQLite ignores it inside one.
     db.execute("pragma foreign_keys = on")
+    # Every commit reaches the disk before it returns, unless a transaction says otherwise (Store.atomic).
+    db.execute("pragma synchronous = full")
     if not db.memory:
         db.enable_wal()
     if db.memory:
@@ -130,6 +146,24 @@ def _require_transaction(db: sqlite_utils.Database, what: str) -> None:
     # what must be atomic (a page's rows and the watermark that page reached).
     if not db.conn.in_transaction:
         raise RuntimeError(f"{what} must be called inside the caller's transaction (with db.atomic())")
+
+
+def upsert(db: sqlite_utils.Database, table: str, rows: Sequence[Mapping[str, Any]], *, key: str) -> None:
+    """Insert ``rows`` into ``table``, or update the row with the same ``key``, in one statement run for all of them.
+
+    Every row has the same columns (the first row's). Values go in as they are: text,
+    numbers and None (JSON columns already hold their text).
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{column}"' for column in columns)
+    updates = ", ".join(f'"{column}" = excluded."{column}"' for column in columns if column != key)
+    db.conn.executemany(
+        f'insert into "{table}" ({names}) values ({", ".join("?" * len(columns))}) '
+        f'on conflict ("{key}") do update set {updates}',
+        [[row[column] for column in columns] for row in rows],
+    )
 
 
 def get_watermark(db: sqlite_utils.Database, source: str, stream: str) -> str | None:
