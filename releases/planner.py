@@ -4,7 +4,9 @@
 may have cancelled some) and every request it may move, and returns a ``Decision``
 only for the requests whose assignment changes, sorted by key. Same input, same
 output, whatever the order of the lists. ``releases.routing`` decides which requests each
-train gets. The rules, first match wins:
+train gets, and plans a train many times with one request more or less: it sorts each
+train's requests out once (``releases.intake.TrainRequests``) and calls ``plan_requests``,
+which decides the same. The rules, first match wins:
 
 1. Deleted or rejected: the request leaves its release, even a pinned one (a pin says
    *when* a request ships, not *whether*; a cancelled request would otherwise hold
