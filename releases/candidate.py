@@ -13,7 +13,7 @@ STARTED: frozenset[str] = frozenset({"in_progress", "testing", "deployed"})
 _LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A request as the planner sees it: status, urgency, age, who it is for, and its
     current assignment. ``source`` is the configured source name (``jira``)."""

@@ -179,6 +179,8 @@ def plan_requests(
             return f"release {known[release_id].name} cancelled" + (f" {why}" if why else "")
         return elsewhere[release_id][1] if release_id in elsewhere else "no longer scheduled"
 
+    # Most waiting requests wait for one of a few reasons: each text is kept once, not once a request.
+    said: dict[str, str] = {}
     # Requests without a release that are not planned change nothing but their waiting reason.
     for candidate in sorted([*requests.rest, *(requests.idle if waiting is not None else ())], key=lambda c: c.key):
         current = candidate.release
@@ -223,7 +225,8 @@ def plan_requests(
         elif candidate.status in eligible_statuses:
             queue.append((candidate, None))
         elif waiting is not None and candidate.movable:
-            waiting[candidate.key] = f"status {candidate.status} is not eligible ({', '.join(sorted(requests.eligible_statuses))})"
+            why = f"status {candidate.status} is not eligible ({', '.join(sorted(requests.eligible_statuses))})"
+            waiting[candidate.key] = said.setdefault(why, why)
 
     for release in calendar:
         for candidate in seats.overflow(release):
@@ -285,9 +288,10 @@ def plan_requests(
             if waiting is not None and candidate.key in holds.after and not allowed:
                 waiting[candidate.key] = f"dependency: it {holds.after[candidate.key]}, and no open release deploys then or later"
             elif waiting is not None:
-                waiting[candidate.key] = waiting_reason(candidate, allowed, seats, expedited=expedited)
+                why = waiting_reason(candidate, allowed, seats, expedited=expedited)
                 if candidate.key in holds.after:
-                    waiting[candidate.key] += f" (it {holds.after[candidate.key]})"
+                    why += f" (it {holds.after[candidate.key]})"
+                waiting[candidate.key] = said.setdefault(why, why)
             if candidate.release is not None:
                 decisions[candidate.key] = Decision(
                     candidate.key, None,
