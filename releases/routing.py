@@ -213,8 +213,8 @@ def _plan_pass(
     # Sweeps until stable: a request moved to another train frees a seat an earlier one
     # may now take, so each is tried again until none ships sooner elsewhere. A trial
     # plans again only the two trains it changes, from their requests sorted out once
-    # (``releases.intake``): one added to a train, one removed from the other. Trials go in planning order; in a train
-    # without department quotas, a trial in which a request finds no seat at all tells that
+    # (``releases.intake``): one added to a train, one removed from the other. Trials go
+    # in planning order; in a train without department quotas, a trial in which a request finds no seat at all tells that
     # no request after it in the planning order finds one there either, until that train's
     # requests change: those trials are skipped.
     revision = dict.fromkeys(by_name, 0)
