@@ -214,9 +214,9 @@ def _plan_pass(
     # may now take, so each is tried again until none ships sooner elsewhere. A trial
     # plans again only the two trains it changes, from their requests sorted out once
     # (``releases.intake``): one added to a train, one removed from the other. Trials go
-    # in planning order; in a train without department quotas, a trial in which a request finds no seat at all tells that
-    # no request after it in the planning order finds one there either, until that train's
-    # requests change: those trials are skipped.
+    # in planning order; in a train without department quotas, a trial in which a request
+    # finds no seat at all tells that no request after it in the planning order finds one
+    # there either, until that train's requests change: those trials are skipped.
     revision = dict.fromkeys(by_name, 0)
     no_seat: dict[str, tuple[int, tuple[int, dt.datetime, str]]] = {}
     for _ in range(SWEEPS):
