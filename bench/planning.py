@@ -5,7 +5,9 @@
 No sandbox and no store: ``releases.routing.plan_trains`` on requests drawn from a seeded
 generator (every priority, mostly approved, a tenth started or closed, four departments),
 into the trains of config/examples/all-three.yaml (or ``--config``), as the engine calls it.
-Prints one JSON line per size: seconds, requests planned, requests left waiting (with a reason).
+Prints one JSON line per size: seconds, requests planned, requests left waiting (with a reason),
+and the process's peak RSS so far (``resource.getrusage``; run one size a process to read
+each size's own).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import random
+import resource
 import sys
 import time
 from pathlib import Path
@@ -49,7 +52,8 @@ def measure(config_path: Path, count: int, seed: int) -> dict[str, object]:
     decisions = routing.plan_trains(plans, candidates, now=NOW, waiting=waiting)
     seconds = time.perf_counter() - started
     return {"requests": count, "trains": [train.name for train in config.trains], "seconds": round(seconds, 2),
-            "planned": sum(1 for d in decisions if d.release), "waiting": len(waiting)}
+            "planned": sum(1 for d in decisions if d.release), "waiting": len(waiting),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def main() -> None:

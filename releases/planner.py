@@ -4,7 +4,9 @@
 may have cancelled some) and every request it may move, and returns a ``Decision``
 only for the requests whose assignment changes, sorted by key. Same input, same
 output, whatever the order of the lists. ``releases.routing`` decides which requests each
-train gets. The rules, first match wins:
+train gets, and plans a train many times with one request more or less: it sorts each
+train's requests out once (``releases.intake.TrainRequests``) and calls ``plan_requests``,
+which decides the same. The rules, first match wins:
 
 1. Deleted or rejected: the request leaves its release, even a pinned one (a pin says
    *when* a request ships, not *whether*; a cancelled request would otherwise hold
@@ -57,99 +59,35 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 
-from config.trains import folded
-from mapping import clock
-from mapping.model import PRIORITIES, STATUSES
+from mapping.model import PRIORITIES
 from releases.calendar import (
     PhaseWindow,
     PlannedRelease,
     materialize_releases,
     require_utc,
 )
+from releases.candidate import STARTED, Candidate, Decision, planning_order
 from releases.dependencies import Holds
+from releases.intake import TrainRequests
+from releases.seats import Seats, bucket, limit, waiting_reason
 
 __all__ = [
     "Candidate",
     "Decision",
     "PhaseWindow",
     "PlannedRelease",
+    "TrainRequests",
     "bucket",
     "limit",
     "materialize_releases",
     "plan_releases",
+    "plan_requests",
+    "planning_order",
 ]
 
-STARTED: frozenset[str] = frozenset({"in_progress", "testing", "deployed"})
 LIVE_STATES: frozenset[str] = frozenset({"planned", "open", "frozen", "deploying"})
 UNSHIPPED_STATES: frozenset[str] = frozenset({"planned", "open", "frozen", "cancelled"})
-_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A request as the planner sees it: status, urgency, age, who it is for, and its
-    current assignment. ``source`` is the configured source name (``jira``)."""
-
-    key: str
-    status: str
-    priority: str | None
-    created_at: str | None
-    release: str | None
-    pinned: bool
-    deleted: bool
-    department: str | None = None
-    type: str | None = None
-    source: str | None = None
-    depends_on: tuple[str, ...] = ()
-    """Store keys of the requests this one depends on (``releases.dependencies``)."""
-    unknown: tuple[str, ...] = ()
-    """References to prerequisites that name no request relsync knows."""
-    _created: dt.datetime | None = field(init=False, repr=False, compare=False, default=None)
-    _order_key: tuple[int, dt.datetime, str] = field(init=False, repr=False, compare=False, default=(0, _LATEST, ""))
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"{self.key}: status {self.status!r} is not one of {', '.join(STATUSES)}")
-        if self.priority is not None and self.priority not in PRIORITIES:
-            raise ValueError(f"{self.key}: priority {self.priority!r} is not one of {', '.join(PRIORITIES)}")
-        # Parsed once, here, so a bad value fails before planning starts and sorting stays cheap.
-        object.__setattr__(self, "_created", self._parse_created())
-        # The planning order is asked for many times a request while seats are found: computed once.
-        rank = PRIORITIES.index(self.priority) if self.priority else len(PRIORITIES)
-        object.__setattr__(self, "_order_key", (rank, self._created or _LATEST, self.key))
-
-    def _parse_created(self) -> dt.datetime | None:
-        if not self.created_at:
-            return None
-        try:
-            return clock.parse(self.created_at)
-        except clock.TimestampError:
-            raise ValueError(f"{self.key}: created_at {self.created_at!r} is not ISO-8601 with a time zone") from None
-
-    def created(self) -> dt.datetime | None:
-        """``created_at`` as a UTC datetime, or None."""
-        return self._created
-
-    @property
-    def movable(self) -> bool:
-        """Whether the planner may place or move it: not pinned, started or finished."""
-        return not (self.pinned or self.deleted or self.status in STARTED or self.status in ("closed", "rejected"))
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A changed assignment: ``release`` is the new release id, None for unassigned."""
-
-    key: str
-    release: str | None
-    reason: str
-
-
-def planning_order(candidate: Candidate) -> tuple[int, dt.datetime, str]:
-    """Planning order: most urgent first, then oldest, then key (total and stable)."""
-    return candidate._order_key
 
 
 def _why(candidate: Candidate) -> str:
@@ -158,38 +96,6 @@ def _why(candidate: Candidate) -> str:
         f"priority {candidate.priority or 'none'}, status {candidate.status}, "
         f"created {created.date().isoformat() if created else 'unknown'}"
     )
-
-
-def bucket(candidate: Candidate, release: PlannedRelease) -> str | None:
-    """The quota a request counts against in ``release``: its department's, or None for the shared rest."""
-    department = folded(candidate.department)
-    return department if department in {folded(name) for name, _ in release.quotas} else None
-
-
-def limit(release: PlannedRelease, quota: str | None) -> int:
-    """Seats of one quota (None: the rest shared by departments without one)."""
-    if quota is None:
-        return release.capacity - sum(seats for _, seats in release.quotas)
-    return next(seats for name, seats in release.quotas if folded(name) == quota)
-
-
-def _waiting_reason(candidate: Candidate, allowed: list[PlannedRelease], seats: _Seats, *, expedited: bool) -> str:
-    """Why a request to plan found no seat: no release open to it, or each one full (in total or its quota)."""
-    if not allowed:
-        frozen = "open or frozen" if expedited else "open (before its freeze)"
-        return f"freeze: no release is {frozen}; it waits for the next one to open"
-    full: list[str] = []
-    by_quota = 0
-    for release in allowed:
-        quota = bucket(candidate, release)
-        if seats.total[release.id] >= release.capacity:
-            full.append(f"{release.name} full ({seats.total[release.id]}/{release.capacity})")
-            continue
-        by_quota += 1
-        whose = f"the {candidate.department} quota" if quota is not None else "the seats shared outside the quotas"
-        full.append(f"{release.name} has no room in {whose} ({limit(release, quota)})")
-    kind = "capacity" if by_quota == 0 else "department quota" if by_quota == len(full) else "capacity and quota"
-    return f"{kind}: {', '.join(full)}"
 
 
 def _leaves(candidate: Candidate, releases: Mapping[str, PlannedRelease]) -> str | None:
@@ -203,71 +109,6 @@ def _leaves(candidate: Candidate, releases: Mapping[str, PlannedRelease]) -> str
     if candidate.status == "closed" and release is not None and release.state in UNSHIPPED_STATES:
         return f"status closed before release{pin}"
     return None
-
-
-class _Seats:
-    """Who sits in each release, per quota, and who may give up a seat (rule 7)."""
-
-    def __init__(self, releases: list[PlannedRelease]) -> None:
-        self.releases = {release.id: release for release in releases}
-        self.total = {release.id: 0 for release in releases}
-        self.quota: dict[tuple[str, str | None], int] = {}
-        self.movable: dict[str, list[Candidate]] = {release.id: [] for release in releases}
-
-    def add(self, release: PlannedRelease, candidate: Candidate, *, movable: bool) -> None:
-        self.total[release.id] += 1
-        key = (release.id, bucket(candidate, release))
-        self.quota[key] = self.quota.get(key, 0) + 1
-        if movable:
-            self.movable[release.id].append(candidate)
-
-    def remove(self, release: PlannedRelease, candidate: Candidate) -> None:
-        self.total[release.id] -= 1
-        self.quota[(release.id, bucket(candidate, release))] -= 1
-        self.movable[release.id].remove(candidate)
-
-    def quota_full(self, release: PlannedRelease, quota: str | None) -> bool:
-        return self.quota.get((release.id, quota), 0) >= limit(release, quota)
-
-    def has_room(self, release: PlannedRelease, candidate: Candidate) -> bool:
-        return self.total[release.id] < release.capacity and not self.quota_full(release, bucket(candidate, release))
-
-    def overflow(self, release: PlannedRelease) -> list[Candidate]:
-        """Movable requests that must leave so the release fits: per quota, then in total."""
-        leaving: list[Candidate] = []
-        for quota in sorted({bucket(c, release) for c in self.movable[release.id]}, key=str):
-            excess = self.quota.get((release.id, quota), 0) - limit(release, quota)
-            # Newest and least urgent leave first: the reverse of the planning order.
-            held = sorted(
-                (c for c in self.movable[release.id] if bucket(c, release) == quota), key=planning_order, reverse=True
-            )
-            leaving += held[: max(excess, 0)]
-        excess = self.total[release.id] - len(leaving) - release.capacity
-        rest = sorted((c for c in self.movable[release.id] if c not in leaving), key=planning_order, reverse=True)
-        leaving += rest[: max(excess, 0)]
-        for candidate in leaving:
-            self.remove(release, candidate)
-        return leaving
-
-    def seat(
-        self, candidate: Candidate, allowed: list[PlannedRelease], protected: frozenset[str] = frozenset()
-    ) -> tuple[PlannedRelease | None, Candidate | None]:
-        """The earliest allowed release with room, or with a less urgent request to bump
-        (never one of ``protected``: a prerequisite of some request keeps its seat)."""
-        rank = planning_order(candidate)[0]
-        for release in allowed:
-            if self.has_room(release, candidate):
-                return release, None
-            quota = bucket(candidate, release)
-            # A full quota only frees up when one of its own leaves; a full total, by anyone.
-            same_quota = self.quota_full(release, quota)
-            lower = [
-                c for c in self.movable[release.id]
-                if planning_order(c)[0] > rank and (not same_quota or bucket(c, release) == quota) and c.key not in protected
-            ]
-            if lower:
-                return release, max(lower, key=planning_order)
-        return None, None
 
 
 def plan_releases(
@@ -296,17 +137,32 @@ def plan_releases(
         holds: what dependencies ask (``releases.dependencies``): requests that wait,
             the earliest deploy each may take, the prerequisites each may not bump.
     """
-    holds = holds or Holds()
+    return plan_requests(releases, TrainRequests(candidates, eligible_statuses=eligible_statuses, holds=holds),
+                         now=now, expedite=expedite, elsewhere=elsewhere, waiting=waiting)
+
+
+def plan_requests(
+    releases: list[PlannedRelease],
+    requests: TrainRequests,
+    *,
+    now: dt.datetime,
+    expedite: Collection[str] = (),
+    elsewhere: Mapping[str, tuple[str, str]] | None = None,
+    waiting: dict[str, str] | None = None,
+) -> list[Decision]:
+    """``plan_releases`` of requests sorted out beforehand (``releases.intake``), the same decisions."""
+    holds = requests.holds
+    eligible_statuses = requests.eligible
     now = require_utc(now)
     elsewhere = elsewhere or {}
     known = {release.id: release for release in releases if release.state in LIVE_STATES | {"cancelled"}}
     if len(known) != len([r for r in releases if r.state in LIVE_STATES | {"cancelled"}]):
         raise ValueError("releases: the same release id is listed twice")
-    if len({c.key for c in candidates}) != len(candidates):
+    if not requests.unique:
         raise ValueError("candidates: the same request key is listed twice")
     live = {rid: release for rid, release in known.items() if release.state in LIVE_STATES}
     calendar = sorted(live.values(), key=lambda release: (release.deploy_at, release.id))
-    seats = _Seats(calendar)
+    seats = Seats(calendar)
     decisions: dict[str, Decision] = {}
     # Requests to plan, with why they moved (None: never planned before).
     queue: list[tuple[Candidate, str | None]] = []
@@ -323,7 +179,10 @@ def plan_releases(
             return f"release {known[release_id].name} cancelled" + (f" {why}" if why else "")
         return elsewhere[release_id][1] if release_id in elsewhere else "no longer scheduled"
 
-    for candidate in sorted(candidates, key=lambda c: c.key):
+    # Most waiting requests wait for one of a few reasons: each text is kept once, not once a request.
+    said: dict[str, str] = {}
+    # Requests without a release that are not planned change nothing but their waiting reason.
+    for candidate in sorted([*requests.rest, *(requests.idle if waiting is not None else ())], key=lambda c: c.key):
         current = candidate.release
         cancelled = current in known and current not in live
         if current is not None and (leaving := _leaves(candidate, known)) is not None:
@@ -366,7 +225,8 @@ def plan_releases(
         elif candidate.status in eligible_statuses:
             queue.append((candidate, None))
         elif waiting is not None and candidate.movable:
-            waiting[candidate.key] = f"status {candidate.status} is not eligible ({', '.join(sorted(eligible_statuses))})"
+            why = f"status {candidate.status} is not eligible ({', '.join(sorted(requests.eligible_statuses))})"
+            waiting[candidate.key] = said.setdefault(why, why)
 
     for release in calendar:
         for candidate in seats.overflow(release):
@@ -389,10 +249,18 @@ def plan_releases(
     # nobody less urgent to bump), no request after it of the same or lower priority with
     # the same releases open to it finds one either. Those skip the search. (With quotas a
     # bump can empty a full quota and widen whom the next request may bump: no shortcut.)
+    # The fresh requests (``releases.intake``) come in planning order beside the queue, and
+    # all those of a priority that can find no seat are passed over at once.
     quotas = any(release.quotas for release in calendar)
     no_seat: dict[bool, int] = {}
-    while pending:
-        _, candidate, reason = heapq.heappop(pending)
+    fresh, at = requests.fresh, 0
+    while pending or at < len(fresh):
+        from_fresh = at < len(fresh) and (not pending or planning_order(fresh[at]) < pending[0][0])
+        if from_fresh:
+            candidate, reason = fresh[at], None
+            at += 1
+        else:
+            _, candidate, reason = heapq.heappop(pending)
         expedited = candidate.priority is not None and candidate.priority in expedite
         opened = open_for_expedited if expedited else open_for_all
         bounded = candidate.key in holds.not_before
@@ -402,6 +270,8 @@ def plan_releases(
         if comparable and rank >= no_seat.get(expedited, len(PRIORITIES) + 1):
             if waiting is None and candidate.release is None:
                 decisions.pop(candidate.key, None)
+                if from_fresh:  # nor for any fresh one of its priority (the same releases open to each)
+                    at = max(at, requests.starts[rank + 1])
                 continue  # no seat, nothing to say: the shortest way out
             target, bumped = None, None
         else:
@@ -418,9 +288,10 @@ def plan_releases(
             if waiting is not None and candidate.key in holds.after and not allowed:
                 waiting[candidate.key] = f"dependency: it {holds.after[candidate.key]}, and no open release deploys then or later"
             elif waiting is not None:
-                waiting[candidate.key] = _waiting_reason(candidate, allowed, seats, expedited=expedited)
+                why = waiting_reason(candidate, allowed, seats, expedited=expedited)
                 if candidate.key in holds.after:
-                    waiting[candidate.key] += f" (it {holds.after[candidate.key]})"
+                    why += f" (it {holds.after[candidate.key]})"
+                waiting[candidate.key] = said.setdefault(why, why)
             if candidate.release is not None:
                 decisions[candidate.key] = Decision(
                     candidate.key, None,

@@ -29,7 +29,15 @@ from collections.abc import Mapping, Sequence
 from config.trains import Capacity, Train
 from mapping.model import PRIORITIES
 from releases.dependencies import Holds, holds_for, violations
-from releases.planner import Candidate, Decision, PlannedRelease, plan_releases, planning_order
+from releases.planner import (
+    Candidate,
+    Decision,
+    PlannedRelease,
+    TrainRequests,
+    plan_releases,
+    plan_requests,
+    planning_order,
+)
 
 __all__ = ["plan_trains", "train_for"]
 
@@ -138,15 +146,22 @@ def _plan_pass(
     stay: list[Candidate] = []  # in no train's hands: only the planner's rule 1 may apply
     unrouted: list[Decision] = []
     urgent: dict[str, tuple[Candidate, str, list[Train]]] = {}  # routed by priority, with the trains passed over
+    # Which train takes a request, and which would at a lower priority, depend only on what
+    # a match reads: asked once for each such combination, not once per request.
+    routes: dict[tuple[str | None, ...], tuple[Train | None, list[Train]]] = {}
     for candidate in candidates:
-        routed = train_for(candidate, trains)
+        matched = (candidate.priority, candidate.department, candidate.type, candidate.source)
+        if matched not in routes:
+            found = train_for(candidate, trains)
+            routes[matched] = found, _fallbacks(candidate, found, trains) if found is not None else []
+        routed, passed_over = routes[matched]
         holder = owner.get(candidate.release or "")
         if holder is not None and (not candidate.movable or (routed is not None and routed.name == holder)):
             mine[holder].append(candidate)
         elif routed is not None:
             mine[routed.name].append(candidate)
-            if candidate.movable and (fallbacks := _fallbacks(candidate, routed, trains)):
-                urgent[candidate.key] = (candidate, routed.name, fallbacks)
+            if candidate.movable and passed_over:
+                urgent[candidate.key] = (candidate, routed.name, passed_over)
         elif candidate.movable and candidate.release is not None:
             where = names.get(candidate.release, candidate.release)
             unrouted.append(Decision(candidate.key, None, f"left release {where}: {_unrouted(candidate)}"))
@@ -164,16 +179,18 @@ def _plan_pass(
         for train in trains
     }
     stayed = plan_releases([], stay, eligible_statuses=set(), now=now)
+    requests = {train.name: TrainRequests(mine[train.name], eligible_statuses=set(train.eligible_statuses), holds=holds)
+                for train in trains}
 
     def plan_train(name: str, *, explain: bool = False) -> tuple[list[Decision], dict[str, str]]:
         """One train's plan of its requests now; with ``explain``, why each one left out waits
         (the decisions are the same without: trials leave the reasons out)."""
         train, releases = by_name[name]
         waited: dict[str, str] = {}
-        decisions = plan_releases(
-            list(releases), mine[name], eligible_statuses=set(train.eligible_statuses), now=now,
+        decisions = plan_requests(
+            list(releases), requests[name], now=now,
             expedite=set(train.expedite.priorities) if train.expedite else set(), elsewhere=elsewhere[name],
-            waiting=waited if explain else None, holds=holds,
+            waiting=waited if explain else None,
         )
         return decisions, waited
 
@@ -195,10 +212,11 @@ def _plan_pass(
                 for train, releases in plans if any(r.state in ("open", "frozen") for r in releases)}
     # Sweeps until stable: a request moved to another train frees a seat an earlier one
     # may now take, so each is tried again until none ships sooner elsewhere. A trial
-    # plans again only the two trains it changes. Trials go in planning order; in a train
-    # without department quotas, a trial in which a request finds no seat at all tells that
-    # no request after it in the planning order finds one there either, until that train's
-    # requests change: those trials are skipped.
+    # plans again only the two trains it changes, from their requests sorted out once
+    # (``releases.intake``): one added to a train, one removed from the other. Trials go
+    # in planning order; in a train without department quotas, a trial in which a request
+    # finds no seat at all tells that no request after it in the planning order finds one
+    # there either, until that train's requests change: those trials are skipped.
     revision = dict.fromkeys(by_name, 0)
     no_seat: dict[str, tuple[int, tuple[int, dt.datetime, str]]] = {}
     for _ in range(SWEEPS):
@@ -223,9 +241,8 @@ def _plan_pass(
                 known = no_seat.get(option) if comparable else None
                 if known is not None and known[0] == revision[option] and planning_order(candidate) >= known[1]:
                     continue  # an earlier request found no seat there: neither can this one
-                kept = mine[here], mine[option]
-                mine[here] = [c for c in kept[0] if c.key != key]
-                mine[option] = [*kept[1], candidate]
+                kept = requests[here], requests[option]
+                requests[here], requests[option] = kept[0].minus(candidate), kept[1].plus(candidate)
                 if shipped is None and not candidate.release:
                     # It has no seat where it is: that train plans the same without it.
                     left = ([d for d in results[here][0] if d.key != key], results[here][1])
@@ -244,7 +261,7 @@ def _plan_pass(
                         notes[key] = f"not train {routed_name}: " + (
                             f"its first release with room deploys {_when(shipped)}" if shipped else "it has no release with room")
                     break
-                mine[here], mine[option] = kept
+                requests[here], requests[option] = kept
                 if there is None and comparable:
                     no_seat[option] = (revision[option], planning_order(candidate))
         if not changed:
