@@ -33,6 +33,7 @@ from config.trains import (  # noqa: F401
     Train,
     check_trains,
 )
+from sync.store_location import check_postgres_url, is_postgres
 
 
 class Config(Strict):
@@ -48,11 +49,10 @@ class Config(Strict):
     @classmethod
     def _store(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
-            raise ValueError("must be the path of the SQLite file relsync keeps its data in")
-        if value.strip().lower().startswith(("postgresql://", "postgres://")):
-            # Not a file name to create beside the config: say what is and is not possible yet.
-            raise ValueError("sync runs on a SQLite store only for now: give the path of a SQLite file "
-                             "(`relsync store copy` copies a store into PostgreSQL)")
+            raise ValueError("must be the path of the SQLite file relsync keeps its data in, or a postgresql:// URL")
+        if is_postgres(value.strip()):
+            check_postgres_url(value.strip())  # the password comes from RELSYNC_STORE_PASSWORD, never the file
+            return value.strip()
         return _resolve_path(value, info)
 
     @field_validator("sources")

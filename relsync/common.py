@@ -107,11 +107,11 @@ def store_of(config_path: Path, *, locked: bool = False) -> Iterator[Any]:
     """The configured store, open for one command; ``locked`` holds the plan lock (a runner planning -> exit 3)."""
     from config.loader import load_config
     from sync.lock import plan_lock
-    from sync.store import open_store
+    from sync.store import open_database
 
     config = load_config(config_path)
     with plan_lock(config.store) if locked else contextlib.nullcontext():
-        db = open_store(config.store, create=False)
+        db = open_database(config.store, create=False)
         try:
             yield db
         finally:

@@ -20,13 +20,12 @@ from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import TypedDict
 
-import sqlite_utils
-
 from mapping import clock
 from reports.flow import CycleTimes, ReleaseFill, ReleaseThroughput, Slips, cycle_times, fill, slipped, spread, throughput
 from reports.requests import RequestFilter, RequestRow, list_requests
 from reports.timeline import RequestFacts, request_facts
 from reports.volume import METRICS, Bucket, VolumeBucket, bucket_start, buckets, milestone, volume
+from sync.db import Database
 
 __all__ = ["AGE_BANDS", "Backlog", "Flow", "Period", "Report", "backlog", "backlog_counts", "build_report", "in_backlog"]
 
@@ -112,7 +111,7 @@ def backlog_counts(facts: list[RequestFacts], moments: Sequence[dt.datetime]) ->
 
 
 def backlog(
-    db: sqlite_utils.Database, facts: list[RequestFacts], periods: list[Bucket], *, now: dt.datetime
+    db: Database, facts: list[RequestFacts], periods: list[Bucket], *, now: dt.datetime
 ) -> Backlog:
     """The backlog (approved, no release, not deleted) as the store holds it now, and its trend.
 
@@ -140,7 +139,7 @@ def backlog(
 
 
 def build_report(
-    db: sqlite_utils.Database, *, by: str = "week", since: dt.datetime | None = None,
+    db: Database, *, by: str = "week", since: dt.datetime | None = None,
     until: dt.datetime | None = None, quotas: Mapping[str, Sequence[tuple[str, int]]] | None = None,
     now: dt.datetime | None = None, facts: list[RequestFacts] | None = None,
 ) -> Report:

@@ -14,11 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from config.schema import Config
 from mapping import clock
-from sync.store import ORIGINS, open_store
+from sync.db import Database
+from sync.store import ORIGINS, open_database
 
 COLUMNS = ("id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new", "hash")
 ORIGIN_WORDS = {
@@ -89,7 +88,7 @@ class AuditFilter:
         if self.until is not None:
             clauses.append("at < ?")
             params.append(self.until)
-        return (" and ".join(clauses) or "1"), params
+        return (" and ".join(clauses) or "1 = 1"), params
 
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +97,7 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def select_events(db: sqlite_utils.Database, chosen: AuditFilter) -> list[dict[str, Any]]:
+def select_events(db: Database, chosen: AuditFilter) -> list[dict[str, Any]]:
     """The events ``chosen`` selects, in the order they happened (then as recorded), ``old``/``new`` decoded."""
     where, params = chosen.where()
     return [_decoded(row) for row in db.query(
@@ -107,7 +106,7 @@ def select_events(db: sqlite_utils.Database, chosen: AuditFilter) -> list[dict[s
 
 def events(config: Config, chosen: AuditFilter) -> list[dict[str, Any]]:
     """``select_events`` on the configured store."""
-    db = open_store(config.store, create=False)
+    db = open_database(config.store, create=False)
     try:
         return select_events(db, chosen)
     finally:

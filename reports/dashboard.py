@@ -30,8 +30,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypedDict
 
-import sqlite_utils
-
 from config.trains import Blackout
 from mapping import clock
 from reports import svg
@@ -41,6 +39,7 @@ from reports.notes import when
 from reports.request_pages import ENVIRONMENT, PageWriter, page_name, request_pages_apart, split_keys, write_request_pages
 from reports.timeline import RequestFacts, request_facts
 from reports.volume import METRICS, Bucket, bucket_start, buckets, milestone
+from sync.db import Database
 from sync.schedule import cancellation, missing_signoffs, phases_with_signoffs, release_clashes
 
 __all__ = ["DashboardSummary", "build_dashboard", "data_stamp", "page_name", "release_page", "safe_link"]
@@ -72,7 +71,7 @@ def release_page(release_id: str) -> str:
     return f"releases/{page_name(release_id)}.html"
 
 
-def data_stamp(db: sqlite_utils.Database) -> dt.datetime:
+def data_stamp(db: Database) -> dt.datetime:
     """The latest change the store records (a run, an audit event, a request, an assignment, a sign-off)."""
     found = [
         clock.parse(row[0])
@@ -166,7 +165,7 @@ def _overview(report: Report, facts: Sequence[RequestFacts], periods: Sequence[B
     }
 
 
-def _phases(release_id: str, db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def _phases(release_id: str, db: Database) -> list[dict[str, Any]]:
     phases = []
     for row in phases_with_signoffs(db, release_id):
         if row["signed_by"]:
@@ -180,7 +179,7 @@ def _phases(release_id: str, db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return phases
 
 
-def _releases(db: sqlite_utils.Database, report: Report) -> list[dict[str, Any]]:
+def _releases(db: Database, report: Report) -> list[dict[str, Any]]:
     """Every release in deploy order, with what its calendar row and its page show."""
     fills = {row["release"]: row for row in report["flow"]["fill"]}
     members: dict[str, list[dict[str, Any]]] = {}
@@ -211,7 +210,7 @@ def _releases(db: sqlite_utils.Database, report: Report) -> list[dict[str, Any]]
 
 
 def build_dashboard(
-    db: sqlite_utils.Database, out: Path, *, by: str = "week", since: dt.datetime | None = None,
+    db: Database, out: Path, *, by: str = "week", since: dt.datetime | None = None,
     until: dt.datetime | None = None, quotas: Mapping[str, Sequence[tuple[str, int]]] | None = None,
     blackouts: Sequence[tuple[str, Blackout]] = (), generated: dt.datetime | None = None,
 ) -> DashboardSummary:
@@ -249,8 +248,10 @@ def build_dashboard(
     return DashboardSummary(out=str(out), generated=clock.stamp(generated), pages=summary)
 
 
-def _store_file(db: sqlite_utils.Database) -> str | None:
-    """The store's file, or None for an in-memory one."""
+def _store_file(db: Database) -> str | None:
+    """The SQLite store's file, or None for an in-memory one or a PostgreSQL store (its pages are written in one process)."""
+    if db.dialect != "sqlite":
+        return None
     for _, name, path in db.execute("pragma database_list").fetchall():
         if name == "main" and path:
             return str(path)
@@ -258,7 +259,7 @@ def _store_file(db: sqlite_utils.Database) -> str | None:
 
 
 def _write_views(
-    db: sqlite_utils.Database, writer: PageWriter, generated: dt.datetime, by: str, since: dt.datetime | None,
+    db: Database, writer: PageWriter, generated: dt.datetime, by: str, since: dt.datetime | None,
     until: dt.datetime | None, quotas: Mapping[str, Sequence[tuple[str, int]]] | None,
     blackouts: Sequence[tuple[str, Blackout]],
 ) -> dict[str, int]:

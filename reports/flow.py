@@ -30,10 +30,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TypedDict
 
-import sqlite_utils
-
 from mapping import clock
 from reports.timeline import RequestFacts
+from sync.db import Database
 
 __all__ = [
     "CycleTimes", "ReleaseFill", "ReleaseThroughput", "Slip", "Slips", "Spread",
@@ -160,7 +159,7 @@ def _held(facts: list[RequestFacts]) -> dict[str, list[RequestFacts]]:
 
 
 def throughput(
-    db: sqlite_utils.Database, facts: list[RequestFacts], since: dt.datetime, until: dt.datetime
+    db: Database, facts: list[RequestFacts], since: dt.datetime, until: dt.datetime
 ) -> list[ReleaseThroughput]:
     """Requests shipped per release deployed in the period, by deploy date."""
     held = _held(facts)
@@ -175,7 +174,7 @@ def throughput(
 
 
 def fill(
-    db: sqlite_utils.Database, facts: list[RequestFacts], since: dt.datetime, until: dt.datetime,
+    db: Database, facts: list[RequestFacts], since: dt.datetime, until: dt.datetime,
     quotas: Mapping[str, Sequence[tuple[str, int]]] | None = None,
 ) -> list[ReleaseFill]:
     """Each release deploying in the period or still live, against its capacity and quotas."""
@@ -183,7 +182,7 @@ def fill(
     found: list[ReleaseFill] = []
     for row in db.query(
         "select * from releases where state != 'cancelled' and ((deploy_at >= ? and deploy_at < ?) or state in "
-        "(select value from json_each(?))) order by deploy_at, name",
+        f"({db.json_values})) order by deploy_at, name",
         [clock.stamp(since), clock.stamp(until), json.dumps(LIVE_STATES)],
     ):
         requests = held.get(row["name"], [])
@@ -216,7 +215,7 @@ def slip_cause(reason: str) -> str:
     return re.sub(r"^bumped by \S+, priority (\S+)$", r"bumped by a priority \1 request", match["cause"])
 
 
-def slipped(db: sqlite_utils.Database, since: dt.datetime, until: dt.datetime) -> Slips:
+def slipped(db: Database, since: dt.datetime, until: dt.datetime) -> Slips:
     """Planner moves to a later release in the period, oldest first, and their causes."""
     deploys = {row["name"]: row["deploy_at"] for row in db.query("select name, deploy_at from releases")}
     live = {row["key"] for row in db.query("select key from change_requests where deleted_at is null")}

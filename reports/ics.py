@@ -18,10 +18,10 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import icalendar
-import sqlite_utils
 
 from config.trains import Blackout
 from mapping import clock
+from sync.db import Database
 
 __all__ = ["UnknownTrainError", "calendar_ics"]
 
@@ -45,7 +45,7 @@ def _midnight(moment: dt.datetime) -> bool:
     return (moment.hour, moment.minute, moment.second, moment.microsecond) == (0, 0, 0, 0)
 
 
-def _releases(db: sqlite_utils.Database, trains: Collection[str] | None) -> list[dict[str, Any]]:
+def _releases(db: Database, trains: Collection[str] | None) -> list[dict[str, Any]]:
     """Every release, in deploy order, narrowed to ``trains`` if given."""
     rows = list(db.query("select * from releases order by deploy_at, id"))
     if trains is None:
@@ -58,14 +58,14 @@ def _releases(db: sqlite_utils.Database, trains: Collection[str] | None) -> list
     return [row for row in rows if row["train"] in wanted]
 
 
-def _stamp(db: sqlite_utils.Database, releases: list[dict[str, Any]]) -> dt.datetime:
+def _stamp(db: Database, releases: list[dict[str, Any]]) -> dt.datetime:
     """DTSTAMP for every event: the latest change in the data the calendar shows.
 
     That is the newest assignment to one of its releases or update of a request in
     them; a calendar of empty releases falls back to the earliest freeze.
     """
     ids = json.dumps([row["id"] for row in releases])
-    marks = "(select value from json_each(?))"
+    marks = f"({db.json_values})"
     # Stored stamps differ in precision (seconds, milliseconds): compare them as times.
     candidates = [
         clock.parse(row[0])
@@ -103,7 +103,7 @@ def _event(uid: str, summary: str, stamp: dt.datetime, starts: dt.datetime, ends
 
 
 def calendar_ics(
-    db: sqlite_utils.Database, *, trains: Collection[str] | None = None,
+    db: Database, *, trains: Collection[str] | None = None,
     blackouts: Sequence[tuple[str, Blackout]] = (),
 ) -> bytes:
     """The releases, their freezes and phases, and the blackouts as an .ics file.
@@ -149,7 +149,7 @@ def _blackout_event(train: str, blackout: Blackout, stamp: dt.datetime) -> icale
     )
 
 
-def _release_events(db: sqlite_utils.Database, release: dict[str, Any], stamp: dt.datetime) -> list[icalendar.Event]:
+def _release_events(db: Database, release: dict[str, Any], stamp: dt.datetime) -> list[icalendar.Event]:
     """A release's deploy, freeze and phases; all cancelled with it, all at its revision."""
     events: list[icalendar.Event] = []
     rid, name = release["id"], release["name"]

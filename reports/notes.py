@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-import sqlite_utils
 
 from mapping import clock
 from mapping.model import PRIORITIES
+from sync.db import Database
 from sync.schedule import phases_with_signoffs
 
 __all__ = [
@@ -125,7 +125,7 @@ class ReleaseNotes:
         return sum(group.count for group in self.departments)
 
 
-def find_release(db: sqlite_utils.Database, release_id_or_name: str) -> dict[str, Any]:
+def find_release(db: Database, release_id_or_name: str) -> dict[str, Any]:
     """The releases row whose id or name is ``release_id_or_name``, or UnknownReleaseError."""
     row = next(
         db.query(
@@ -165,7 +165,7 @@ def _group(requests: list[tuple[str, str, RequestLine]]) -> tuple[DepartmentGrou
     )
 
 
-def release_notes(db: sqlite_utils.Database, release_id_or_name: str) -> ReleaseNotes:
+def release_notes(db: Database, release_id_or_name: str) -> ReleaseNotes:
     """The notes of the release with this id or name (UnknownReleaseError if none has it).
 
     Requests are those assigned to the release (deleted ones left out), grouped by

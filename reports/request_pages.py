@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jinja2
-import sqlite_utils
 
 from reports.notes import SYSTEM_LABELS
+from sync.db import Database
+from sync.store import Store
 
 __all__ = ["ENVIRONMENT", "PageWriter", "page_name", "request_pages_apart", "split_keys", "write_request_pages"]
 
@@ -118,24 +119,25 @@ class Request(NamedTuple):
     release_page: str | None
 
 
-def _shown(column: str) -> str:
+def _shown(column: str, dialect: str) -> str:
     """SQL: an audit value (JSON text) for reading: a string as itself, nothing as ``(none)``, the rest as JSON."""
-    return (f"case when {column} is null or {column} = 'null' then '(none)' "
-            f"when json_type({column}) = 'text' then json_extract({column}, '$') else {column} end")
+    string = (f"json_type({column}) = 'text' then json_extract({column}, '$')" if dialect == "sqlite"
+              else f"jsonb_typeof(cast({column} as jsonb)) = 'string' then cast({column} as jsonb) #>> '{{}}'")
+    return f"case when {column} is null or {column} = 'null' then '(none)' when {string} else {column} end"
 
 
 def _between(column: str, keys: tuple[str | None, str | None]) -> tuple[str, list[str]]:
     """SQL: ``column`` from ``keys[0]`` (included) to ``keys[1]`` (excluded), None for no bound."""
     low, high = keys
     clause = " and ".join([*([f"{column} >= ?"] if low is not None else []), *([f"{column} < ?"] if high is not None else [])])
-    return clause or "1", [key for key in keys if key is not None]
+    return clause or "1 = 1", [key for key in keys if key is not None]
 
 
-def _events(db: sqlite_utils.Database, keys: tuple[str | None, str | None]) -> Iterator[tuple[str, list[Event]]]:
+def _events(db: Database, keys: tuple[str | None, str | None]) -> Iterator[tuple[str, list[Event]]]:
     """(request key, its events oldest first) for every request in ``keys`` with events, by key."""
     where, bounds = _between("request", keys)
-    rows = db.conn.execute(
-        f"select request, id, at, actor, origin, system, field, {_shown('old')}, {_shown('new')} from audit "
+    rows = db.execute(
+        f"select request, id, at, actor, origin, system, field, {_shown('old', db.dialect)}, {_shown('new', db.dialect)} from audit "
         f"where request is not null and {where} order by request, id", bounds,
     )
     for key, group in groupby(rows, key=lambda row: row[0]):
@@ -145,7 +147,7 @@ def _events(db: sqlite_utils.Database, keys: tuple[str | None, str | None]) -> I
 
 
 def write_request_pages(
-    db: sqlite_utils.Database, writer: PageWriter, releases: Mapping[str, tuple[str, str]],
+    db: Database, writer: PageWriter, releases: Mapping[str, tuple[str, str]],
     keys: tuple[str | None, str | None] = (None, None),
 ) -> dict[str, str]:
     """Write ``requests/<name>.html`` for every stored request; return key -> page (relative to the site).
@@ -161,7 +163,7 @@ def write_request_pages(
     pages: dict[str, str] = {}
     names: set[str] = set()
     for key, system, url, title, department, type_, priority, status, created_at, deleted_at, release_id in (
-        db.conn.execute(
+        db.execute(
             "select r.key, r.system, r.url, r.title, r.department, r.type, r.priority, r.status, r.created_at, "
             "r.deleted_at, a.release from change_requests r left join assignments a on a.request = r.key "
             f"where {where} order by r.key", bounds,
@@ -188,7 +190,7 @@ def write_request_pages(
     return pages
 
 
-def split_keys(db: sqlite_utils.Database, parts: int) -> list[tuple[str | None, str | None]]:
+def split_keys(db: Database, parts: int) -> list[tuple[str | None, str | None]]:
     """Key ranges that cut the stored requests into ``parts`` about equal shares, in key order."""
     total = db.execute("select count(*) from change_requests").fetchone()[0]
     cuts = [db.execute("select key from change_requests order by key limit 1 offset ?", [total * i // parts]).fetchone()
@@ -204,7 +206,7 @@ def request_pages_apart(
 
     A forked worker must not use its parent's SQLite connection; it opens the file read-only.
     """
-    db = sqlite_utils.Database(sqlite3.connect(f"file:{store}?mode=ro", uri=True))
+    db = Store(sqlite3.connect(f"file:{store}?mode=ro", uri=True))
     try:
         writer = PageWriter(out, ENVIRONMENT, generated="", generated_text="")
         return write_request_pages(db, writer, releases, keys)

@@ -25,11 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
-import sqlite_utils
-
 from mapping import clock
 from mapping.model import PRIORITIES
 from reports.timeline import RequestFacts, request_facts
+from sync.db import Database
 
 __all__ = ["SORTS", "RequestFilter", "RequestRow", "list_requests", "reason_kind", "requests_csv"]
 
@@ -132,7 +131,7 @@ def _sort_key(sort: str, row: RequestRow) -> tuple[object, ...]:
 
 
 def list_requests(
-    db: sqlite_utils.Database, wanted: RequestFilter = RequestFilter(), *, sort: str = "priority",
+    db: Database, wanted: RequestFilter = RequestFilter(), *, sort: str = "priority",
     reverse: bool = False, now: dt.datetime | None = None, facts: list[RequestFacts] | None = None,
 ) -> list[RequestRow]:
     """Stored requests (deleted ones left out) matching ``wanted``, sorted (see ``SORTS``); quarantined

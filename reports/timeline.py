@@ -29,9 +29,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from mapping import clock
+from sync.db import Database
 
 __all__ = ["RequestFacts", "moment", "request_facts"]
 
@@ -88,7 +87,7 @@ def _decoded(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def request_facts(db: sqlite_utils.Database) -> list[RequestFacts]:
+def request_facts(db: Database) -> list[RequestFacts]:
     """Every live request (not deleted in its source) with its milestones, by key."""
     releases = {row["name"]: row for row in db.query("select id, name, state, deploy_at from releases")}
     by_id = {row["id"]: row for row in releases.values()}
@@ -105,7 +104,7 @@ def request_facts(db: sqlite_utils.Database) -> list[RequestFacts]:
 
     facts: dict[str, RequestFacts] = {}
     # Plain tuples rather than db.query's dicts: this reads every request and most of the audit.
-    for key, source, department, type_, priority, status, created_at, release in db.conn.execute(
+    for key, source, department, type_, priority, status, created_at, release in db.execute(
         "select r.key, r.source, r.department, r.type, r.priority, r.status, r.created_at, a.release "
         "from change_requests r left join assignments a on a.request = r.key where r.deleted_at is null order by r.key"
     ):
@@ -114,12 +113,9 @@ def request_facts(db: sqlite_utils.Database) -> list[RequestFacts]:
             release=by_id[release]["name"] if release in by_id else None,
             created=parse(created_at) if created_at else None,
         )
-    # SQLite takes from each event's JSON what is needed (a first-seen record can be large):
+    # The database takes from each event's JSON what is needed (a first-seen record can be large):
     # from an object, its status (first seen) or release (planned), else the value itself.
-    for at_text, origin, key, field_name, is_object, value in db.conn.execute(
-        "select at, origin, request, field, json_type(new) = 'object', case when json_type(new) = 'object' "
-        "then json_extract(new, case field when '*' then '$.status' else '$.release' end) "
-        "else json_extract(new, '$') end from audit where field in ('*', 'status', 'release') order by id"
+    for at_text, origin, key, field_name, is_object, value in db.execute(_EVENT_VALUES[db.dialect]
     ):
         request = facts.get(key)
         if request is None:
@@ -145,3 +141,17 @@ def request_facts(db: sqlite_utils.Database) -> list[RequestFacts]:
         else:
             request.deployed = _first(request.statuses, "deployed")
     return list(facts.values())
+
+
+_EVENT_VALUES = {
+    "sqlite": (
+        "select at, origin, request, field, json_type(new) = 'object', case when json_type(new) = 'object' "
+        "then json_extract(new, case field when '*' then '$.status' else '$.release' end) "
+        "else json_extract(new, '$') end from audit where field in ('*', 'status', 'release') order by id"),
+    "postgresql": (
+        "select at, origin, request, field, jsonb_typeof(cast(new as jsonb)) = 'object', "
+        "case when jsonb_typeof(cast(new as jsonb)) = 'object' "
+        "then cast(new as jsonb) ->> case field when '*' then 'status' else 'release' end "
+        "else cast(new as jsonb) #>> '{}' end from audit where field in ('*', 'status', 'release') order by id"),
+}
+"""Per dialect: the audit events the timeline reads, with the value each contributes."""

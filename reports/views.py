@@ -8,12 +8,12 @@ from config.schema import Config
 from sync import quarantine, schedule
 from sync.audit import Anchor, verify_chain
 from sync.schedule import release_clashes
-from sync.store import open_store
+from sync.store import open_database
 
 
 def status(config: Config) -> dict[str, Any]:
     """Counts, the release plan, open write-backs, quarantined records and the last runs."""
-    db = open_store(config.store, create=False)
+    db = open_database(config.store, create=False)
     try:
         held = "select request from quarantine"
         by_status = {
@@ -48,7 +48,8 @@ def status(config: Config) -> dict[str, Any]:
         # With a job per source, each source's own last sync (a run of every source counts for each).
         by_source_runs = {name: next(iter(db.query(
             "select id, started_at, status, exit_code from runs where kind = 'sync' and (sources is null or exists "
-            "(select 1 from json_each(runs.sources) s where s.value = ?)) order by id desc limit 1", [name])), None)
+            f"(select 1 from {db.json_rows('runs.sources', 's')} where s.value = ?)) order by id desc limit 1", [name])),
+            None)
             for name in config.sources}
         releases = schedule.release_plan(db)
         for release in releases:
@@ -212,7 +213,7 @@ def _short(value: Any, width: int = 90) -> str:
 
 def verify(config: Config, anchor: Anchor | None = None) -> dict[str, Any]:
     """The audit chain check as a dict; ``head`` is the last good row as ``N:HASH``, to keep elsewhere."""
-    db = open_store(config.store, create=False)
+    db = open_database(config.store, create=False)
     try:
         report = verify_chain(db, anchor)
         return {"ok": report.ok, "checked": report.checked, "first_bad_id": report.first_bad_id, "reason": report.reason,

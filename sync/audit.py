@@ -24,8 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
+from sync.db import Database
 from sync.store import GENESIS_HASH, ORIGINS
 
 _COLUMNS = ("id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new")
@@ -108,19 +107,19 @@ def _row_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + _json(content)).encode("utf-8")).hexdigest()
 
 
-def _chain_head(db: sqlite_utils.Database) -> tuple[int, str]:
-    row = db.conn.execute("select id, hash from audit order by id desc limit 1").fetchone()
+def _chain_head(db: Database) -> tuple[int, str]:
+    row = db.execute("select id, hash from audit order by id desc limit 1").fetchone()
     return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
 
-def append_events(db: sqlite_utils.Database, events: Iterable[AuditEvent]) -> None:
+def append_events(db: Database, events: Iterable[AuditEvent]) -> None:
     """Append ``events`` in order, chained to the current head, in the caller's transaction.
 
     Ids are assigned here (last id + 1) because they are part of the hashed content.
     The head is read inside the caller's transaction, so two writers cannot fork the
     chain: the second one fails on the primary key or on SQLite's stale-snapshot check.
     """
-    if not db.conn.in_transaction:
+    if not db.in_transaction:
         # A write outside a transaction would commit on its own, and the events would no
         # longer land together with the changes they describe.
         raise RuntimeError("append_events must be called inside the caller's transaction (with db.atomic())")
@@ -143,14 +142,14 @@ def append_events(db: sqlite_utils.Database, events: Iterable[AuditEvent]) -> No
         rows.append((*(content[name] for name in _COLUMNS), prev_hash, digest))
         prev_hash = digest
     if rows:
-        db.conn.executemany(
+        db.executemany(
             f"insert into audit ({', '.join(_COLUMNS)}, prev_hash, hash) "
             f"values ({', '.join('?' * (len(_COLUMNS) + 2))})",
             rows,
         )
 
 
-def verify_chain(db: sqlite_utils.Database, anchor: Anchor | None = None) -> ChainReport:
+def verify_chain(db: Database, anchor: Anchor | None = None) -> ChainReport:
     """Recompute the whole chain; report the first row that was altered, removed or moved.
 
     With ``anchor`` the chain must also still reach row ``anchor.seq`` with hash
@@ -158,9 +157,16 @@ def verify_chain(db: sqlite_utils.Database, anchor: Anchor | None = None) -> Cha
     then fail even when the store's own bookkeeping was set back to match.
     """
     # Read the high-water id first: rows appended while we scan only raise max(id).
-    seq_row = db.conn.execute("select seq from sqlite_sequence where name = 'audit'").fetchone()
-    rows = db.conn.execute(f"select {', '.join(CHAIN_COLUMNS)} from audit order by id")
+    seq_row = db.execute(_HIGH_WATER[db.dialect]).fetchone()
+    rows = db.execute(f"select {', '.join(CHAIN_COLUMNS)} from audit order by id")
     return verify_rows(rows, seq_row[0] if seq_row else 0, anchor)
+
+
+_HIGH_WATER = {
+    "sqlite": "select seq from sqlite_sequence where name = 'audit'",
+    "postgresql": "select seq from audit_high_water",  # kept by a trigger (sync.pg_migrations)
+}
+"""The highest audit id ever written, per dialect."""
 
 
 def verify_rows(rows: Iterable[Sequence[Any]], highest_written: int, anchor: Anchor | None = None) -> ChainReport:
@@ -207,7 +213,7 @@ def verify_rows(rows: Iterable[Sequence[Any]], highest_written: int, anchor: Anc
     return ChainReport(True, checked, None, f"{checked} rows, chain intact", expected_prev, last_id)
 
 
-def request_history(db: sqlite_utils.Database, key: str) -> list[dict[str, Any]]:
+def request_history(db: Database, key: str) -> list[dict[str, Any]]:
     """Every audit event for request ``key``, oldest first, with ``old``/``new`` decoded."""
     history = []
     for row in db.query(

@@ -15,16 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from config.schema import Config
 from connectors.base import Connector, Estimate, Write
 from mapping import clock
 from releases.clashes import Clash
 from sync import engine, history, outbox
+from sync.db import Database
 from sync.lock import whole_store
 from sync.schedule import all_clashes
-from sync.store import finish_run, open_store, start_run
+from sync.store import finish_run, open_database, start_run
 
 
 class _Rollback(Exception):
@@ -56,7 +55,7 @@ def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.dat
     now = now or clock.now()
     result = DryRun()
     with whole_store(config.store, config.sources):
-        db = open_store(config.store)
+        db = open_database(config.store)
         try:
             sources = engine.build_sources(config, env if env is not None else os.environ, db=db)
             run_id = start_run(db, kind="plan")
@@ -83,7 +82,7 @@ def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.dat
     return result
 
 
-def _read_plan(db: sqlite_utils.Database, config: Config, sources: dict[str, engine.Source], now: dt.datetime, result: DryRun) -> None:
+def _read_plan(db: Database, config: Config, sources: dict[str, engine.Source], now: dt.datetime, result: DryRun) -> None:
     before = {r["request"]: r["release"] for r in db.query("select request, release from assignments")}
     engine.plan(db, config, run_id=0, now=now)
     after = {r["request"]: (r["release"], r["reason"]) for r in db.query("select request, release, reason from assignments")}
@@ -98,7 +97,7 @@ def _read_plan(db: sqlite_utils.Database, config: Config, sources: dict[str, eng
     wanted = outbox.wanted_writes(db, {n: s.mapping for n, s in sources.items()}, now=clock.stamp(now),
                                   zones=engine.train_zones(config))
     natives = {r["key"]: (r["native_id"], r["native_key"]) for r in db.query(
-        "select key, native_id, native_key from change_requests where key in (select value from json_each(?))",
+        f"select key, native_id, native_key from change_requests where key in ({db.json_values})",
         [json.dumps(sorted({w.request for w in wanted}))])}
     for w in wanted:
         if w.source in sources:
@@ -109,7 +108,7 @@ def _read_plan(db: sqlite_utils.Database, config: Config, sources: dict[str, eng
     result.natives = {w.request: natives[w.request] for w in wanted}
 
 
-def _left_reason(db: sqlite_utils.Database, key: str) -> str | None:
+def _left_reason(db: Database, key: str) -> str | None:
     """Why the plan took ``key`` out of its release, as plain text (the audit keeps it inside JSON)."""
     rows = list(db.query(
         "select new from audit where request = ? and origin = 'planned' order by id desc limit 1", [key]))

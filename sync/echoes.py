@@ -20,11 +20,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from mapping import clock
 from mapping.clock import TimestampError
 from sync.audit import AuditEvent
+from sync.db import Database, update
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "release": ("release",), "status": ("source_status", "status"),
@@ -33,11 +32,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 """Per outbox field, the change_requests columns a write to it changes (the native value first)."""
 
 
-def sent_writes(db: sqlite_utils.Database, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
+def sent_writes(db: Database, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Per request, its latest write per field that is done or left without being confirmed."""
     rows = db.query(
         "select * from outbox where (state = 'done' or (sent_at is not null and state in ('sending', 'failed', 'pending'))) "
-        "and request in (select value from json_each(?)) order by id",
+        f"and request in ({db.json_values}) order by id",
         [json.dumps(keys)],
     )
     latest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -90,7 +89,7 @@ class Settled:
 
 
 def settle_in_flight(
-    db: sqlite_utils.Database, new: dict[str, Any], sent: list[dict[str, Any]], *, run_id: int, now: str
+    db: Database, new: dict[str, Any], sent: list[dict[str, Any]], *, run_id: int, now: str
 ) -> Settled:
     """Settle the unconfirmed writes to one pulled record (caller's transaction)."""
     settled = Settled()
@@ -102,16 +101,16 @@ def settle_in_flight(
         if write["state"] != "sending" and shown != value:
             continue  # it failed or waits, and the source does not show it: the next push decides
         if shown == value:
-            update = {"state": "done", "last_error": None}
+            change = {"state": "done", "last_error": None}
             settled.echoed.update(columns)
             settled.events.append(AuditEvent(
                 at=now, run=run_id, actor="relsync", origin="pushed", request=write["request"],
                 system=write["system"], field=write["field"], old=base, new=value,
             ))
         elif shown == base:
-            update = {"state": "pending", "last_error": "sent by a run that ended before it heard back; the source does not show it"}
+            change = {"state": "pending", "last_error": "sent by a run that ended before it heard back; the source does not show it"}
         else:
-            update = {"state": "conflict",
+            change = {"state": "conflict",
                       "last_error": f"{write['field']} changed in the source to {shown!r} while relsync's write of {value!r} was in flight"}
-        db.table("outbox").update(write["id"], {**update, "attempts": write["attempts"] + 1, "updated_at": now})
+        update(db, "outbox", {"id": write["id"]}, {**change, "attempts": write["attempts"] + 1, "updated_at": now})
     return settled

@@ -20,8 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import sqlite_utils
-
 from config.loader import ConfigError
 from config.schema import Config
 from connectors.base import Page
@@ -29,6 +27,7 @@ from connectors.errors import CircuitOpen, ConnectorError, DeadlineReached
 from connectors.retry import NO_DEADLINE, Deadline, RetryPolicy
 from mapping import clock
 from sync import history, ingest, outbox, quarantine, schedule
+from sync.db import Database
 from sync.exits import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_OK, EXIT_PARTIAL  # noqa: F401 - re-exported
 from sync.lock import LockedError, plan_lock, take_sources
 from sync.report import RunReport
@@ -41,7 +40,7 @@ from sync.sources import (  # noqa: F401 - re-exported: the engine's callers bui
     describe,
     save_caches,
 )
-from sync.store import Store, finish_run, get_watermark, open_store, start_run, store_problem
+from sync.store import finish_run, get_watermark, open_database, start_run, store_problem
 
 RUNNER_BUSY_TIMEOUT_MS = 60_000
 """How long a run waits for another runner's write transaction on the store (a page, a plan) before failing."""
@@ -80,7 +79,7 @@ class PullResult:
 
 
 def pull_sources(
-    db: Store, sources: dict[str, Source], *, run_id: int, progress: ProgressCallback | None = None,
+    db: Database, sources: dict[str, Source], *, run_id: int, progress: ProgressCallback | None = None,
     deadline: Deadline = NO_DEADLINE,
 ) -> PullResult:
     """Pull every source concurrently; pages are stored one transaction each, in this thread.
@@ -156,7 +155,7 @@ def pull_sources(
 
 
 def reconcile_deletions(
-    db: sqlite_utils.Database, name: str, source: Source, *, run_id: int, started: dt.datetime | None = None
+    db: Database, name: str, source: Source, *, run_id: int, started: dt.datetime | None = None
 ) -> int:
     """Ask the connector which known records are gone; mark them deleted.
 
@@ -181,7 +180,7 @@ def reconcile_deletions(
                                   run_id=run_id, now=clock.stamp(now))
 
 
-def plan(db: sqlite_utils.Database, config: Config, *, run_id: int, now: dt.datetime) -> schedule.PlanCounts:
+def plan(db: Database, config: Config, *, run_id: int, now: dt.datetime) -> schedule.PlanCounts:
     """Materialize releases and plan requests into them (each request into its train's)."""
     return schedule.plan_into_store(db, config.trains, now=now, run_id=run_id)
 
@@ -192,7 +191,7 @@ def train_zones(config: Config) -> dict[str, dt.tzinfo]:
 
 
 def push_writebacks(
-    db: sqlite_utils.Database, sources: dict[str, Source], *, run_id: int, at: dt.datetime | None = None,
+    db: Database, sources: dict[str, Source], *, run_id: int, at: dt.datetime | None = None,
     failures: dict[str, BaseException] | None = None, progress: ProgressCallback | None = None,
     zones: Mapping[str, dt.tzinfo] | None = None,
 ) -> dict[str, outbox.PushCounts]:
@@ -225,7 +224,7 @@ def push_writebacks(
     return pushed
 
 
-def _left_for_next_run(db: sqlite_utils.Database, deadline: Deadline, pulled: PullResult,
+def _left_for_next_run(db: Database, deadline: Deadline, pulled: PullResult,
                        pushed: dict[str, outbox.PushCounts], sources: dict[str, Source]) -> list[str]:
     """What the run's deadline or a source's breaker left undone, one line each."""
     lines: list[str] = []
@@ -261,7 +260,7 @@ def _stop_on_signals(deadline: Deadline) -> dict[int, Any]:
     return previous
 
 
-def _close_abandoned_runs(db: sqlite_utils.Database, held: list[str]) -> None:
+def _close_abandoned_runs(db: Database, held: list[str]) -> None:
     """Runs still 'running' that named a source whose lock we now hold were killed (a live one
     would hold it); say so in their rows. Other runners' live runs of other sources stay."""
     with db.atomic():
@@ -269,7 +268,7 @@ def _close_abandoned_runs(db: sqlite_utils.Database, held: list[str]) -> None:
             "update runs set status = 'failed', exit_code = 1, ended_at = coalesce(ended_at, started_at), "
             "message = 'the process ended before the run finished (killed?); its stored pages are kept' "
             "where status = 'running' and (sources is null or exists "
-            "(select 1 from json_each(runs.sources) s where s.value in (select value from json_each(?))))",
+            f"(select 1 from {db.json_rows('runs.sources', 's')} where s.value in ({db.json_values})))",
             [json.dumps(held)],
         )
 
@@ -322,7 +321,7 @@ def run(
     locks, refused = take_sources(config.store, names)
     if not locks:
         return RunReport(None, "locked", EXIT_LOCKED, messages=[str(error) for error in refused.values()])
-    db = open_store(config.store, busy_timeout_ms=RUNNER_BUSY_TIMEOUT_MS)
+    db = open_database(config.store, busy_timeout_ms=RUNNER_BUSY_TIMEOUT_MS)
     try:
         _close_abandoned_runs(db, sorted(locks))
         run_id = start_run(db, sources=sorted(locks) if refused or only else None)

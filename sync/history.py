@@ -18,13 +18,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import sqlite_utils
-
 from connectors.base import Connector
 from connectors.history import BudgetSpent, HistoryBudget, HistoryEntry, HistoryPage, HistoryTarget
 from mapping import clock
 from mapping.clock import TimestampError
 from sync.audit import AuditEvent, append_events
+from sync.db import Database, insert_all
 from sync.store import get_watermark, set_watermark
 
 READ = "history"
@@ -89,7 +88,7 @@ def _mark(previous: str | None, covered: list[HistoryTarget]) -> str | None:
     return f"{latest}|{','.join(sorted(done | ids if latest == moment else done))}"
 
 
-def targets(db: sqlite_utils.Database, source: str) -> list[HistoryTarget]:
+def targets(db: Database, source: str) -> list[HistoryTarget]:
     """The source's live records updated since the last import, in version order."""
     moment, ids = _read_mark(get_watermark(db, source, RECORDS))
     found = []
@@ -101,7 +100,7 @@ def targets(db: sqlite_utils.Database, source: str) -> list[HistoryTarget]:
     return sorted(found, key=lambda t: (_moment(t.version), t.native_id))
 
 
-def estimate(db: sqlite_utils.Database, source: HistorySource, max_calls: int) -> dict[str, Any]:
+def estimate(db: Database, source: HistorySource, max_calls: int) -> dict[str, Any]:
     """The calls the next import would make (at least; more when the history runs to further pages), bounded by the budget."""
     kind = source.connector.history_kind
     if kind is None or max_calls == 0:
@@ -112,7 +111,7 @@ def estimate(db: sqlite_utils.Database, source: HistorySource, max_calls: int) -
             "limit": f"{kind}: at most {max_calls} calls a run (sources.{source.name}.history_max_calls)"}
 
 
-def import_history(db: sqlite_utils.Database, source: HistorySource, *, system: str, run_id: int,
+def import_history(db: Database, source: HistorySource, *, system: str, run_id: int,
                    max_calls: int) -> HistoryCounts:
     """Read and store one source's history since the last import, within ``max_calls`` API calls."""
     counts = HistoryCounts()
@@ -141,15 +140,15 @@ def import_history(db: sqlite_utils.Database, source: HistorySource, *, system: 
     return counts
 
 
-def _store_page(db: sqlite_utils.Database, source: str, system: str, page: HistoryPage, run_id: int,
+def _store_page(db: Database, source: str, system: str, page: HistoryPage, run_id: int,
                 counts: HistoryCounts, records_mark: str | None) -> None:
     """One complete page: new entries as audit events, relsync's own writes matched, watermarks moved."""
     with db.atomic():
         keys = {row["native_id"]: row["key"] for row in db.query(
-            "select native_id, key from change_requests where source = ? and native_id in (select value from json_each(?))",
+            f"select native_id, key from change_requests where source = ? and native_id in ({db.json_values})",
             [source, json.dumps(sorted({e.native_id for e in page.entries}))])}
         seen = {(row["entry"], row["field"]) for row in db.query(
-            "select entry, field from imported_history where source = ? and entry in (select value from json_each(?))",
+            f"select entry, field from imported_history where source = ? and entry in ({db.json_values})",
             [source, json.dumps(sorted({e.entry for e in page.entries}))])}
         events: list[AuditEvent] = []
         rows: list[dict[str, Any]] = []
@@ -176,14 +175,14 @@ def _store_page(db: sqlite_utils.Database, source: str, system: str, page: Histo
         for offset, row in enumerate(r for r in rows if r["matched"] is None):
             row["audit_id"] = head + offset + 1
         if rows:
-            db.table("imported_history").insert_all(rows)
+            insert_all(db, "imported_history", rows)
         if page.watermark:
             set_watermark(db, source, READ, page.watermark)
         if records_mark is not None:
             set_watermark(db, source, RECORDS, records_mark)
 
 
-def _own_write(db: sqlite_utils.Database, key: str, entry: HistoryEntry, taken: set[int]) -> int | None:
+def _own_write(db: Database, key: str, entry: HistoryEntry, taken: set[int]) -> int | None:
     """The outbox row of relsync's write this entry records, or None: a person's change.
 
     Each write is matched once: a person who later sets a value relsync once wrote is a
@@ -203,7 +202,7 @@ def _own_write(db: sqlite_utils.Database, key: str, entry: HistoryEntry, taken: 
     return None
 
 
-def _pushed_event(db: sqlite_utils.Database, key: str, entry: HistoryEntry) -> int | None:
+def _pushed_event(db: Database, key: str, entry: HistoryEntry) -> int | None:
     """The audit id of relsync's push of this value, if recorded."""
     found = db.execute("select max(id) from audit where request = ? and field = ? and origin = 'pushed' and new = ?",
                        [key, entry.field, json.dumps(entry.new, sort_keys=True, separators=(",", ":"),
@@ -211,7 +210,7 @@ def _pushed_event(db: sqlite_utils.Database, key: str, entry: HistoryEntry) -> i
     return None if found is None else int(found)
 
 
-def import_sources(db: sqlite_utils.Database, sources: dict[str, Any], *, skip: set[str], run_id: int,
+def import_sources(db: Database, sources: dict[str, Any], *, skip: set[str], run_id: int,
                    limits: dict[str, int]) -> tuple[dict[str, HistoryCounts], dict[str, BaseException]]:
     """Import every source's history but those in ``skip`` (their pull failed); a failing import stops alone."""
     done: dict[str, HistoryCounts] = {}

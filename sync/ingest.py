@@ -12,15 +12,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from connectors.base import Page
 from mapping.fields import SourceMapping
 from mapping.model import SOURCE_OWNED, ChangeRequest
 from sync import quarantine
 from sync.audit import AuditEvent, append_events
+from sync.db import Database, update, upsert
 from sync.echoes import is_old_view, sent_writes, settle_in_flight
-from sync.store import Store, get_watermark, set_watermark, upsert
+from sync.store import get_watermark, set_watermark
 
 STREAM = "requests"
 RECONCILED = "reconciled"
@@ -43,17 +42,17 @@ class PullCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def existing_rows(db: sqlite_utils.Database, keys: list[str]) -> dict[str, dict[str, Any]]:
+def existing_rows(db: Database, keys: list[str]) -> dict[str, dict[str, Any]]:
     """Stored change requests by key, fetched in one query."""
     rows = db.query(
-        "select * from change_requests where key in (select value from json_each(?))",
+        f"select * from change_requests where key in ({db.json_values})",
         [json.dumps(keys)],
     )
     return {row["key"]: row for row in rows}
 
 
 def store_page(
-    db: Store,
+    db: Database,
     *,
     source: str,
     mapping: SourceMapping,
@@ -113,8 +112,8 @@ def store_page(
                     counts.unchanged += 1
                 events.extend(changes)
             rows.append(row)
-        db.conn.executemany("update change_requests set last_pulled_at = ? where key = ?", lagging)
-        db.conn.executemany("update change_requests set source_version = ?, last_pulled_at = ?, raw = ? where key = ?",
+        db.executemany("update change_requests set last_pulled_at = ? where key = ?", lagging)
+        db.executemany("update change_requests set source_version = ?, last_pulled_at = ?, raw = ? where key = ?",
                             reread)
         upsert(db, "change_requests", rows, key="key")
         _pin_moves_made_in_source(db, events, source, now)
@@ -129,7 +128,7 @@ def store_page(
     return counts
 
 
-def _pin_moves_made_in_source(db: sqlite_utils.Database, events: list[AuditEvent], source: str, now: str) -> None:
+def _pin_moves_made_in_source(db: Database, events: list[AuditEvent], source: str, now: str) -> None:
     """A person moved a request to another relsync release in its own tool: that is a pin.
 
     relsync's own writes never show up as pulled changes: the store already holds
@@ -146,16 +145,16 @@ def _pin_moves_made_in_source(db: sqlite_utils.Database, events: list[AuditEvent
     }
     for event in moved:
         if event.new in live:
-            db.table("assignments").upsert(
+            upsert(db, "assignments", [
                 {"request": event.request, "release": live[event.new], "pinned": 1,
                  "reason": f"pinned: moved to {event.new} in {source} (was {event.old or 'unassigned'})",
-                 "assigned_by": source, "assigned_at": now},
-                pk="request",
+                 "assigned_by": source, "assigned_at": now}],
+                key="request",
             )
 
 
 def _mark_deleted(
-    db: sqlite_utils.Database,
+    db: Database,
     source: str,
     system: str,
     native_ids: list[str],
@@ -169,12 +168,12 @@ def _mark_deleted(
     rows = list(
         db.query(
             "select key from change_requests where source = ? and deleted_at is null "
-            "and native_id in (select value from json_each(?))",
+            f"and native_id in ({db.json_values})",
             [source, json.dumps(sorted(native_ids))],
         )
     )
     for row in rows:
-        db.table("change_requests").update(row["key"], {"deleted_at": now})
+        update(db, "change_requests", {"key": row["key"]}, {"deleted_at": now})
         events.append(
             AuditEvent(
                 at=now, run=run_id, actor=source, origin="pulled", request=row["key"],
@@ -185,7 +184,7 @@ def _mark_deleted(
 
 
 def store_deletions(
-    db: sqlite_utils.Database, *, source: str, system: str, native_ids: list[str], run_id: int, now: str
+    db: Database, *, source: str, system: str, native_ids: list[str], run_id: int, now: str
 ) -> int:
     """Record a reconcile's result: deletions, audited, and when it ran, in one transaction."""
     events: list[AuditEvent] = []

@@ -3,8 +3,9 @@
 Two runners never pull or push the same source at the same time; runners of different
 sources go on side by side. Planning (and every command that changes the plan by hand)
 is one serialized step under the plan lock: a runner that finds it taken leaves the
-planning to its holder. Each lock is an exclusive flock on a file beside the store
-(``<store>.source.<name>.lock``, ``<store>.plan.lock``).
+planning to its holder. On a SQLite store each lock is an exclusive flock on a file beside
+it (``<store>.source.<name>.lock``, ``<store>.plan.lock``); on a PostgreSQL store, a
+session advisory lock (``sync.pg_lock``), which the server drops with its session.
 
 The kernel drops a flock when its holder exits, however it exits, so a killed runner
 never leaves a stale lock behind: the next runner takes it at once. A lock file itself
@@ -21,20 +22,24 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from mapping import clock
+from sync.store_location import is_postgres
 
 
 class LockedError(Exception):
     """Another process holds a lock this one needs."""
 
-    def __init__(self, path: Path, pid: int | None, since: str | None, what: str = "store") -> None:
+    def __init__(self, path: Path | str, pid: int | None, since: str | None, what: str = "store",
+                 holder: str | None = None) -> None:
         self.path = path
         self.pid = pid
         self.since = since
         self.what = what
-        holder = f"pid {pid} since {since}" if pid is not None else "another process"
-        super().__init__(f"the {what} is locked by {holder} (lock file {path})")
+        holder = holder or (f"pid {pid} since {since}" if pid is not None else "another process")
+        where = f"lock file {path}" if isinstance(path, Path) else path
+        super().__init__(f"the {what} is locked by {holder} ({where})")
 
 
 class FileLock:
@@ -91,19 +96,45 @@ class FileLock:
         self.release()
 
 
-def source_lock(store: str | Path, source: str) -> FileLock:
+class Lock(Protocol):
+    """A lock of the store (a flock beside a SQLite file, an advisory lock in a PostgreSQL database)."""
+
+    what: str
+
+    @property
+    def held(self) -> bool: ...
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def __enter__(self) -> Lock: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None: ...
+
+
+def _lock(store: str | Path, name: str, what: str) -> Lock:
+    if is_postgres(str(store)):
+        from sync.pg_lock import AdvisoryLock  # psycopg is loaded only for a PostgreSQL store
+
+        return AdvisoryLock(str(store), name, what)
+    return FileLock(f"{store}.{name}.lock", what)
+
+
+def source_lock(store: str | Path, source: str) -> Lock:
     """The lock of one source of the store: whoever holds it pulls and pushes that source."""
-    return FileLock(f"{store}.source.{source}.lock", f"source {source!r}")
+    return _lock(store, f"source.{source}", f"source {source!r}")
 
 
-def plan_lock(store: str | Path) -> FileLock:
+def plan_lock(store: str | Path) -> Lock:
     """The lock of the store's plan: whoever holds it plans, or changes the plan by hand."""
-    return FileLock(f"{store}.plan.lock", "plan")
+    return _lock(store, "plan", "plan")
 
 
-def take_sources(store: str | Path, sources: Iterable[str]) -> tuple[dict[str, FileLock], dict[str, LockedError]]:
+def take_sources(store: str | Path, sources: Iterable[str]) -> tuple[dict[str, Lock], dict[str, LockedError]]:
     """Take each source's lock that is free: (the locks taken, why each other source is refused)."""
-    taken: dict[str, FileLock] = {}
+    taken: dict[str, Lock] = {}
     refused: dict[str, LockedError] = {}
     for name in sorted(sources):
         lock = source_lock(store, name)

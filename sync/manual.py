@@ -12,10 +12,9 @@ import getpass
 import json
 from typing import Any
 
-import sqlite_utils
-
 from mapping import clock
 from sync.audit import AuditEvent, append_events
+from sync.db import Database, insert, upsert
 from sync.schedule import add_signoffs, missing_signoffs, release_clashes
 
 
@@ -35,7 +34,7 @@ def _now() -> str:
     return clock.stamp()
 
 
-def find_release(db: sqlite_utils.Database, ref: str) -> dict[str, Any]:
+def find_release(db: Database, ref: str) -> dict[str, Any]:
     """A release by id or name; the error lists what exists."""
     rows = list(db.query("select * from releases where id = ? or name = ?", [ref, ref]))
     if rows:
@@ -44,7 +43,7 @@ def find_release(db: sqlite_utils.Database, ref: str) -> dict[str, Any]:
     raise ManualError(f"no release {ref!r}; releases: {', '.join(known) or 'none yet (run relsync sync first)'}")
 
 
-def find_request(db: sqlite_utils.Database, key: str) -> dict[str, Any]:
+def find_request(db: Database, key: str) -> dict[str, Any]:
     """A stored request by key (``jira:OPS-12``)."""
     rows = list(db.query("select key, system, status, deleted_at from change_requests where key = ?", [key]))
     if not rows:
@@ -52,7 +51,7 @@ def find_request(db: sqlite_utils.Database, key: str) -> dict[str, Any]:
     return rows[0]
 
 
-def current_release(db: sqlite_utils.Database, key: str) -> str | None:
+def current_release(db: Database, key: str) -> str | None:
     """The name of the release ``key`` is assigned to, if any."""
     rows = list(
         db.query(
@@ -62,7 +61,7 @@ def current_release(db: sqlite_utils.Database, key: str) -> str | None:
     return rows[0]["name"] if rows else None
 
 
-def assign(db: sqlite_utils.Database, key: str, release_ref: str, *, reason: str, user: str | None = None) -> dict[str, Any]:
+def assign(db: Database, key: str, release_ref: str, *, reason: str, user: str | None = None) -> dict[str, Any]:
     """Pin ``key`` to a release; the planner will not move it."""
     if not reason.strip():
         raise ManualError("say why: --reason is required for a manual assignment")
@@ -76,11 +75,8 @@ def assign(db: sqlite_utils.Database, key: str, release_ref: str, *, reason: str
     now = _now()
     with db.atomic():
         before = current_release(db, key)
-        db.table("assignments").upsert(
-            {"request": key, "release": release["id"], "pinned": 1, "reason": f"pinned: {reason}",
-             "assigned_by": user, "assigned_at": now},
-            pk="request",
-        )
+        upsert(db, "assignments", [{"request": key, "release": release["id"], "pinned": 1, "reason": f"pinned: {reason}",
+                                    "assigned_by": user, "assigned_at": now}], key="request")
         append_events(db, [AuditEvent(
             at=now, run=None, actor=user, origin="manual", request=key, system=request["system"],
             field="release", old=before, new={"release": release["name"], "reason": f"pinned by {user}: {reason}"},
@@ -88,7 +84,7 @@ def assign(db: sqlite_utils.Database, key: str, release_ref: str, *, reason: str
     return {"request": key, "release": release["name"], "previous": before, "by": user}
 
 
-def unassign(db: sqlite_utils.Database, key: str, *, reason: str = "", user: str | None = None) -> dict[str, Any]:
+def unassign(db: Database, key: str, *, reason: str = "", user: str | None = None) -> dict[str, Any]:
     """Remove ``key``'s assignment (pinned or planned); the planner may plan it again."""
     request = find_request(db, key)
     user = user or acting_user()
@@ -106,7 +102,7 @@ def unassign(db: sqlite_utils.Database, key: str, *, reason: str = "", user: str
     return {"request": key, "previous": before, "by": user}
 
 
-def cancel_release(db: sqlite_utils.Database, release_ref: str, *, reason: str = "", user: str | None = None) -> dict[str, Any]:
+def cancel_release(db: Database, release_ref: str, *, reason: str = "", user: str | None = None) -> dict[str, Any]:
     """Cancel a release; the next plan moves its requests out (re-planned, or left with this reason).
 
     The requests stay in the cancelled release until then, so the run that moves them
@@ -135,7 +131,7 @@ def cancel_release(db: sqlite_utils.Database, release_ref: str, *, reason: str =
     return {"release": release["name"], "requests": members, "by": user}
 
 
-def sign_off(db: sqlite_utils.Database, release_ref: str, phase: str, *, by: str, note: str = "",
+def sign_off(db: Database, release_ref: str, phase: str, *, by: str, note: str = "",
              user: str | None = None) -> dict[str, Any]:
     """Record that ``by`` signed off ``phase`` of a release; audited with the acting user.
 
@@ -158,7 +154,7 @@ def sign_off(db: sqlite_utils.Database, release_ref: str, phase: str, *, by: str
     user = user or acting_user()
     now = _now()
     with db.atomic():
-        db.table("phase_signoffs").insert({"release": release["id"], "phase": phase, "signed_by": by,
+        insert(db, "phase_signoffs", {"release": release["id"], "phase": phase, "signed_by": by,
                                            "note": note or None, "signed_at": now, "recorded_by": user})
         append_events(db, [AuditEvent(
             at=now, run=None, actor=user, origin="manual", request=None, system=None, field=f"signoff.{phase}",
@@ -168,7 +164,7 @@ def sign_off(db: sqlite_utils.Database, release_ref: str, phase: str, *, by: str
             "missing": missing_signoffs(db, release["id"])}
 
 
-def release_detail(db: sqlite_utils.Database, release_ref: str) -> dict[str, Any]:
+def release_detail(db: Database, release_ref: str) -> dict[str, Any]:
     """One release with its phases and requests."""
     release = find_release(db, release_ref)
     add_signoffs(db, release)

@@ -18,14 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from connectors.base import Journal, Write, WriteResult
 from mapping import clock
 from mapping.fields import SourceMapping
 from mapping.model import STATUSES
 from releases.calendar import phase_at
 from sync.audit import AuditEvent, append_events
+from sync.db import Database, insert, update
 from sync.schedule import unsigned
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class Wanted:
 
 
 def wanted_writes(
-    db: sqlite_utils.Database, mappings: dict[str, SourceMapping], *, now: str | None = None,
+    db: Database, mappings: dict[str, SourceMapping], *, now: str | None = None,
     zones: Mapping[str, dt.tzinfo] | None = None,
 ) -> list[Wanted]:
     """Differences between the plan and what each source last showed.
@@ -86,7 +85,7 @@ def wanted_writes(
         "r.source_planned_date, r.source_phase, rel.id as release_id, rel.train, "
         f"{_last_written('planned_date')} as our_planned_date, {_last_written('phase')} as our_phase, "
         "rel.name as planned, rel.deploy_at, rel.state as release_state, "
-        f"case when rel.id is null then 0 else {unsigned('rel')} end as unsigned, "
+        f"case when rel.id is not null and {unsigned(db, 'rel')} then 1 else 0 end as unsigned, "
         "(select p.starts from release_phases p where p.release = rel.id and p.phase = 'testing') as testing_at "
         "from change_requests r "
         "left join assignments a on a.request = r.key left join releases rel on rel.id = a.release "
@@ -127,7 +126,7 @@ def _json(value: str | None) -> Any:
     return json.loads(value) if value is not None else None
 
 
-def release_phases(db: sqlite_utils.Database) -> dict[str, list[tuple[str, dt.datetime, dt.datetime]]]:
+def release_phases(db: Database) -> dict[str, list[tuple[str, dt.datetime, dt.datetime]]]:
     """Each release's phases in order: (name, starts, ends)."""
     phases: dict[str, list[tuple[str, dt.datetime, dt.datetime]]] = {}
     for row in db.query("select release, phase, starts, ends from release_phases order by release, starts, phase"):
@@ -186,7 +185,7 @@ def desired_status(status: str, stage: str | None, shows_our_release: bool, conf
     return target if STATUSES.index(target) > STATUSES.index(status) else None
 
 
-def queue(db: sqlite_utils.Database, wanted: list[Wanted], *, run_id: int, now: str) -> int:
+def queue(db: Database, wanted: list[Wanted], *, run_id: int, now: str) -> int:
     """Enter wanted writes as pending outbox rows; drop open rows no longer wanted."""
     with db.atomic():
         open_rows = list(
@@ -197,7 +196,7 @@ def queue(db: sqlite_utils.Database, wanted: list[Wanted], *, run_id: int, now: 
         keep = {(w.request, w.field, json.dumps(w.value)) for w in wanted}
         for row in open_rows:
             if (row["request"], row["field"], row["value"]) not in keep:
-                db.table("outbox").update(row["id"], {"state": "superseded", "updated_at": now})
+                update(db, "outbox", {"id": row["id"]}, {"state": "superseded", "updated_at": now})
         for w in wanted:
             value = json.dumps(w.value)
             existing = list(
@@ -214,10 +213,10 @@ def queue(db: sqlite_utils.Database, wanted: list[Wanted], *, run_id: int, now: 
                 "updated_at": now,
             }
             if existing:
-                db.table("outbox").update(existing[0]["id"], columns)
+                update(db, "outbox", {"id": existing[0]["id"]}, columns)
             else:
-                db.table("outbox").insert(
-                    columns
+                insert(
+                    db, "outbox", columns
                     | {
                         "request": w.request, "source": w.source, "system": w.system,
                         "field": w.field, "value": value, "attempts": 0, "created_at": now,
@@ -233,7 +232,7 @@ class OutboxJournal:
     """
 
     def __init__(
-        self, db: sqlite_utils.Database, rows: list[dict[str, Any]], writes: list[Write], mapping: SourceMapping,
+        self, db: Database, rows: list[dict[str, Any]], writes: list[Write], mapping: SourceMapping,
         *, run_id: int, now: str,
     ) -> None:
         self.db = db
@@ -250,10 +249,9 @@ class OutboxJournal:
         ids = [self._rows[id(w)]["id"] for w in writes if id(w) in self._rows]
         log.debug("run %s: sending a batch of %d writes to %s", self.run_id, len(ids), self.mapping.source_name)
         with self.db.atomic():
-            self.db.execute(
-                "update outbox set state = 'sending', sent_at = ?, run = ?, updated_at = ? "
-                "where id in (select value from json_each(?))",
-                [clock.stamp(), self.run_id, self.now, json.dumps(ids)],
+            self.db.executemany(
+                "update outbox set state = 'sending', sent_at = ?, run = ?, updated_at = ? where id = ?",
+                [(clock.stamp(), self.run_id, self.now, outbox_id) for outbox_id in ids],
             )
 
     def settled(self, results: list[WriteResult]) -> None:
@@ -280,8 +278,8 @@ class OutboxJournal:
     def _settle(self, row: dict[str, Any], result: WriteResult) -> list[AuditEvent]:
         write = result.write
         state = {"ok": "done"}.get(result.outcome, result.outcome)
-        self.db.table("outbox").update(
-            row["id"],
+        update(
+            self.db, "outbox", {"id": row["id"]},
             {"state": state, "attempts": row["attempts"] + 1,
              "last_error": result.message if state != "done" else None, "updated_at": self.now},
         )
@@ -302,7 +300,7 @@ class OutboxJournal:
 
 
 def send(
-    db: sqlite_utils.Database,
+    db: Database,
     source: str,
     push: Callable[[list[Write], Journal], list[WriteResult]],
     mapping: SourceMapping,
@@ -329,20 +327,20 @@ def send(
     return journal.finish(push(writes, journal))
 
 
-def _record_written(db: sqlite_utils.Database, key: str, write: Write, mapping: SourceMapping, version: str | None = None) -> None:
+def _record_written(db: Database, key: str, write: Write, mapping: SourceMapping, version: str | None = None) -> None:
     """What the source shows once ``write`` landed; with the record's version then, when the source told it."""
     if write.field == RELEASE:
-        db.table("change_requests").update(key, {"release": write.value})
+        update(db, "change_requests", {"key": key}, {"release": write.value})
     elif write.field == STATUS:
-        db.table("change_requests").update(
-            key, {"source_status": write.value, "status": mapping.status_from_source(write.value)}
+        update(
+            db, "change_requests", {"key": key}, {"source_status": write.value, "status": mapping.status_from_source(write.value)}
         )
     elif write.field in mapping.write.field_targets():
-        db.table("change_requests").update(key, {f"source_{write.field}": write.value})
+        update(db, "change_requests", {"key": key}, {f"source_{write.field}": write.value})
     if version is not None:
         stored = db.execute("select source_version from change_requests where key = ?", [key]).fetchone()
         if stored is None or stored[0] is None or clock.parse(version) > clock.parse(stored[0]):
-            db.table("change_requests").update(key, {"source_version": version})
+            update(db, "change_requests", {"key": key}, {"source_version": version})
 
 
 def _event(now: str, run_id: int, row: dict[str, Any], old: Any, new: Any) -> AuditEvent:

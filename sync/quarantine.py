@@ -21,11 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from mapping.fields import MappingError, SourceMapping
 from mapping.model import ChangeRequest, SourceRecord
 from sync.audit import AuditEvent
+from sync.db import Database, insert, update
 
 FIELD = "quarantine"
 """The audit field under which a request enters and leaves quarantine."""
@@ -51,7 +50,7 @@ class Normalized:
     held: list[Held] = field(default_factory=list)
 
 
-def normalize_page(db: sqlite_utils.Database, mapping: SourceMapping, records: list[SourceRecord]) -> Normalized:
+def normalize_page(db: Database, mapping: SourceMapping, records: list[SourceRecord]) -> Normalized:
     """Translate a page's records, and the source's held records the mapping has changed for since."""
     result = Normalized()
     in_page = {record.native_id for record in records}
@@ -67,7 +66,7 @@ def normalize_page(db: sqlite_utils.Database, mapping: SourceMapping, records: l
     return result
 
 
-def _held_under_other_mapping(db: sqlite_utils.Database, mapping: SourceMapping) -> list[SourceRecord]:
+def _held_under_other_mapping(db: Database, mapping: SourceMapping) -> list[SourceRecord]:
     rows = db.query(
         "select record from quarantine where source = ? and mapping != ? order by request",
         [mapping.source_name, mapping.fingerprint()],
@@ -76,7 +75,7 @@ def _held_under_other_mapping(db: sqlite_utils.Database, mapping: SourceMapping)
 
 
 def hold_and_release(
-    db: sqlite_utils.Database,
+    db: Database,
     *,
     mapping: SourceMapping,
     normalized: Normalized,
@@ -90,12 +89,11 @@ def hold_and_release(
     The audit events go to ``events``, for the caller to append with the page's own.
     """
     source, fingerprint = mapping.source_name, mapping.fingerprint()
-    table = db.table("quarantine")
     deleted_ids = set(deleted)
     keys = sorted({*normalized.requests, *(item.key for item in normalized.held)})
     held = {row["request"]: row for row in db.query(
         "select request, native_id, field, error from quarantine where source = ? and "
-        "(request in (select value from json_each(?)) or native_id in (select value from json_each(?)))",
+        f"(request in ({db.json_values}) or native_id in ({db.json_values}))",
         [source, json.dumps(keys), json.dumps(sorted(deleted_ids))],
     )}
     for item in normalized.held:
@@ -104,16 +102,16 @@ def hold_and_release(
         if not item.retried:
             row |= {"run": run_id, "last_seen_at": now, "record": _record_json(item.record)}
         if old is None:
-            table.insert(row | {"request": item.key, "source": source, "native_id": item.record.native_id,
-                                "first_seen_at": now})
+            insert(db, "quarantine", row | {"request": item.key, "source": source, "native_id": item.record.native_id,
+                                            "first_seen_at": now})
             events.append(_event(now, run_id, mapping, item.key, None, _reason(row)))
         else:
-            table.update(item.key, row)
+            update(db, "quarantine", {"request": item.key}, row)
             if _reason(old) != _reason(row):
                 events.append(_event(now, run_id, mapping, item.key, _reason(old), _reason(row)))
     for key, old in held.items():
         if key in normalized.requests or old["native_id"] in deleted_ids:
-            table.delete(key)
+            db.execute("delete from quarantine where request = ?", [key])
             events.append(_event(now, run_id, mapping, key, _reason(old), None))
 
 
@@ -136,11 +134,11 @@ def _event(now: str, run_id: int, mapping: SourceMapping, key: str, old: Any, ne
     )
 
 
-def held_records(db: sqlite_utils.Database, sources: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def held_records(db: Database, sources: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The records in quarantine (of ``sources``, default all), longest held first."""
     rows = db.query(
         "select request, source, native_id, field, error, run, first_seen_at, last_seen_at from quarantine "
-        "where ? is null or source in (select value from json_each(?)) order by first_seen_at, request",
+        f"where cast(? as text) is null or source in ({db.json_values}) order by first_seen_at, request",
         [None if sources is None else 1, json.dumps(sorted(sources or []))],
     )
     return list(rows)

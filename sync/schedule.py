@@ -19,14 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 from config.trains import Train
 from mapping import clock
 from releases.clashes import Clash, find_clashes
 from releases.planner import Candidate, PlannedRelease, materialize_releases
 from releases.routing import plan_trains
 from sync.audit import AuditEvent, append_events
+from sync.db import Database, upsert
 
 
 @dataclass
@@ -41,13 +40,13 @@ class PlanCounts:
     moved: int = 0
 
 
-def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
+def save_releases(db: Database, releases: list[PlannedRelease]) -> None:
     """Upsert materialized releases and their phases (inside the caller's transaction)."""
     _free_names(db, releases)
     stored = {
         row["id"]: row
         for row in db.query(
-            "select id, deploy_at, freeze_at, revision from releases where id in (select value from json_each(?))",
+            f"select id, deploy_at, freeze_at, revision from releases where id in ({db.json_values})",
             [json.dumps([r.id for r in releases])],
         )
     }
@@ -60,7 +59,9 @@ def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> 
         moved = (clock.parse(row["deploy_at"]), clock.parse(row["freeze_at"])) != (release.deploy_at, release.freeze_at)
         return int(row["revision"]) + moved
 
-    db.table("releases").upsert_all(
+    upsert(
+        db,
+        "releases",
         [
             {
                 "id": r.id,
@@ -75,19 +76,21 @@ def save_releases(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> 
             }
             for r in releases
         ],
-        pk="id",
+        key="id",
     )
-    db.table("release_phases").upsert_all(
+    upsert(
+        db,
+        "release_phases",
         [
             {"release": r.id, "phase": p.phase, "starts": clock.stamp(p.starts), "ends": clock.stamp(p.ends), "owner": p.owner}
             for r in releases
             for p in r.phases
         ],
-        pk=("release", "phase"),
+        key=("release", "phase"),
     )
 
 
-def _free_names(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> None:
+def _free_names(db: Database, releases: list[PlannedRelease]) -> None:
     """Release names are unique; a blackout moving a release can hand its name to another id.
 
     A stored release holding a name that another id now needs gives it up: one that is
@@ -97,7 +100,7 @@ def _free_names(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> No
     wanted = {r.name: r.id for r in releases}
     materialized = {r.id for r in releases}
     rows = db.query(
-        "select id, name from releases where name in (select value from json_each(?))", [json.dumps(sorted(wanted))]
+        f"select id, name from releases where name in ({db.json_values})", [json.dumps(sorted(wanted))]
     )
     for row in list(rows):
         if row["id"] == wanted[row["name"]]:
@@ -107,16 +110,16 @@ def _free_names(db: sqlite_utils.Database, releases: list[PlannedRelease]) -> No
         db.execute("update releases set name = ? where id = ?", [name, row["id"]])
 
 
-def _age_out(db: sqlite_utils.Database, train: str, current: list[PlannedRelease], now: dt.datetime) -> None:
+def _age_out(db: Database, train: str, current: list[PlannedRelease], now: dt.datetime) -> None:
     """Stored releases the calendar no longer gives: past ones were released; later ones
     than the horizon wait as planned; the rest were dropped by a blackout or a cadence
     change and are cancelled (a user's cancellation is never undone here)."""
     ids = json.dumps([r.id for r in current])
     last = max((clock.stamp(r.deploy_at) for r in current), default=clock.stamp(now))
-    missing = "train = ? and state not in ('cancelled', 'released') and id not in (select value from json_each(?))"
+    missing = f"train = ? and state not in ('cancelled', 'released') and id not in ({db.json_values})"
     # A release whose required sign-offs are missing is held: it stays deploying, its requests stay put.
     db.execute(
-        f"update releases set state = case when {unsigned('releases')} then 'deploying' else 'released' end "
+        f"update releases set state = case when {unsigned(db, 'releases')} then 'deploying' else 'released' end "
         f"where {missing} and deploy_at <= ?",
         [train, ids, clock.stamp(now)],
     )
@@ -128,14 +131,14 @@ def _age_out(db: sqlite_utils.Database, train: str, current: list[PlannedRelease
     )
 
 
-def _stored(db: sqlite_utils.Database, train: Train, current: list[PlannedRelease]) -> list[PlannedRelease]:
+def _stored(db: Database, train: Train, current: list[PlannedRelease]) -> list[PlannedRelease]:
     """Stored releases of the train that the calendar did not give but the planner must
     know: cancelled ones (their requests are re-planned), planned ones past the
     horizon and held ones, past their deploy time without their sign-offs (both keep
     what is in them)."""
     rows = db.query(
         "select * from releases where train = ? and state in ('cancelled', 'planned', 'deploying') "
-        "and id not in (select value from json_each(?)) order by deploy_at, id",
+        f"and id not in ({db.json_values}) order by deploy_at, id",
         [train.name, json.dumps([r.id for r in current])],
     )
     return [
@@ -148,30 +151,31 @@ def _stored(db: sqlite_utils.Database, train: Train, current: list[PlannedReleas
     ]
 
 
-def _mark_held(db: sqlite_utils.Database, now: dt.datetime) -> None:
+def _mark_held(db: Database, now: dt.datetime) -> None:
     """A release past its deploy time without a required sign-off is held (since when it first was)."""
     stamp = clock.stamp(now)
     db.execute(
-        f"update releases set held_since = case when state = 'deploying' and deploy_at <= ? and {unsigned('releases')} "
+        f"update releases set held_since = case when state = 'deploying' and deploy_at <= ? and {unsigned(db, 'releases')} "
         "then coalesce(held_since, ?) end where state not in ('released', 'cancelled') or held_since is not null",
         [stamp, stamp],
     )
 
 
-def unsigned(table: str) -> str:
+def unsigned(db: Database, table: str) -> str:
     """SQL: the release row ``table`` has a required phase nobody signed off."""
     return (
-        f"exists (select 1 from json_each({table}.requires_signoff) need where need.value not in "
+        f"exists (select 1 from {db.json_rows(f'{table}.requires_signoff', 'need')} where need.value not in "
         f"(select phase from phase_signoffs s where s.release = {table}.id))"
     )
 
 
-def phases_with_signoffs(db: sqlite_utils.Database, release_id: str) -> list[dict[str, Any]]:
+def phases_with_signoffs(db: Database, release_id: str) -> list[dict[str, Any]]:
     """The release's phases in order, each with its owner and, once given, its sign-off."""
     return list(
         db.query(
             "select p.phase, p.starts, p.ends, p.owner, s.signed_by, s.signed_at, s.note as signoff_note, "
-            "p.phase in (select value from json_each(rel.requires_signoff)) as signoff_required "
+            f"case when p.phase in (select value from {db.json_rows('rel.requires_signoff', 'need')}) then 1 else 0 end "
+            "as signoff_required "
             "from release_phases p join releases rel on rel.id = p.release "
             "left join phase_signoffs s on s.release = p.release and s.phase = p.phase "
             "where p.release = ? order by p.starts, p.phase",
@@ -180,14 +184,14 @@ def phases_with_signoffs(db: sqlite_utils.Database, release_id: str) -> list[dic
     )
 
 
-def add_signoffs(db: sqlite_utils.Database, release: dict[str, Any]) -> None:
+def add_signoffs(db: Database, release: dict[str, Any]) -> None:
     """Give a releases row its phases with their sign-offs, the sign-offs still missing and whether it is held."""
     release["phases"] = phases_with_signoffs(db, release["id"])
     release["missing_signoffs"] = [p["phase"] for p in release["phases"] if p["signoff_required"] and not p["signed_by"]]
     release["held"] = release["held_since"] is not None and release["state"] == "deploying"
 
 
-def missing_signoffs(db: sqlite_utils.Database, release_id: str) -> list[str]:
+def missing_signoffs(db: Database, release_id: str) -> list[str]:
     """The phases of the release that must be signed off and are not, in SDLC order of the train's list."""
     rows = list(db.query("select requires_signoff from releases where id = ?", [release_id]))
     required = json.loads(rows[0]["requires_signoff"] or "[]") if rows else []
@@ -202,7 +206,7 @@ def cancellation(row: dict[str, Any]) -> str | None:
     return f"by {row['cancelled_by']}" + (f": {row['cancel_reason']}" if row.get("cancel_reason") else "")
 
 
-def candidates(db: sqlite_utils.Database) -> list[Candidate]:
+def candidates(db: Database) -> list[Candidate]:
     """Every stored request as the planner sees it, its dependencies resolved (``resolve_references``)."""
     rows = list(db.query(
         "select r.key, r.source, r.native_id, r.native_key, r.status, r.priority, r.department, r.type, "
@@ -271,7 +275,7 @@ class ReferenceIndex:
 
 
 def plan_into_store(
-    db: sqlite_utils.Database, trains: Sequence[Train], *, now: dt.datetime, run_id: int
+    db: Database, trains: Sequence[Train], *, now: dt.datetime, run_id: int
 ) -> PlanCounts:
     """Materialize every train's releases, route and plan requests into them and record every move.
 
@@ -308,7 +312,7 @@ def plan_into_store(
             else:
                 counts.assigned += 1
                 counts.moved += before is not None
-                db.table("assignments").upsert(
+                upsert(db, "assignments", [
                     {
                         "request": decision.key,
                         "release": decision.release,
@@ -316,8 +320,7 @@ def plan_into_store(
                         "reason": decision.reason,
                         "assigned_by": "planner",
                         "assigned_at": stamp,
-                    },
-                    pk="request",
+                    }], key="request",
                 )
             events.append(
                 AuditEvent(
@@ -331,14 +334,16 @@ def plan_into_store(
     return counts
 
 
-def save_waiting(db: sqlite_utils.Database, waiting: dict[str, str], stamp: str) -> None:
+def save_waiting(db: Database, waiting: dict[str, str], stamp: str) -> None:
     """Replace the planner's reasons for the requests it left without a release; ``since`` survives a pass."""
-    db.execute("delete from waiting where request not in (select value from json_each(?))", [json.dumps(sorted(waiting))])
+    db.execute(f"delete from waiting where request not in ({db.json_values})", [json.dumps(sorted(waiting))])
     since = {row["request"]: row["since"] for row in db.query("select request, since from waiting")}
-    db.table("waiting").upsert_all(
+    upsert(
+        db,
+        "waiting",
         [{"request": key, "reason": reason, "since": since.get(key, stamp), "updated_at": stamp}
          for key, reason in sorted(waiting.items())],
-        pk="request",
+        key="request",
     )
 
 
@@ -346,14 +351,14 @@ def _planned(release: str | None, reason: str) -> dict[str, Any]:
     return {"release": release, "reason": reason}
 
 
-def release_plan(db: sqlite_utils.Database, *, cancelled_after: str | None = None) -> list[dict[str, Any]]:
+def release_plan(db: Database, *, cancelled_after: str | None = None) -> list[dict[str, Any]]:
     """Upcoming and current releases with their phases and request counts; with
     ``cancelled_after`` (a stamp), also the cancelled ones due after it."""
     releases = list(
         db.query(
             "select rel.*, (select count(*) from assignments a where a.release = rel.id) as requests "
             "from releases rel where state not in ('released', 'cancelled') "
-            "or (state = 'cancelled' and ? is not null and deploy_at > ?) order by deploy_at, id",
+            "or (state = 'cancelled' and cast(? as text) is not null and deploy_at > ?) order by deploy_at, id",
             [cancelled_after, cancelled_after],
         )
     )
@@ -370,7 +375,7 @@ def release_plan(db: sqlite_utils.Database, *, cancelled_after: str | None = Non
     return releases
 
 
-def release_clashes(db: sqlite_utils.Database, release_id: str) -> list[Clash]:
+def release_clashes(db: Database, release_id: str) -> list[Clash]:
     """Objects (tables, components) changed by more than one request of the release."""
     rows = db.query(
         "select r.key, r.affected from assignments a join change_requests r on r.key = a.request "
@@ -380,7 +385,7 @@ def release_clashes(db: sqlite_utils.Database, release_id: str) -> list[Clash]:
     return find_clashes((row["key"], row["affected"]) for row in rows)
 
 
-def all_clashes(db: sqlite_utils.Database) -> dict[str, list[Clash]]:
+def all_clashes(db: Database) -> dict[str, list[Clash]]:
     """Clashes of every live release, by release name (releases without any left out)."""
     found: dict[str, list[Clash]] = {}
     for release in db.query(

@@ -11,15 +11,14 @@ import json
 import threading
 from typing import Any
 
-import sqlite_utils
-
 from mapping import clock
+from sync.db import Database, upsert
 
 
 class StoreCache:
     """One source's rows of ``source_cache``, as the ``SourceCache`` a connector is given."""
 
-    def __init__(self, db: sqlite_utils.Database, source: str, *, now: dt.datetime | None = None) -> None:
+    def __init__(self, db: Database, source: str, *, now: dt.datetime | None = None) -> None:
         self.source = source
         self._now = now
         self._lock = threading.Lock()
@@ -53,7 +52,7 @@ class StoreCache:
             if self._rows.pop(key, None) is not None or key in self._changed:
                 self._changed.add(key)
 
-    def save(self, db: sqlite_utils.Database) -> None:
+    def save(self, db: Database) -> None:
         """Write what changed since the last save (in the thread that owns ``db``)."""
         with self._lock:
             changed, self._changed = self._changed, set()
@@ -65,4 +64,4 @@ class StoreCache:
             for key in gone:
                 db.execute("delete from source_cache where source = ? and key = ?", [self.source, key])
             if rows:
-                db.table("source_cache").upsert_all(rows, pk=("source", "key"))
+                upsert(db, "source_cache", rows, key=("source", "key"))

@@ -4,12 +4,12 @@ secrets read from the environment, and what ``relsync check --online`` asks of t
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
-
-import sqlite_utils
 
 from config.loader import ConfigError, secret
 from config.schema import AirtableSource, Config, JiraSource, SalesforceSource
@@ -21,7 +21,9 @@ from connectors.retry import RetryPolicy
 from mapping.fields import MappingError, SourceMapping
 from mapping.shapes import shape_problems, write_problems
 from releases.calendar import AFTER_PHASES, BEFORE_PHASES, HELD
+from sync.db import Database
 from sync.source_cache import StoreCache
+from sync.store_location import is_postgres
 
 CONFIG_ERRORS = (ConfigError, MappingError, SourceConfigError)
 """Errors that stop a source for its configuration or credentials (exit 2), never for the data."""
@@ -48,10 +50,21 @@ def connect(name: str, spec: SourceConfig, paths: list[str], read_secret: ReadSe
     return CONNECTORS["salesforce"](name, spec, paths, read_secret, policy, kept)
 
 
-def token_file(store: str, source: str) -> Path | None:
-    """Where a source's access token is kept between runs: beside the store (None for an in-memory store)."""
+def token_file(store: str, source: str, env: Mapping[str, str] | None = None) -> Path | None:
+    """Where a source's access token is kept between runs: beside a SQLite store (None for an in-memory one).
+
+    A PostgreSQL store is shared by runners on several machines and must never hold a
+    token: each runner keeps its own in its state folder (``$XDG_STATE_HOME/relsync``,
+    else ``~/.local/state/relsync``, created private), named after the store's URL.
+    """
     if store == ":memory:":
         return None
+    if is_postgres(store):
+        env = os.environ if env is None else env
+        folder = Path(env.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "relsync"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest = hashlib.sha256(store.encode()).hexdigest()[:16]
+        return folder / f"store-{digest}.{source}.token"
     path = Path(store)
     return path.with_name(f"{path.name}.{source}.token")
 
@@ -76,7 +89,7 @@ class Source:
     """The metadata the connector keeps in the store between runs (saved by ``save_caches``)."""
 
 
-def save_caches(db: sqlite_utils.Database, sources: Mapping[str, Source]) -> None:
+def save_caches(db: Database, sources: Mapping[str, Source]) -> None:
     """Write what the connectors kept in their caches this run (from the thread that owns ``db``)."""
     for source in sources.values():
         if source.cache is not None:
@@ -84,7 +97,7 @@ def save_caches(db: sqlite_utils.Database, sources: Mapping[str, Source]) -> Non
 
 
 def build_sources(config: Config, env: Mapping[str, str] | None = None, *, policy: RetryPolicy | None = None,
-                  broken: dict[str, BaseException] | None = None, db: sqlite_utils.Database | None = None) -> dict[str, Source]:
+                  broken: dict[str, BaseException] | None = None, db: Database | None = None) -> dict[str, Source]:
     """Connectors and mappings for every configured source; secrets read from the environment.
 
     With ``db`` (the store), connectors keep what they may between runs: metadata in the
@@ -106,7 +119,7 @@ def build_sources(config: Config, env: Mapping[str, str] | None = None, *, polic
 
         own = dataclasses.replace(base, breaker_after=spec.stop_after_server_errors)
         cache = StoreCache(db, name) if db is not None else None
-        kept = Kept(cache, token_file(config.store, name)) if db is not None else None
+        kept = Kept(cache, token_file(config.store, name, env)) if db is not None else None
         try:
             sources[name] = Source(name, connect(name, spec, mapping.source_paths(), read_secret, own, kept), mapping, cache)
         except CONFIG_ERRORS as error:

@@ -18,11 +18,13 @@ from typing import Any
 import sqlite_utils
 
 from mapping import clock
+from sync.db import Database
 from sync.migrations import GENESIS_HASH, MIGRATIONS, ORIGINS, OUTBOX_STATES, RELEASE_STATES, RUN_KINDS, RUN_STATUSES
+from sync.store_location import StoreLocationError, is_postgres
 
 __all__ = [
     "GENESIS_HASH", "MIGRATIONS", "ORIGINS", "OUTBOX_STATES", "RELEASE_STATES", "RUN_KINDS", "RUN_STATUSES",
-    "StoreMissing", "finish_run", "get_watermark", "open_store", "set_watermark", "start_run", "store_problem", "upsert",
+    "StoreMissing", "finish_run", "get_watermark", "open_store", "set_watermark", "start_run", "store_problem",
 ]
 
 
@@ -43,7 +45,7 @@ def _private_file(path: Path) -> None:
 
 
 class Store(sqlite_utils.Database):
-    """sqlite-utils' Database whose outermost transaction begins IMMEDIATE.
+    """The SQLite store's database (``sync.db.Database``): sqlite-utils' whose outermost transaction begins IMMEDIATE.
 
     Runners of different sources write to one store at once. A deferred transaction
     that reads (the audit chain's head) and then writes fails at its first write when
@@ -51,6 +53,24 @@ class Store(sqlite_utils.Database):
     beginning IMMEDIATE takes the write lock first, so writers queue behind each other
     for up to the busy timeout and each sees the other's commits.
     """
+
+    dialect = "sqlite"
+    json_values = "select value from json_each(?)"
+
+    def json_rows(self, array: str, alias: str) -> str:
+        return f"json_each({array}) {alias}"
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run ``sql`` once per row, in the caller's transaction if there is one (else in one of its own)."""
+        if self.conn.in_transaction:
+            self.conn.executemany(sql, rows)
+            return
+        with self.atomic():
+            self.conn.executemany(sql, rows)
 
     @contextlib.contextmanager
     def atomic(self, *, durable: bool = True) -> Generator[Store, None, None]:
@@ -92,8 +112,8 @@ class StoreMissing(LookupError):
 
 def store_problem(path: str | Path) -> str | None:
     """Why relsync could not keep its store at ``path`` (a missing folder, no permission), or None."""
-    if str(path) == ":memory:":
-        return None
+    if str(path) == ":memory:" or is_postgres(str(path)):
+        return None  # a PostgreSQL store's problems are the server's to tell, when it is opened
     store = Path(path)
     if not store.parent.is_dir():
         return f"the folder {store.parent} does not exist: create it, or point `store` elsewhere"
@@ -103,6 +123,20 @@ def store_problem(path: str | Path) -> str | None:
     if not os.access(writable, os.W_OK):
         return f"relsync cannot write to {writable} (permission denied)"
     return None
+
+
+def open_database(location: str | Path, *, busy_timeout_ms: int = 10_000, create: bool = True) -> Database:
+    """The store at ``location``: a SQLite file (``open_store``) or a ``postgresql://`` URL, migrated to the current schema.
+
+    A PostgreSQL store's password is read from ``RELSYNC_STORE_PASSWORD`` (``sync.store_location``).
+    """
+    if is_postgres(str(location)):
+        try:
+            from sync.pg_database import PostgresDatabase  # psycopg is loaded only for a PostgreSQL store
+        except ImportError:
+            raise StoreLocationError("a PostgreSQL store needs psycopg: pip install 'relsync[postgres]'") from None
+        return PostgresDatabase.open(str(location), create=create)
+    return open_store(location, busy_timeout_ms=busy_timeout_ms, create=create)
 
 
 def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000, create: bool = True) -> Store:
@@ -141,32 +175,14 @@ def open_store(path: str | Path, *, busy_timeout_ms: int = 10_000, create: bool 
     return db
 
 
-def _require_transaction(db: sqlite_utils.Database, what: str) -> None:
+def _require_transaction(db: Database, what: str) -> None:
     # Writing outside the caller's transaction would commit on its own, splitting
     # what must be atomic (a page's rows and the watermark that page reached).
-    if not db.conn.in_transaction:
+    if not db.in_transaction:
         raise RuntimeError(f"{what} must be called inside the caller's transaction (with db.atomic())")
 
 
-def upsert(db: sqlite_utils.Database, table: str, rows: Sequence[Mapping[str, Any]], *, key: str) -> None:
-    """Insert ``rows`` into ``table``, or update the row with the same ``key``, in one statement run for all of them.
-
-    Every row has the same columns (the first row's). Values go in as they are: text,
-    numbers and None (JSON columns already hold their text).
-    """
-    if not rows:
-        return
-    columns = list(rows[0])
-    names = ", ".join(f'"{column}"' for column in columns)
-    updates = ", ".join(f'"{column}" = excluded."{column}"' for column in columns if column != key)
-    db.conn.executemany(
-        f'insert into "{table}" ({names}) values ({", ".join("?" * len(columns))}) '
-        f'on conflict ("{key}") do update set {updates}',
-        [[row[column] for column in columns] for row in rows],
-    )
-
-
-def get_watermark(db: sqlite_utils.Database, source: str, stream: str) -> str | None:
+def get_watermark(db: Database, source: str, stream: str) -> str | None:
     """The stored watermark for ``source``/``stream``, or None before the first page."""
     row = db.execute(
         "select watermark from sync_state where source = ? and stream = ?", [source, stream]
@@ -175,11 +191,11 @@ def get_watermark(db: sqlite_utils.Database, source: str, stream: str) -> str | 
 
 
 def set_watermark(
-    db: sqlite_utils.Database, source: str, stream: str, value: str, *, now: dt.datetime | None = None
+    db: Database, source: str, stream: str, value: str, *, now: dt.datetime | None = None
 ) -> None:
     """Record ``value`` as the watermark, inside the caller's transaction (it does not commit)."""
     _require_transaction(db, "set_watermark")
-    db.conn.execute(
+    db.execute(
         "insert into sync_state (source, stream, watermark, updated_at) values (?, ?, ?, ?) "
         "on conflict (source, stream) do update set "
         "watermark = excluded.watermark, updated_at = excluded.updated_at",
@@ -188,19 +204,18 @@ def set_watermark(
 
 
 def start_run(
-    db: sqlite_utils.Database, *, now: dt.datetime | None = None, kind: str = "sync", sources: Iterable[str] | None = None,
+    db: Database, *, now: dt.datetime | None = None, kind: str = "sync", sources: Iterable[str] | None = None,
 ) -> int:
     """Insert a ``running`` runs row of ``kind`` (sync, or a plan's dry run) for ``sources`` (None: all) and return its id."""
-    cursor = db.execute(
-        "insert into runs (kind, started_at, status, sources) values (?, ?, 'running', ?)",
+    row = db.execute(
+        "insert into runs (kind, started_at, status, sources) values (?, ?, 'running', ?) returning id",
         [kind, clock.stamp(now), json.dumps(sorted(sources)) if sources is not None else None],
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    ).fetchone()
+    return int(row[0])
 
 
 def finish_run(
-    db: sqlite_utils.Database,
+    db: Database,
     run_id: int,
     *,
     status: str,

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import sqlite_utils
-
 from sync.audit import ChainReport, verify_chain
 from sync.migrations import MIGRATIONS
+from sync.store import Store as SqliteDatabase
 from sync.store import StoreMissing, open_store, store_problem
 from sync.store_location import PASSWORD_ENV, ChainBroken, StoreCopyRefused, StoreLocationError, check_postgres_url, is_postgres
 
@@ -48,7 +47,7 @@ class Store(Protocol):
 class SqliteStore:
     """A SQLite store as a copy reads and fills it."""
 
-    def __init__(self, path: str, db: sqlite_utils.Database) -> None:
+    def __init__(self, path: str, db: SqliteDatabase) -> None:
         self.name = path
         self.db = db
 

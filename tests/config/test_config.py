@@ -283,10 +283,15 @@ def test_absolute_store_path_is_kept(tmp_path):
     assert config.store == "/var/lib/relsync/ops.db"
 
 
-def test_a_postgresql_store_is_refused_until_sync_runs_on_one(tmp_path):
-    error = error_for(edit("store: relsync.db", "store: postgresql://relsync@db.example.com/relsync"), tmp_path)
+def test_a_postgresql_store_is_kept_as_its_url(tmp_path):
+    config = load(edit("store: relsync.db", "store: postgresql://relsync@db.example.com:5433/relsync"), tmp_path)
+    assert config.store == "postgresql://relsync@db.example.com:5433/relsync"  # not a file beside the config
+
+
+def test_a_postgresql_store_url_with_a_password_is_refused(tmp_path):
+    error = error_for(edit("store: relsync.db", "store: postgresql://relsync:hunter2@db.example.com/relsync"), tmp_path)
     assert error.path == "store"
-    assert "sync runs on a SQLite store only for now" in str(error) and "relsync store copy" in str(error)
+    assert "RELSYNC_STORE_PASSWORD" in str(error) and "hunter2" not in str(error)
 
 
 def test_missing_ca_bundle_names_the_key(tmp_path):

@@ -1,0 +1,123 @@
+"""The PostgreSQL store as a ``sync.db.Database``: what the engine, the commands and the reports use.
+
+One psycopg 3 connection in autocommit mode: a statement outside ``atomic`` commits on
+its own, as sqlite-utils' ``execute`` does; ``atomic`` is an explicit transaction
+(savepoints inside). Write transactions are serialized by a transaction-level advisory
+lock, taken first, as SQLite's ``BEGIN IMMEDIATE`` serializes them: each sees the one
+before it committed, so the audit chain's head is read and extended by one writer at a
+time. The SQL relsync writes with ``?`` placeholders is given to psycopg with ``%s``.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+
+from sync.db import Params
+from sync.pg_store import Connection, applied_migrations, apply_migrations, connect, database_errors
+from sync.store import StoreMissing
+from sync.store_location import PASSWORD_ENV
+
+WRITER_LOCK = 0x72656C73
+"""The advisory lock key every write transaction takes first ("rels")."""
+
+
+@functools.lru_cache(maxsize=2048)
+def postgres_sql(sql: str) -> str:
+    """``sql`` with ``?`` placeholders as psycopg's ``%s`` (and a literal ``%`` doubled); quoted text left alone."""
+    out: list[str] = []
+    quote: str | None = None
+    for char in sql:
+        if char == "%":
+            out.append("%%")  # psycopg reads % as a placeholder's start wherever it stands
+            continue
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in ("'", '"'):
+            quote = char
+        elif char == "?":
+            out.append("%s")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+class PostgresDatabase:
+    """A PostgreSQL store's connection (``sync.db.Database``)."""
+
+    dialect = "postgresql"
+    json_values = "select value from jsonb_array_elements_text(cast(? as jsonb)) as t(value)"
+
+    def json_rows(self, array: str, alias: str) -> str:
+        return f"jsonb_array_elements_text(cast({array} as jsonb)) as {alias}(value)"
+
+    def __init__(self, url: str, connection: Connection) -> None:
+        self.name = url
+        self.connection = connection
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True, password_env: str = PASSWORD_ENV,
+             env: Mapping[str, str] | None = None) -> PostgresDatabase:
+        """Connect and migrate to the current schema; unless ``create``, a database without a store is StoreMissing."""
+        connection = connect(url, password_env=password_env, env=env)
+        try:
+            with database_errors(f"opening the store {url}"):
+                if not create and not applied_migrations(connection):
+                    raise StoreMissing(f"no relsync store in the PostgreSQL database {url}")
+                apply_migrations(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return cls(url, connection)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.connection.info.transaction_status != TransactionStatus.IDLE
+
+    def query(self, sql: str, params: Params = None) -> Generator[dict[str, Any], None, None]:
+        cursor = self.connection.cursor(row_factory=dict_row)
+        cursor.execute(postgres_sql(sql), _params(params))
+        yield from cursor
+
+    def execute(self, sql: str, parameters: Params = None) -> psycopg.Cursor[tuple[Any, ...]]:
+        return self.connection.execute(postgres_sql(sql), _params(parameters))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        with self.atomic():
+            self.connection.cursor().executemany(postgres_sql(sql), rows)
+
+    @contextlib.contextmanager
+    def atomic(self, *, durable: bool = True) -> Iterator[PostgresDatabase]:
+        """A transaction (a savepoint inside one); the outermost waits its turn behind other writers.
+
+        ``durable=False`` (a pulled page, which can be pulled again) commits without
+        waiting for the server's disk (``synchronous_commit = off`` for that transaction):
+        a server crash can take it back with its watermark, never half of it.
+        """
+        if self.in_transaction:
+            with self.connection.transaction():
+                yield self
+            return
+        with self.connection.transaction():
+            self.connection.execute("select pg_advisory_xact_lock(%s)", [WRITER_LOCK])
+            if not durable:
+                self.connection.execute("set local synchronous_commit = off")
+            yield self
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _params(params: Params) -> Sequence[Any] | Mapping[str, Any]:
+    if params is None:
+        return ()
+    return params if isinstance(params, Mapping) else list(params)
