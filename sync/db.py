@@ -117,5 +117,6 @@ def insert(db: Database, table: str, row: Mapping[str, Any], *, returning: str |
     if returning is None:
         db.execute(sql, list(row.values()))
         return None
-    found = db.execute(f"{sql} returning {_quoted(returning)}", list(row.values())).fetchone()
+    with db.atomic():  # a statement that returns rows is not committed on its own
+        found = db.execute(f"{sql} returning {_quoted(returning)}", list(row.values())).fetchone()
     return found[0]

@@ -68,8 +68,27 @@ def applied_migrations(connection: Connection) -> list[str]:
     return [name for (name,) in rows]
 
 
+MIGRATE_LOCK = (0x72656C73, 0x6D696772)
+"""The advisory lock (two keys) that runners opening a store at once take in turn to migrate it."""
+
+
 def apply_migrations(connection: Connection) -> list[str]:
-    """Apply the pending migrations, each in its own transaction with its record; returns the names applied."""
+    """Apply the pending migrations, each in its own transaction with its record; returns the names applied.
+
+    Runners started together on a new database would each create the migrations table and
+    apply every step; one at a time (a blocking advisory lock, dropped with the session if
+    its holder dies), the later ones find them applied.
+    """
+    if {name for name, _ in PG_MIGRATIONS} <= set(applied_migrations(connection)):
+        return []  # the usual case: nothing to wait for
+    connection.execute("select pg_advisory_lock(%s, %s)", MIGRATE_LOCK)
+    try:
+        return _apply_migrations(connection)
+    finally:
+        connection.execute("select pg_advisory_unlock(%s, %s)", MIGRATE_LOCK)
+
+
+def _apply_migrations(connection: Connection) -> list[str]:
     table = sql.Identifier(MIGRATIONS_TABLE)
     with connection.transaction():
         connection.execute(sql.SQL(

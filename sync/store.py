@@ -125,7 +125,8 @@ def store_problem(path: str | Path) -> str | None:
     return None
 
 
-def open_database(location: str | Path, *, busy_timeout_ms: int = 10_000, create: bool = True) -> Database:
+def open_database(location: str | Path, *, busy_timeout_ms: int = 10_000, create: bool = True,
+                  env: Mapping[str, str] | None = None) -> Database:
     """The store at ``location``: a SQLite file (``open_store``) or a ``postgresql://`` URL, migrated to the current schema.
 
     A PostgreSQL store's password is read from ``RELSYNC_STORE_PASSWORD`` (``sync.store_location``).
@@ -135,7 +136,7 @@ def open_database(location: str | Path, *, busy_timeout_ms: int = 10_000, create
             from sync.pg_database import PostgresDatabase  # psycopg is loaded only for a PostgreSQL store
         except ImportError:
             raise StoreLocationError("a PostgreSQL store needs psycopg: pip install 'relsync[postgres]'") from None
-        return PostgresDatabase.open(str(location), create=create)
+        return PostgresDatabase.open(str(location), create=create, env=env)
     return open_store(location, busy_timeout_ms=busy_timeout_ms, create=create)
 
 
@@ -207,10 +208,11 @@ def start_run(
     db: Database, *, now: dt.datetime | None = None, kind: str = "sync", sources: Iterable[str] | None = None,
 ) -> int:
     """Insert a ``running`` runs row of ``kind`` (sync, or a plan's dry run) for ``sources`` (None: all) and return its id."""
-    row = db.execute(
-        "insert into runs (kind, started_at, status, sources) values (?, ?, 'running', ?) returning id",
-        [kind, clock.stamp(now), json.dumps(sorted(sources)) if sources is not None else None],
-    ).fetchone()
+    with db.atomic():  # a statement that returns rows is not committed on its own
+        row = db.execute(
+            "insert into runs (kind, started_at, status, sources) values (?, ?, 'running', ?) returning id",
+            [kind, clock.stamp(now), json.dumps(sorted(sources)) if sources is not None else None],
+        ).fetchone()
     return int(row[0])
 
 

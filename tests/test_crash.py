@@ -29,7 +29,7 @@ import yaml
 from relsync.demo import sandbox_config
 from sandboxes import edits
 from sandboxes.server import start_sandboxes
-from sync.store import open_store
+from sync.store import open_database
 
 RELSYNC = [sys.executable, "-m", "relsync"]
 RECORDS = 700  # per system: a 2,100-record sync
@@ -120,8 +120,8 @@ def held(w: World, system: str, method: str, path: str) -> Callable[[], bool]:
     return lambda: w.get(system, "/_sandbox/faults")["held"] > before
 
 
-def snapshot(config: Path) -> dict[str, Any]:
-    db = open_store(yaml.safe_load(config.read_text())["store"])
+def snapshot(config: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    db = open_database(yaml.safe_load(config.read_text())["store"], env=env)
     try:
         return {
             "requests": list(db.query(

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from sync.audit import AuditEvent, append_events, verify_chain
+from sync.pg_migrations import PG_MIGRATIONS
 from sync.pg_store import PostgresStore, applied_migrations, apply_migrations, connect
 from sync.pg_store import verify_chain as verify_pg_chain
 from sync.store import open_store
@@ -162,3 +163,26 @@ def test_the_password_comes_from_the_environment_variable_named(pg_url, postgres
     connection = connect(pg_url, password_env="OTHER_NAME", env={"OTHER_NAME": postgres_server.password})
     assert applied_migrations(connection) == []
     connection.close()
+
+
+def test_runners_opening_a_new_database_together_apply_the_migrations_once(pg_url):
+    import subprocess
+    import sys
+
+    import time
+
+    # Each process loads everything first, then all open the store at the same moment.
+    code = ("import sys, time; from sync.store import open_database; import sync.pg_database; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); open_database(sys.argv[1]).close(); print('ok')")
+    start = str(time.time() + 4)
+    runners = [subprocess.Popen([sys.executable, "-c", code, pg_url, start], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    outcomes = [runner.communicate(timeout=120) for runner in runners]
+
+    assert [runner.returncode for runner in runners] == [0] * 6, [err for _, err in outcomes]
+    connection = connect(pg_url)
+    try:
+        applied = applied_migrations(connection)
+    finally:
+        connection.close()
+    assert applied == [name for name, _ in PG_MIGRATIONS]  # each once, in order
