@@ -168,7 +168,6 @@ def test_the_password_comes_from_the_environment_variable_named(pg_url, postgres
 def test_runners_opening_a_new_database_together_apply_the_migrations_once(pg_url):
     import subprocess
     import sys
-
     import time
 
     # Each process loads everything first, then all open the store at the same moment.
