@@ -28,23 +28,35 @@ WRITER_LOCK = 0x72656C73
 
 
 @functools.lru_cache(maxsize=2048)
-def postgres_sql(sql: str) -> str:
-    """``sql`` with ``?`` placeholders as psycopg's ``%s`` (and a literal ``%`` doubled); quoted text left alone."""
+def postgres_sql(sql: str, named: bool = False) -> str:
+    """``sql`` with ``?`` placeholders (``:name`` ones when ``named``) as psycopg's ``%s`` (``%(name)s``).
+
+    A literal ``%`` is doubled; quoted text and identifiers are left alone, and so is ``::``.
+    """
     out: list[str] = []
     quote: str | None = None
-    for char in sql:
+    index = 0
+    while index < len(sql):
+        char = sql[index]
+        index += 1
         if char == "%":
             out.append("%%")  # psycopg reads % as a placeholder's start wherever it stands
-            continue
-        if quote is not None:
-            if char == quote:
-                quote = None
+        elif quote is not None:
+            quote = None if char == quote else quote
+            out.append(char)
         elif char in ("'", '"'):
             quote = char
+            out.append(char)
         elif char == "?":
             out.append("%s")
-            continue
-        out.append(char)
+        elif named and char == ":" and sql[index:index + 1].isidentifier() and sql[index - 2:index - 1] != ":":
+            end = index
+            while end < len(sql) and (sql[end].isalnum() or sql[end] == "_"):
+                end += 1
+            out.append(f"%({sql[index:end]})s")
+            index = end
+        else:
+            out.append(char)
     return "".join(out)
 
 
@@ -82,11 +94,11 @@ class PostgresDatabase:
 
     def query(self, sql: str, params: Params = None) -> Generator[dict[str, Any], None, None]:
         cursor = self.connection.cursor(row_factory=dict_row)
-        cursor.execute(postgres_sql(sql), _params(params))
+        cursor.execute(postgres_sql(sql, isinstance(params, Mapping)), _params(params))
         yield from cursor
 
     def execute(self, sql: str, parameters: Params = None) -> psycopg.Cursor[tuple[Any, ...]]:
-        return self.connection.execute(postgres_sql(sql), _params(parameters))
+        return self.connection.execute(postgres_sql(sql, isinstance(parameters, Mapping)), _params(parameters))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)

@@ -1,6 +1,7 @@
 """Shared fixtures: a live Jira sandbox on 127.0.0.1 and a relsync config pointing at it; a PostgreSQL server."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,14 +56,40 @@ class World:
         self.with_jira(bulk_threshold=100_000)
 
 
-def make_world(tmp_path: Path, records: int, seed: int = 11, *, admin: bool = True) -> Iterator[World]:
-    """A Jira sandbox and its config; ``admin``: the account may create versions (granted as a Jira admin would)."""
+def make_world(tmp_path: Path, records: int, seed: int = 11, *, admin: bool = True,
+               store: str | None = None) -> Iterator[World]:
+    """A Jira sandbox and its config; ``admin``: the account may create versions (granted as a Jira admin would).
+
+    ``store``: where the config keeps the store (a path or a ``postgresql://`` URL); default a file beside it.
+    """
     with start_sandboxes(records=records, seed=seed) as sandboxes:
         description = sandboxes.describe()
         if admin:
             edits.jira_grant(description, "ADMINISTER_PROJECTS")
         path = write_config(description, tmp_path / "relsync.yaml")
+        if store is not None:
+            data = yaml.safe_load(path.read_text())
+            data["store"] = store
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
         yield World(description, path, load_config(path), dict(description["jira"]["env"]))
+
+
+STORES = ("sqlite", "postgresql")
+"""The store engines the store, engine, audit and report tests run on."""
+
+
+def store_location(kind: str, folder: Path, request: pytest.FixtureRequest) -> str:
+    """A new store of ``kind``: a SQLite file in ``folder``, or a new database of the session's PostgreSQL server."""
+    if kind == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        return server.create_database()
+    return str(folder / "relsync.db")
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Each store engine in turn: SQLite, then PostgreSQL on a real server."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -84,8 +111,15 @@ def postgres_server() -> Iterator[PostgresServer]:
         server = start_server()
     except NoPostgresServer as error:
         pytest.fail(f"these tests need a real PostgreSQL server: {error}", pytrace=False)
+    # As an operator would: the password in the environment, for relsync and the runners it starts.
+    saved = os.environ.get(PASSWORD_ENV)
+    os.environ[PASSWORD_ENV] = server.password
     yield server
     server.stop()
+    if saved is None:
+        os.environ.pop(PASSWORD_ENV, None)
+    else:
+        os.environ[PASSWORD_ENV] = saved
 
 
 @pytest.fixture

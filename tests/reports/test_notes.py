@@ -11,7 +11,6 @@ from typing import Any
 
 import icalendar
 import pytest
-import sqlite_utils
 
 from reports.ics import UnknownTrainError, calendar_ics
 from reports.notes import (
@@ -20,7 +19,9 @@ from reports.notes import (
     render_html,
     render_markdown,
 )
-from sync.store import open_store
+from sync.db import Database, insert, insert_all, update
+from sync.store import open_database, open_store
+from tests.conftest import store_location
 
 HOSTILE = '<script>alert("x")</script> & "quotes" — Zürich 東京 ✅'
 MD_HOSTILE = "[not a link](http://evil) *bold* _under_ `code` | pipe"
@@ -78,24 +79,25 @@ ASSIGNMENTS = [
 ]
 
 
-def build_store(path: Path, *, reverse: bool = False) -> sqlite_utils.Database:
+def build_store(location: str | Path, *, reverse: bool = False) -> Database:
     """A store with three releases, phases, six requests from three systems, assigned."""
     order = (lambda rows: list(reversed(rows))) if reverse else list
-    db = open_store(path)
-    db["releases"].insert_all(order(RELEASES))
-    db["release_phases"].insert_all(order(PHASES))
-    db["change_requests"].insert_all(order(REQUESTS))
-    db["assignments"].insert_all(
+    db = open_database(location)
+    insert_all(db, "releases", order(RELEASES))
+    insert_all(db, "release_phases", order(PHASES))
+    insert_all(db, "change_requests", order(REQUESTS))
+    insert_all(db, "assignments", [
         {"request": key, "release": release, "pinned": 0, "reason": "planned", "assigned_by": "planner",
          "assigned_at": at}
         for key, release, at in order(ASSIGNMENTS)
-    )
+    ])
     return db
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
-    return build_store(tmp_path / "s.db")
+def db(tmp_path: Path, store_kind: str, request: pytest.FixtureRequest) -> Database:
+    """The store: a SQLite file, then a PostgreSQL database."""
+    return build_store(store_location(store_kind, tmp_path, request))
 
 
 class Page(HTMLParser):
@@ -128,7 +130,7 @@ def parse(html: str) -> Page:
     return page
 
 
-def test_notes_group_by_department_then_type(db: sqlite_utils.Database) -> None:
+def test_notes_group_by_department_then_type(db: Database) -> None:
     notes = release_notes(db, "BS 2026.12.01")
     assert notes == release_notes(db, "bs-20261201")  # by id or by name
     assert notes.request_count == 5 and notes.capacity == 10
@@ -149,7 +151,7 @@ def test_notes_group_by_department_then_type(db: sqlite_utils.Database) -> None:
     }
 
 
-def test_unknown_release_names_the_request_and_the_known_releases(db: sqlite_utils.Database) -> None:
+def test_unknown_release_names_the_request_and_the_known_releases(db: Database) -> None:
     with pytest.raises(UnknownReleaseError) as caught:
         release_notes(db, "BS 1999.01.01")
     assert isinstance(caught.value, LookupError)
@@ -160,7 +162,7 @@ def test_unknown_release_names_the_request_and_the_known_releases(db: sqlite_uti
         assert name in message
 
 
-def test_markdown_has_headings_phase_table_and_linked_bullets(db: sqlite_utils.Database) -> None:
+def test_markdown_has_headings_phase_table_and_linked_bullets(db: Database) -> None:
     md = render_markdown(release_notes(db, "bs-20261201"))
     lines = md.splitlines()
     assert lines[0] == "# Release notes: BS 2026.12.01"
@@ -180,7 +182,7 @@ def test_markdown_has_headings_phase_table_and_linked_bullets(db: sqlite_utils.D
     assert "- Unsafe link — salesforce:500X2 · medium · scheduled · Salesforce" in lines
 
 
-def test_markdown_escapes_special_characters_in_titles(db: sqlite_utils.Database) -> None:
+def test_markdown_escapes_special_characters_in_titles(db: Database) -> None:
     md = render_markdown(release_notes(db, "bs-20261201"))
     assert "<script>" not in md
     assert (
@@ -193,7 +195,7 @@ def test_markdown_escapes_special_characters_in_titles(db: sqlite_utils.Database
     ) in md
 
 
-def test_html_is_a_complete_document_with_everything_escaped(db: sqlite_utils.Database) -> None:
+def test_html_is_a_complete_document_with_everything_escaped(db: Database) -> None:
     html = render_html(release_notes(db, "BS 2026.12.01"))
     page = parse(html)
     assert html.startswith("<!DOCTYPE html>") and page.decls == ["DOCTYPE html"]
@@ -216,7 +218,7 @@ def test_html_is_a_complete_document_with_everything_escaped(db: sqlite_utils.Da
     assert "javascript:" not in html
 
 
-def test_html_has_phase_table_and_department_counts(db: sqlite_utils.Database) -> None:
+def test_html_has_phase_table_and_department_counts(db: Database) -> None:
     page = parse(render_html(release_notes(db, "bs-20261201")))
     cells = [t.strip() for t in page.text if t.strip()]
     for row in (["testing", "2026-11-29 18:00 UTC", "2026-12-01 18:00 UTC", "QA Lead"],
@@ -228,7 +230,7 @@ def test_html_has_phase_table_and_department_counts(db: sqlite_utils.Database) -
 
 
 @pytest.mark.slow
-def test_html_renders_in_a_real_browser(db: sqlite_utils.Database, tmp_path: Path) -> None:
+def test_html_renders_in_a_real_browser(db: Database, tmp_path: Path) -> None:
     browser = shutil.which("chromium")
     if browser is None:
         pytest.skip("chromium is not installed (apt-get install chromium); HTML structure is checked by the parser tests")
@@ -245,9 +247,9 @@ def test_html_renders_in_a_real_browser(db: sqlite_utils.Database, tmp_path: Pat
     assert len(data) > 20_000  # a blank 1200x1600 page compresses to a few KB
 
 
-def test_notes_say_what_each_request_needs_first(db: sqlite_utils.Database) -> None:
+def test_notes_say_what_each_request_needs_first(db: Database) -> None:
     key = next(iter(db.query("select request from assignments where release = 'bs-20261201' order by request")))["request"]
-    db["change_requests"].update(key, {"depends_on": "airtable:recPRE, OPS-<b>7</b>"})
+    update(db, "change_requests", {"key": key}, {"depends_on": "airtable:recPRE, OPS-<b>7</b>"})
     notes = release_notes(db, "bs-20261201")
     line = next(line for line in render_markdown(notes).splitlines() if key in line)
     assert "· needs airtable:recPRE, OPS-" in line and "<b>" not in line  # source text is escaped
@@ -255,9 +257,9 @@ def test_notes_say_what_each_request_needs_first(db: sqlite_utils.Database) -> N
     assert '<span class="meta needs">needs airtable:recPRE, OPS-&lt;b&gt;7&lt;/b&gt;</span>' in html
 
 
-def test_notes_show_each_phase_sign_off_and_those_still_required(db: sqlite_utils.Database) -> None:
-    db["releases"].update("bs-20261201", {"requires_signoff": '["testing", "deployment"]'})
-    db["phase_signoffs"].insert({"release": "bs-20261201", "phase": "testing", "signed_by": "Dana <QA>",
+def test_notes_show_each_phase_sign_off_and_those_still_required(db: Database) -> None:
+    update(db, "releases", {"id": "bs-20261201"}, {"requires_signoff": '["testing", "deployment"]'})
+    insert(db, "phase_signoffs", {"release": "bs-20261201", "phase": "testing", "signed_by": "Dana <QA>",
                                  "signed_at": "2026-12-01T10:00:00.000Z", "recorded_by": "ops"})
     notes = release_notes(db, "bs-20261201")
     assert {p.phase: p.signoff for p in notes.phases} == {
@@ -274,7 +276,7 @@ def events(ics: bytes) -> dict[str, icalendar.Event]:
     return {str(event["UID"]): event for event in calendar.walk("VEVENT")}
 
 
-def test_calendar_has_deploys_freezes_and_phases_in_utc(db: sqlite_utils.Database) -> None:
+def test_calendar_has_deploys_freezes_and_phases_in_utc(db: Database) -> None:
     ics = calendar_ics(db)
     found = events(ics)
     assert set(found) == {
@@ -311,7 +313,7 @@ def test_calendar_has_deploys_freezes_and_phases_in_utc(db: sqlite_utils.Databas
     assert {event.decoded("DTSTAMP") for event in found.values()} == {dt.datetime(2026, 11, 22, 12, 30, tzinfo=UTC)}
 
 
-def test_blackouts_are_events_of_their_own(db: sqlite_utils.Database) -> None:
+def test_blackouts_are_events_of_their_own(db: Database) -> None:
     from config.trains import Blackout
 
     holidays = Blackout(name="Year-end freeze", start=dt.date(2026, 12, 24), end=dt.date(2027, 1, 1), action="skip")
@@ -323,16 +325,16 @@ def test_blackouts_are_events_of_their_own(db: sqlite_utils.Database) -> None:
     assert not [uid for uid in found if "nightly" in uid]  # a train without releases here shows no blackout
 
 
-def test_calendar_is_identical_for_identical_data(db: sqlite_utils.Database, tmp_path: Path) -> None:
-    twin = build_store(tmp_path / "twin.db", reverse=True)
+def test_calendar_is_identical_for_identical_data(db: Database, tmp_path: Path) -> None:
+    twin = build_store(tmp_path / "twin.db", reverse=True)  # the same rows in another order, on SQLite
     first = calendar_ics(db)
     assert first == calendar_ics(db) == calendar_ics(twin)
     assert first.startswith(b"BEGIN:VCALENDAR\r\n")
-    twin["releases"].update("hotfix-20261125", {"deploy_at": "2026-11-26T00:00:00Z"})
+    update(twin, "releases", {"id": "hotfix-20261125"}, {"deploy_at": "2026-11-26T00:00:00Z"})
     assert calendar_ics(twin) != first
 
 
-def test_calendar_for_some_trains(db: sqlite_utils.Database) -> None:
+def test_calendar_for_some_trains(db: Database) -> None:
     assert set(events(calendar_ics(db, trains=["hotfix"]))) == {
         "hotfix-20261125@relsync", "hotfix-20261125-freeze@relsync", "hotfix-20261125-testing@relsync",
     }

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
 
+import psycopg
 import pytest
 
 from sync.audit import Anchor, AnchorError, AuditEvent, append_events, request_history, verify_chain
-from sync.store import open_store
+from sync.db import Database
+from sync.store import open_database, open_store
+from sync.store_location import PASSWORD_ENV, is_postgres
+from tests.conftest import store_location
 
 
 def event(n: int, request: str = "jira:OPS-1", **changes) -> AuditEvent:
@@ -22,21 +27,46 @@ def event(n: int, request: str = "jira:OPS-1", **changes) -> AuditEvent:
 
 
 @pytest.fixture
-def path(tmp_path):
-    return tmp_path / "relsync.db"
+def path(tmp_path, store_kind, request):
+    """Where the store is: a SQLite file, then a PostgreSQL database."""
+    return store_location(store_kind, tmp_path, request)
+
+
+def five_events(location) -> Database:
+    db = open_database(location)
+    with db.atomic():
+        append_events(db, [event(n) for n in range(1, 6)])
+    return db
 
 
 @pytest.fixture
 def store(path):
-    db = open_store(path)
-    with db.atomic():
-        append_events(db, [event(n) for n in range(1, 6)])
+    db = five_events(path)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def sqlite_path(tmp_path):
+    return tmp_path / "relsync.db"
+
+
+@pytest.fixture
+def sqlite_store(sqlite_path):
+    db = five_events(sqlite_path)
     yield db
     db.close()
 
 
 def tamper(path, *statements: str) -> None:
-    """What someone with shell access could do: drop the guards, then edit."""
+    """What someone with the database's own tools could do: drop the guards, then edit."""
+    if is_postgres(str(path)):
+        with psycopg.connect(str(path), password=os.environ[PASSWORD_ENV], autocommit=True) as conn:
+            conn.execute("drop trigger audit_no_update on audit")
+            conn.execute("drop trigger audit_no_delete on audit")
+            for statement in statements:
+                conn.execute(statement)
+        return
     conn = sqlite3.connect(path)
     conn.execute("drop trigger audit_no_update")
     conn.execute("drop trigger audit_no_delete")
@@ -44,6 +74,10 @@ def tamper(path, *statements: str) -> None:
         conn.execute(statement)
     conn.commit()
     conn.close()
+
+
+def count(db: Database) -> int:
+    return int(db.execute("select count(*) from audit").fetchone()[0])
 
 
 def test_each_row_hashes_its_content_onto_the_previous_hash(store):
@@ -86,19 +120,21 @@ def test_chain_continues_across_calls_and_survives_a_rolled_back_page(store):
 def test_append_refuses_to_commit_on_its_own(store):
     with pytest.raises(RuntimeError, match="inside the caller's transaction"):
         append_events(store, [event(6)])
-    assert store["audit"].count == 5
+    assert count(store) == 5
 
 
 def test_update_and_delete_are_refused(store):
-    with pytest.raises(sqlite3.IntegrityError, match="audit is append-only"):
+    refused = (sqlite3.IntegrityError, psycopg.errors.RaiseException)  # each database's error for a trigger's refusal
+    with pytest.raises(refused, match="audit is append-only"):
         store.execute("update audit set new = '\"x\"' where id = 3")
-    with pytest.raises(sqlite3.IntegrityError, match="audit is append-only"):
+    with pytest.raises(refused, match="audit is append-only"):
         store.execute("delete from audit where id = 5")
     assert verify_chain(store).ok
 
 
 @pytest.mark.skipif(shutil.which("sqlite3") is None, reason="needs the sqlite3 shell")
-def test_sqlite3_shell_edit_is_refused_and_found_once_the_trigger_is_dropped(store, path):
+def test_sqlite3_shell_edit_is_refused_and_found_once_the_trigger_is_dropped(sqlite_store, sqlite_path):
+    store, path = sqlite_store, sqlite_path
     refused = subprocess.run(
         ["sqlite3", str(path), "update audit set new='\"x\"' where id=3"], capture_output=True, text=True
     )
@@ -166,14 +202,15 @@ def test_inserted_row_is_found_even_with_a_correct_hash(store, path):
     assert (report.ok, report.first_bad_id) == (False, 4)
 
 
-def test_a_page_of_ten_thousand_events_reads_the_chain_head_once(store):
+def test_a_page_of_ten_thousand_events_reads_the_chain_head_once(sqlite_store):
+    store = sqlite_store
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)
     with store.atomic():
         append_events(store, (event(n % 3600, request=f"jira:OPS-{n}") for n in range(10_000)))
     store.conn.set_trace_callback(None)
     assert sum(s.lstrip().lower().startswith("select") for s in statements) == 1
-    assert store["audit"].count == 10_005
+    assert count(store) == 10_005
     assert verify_chain(store).checked == 10_005
 
 
@@ -204,8 +241,8 @@ def test_origin_must_be_one_of_the_four():
 
 
 @pytest.fixture
-def long_store(path):
-    db = open_store(path)
+def long_store(sqlite_path):
+    db = open_store(sqlite_path)
     with db.atomic():
         append_events(db, [event(n, request=f"jira:OPS-{n % 7}") for n in range(1, 301)])
     yield db
@@ -236,10 +273,10 @@ def test_the_head_is_the_last_row_as_n_colon_hash(long_store):
     assert Anchor.parse(f"  300:{head_hash.upper()}\n") == report.anchor
 
 
-def test_rows_cut_from_the_end_with_the_sequence_set_back_pass_alone_but_not_against_the_anchor(long_store, path):
+def test_rows_cut_from_the_end_with_the_sequence_set_back_pass_alone_but_not_against_the_anchor(long_store, sqlite_path):
     anchor = verify_chain(long_store).anchor
     # The attack: drop the guards, delete the last 100 rows, set sqlite_sequence back to match.
-    tamper(path, "delete from audit where id > 200", "update sqlite_sequence set seq = 200 where name = 'audit'")
+    tamper(sqlite_path, "delete from audit where id > 200", "update sqlite_sequence set seq = 200 where name = 'audit'")
 
     alone = verify_chain(long_store)
     assert (alone.ok, alone.checked, alone.head_id) == (True, 200, 200)  # nothing inside the store can tell
@@ -249,11 +286,11 @@ def test_rows_cut_from_the_end_with_the_sequence_set_back_pass_alone_but_not_aga
     assert report.reason == "the chain ends at row 200 but the anchor says it reached row 300 (rows were cut from the end)"
 
 
-def test_a_chain_rewritten_with_fresh_hashes_fails_the_anchor(long_store, path):
+def test_a_chain_rewritten_with_fresh_hashes_fails_the_anchor(long_store, sqlite_path):
     anchor = verify_chain(long_store).anchor
     rows = list(long_store.query("select * from audit order by id"))
     rows[41]["new"] = '"quietly changed"'
-    rechain(path, rows)
+    rechain(sqlite_path, rows)
 
     assert verify_chain(long_store).ok  # self-consistent again
     report = verify_chain(long_store, anchor)
@@ -270,12 +307,12 @@ def test_an_older_anchor_is_still_reached_after_the_chain_grew(long_store):
     assert report.anchor != older
 
 
-def test_a_renumbered_tail_fails_the_anchor_it_skips(long_store, path):
+def test_a_renumbered_tail_fails_the_anchor_it_skips(long_store, sqlite_path):
     anchor = Anchor(250, long_store.execute("select hash from audit where id = 250").fetchone()[0])
     rows = [r for r in long_store.query("select * from audit order by id") if r["id"] != 250]
     for row in rows[249:]:
         row["id"] += 1  # ids 251.. chained straight onto row 249: no gap in the hashes
-    rechain(path, rows)
+    rechain(sqlite_path, rows)
 
     assert verify_chain(long_store).ok
     report = verify_chain(long_store, anchor)

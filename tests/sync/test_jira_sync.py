@@ -5,12 +5,14 @@ import math
 import threading
 import time
 
+import pytest
 import sqlite_utils
 
 from mapping import clock
 from sandboxes import edits
 from sync import engine
-from sync.store import open_store
+from sync.store import open_database, open_store
+from tests.conftest import make_world, store_location
 
 
 def search_calls(calls: dict[str, int]) -> int:
@@ -26,8 +28,20 @@ def write_calls(calls: dict[str, int]) -> int:
                and "bulkfetch" not in key)  # reads that POST their question
 
 
+@pytest.fixture
+def world(tmp_path, store_kind, request):
+    """250 seeded Jira change requests and a fresh store: a SQLite file, then a PostgreSQL database."""
+    yield from make_world(tmp_path, records=250, store=store_location(store_kind, tmp_path, request))
+
+
+@pytest.fixture
+def file_world(tmp_path):
+    """250 seeded Jira change requests and a fresh SQLite store."""
+    yield from make_world(tmp_path, records=250)
+
+
 def rows(world, sql: str, params=()) -> list[dict]:
-    db = open_store(world.config.store)
+    db = open_database(world.config.store)
     try:
         return list(db.query(sql, params))
     finally:
@@ -109,8 +123,8 @@ def test_edits_in_jira_are_pulled_and_audited_on_the_next_run(world):
 
     assert report.exit_code == 0
     assert report.pulled["jira"]["changed"] == 5
-    titles = rows(world, "select key, title from change_requests where key in (select value from json_each(?))",
-                  [__import__("json").dumps([f"jira:{k}" for k in keys])])
+    titles = rows(world, f"select key, title from change_requests where key in ({', '.join('?' * len(keys))})",
+                  [f"jira:{k}" for k in keys])
     assert {r["title"] for r in titles} == {f"Edited: {k} needs a new picklist value" for k in keys}
     audited = rows(world, "select request from audit where run = ? and field = 'title' and origin = 'pulled'",
                    [report.run_id])
@@ -119,7 +133,7 @@ def test_edits_in_jira_are_pulled_and_audited_on_the_next_run(world):
 
 
 def test_edit_between_pull_and_push_is_a_conflict_not_an_overwrite(world):
-    db = open_store(world.config.store)
+    db = open_database(world.config.store)
     sources = engine.build_sources(world.config, world.env)
     run_id = 1
     engine.pull_sources(db, sources, run_id=run_id)
@@ -164,9 +178,10 @@ def test_a_refused_query_is_reported_with_jiras_message(world, tmp_path):
     assert any("Field 'releaseTrain' does not exist" in m for m in report.messages), report.messages
 
 
-def test_audit_chain_verifies_and_detects_tampering(world):
+def test_audit_chain_verifies_and_detects_tampering(file_world):
     from sync.audit import verify_chain
 
+    world = file_world
     engine.run(world.config, env=world.env)
     db = open_store(world.config.store)
     assert verify_chain(db).ok
@@ -182,7 +197,8 @@ def test_audit_chain_verifies_and_detects_tampering(world):
     assert report.first_bad_id == 5
 
 
-def test_store_file_is_private(world):
+def test_store_file_is_private(file_world):
+    world = file_world
     engine.run(world.config, env=world.env)
     import os
     import stat
@@ -192,7 +208,7 @@ def test_store_file_is_private(world):
 
 
 def test_an_issue_deleted_before_the_push_fails_alone(world):
-    db = open_store(world.config.store)
+    db = open_database(world.config.store)
     sources = engine.build_sources(world.config, world.env)
     engine.pull_sources(db, sources, run_id=1)
     engine.plan(db, world.config, run_id=1, now=clock.now())

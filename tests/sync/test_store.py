@@ -7,15 +7,19 @@ import os
 import sqlite3
 import stat
 
+import psycopg
 import pytest
 
+from sync.db import insert, upsert
 from sync.store import (
     finish_run,
     get_watermark,
+    open_database,
     open_store,
     set_watermark,
     start_run,
 )
+from tests.conftest import store_location
 
 NOW = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC)
 
@@ -24,11 +28,31 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+INTEGRITY = (sqlite3.IntegrityError, psycopg.IntegrityError)
+"""Each database's error for a row its keys or checks refuse."""
+
+
 @pytest.fixture
-def store(tmp_path):
+def sqlite_store(tmp_path):
     db = open_store(tmp_path / "relsync.db")
     yield db
     db.close()
+
+
+@pytest.fixture
+def store(tmp_path, store_kind, request):
+    """The store: a SQLite file, then a PostgreSQL database."""
+    db = open_database(store_location(store_kind, tmp_path, request))
+    yield db
+    db.close()
+
+
+def one(db, sql: str, params=()) -> dict:
+    return next(db.query(sql, params))
+
+
+def count(db, table: str) -> int:
+    return int(db.execute(f"select count(*) from {table}").fetchone()[0])
 
 
 def test_new_store_file_is_private_even_with_a_permissive_umask(tmp_path):
@@ -54,7 +78,8 @@ def test_existing_world_readable_store_is_tightened(tmp_path):
     assert mode(path) == 0o600
 
 
-def test_store_uses_wal_foreign_keys_and_a_busy_timeout(store):
+def test_store_uses_wal_foreign_keys_and_a_busy_timeout(sqlite_store):
+    store = sqlite_store
     assert store.journal_mode == "wal"
     assert store.execute("pragma foreign_keys").fetchone()[0] == 1
     assert store.execute("pragma busy_timeout").fetchone()[0] == 10_000
@@ -75,7 +100,8 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
     db.close()
 
 
-def test_schema_has_the_documented_tables_and_columns(store):
+def test_schema_has_the_documented_tables_and_columns(sqlite_store):
+    store = sqlite_store
     expected = {
         "change_requests": [
             "key", "source", "system", "native_id", "native_key", "url", "title", "description",
@@ -119,12 +145,12 @@ def test_schema_has_the_documented_tables_and_columns(store):
 
 
 def _request(db, key="jira:1", native_id="1") -> None:
-    db["change_requests"].insert({"key": key, "source": "jira", "system": "jira", "native_id": native_id})
+    insert(db, "change_requests", {"key": key, "source": "jira", "system": "jira", "native_id": native_id})
 
 
 def _release(db, release_id="BS-20261201", name="BS 2026-12-01", state="open") -> None:
-    db["releases"].insert(
-        {
+    insert(
+        db, "releases", {
             "id": release_id, "name": name, "train": "BS", "deploy_at": "2026-12-01T18:00:00Z",
             "freeze_at": "2026-11-28T18:00:00Z", "capacity": 10, "state": state,
         }
@@ -133,44 +159,44 @@ def _release(db, release_id="BS-20261201", name="BS 2026-12-01", state="open") -
 
 def test_a_source_record_is_stored_once(store):
     _request(store)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY):
         _request(store, key="jira:1-again", native_id="1")
 
 
 def test_assignments_must_point_at_a_stored_request_and_release(store):
     _request(store)
     _release(store)
-    store["assignments"].insert({"request": "jira:1", "release": "BS-20261201", "pinned": 1})
-    with pytest.raises(sqlite3.IntegrityError):
-        store["assignments"].insert({"request": "jira:2", "release": "BS-20261201"})
-    with pytest.raises(sqlite3.IntegrityError):
-        store["assignments"].upsert({"request": "jira:1", "release": "BS-29990101"}, pk="request")
-    with pytest.raises(sqlite3.IntegrityError):
-        store["release_phases"].insert(
+    insert(store, "assignments", {"request": "jira:1", "release": "BS-20261201", "pinned": 1})
+    with pytest.raises(INTEGRITY):
+        insert(store, "assignments", {"request": "jira:2", "release": "BS-20261201"})
+    with pytest.raises(INTEGRITY):
+        upsert(store, "assignments", [{"request": "jira:1", "release": "BS-29990101"}], key="request")
+    with pytest.raises(INTEGRITY):
+        insert(store, "release_phases",
             {"release": "nope", "phase": "testing", "starts": "x", "ends": "y", "owner": "qa"}
         )
 
 
 def test_vocabulary_columns_refuse_unknown_values(store):
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY):
         _release(store, state="shipped")
-    with pytest.raises(sqlite3.IntegrityError):
-        store["runs"].insert({"started_at": "2026-11-20T09:30:00Z", "status": "done"})
-    with pytest.raises(sqlite3.IntegrityError):
-        store["outbox"].insert(
+    with pytest.raises(INTEGRITY):
+        insert(store, "runs", {"started_at": "2026-11-20T09:30:00Z", "status": "done"})
+    with pytest.raises(INTEGRITY):
+        insert(store, "outbox",
             {"request": "jira:1", "source": "jira", "system": "jira", "field": "release", "state": "sent"}
         )
 
 
 def test_outbox_holds_one_row_per_request_field_and_desired_value(store):
     row = {"request": "jira:1", "source": "jira", "system": "jira", "field": "release", "value": '"BS 2026-12-01"'}
-    store["outbox"].insert(row)
-    assert store["outbox"].get(1)["attempts"] == 0
-    assert store["outbox"].get(1)["state"] == "pending"
-    with pytest.raises(sqlite3.IntegrityError):
-        store["outbox"].insert(row)
-    store["outbox"].insert(row | {"value": '"BS 2026-12-15"'})
-    assert store["outbox"].count == 2
+    insert(store, "outbox", row)
+    assert one(store, "select * from outbox where id = 1")["attempts"] == 0
+    assert one(store, "select * from outbox where id = 1")["state"] == "pending"
+    with pytest.raises(INTEGRITY):
+        insert(store, "outbox", row)
+    insert(store, "outbox", row | {"value": '"BS 2026-12-15"'})
+    assert count(store, "outbox") == 2
 
 
 def test_watermark_is_none_until_set_and_then_updated_in_place(store):
@@ -181,7 +207,7 @@ def test_watermark_is_none_until_set_and_then_updated_in_place(store):
         set_watermark(store, "jira", "requests", "1732877099000", now=NOW)
     assert get_watermark(store, "jira", "requests") == "1732877099000"
     assert get_watermark(store, "jira", "changelog") is None
-    assert list(store["sync_state"].rows) == [
+    assert list(store.query("select * from sync_state")) == [
         {"source": "jira", "stream": "requests", "watermark": "1732877099000", "updated_at": "2026-11-20T09:30:00.000Z"}
     ]
 
@@ -193,7 +219,7 @@ def test_watermark_commits_or_rolls_back_with_the_page(store):
             set_watermark(store, "jira", "requests", "2")
             raise RuntimeError("page failed")
     assert get_watermark(store, "jira", "requests") is None
-    assert store["change_requests"].count == 0
+    assert count(store, "change_requests") == 0
 
 
 def test_watermark_refuses_to_commit_on_its_own(store):
@@ -204,12 +230,12 @@ def test_watermark_refuses_to_commit_on_its_own(store):
 
 def test_a_run_is_started_then_finished(store):
     run_id = start_run(store, now=NOW)
-    assert store["runs"].get(run_id)["status"] == "running"
+    assert one(store, "select * from runs where id = ?", [run_id])["status"] == "running"
     finish_run(
         store, run_id, status="partial", exit_code=1, counts={"pulled": 3, "conflicts": 1},
         api_calls={"jira": 2}, message="1 write conflicted", now=NOW + dt.timedelta(seconds=42),
     )
-    row = store["runs"].get(run_id)
+    row = one(store, "select * from runs where id = ?", [run_id])
     assert row["started_at"] == "2026-11-20T09:30:00.000Z"
     assert row["ended_at"] == "2026-11-20T09:30:42.000Z"
     assert (row["status"], row["exit_code"], row["message"]) == ("partial", 1, "1 write conflicted")
