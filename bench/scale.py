@@ -28,6 +28,7 @@ threads run beside it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -54,6 +55,8 @@ from mapping import clock
 from mapping.fields import MappingError
 from sync import engine, ingest
 from sync.store import open_store, start_run
+from sync.store_location import PASSWORD_ENV
+from tests.postgres import PostgresServer, start_server
 
 MB = 1024.0
 
@@ -185,6 +188,23 @@ def replay(config: Any, env: dict[str, str], folder: Path) -> dict[str, Any]:
             "ratio": round(relsync_s / raw_s, 2) if raw_s else None}
 
 
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own (the tests' helper, with the server's durable defaults), stopped at the end."""
+    server = start_server(durable=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def use_store(config_path: Path, location: str) -> None:
+    """Point the config at the store ``location``."""
+    data = yaml.safe_load(config_path.read_text())
+    data["store"] = location
+    config_path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
 def keep_trains(config_path: Path, names: list[str]) -> None:
     """Leave only the named trains in the config file."""
     data = yaml.safe_load(config_path.read_text())
@@ -205,26 +225,34 @@ def main() -> None:
     parser.add_argument("--no-replay", action="store_true", help="Leave out the local-overhead replay.")
     parser.add_argument("--trains", nargs="+", metavar="NAME",
                         help="Keep only these trains of the sandbox config (default: all of them).")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="Where relsync keeps its store: a SQLite file (default), or a database of a PostgreSQL "
+                             "server started from the installed binaries (as the tests start one); the replay "
+                             "against raw upsert_all is SQLite's only.")
     args = parser.parse_args()
     load = [round(n, 2) for n in os.getloadavg()]
     begun = dt.datetime.now(dt.UTC)
-    with tempfile.TemporaryDirectory(prefix="relsync-scale-") as name:
+    with tempfile.TemporaryDirectory(prefix="relsync-scale-") as name, contextlib.ExitStack() as stack:
         folder = Path(name)
         started = time.perf_counter()
         with running_sandbox(args.system, args.records, args.seed, folder, args.behaviour) as (description, config_path):
             seeded = time.perf_counter() - started
             if args.trains:
                 keep_trains(config_path, args.trains)
-            config = load_config(config_path)
             env = dict(description[args.system]["env"])
+            if args.store == "postgresql":
+                server = stack.enter_context(postgres_server())
+                use_store(config_path, server.create_database())
+                env[PASSWORD_ENV] = server.password
+            config = load_config(config_path)
             verify: str | bool = str(folder / "salesforce-sandbox-ca.pem") if args.system == "salesforce" else True
             counter = Counter(description[args.system]["url"], verify)
             runs = [measure_run(label, config, env, counter, args.system)
                     for label in ("initial", "own writes back", "no-op")]
-            local = None if args.no_replay else replay(config, env, folder)
+            local = None if args.no_replay or args.store != "sqlite" else replay(config, env, folder)
     print(json.dumps({
         "system": args.system, "records": args.records, "seed": args.seed,
-        "sandbox_behaviour": args.behaviour,
+        "sandbox_behaviour": args.behaviour, "store": args.store,
         "note": ("sandbox asked for its 'kind' profile by name: full pages, no rate limit or index lag, "
                  "cursors and sessions that do not expire (relsync's own client throttle still applies)"
                  if args.behaviour == KIND else "sandbox in its default 'real' profile"),

@@ -54,8 +54,8 @@ def dry_run(config: Config, *, env: Mapping[str, str] | None = None, now: dt.dat
     """Pull, then plan and diff without keeping the plan or writing to any source."""
     now = now or clock.now()
     result = DryRun()
-    with whole_store(config.store, config.sources):
-        db = open_database(config.store)
+    with whole_store(config.store, config.sources, env):
+        db = open_database(config.store, env=env)
         try:
             sources = engine.build_sources(config, env if env is not None else os.environ, db=db)
             run_id = start_run(db, kind="plan")

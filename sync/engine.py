@@ -318,10 +318,10 @@ def run(
         names = chosen_sources(config, only)
     except ConfigError as error:
         return RunReport(None, "config_error", EXIT_CONFIG, messages=[str(error)])
-    locks, refused = take_sources(config.store, names)
+    locks, refused = take_sources(config.store, names, env)
     if not locks:
         return RunReport(None, "locked", EXIT_LOCKED, messages=[str(error) for error in refused.values()])
-    db = open_database(config.store, busy_timeout_ms=RUNNER_BUSY_TIMEOUT_MS)
+    db = open_database(config.store, busy_timeout_ms=RUNNER_BUSY_TIMEOUT_MS, env=env)
     try:
         _close_abandoned_runs(db, sorted(locks))
         run_id = start_run(db, sources=sorted(locks) if refused or only else None)
@@ -348,7 +348,7 @@ def run(
             report.history = {name: {k: v for k, v in asdict(c).items() if k != "notes"} for name, c in imported.items()}
             if progress:
                 progress(Progress("plan", run_id=run_id))
-            planner = plan_lock(config.store)
+            planner = plan_lock(config.store, env)
             try:
                 planner.acquire()
             except LockedError as error:

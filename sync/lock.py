@@ -19,7 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -114,30 +114,34 @@ class Lock(Protocol):
                  traceback: TracebackType | None) -> None: ...
 
 
-def _lock(store: str | Path, name: str, what: str) -> Lock:
+def _lock(store: str | Path, name: str, what: str, env: Mapping[str, str] | None) -> Lock:
     if is_postgres(str(store)):
         from sync.pg_lock import AdvisoryLock  # psycopg is loaded only for a PostgreSQL store
 
-        return AdvisoryLock(str(store), name, what)
+        return AdvisoryLock(str(store), name, what, env)
     return FileLock(f"{store}.{name}.lock", what)
 
 
-def source_lock(store: str | Path, source: str) -> Lock:
-    """The lock of one source of the store: whoever holds it pulls and pushes that source."""
-    return _lock(store, f"source.{source}", f"source {source!r}")
+def source_lock(store: str | Path, source: str, env: Mapping[str, str] | None = None) -> Lock:
+    """The lock of one source of the store: whoever holds it pulls and pushes that source.
+
+    ``env``: where a PostgreSQL store's password is read (default the process's environment).
+    """
+    return _lock(store, f"source.{source}", f"source {source!r}", env)
 
 
-def plan_lock(store: str | Path) -> Lock:
+def plan_lock(store: str | Path, env: Mapping[str, str] | None = None) -> Lock:
     """The lock of the store's plan: whoever holds it plans, or changes the plan by hand."""
-    return _lock(store, "plan", "plan")
+    return _lock(store, "plan", "plan", env)
 
 
-def take_sources(store: str | Path, sources: Iterable[str]) -> tuple[dict[str, Lock], dict[str, LockedError]]:
+def take_sources(store: str | Path, sources: Iterable[str],
+                 env: Mapping[str, str] | None = None) -> tuple[dict[str, Lock], dict[str, LockedError]]:
     """Take each source's lock that is free: (the locks taken, why each other source is refused)."""
     taken: dict[str, Lock] = {}
     refused: dict[str, LockedError] = {}
     for name in sorted(sources):
-        lock = source_lock(store, name)
+        lock = source_lock(store, name, env)
         try:
             lock.acquire()
         except LockedError as error:
@@ -148,10 +152,10 @@ def take_sources(store: str | Path, sources: Iterable[str]) -> tuple[dict[str, L
 
 
 @contextlib.contextmanager
-def whole_store(store: str | Path, sources: Iterable[str]) -> Iterator[None]:
+def whole_store(store: str | Path, sources: Iterable[str], env: Mapping[str, str] | None = None) -> Iterator[None]:
     """Every source's lock and the plan lock, or LockedError naming the first one held elsewhere."""
-    taken, refused = take_sources(store, sources)
-    plan = plan_lock(store)
+    taken, refused = take_sources(store, sources, env)
+    plan = plan_lock(store, env)
     try:
         if refused:
             raise next(iter(refused.values()))

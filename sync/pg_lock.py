@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import zlib
+from collections.abc import Mapping
 from types import TracebackType
 
 from mapping import clock
@@ -30,8 +31,9 @@ def lock_key(name: str) -> int:
 class AdvisoryLock:
     """An exclusive, non-blocking advisory lock named ``name`` in the store at ``url``."""
 
-    def __init__(self, url: str, name: str, what: str) -> None:
+    def __init__(self, url: str, name: str, what: str, env: Mapping[str, str] | None = None) -> None:
         self.url = url
+        self.env = env
         self.name = name
         self.what = what
         self._connection: Connection | None = None
@@ -44,7 +46,7 @@ class AdvisoryLock:
         """Take the lock or raise ``LockedError`` at once, naming the holder."""
         if self._connection is not None:
             raise RuntimeError(f"the lock {self.name} is already held by this object")
-        connection = connect(self.url)
+        connection = connect(self.url, env=self.env)
         try:
             holder = f"relsync pid {os.getpid()} on {socket.gethostname()} since {clock.stamp()}"
             connection.execute("select set_config('application_name', %s, false)", [holder[:63]])

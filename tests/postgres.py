@@ -90,6 +90,8 @@ class PostgresServer:
     user: str = SUPERUSER
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     databases: int = 0
+    durable: bool = False
+    """Commits wait for the disk, as a production server's do (benchmarks); tests skip that for speed."""
 
     @property
     def socket_dir(self) -> Path:
@@ -123,8 +125,9 @@ class PostgresServer:
         pwfile.unlink()
         self.port = _free_port()
         options = ["-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}",
-                   "-c", f"unix_socket_directories={self.socket_dir}", "-c", "fsync=off",
-                   "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+                   "-c", f"unix_socket_directories={self.socket_dir}"]
+        if not self.durable:
+            options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w", "-t", "60",
                   "-o", shlex.join(options))
 
@@ -153,14 +156,17 @@ class PostgresServer:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
 
-def start_server() -> PostgresServer:
-    """Start a new server in a fresh temporary folder (NoPostgresServer says why it could not)."""
+def start_server(*, durable: bool = False) -> PostgresServer:
+    """Start a new server in a fresh temporary folder (NoPostgresServer says why it could not).
+
+    ``durable``: the server's defaults for fsync and commits (a benchmark's); else they are off (tests).
+    """
     bindir = find_bindir()
     account = _server_account()
     # In /tmp, not under pytest's tmp_path or $TMPDIR: those can be private to root, where the server's account
     # must reach its own folder, and the socket's path must stay under the 107 bytes a unix socket's name allows.
     folder = tempfile.mkdtemp(prefix="relsync-pg-", dir="/tmp" if Path("/tmp").is_dir() else None)
-    server = PostgresServer(Path(folder), bindir, account)
+    server = PostgresServer(Path(folder), bindir, account, durable=durable)
     try:
         server.start()
     except BaseException:

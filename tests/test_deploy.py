@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from relsync.cli import main
+from sync.store_location import PASSWORD_ENV, check_postgres_url
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -56,8 +57,8 @@ def test_each_source_has_a_kubernetes_cronjob_that_never_overlaps_and_reads_a_se
         pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert {"secretRef": {"name": "relsync-credentials"}} in container["envFrom"]
-        claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
-        assert claims == {d["metadata"]["name"] for d in documents if d["kind"] == "PersistentVolumeClaim"}
+        # The store is a PostgreSQL database (its password in the Secret): no volume shared between pods.
+        assert not any("persistentVolumeClaim" in volume for volume in pod["volumes"]) and "nodeSelector" not in pod
         params = parsed(container["args"])
         assert params["command"] == "sync" and str(params["config_path"]) == "/etc/relsync/relsync.yaml"
         synced += params["only"]
@@ -76,11 +77,19 @@ def test_the_systemd_template_syncs_the_source_its_instance_names(source):
     assert params["command"] == "sync" and params["only"] == (source,)
 
 
+def test_the_kubernetes_example_says_how_the_store_is_named_and_its_password_kept():
+    text = (DEPLOY / "kubernetes" / "relsync.yaml").read_text()
+    (url,) = re.findall(r"store: (postgresql://\S+)", text)
+    check_postgres_url(url)  # the form the config accepts: no password in it
+    assert "RELSYNC_STORE_PASSWORD" in text and "RELSYNC_STORE_PASSWORD" in (DEPLOY / "env.example").read_text()
+
+
 def test_the_env_example_names_every_secret_the_example_config_reads():
     names = {line.split("=", 1)[0] for line in (DEPLOY / "env.example").read_text().splitlines()
              if line and not line.startswith("#")}
     config = (ROOT / "config" / "examples" / "all-three.yaml").read_text()
-    assert names == set(re.findall(r"_env: (RELSYNC_[A-Z_]+)", config))
+    # ... and the PostgreSQL store's password, read from the environment by that name.
+    assert names == set(re.findall(r"_env: (RELSYNC_[A-Z_]+)", config)) | {PASSWORD_ENV}
 
 
 def test_a_mistyped_option_in_an_example_would_be_caught():
