@@ -173,8 +173,13 @@ def browse(config_path: Path, host: str, port: int, metadata_out: Path | None) -
     from config.loader import load_config
     from reports.browse import metadata
     from sync.store import StoreMissing
+    from sync.store_location import is_postgres
 
     config = load_config(config_path)
+    if is_postgres(config.store):
+        raise ConfigFailure("relsync browse opens a SQLite store in Datasette; a PostgreSQL store is read with the "
+                            "database's own tools (psql, Metabase, Grafana), or copied into a file first: "
+                            "relsync store copy URL copy.db")
     store = Path(config.store)
     described = metadata(store.stem)
     if metadata_out is not None:
