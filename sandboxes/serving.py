@@ -49,6 +49,10 @@ class RunningSandbox:
 def serve(app: flask.Flask, *, ssl_context: ssl.SSLContext | tuple[str, str] | None = None) -> RunningSandbox:
     """Serve ``app`` on 127.0.0.1 on a free port, threaded, in a daemon thread."""
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler, ssl_context=ssl_context)
+    # A client that connects and resets before the server accepts (a runner killed mid-request) leaves the
+    # listening socket readable with nothing to accept: a blocking accept() would then wait for the next
+    # client forever, and stop() with it. With a timeout, accept() gives up and serve_forever goes on.
+    server.socket.settimeout(1.0)
     # A short poll interval keeps stop() quick; the default half second adds up in tests.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sandbox-{app.name}", daemon=True)
     thread.start()
