@@ -16,7 +16,7 @@ from config.schema import Config
 from relsync.demo import write_config
 from sandboxes import edits
 from sandboxes.server import start_sandboxes
-from sync.store_location import PASSWORD_ENV
+from sync.store_location import PASSWORD_ENV, is_postgres
 from tests.postgres import NoPostgresServer, PostgresServer, start_server
 
 
@@ -67,11 +67,14 @@ def make_world(tmp_path: Path, records: int, seed: int = 11, *, admin: bool = Tr
         if admin:
             edits.jira_grant(description, "ADMINISTER_PROJECTS")
         path = write_config(description, tmp_path / "relsync.yaml")
+        env = dict(description["jira"]["env"])
         if store is not None:
             data = yaml.safe_load(path.read_text())
             data["store"] = store
             path.write_text(yaml.safe_dump(data, sort_keys=False))
-        yield World(description, path, load_config(path), dict(description["jira"]["env"]))
+            if is_postgres(store):  # the store's password is one more secret of the environment relsync is given
+                env[PASSWORD_ENV] = os.environ[PASSWORD_ENV]
+        yield World(description, path, load_config(path), env)
 
 
 STORES = ("sqlite", "postgresql")

@@ -4,10 +4,9 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-import sqlite_utils
 
 from sync.audit import AuditEvent, append_events, verify_chain
-from sync.store import MIGRATIONS, open_store
+from sync.store import MIGRATIONS, Store, open_store
 
 
 def event(origin: str, n: int) -> AuditEvent:
@@ -17,7 +16,7 @@ def event(origin: str, n: int) -> AuditEvent:
 
 def test_a_store_made_before_0009_keeps_its_chain_and_takes_history_events(tmp_path):
     path = tmp_path / "old.db"
-    old = sqlite_utils.Database(path)
+    old = Store(path)
     MIGRATIONS.apply(old, stop_before="0011_source_history")
     with old.atomic():
         append_events(old, [event("pulled", 1), event("pushed", 2), event("manual", 3)])
@@ -45,7 +44,7 @@ def test_a_store_made_before_0009_keeps_its_chain_and_takes_history_events(tmp_p
 
 def test_rows_cut_from_the_end_before_the_migration_are_still_caught_after_it(tmp_path):
     path = tmp_path / "old.db"
-    old = sqlite_utils.Database(path)
+    old = Store(path)
     MIGRATIONS.apply(old, stop_before="0011_source_history")
     with old.atomic():
         append_events(old, [event("pulled", 1), event("pulled", 2)])
