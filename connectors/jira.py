@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -275,7 +275,7 @@ class JiraConnector:
 
     history_kind = "Jira changelog"
 
-    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+    def history(self, targets: Iterable[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
         """The changelogs of ``targets`` (issues updated since the last import), 1,000 issues and 10 fields a call."""
         return read_changelogs(self._post, self.config, targets, budget)
 

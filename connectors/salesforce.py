@@ -20,7 +20,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -376,7 +376,7 @@ class SalesforceConnector:
         """The object's field history: CaseHistory, or <Object>__History for a custom object."""
         return history_object(self.config.object)[0]
 
-    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+    def history(self, targets: Iterable[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
         """Field history rows recorded after ``since``, one query (and its pages)."""
         headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
 

@@ -92,7 +92,8 @@ def store_page(
             elif old["content_hash"] == row["content_hash"] and old["deleted_at"] is None:
                 counts.unchanged += 1
                 db.table("change_requests").update(
-                    key, {"source_version": request.source_version, "last_pulled_at": now, "raw": row["raw"]}
+                    key, {"source_version": request.source_version, "source_moment": row["source_moment"],
+                          "last_pulled_at": now, "raw": row["raw"]}
                 )
                 continue
             else:
