@@ -217,10 +217,10 @@ class AirtableConnector:
         options: dict[str, Any] = {"page_size": READ_BATCH, "fields": [field_of(self.config.fields.title.path) or "Name"]}
         if formula := self._selection(None):
             options["formula"] = formula
-        present: set[str] = set()
+        missing = known()  # crossed off page by page: one set of ids held, not two
         for records in self._listing(options):
-            present.update(r["id"] for r in records)
-        return sorted(known() - present)
+            missing.difference_update(r["id"] for r in records)
+        return sorted(missing)
 
     # -- push -------------------------------------------------------------------
 

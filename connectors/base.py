@@ -175,9 +175,10 @@ class Connector(Protocol):
     def reconcile(self, known: Callable[[], set[str]], *, due: bool, since: str | None = None) -> list[str] | None:
         """Of the ``known()`` native ids, those the source no longer has; None when not checked this run.
 
-        ``known`` reads the ids from the store only when asked: most runs need none of them.
-        Called after ``pull``. ``due`` says the cadence has come round; ``since`` is when
-        the last reconcile's pull began (None: never reconciled).
+        ``known`` reads the ids from the store only when asked: most runs need none of them;
+        each call gives a new set, which the connector may cross ids off. Called after
+        ``pull``. ``due`` says the cadence has come round; ``since`` is when the last
+        reconcile's pull began (None: never reconciled).
         """
         ...
 

@@ -254,8 +254,10 @@ class JiraConnector:
         if not due:
             return None
         jql = build_search_jql(self.config.project, self.config.jql, None)
-        present = {str(i["id"]) for page in self._search(jql, ID_PAGE, []) for i in page.get("issues", [])}
-        return sorted(known() - present)
+        missing = known()  # crossed off page by page: one set of ids held, not two
+        for page in self._search(jql, ID_PAGE, []):
+            missing.difference_update(str(i["id"]) for i in page.get("issues", []))
+        return sorted(missing)
 
     # -- push -------------------------------------------------------------------
 

@@ -295,7 +295,7 @@ class SalesforceConnector:
                 if not error.message.startswith("INVALID_REPLICATION_DATE"):
                     raise
                 # The org's delete log no longer reaches back (purged, or older than 15 days).
-        present: set[str] = set()
+        missing = known()  # crossed off page by page: one set of ids held, not two
         after: list[str] = []  # an expired locator restarts the listing after the last id read
 
         def ids() -> Iterator[dict[str, Any]]:
@@ -303,9 +303,9 @@ class SalesforceConnector:
 
         for response in restarting(ids, LocatorExpired, restarts=RESTARTS, gave_up=too_many_restarts):
             records = response.get("records", [])
-            present.update(r["Id"] for r in records if not r.get("IsDeleted"))
+            missing.difference_update(r["Id"] for r in records if not r.get("IsDeleted"))
             after = [soql.after_id(records[-1]["Id"])] if records else after
-        return sorted(known() - present)
+        return sorted(missing)
 
     # -- push -------------------------------------------------------------------
 
