@@ -154,7 +154,7 @@ class _Handed:
 
     def complete(self, records_done: int) -> list[HistoryTarget]:
         """The targets newly complete now that the first ``records_done`` are."""
-        covered = [self._open.popleft() for _ in range(max(0, records_done - self.done))]
+        covered = [self._open.popleft() for _ in range(min(max(0, records_done - self.done), len(self._open)))]
         self.done = max(self.done, records_done)
         return covered
 
