@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -217,10 +217,10 @@ class AirtableConnector:
         options: dict[str, Any] = {"page_size": READ_BATCH, "fields": [field_of(self.config.fields.title.path) or "Name"]}
         if formula := self._selection(None):
             options["formula"] = formula
-        present: set[str] = set()
+        missing = known()  # crossed off page by page: one set of ids held, not two
         for records in self._listing(options):
-            present.update(r["id"] for r in records)
-        return sorted(known() - present)
+            missing.difference_update(r["id"] for r in records)
+        return sorted(missing)
 
     # -- push -------------------------------------------------------------------
 
@@ -330,7 +330,7 @@ class AirtableConnector:
     history_kind = None
     """Airtable's API serves no record history: relsync's own observed changes stand in for it."""
 
-    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+    def history(self, targets: Iterable[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
         """Nothing: there is no history to read."""
         return iter(())
 

@@ -2,7 +2,7 @@
 ``Connector`` protocol the engine and the dry run are typed against."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
@@ -175,9 +175,10 @@ class Connector(Protocol):
     def reconcile(self, known: Callable[[], set[str]], *, due: bool, since: str | None = None) -> list[str] | None:
         """Of the ``known()`` native ids, those the source no longer has; None when not checked this run.
 
-        ``known`` reads the ids from the store only when asked: most runs need none of them.
-        Called after ``pull``. ``due`` says the cadence has come round; ``since`` is when
-        the last reconcile's pull began (None: never reconciled).
+        ``known`` reads the ids from the store only when asked: most runs need none of them;
+        each call gives a new set, which the connector may cross ids off. Called after
+        ``pull``. ``due`` says the cadence has come round; ``since`` is when the last
+        reconcile's pull began (None: never reconciled).
         """
         ...
 
@@ -209,9 +210,13 @@ class Connector(Protocol):
         """What the source's own history is (``Jira changelog``, ``CaseHistory``); None: its API has none."""
         ...
 
-    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+    def history(self, targets: Iterable[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
         """Pages of the source's history of the mapped fields: of ``targets`` (records updated since the
-        last import) or recorded after ``since`` (the last page's watermark), as the system can ask."""
+        last import) or recorded after ``since`` (the last page's watermark), as the system can ask.
+
+        ``targets`` are read from the store as they are taken, in version order: a reader takes
+        a batch at a time and reports the records a page completes (``records_done``).
+        """
         ...
 
     def history_estimate(self, targets: int) -> int:

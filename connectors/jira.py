@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -254,8 +254,10 @@ class JiraConnector:
         if not due:
             return None
         jql = build_search_jql(self.config.project, self.config.jql, None)
-        present = {str(i["id"]) for page in self._search(jql, ID_PAGE, []) for i in page.get("issues", [])}
-        return sorted(known() - present)
+        missing = known()  # crossed off page by page: one set of ids held, not two
+        for page in self._search(jql, ID_PAGE, []):
+            missing.difference_update(str(i["id"]) for i in page.get("issues", []))
+        return sorted(missing)
 
     # -- push -------------------------------------------------------------------
 
@@ -275,7 +277,7 @@ class JiraConnector:
 
     history_kind = "Jira changelog"
 
-    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+    def history(self, targets: Iterable[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
         """The changelogs of ``targets`` (issues updated since the last import), 1,000 issues and 10 fields a call."""
         return read_changelogs(self._post, self.config, targets, budget)
 

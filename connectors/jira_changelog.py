@@ -10,8 +10,9 @@ one change of the release.
 """
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from config.schema import JiraSource
@@ -78,19 +79,21 @@ def _read(post: Callable[[str, dict[str, Any]], Any], ids: list[str], chunk: dic
             for log in answer.get("issueChangeLogs") or [] for entry in _entries(log, chunk)]
 
 
-def read_changelogs(post: Callable[[str, dict[str, Any]], Any], config: JiraSource, targets: list[HistoryTarget],
+def read_changelogs(post: Callable[[str, dict[str, Any]], Any], config: JiraSource, targets: Iterable[HistoryTarget],
                     budget: HistoryBudget) -> Iterator[HistoryPage]:
-    """One page per 1,000 issues (in the order given), each complete for its issues.
+    """One page per 1,000 issues (in the order given, taken 1,000 at a time), each complete for its issues.
 
     A group whose calls the budget cannot pay for all is dropped whole (BudgetSpent): its
     issues are asked for again next run.
     """
     fields = changelog_fields(config)
     field_ids = sorted(fields)
-    for start in range(0, len(targets), ISSUES_PER_CALL):
-        group = targets[start:start + ISSUES_PER_CALL]
+    found = iter(targets)
+    done = 0
+    while group := list(itertools.islice(found, ISSUES_PER_CALL)):
         ids = [t.native_id for t in group]
         before = budget.spent
         entries = [entry for at in range(0, len(field_ids), FIELDS_PER_CALL)
                    for entry in _read(post, ids, {f: fields[f] for f in field_ids[at:at + FIELDS_PER_CALL]}, budget)]
-        yield HistoryPage(entries, None, start + len(group), budget.spent - before)
+        done += len(group)
+        yield HistoryPage(entries, None, done, budget.spent - before)

@@ -20,7 +20,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -295,7 +295,7 @@ class SalesforceConnector:
                 if not error.message.startswith("INVALID_REPLICATION_DATE"):
                     raise
                 # The org's delete log no longer reaches back (purged, or older than 15 days).
-        present: set[str] = set()
+        missing = known()  # crossed off page by page: one set of ids held, not two
         after: list[str] = []  # an expired locator restarts the listing after the last id read
 
         def ids() -> Iterator[dict[str, Any]]:
@@ -303,9 +303,9 @@ class SalesforceConnector:
 
         for response in restarting(ids, LocatorExpired, restarts=RESTARTS, gave_up=too_many_restarts):
             records = response.get("records", [])
-            present.update(r["Id"] for r in records if not r.get("IsDeleted"))
+            missing.difference_update(r["Id"] for r in records if not r.get("IsDeleted"))
             after = [soql.after_id(records[-1]["Id"])] if records else after
-        return sorted(known() - present)
+        return sorted(missing)
 
     # -- push -------------------------------------------------------------------
 
@@ -376,7 +376,7 @@ class SalesforceConnector:
         """The object's field history: CaseHistory, or <Object>__History for a custom object."""
         return history_object(self.config.object)[0]
 
-    def history(self, targets: list[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
+    def history(self, targets: Iterable[HistoryTarget], since: str | None, budget: HistoryBudget) -> Iterator[HistoryPage]:
         """Field history rows recorded after ``since``, one query (and its pages)."""
         headers = {"Sforce-Query-Options": f"batchSize={self.config.page_size}"}
 

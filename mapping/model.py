@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from mapping import clock
+
 STATUSES: tuple[str, ...] = (
     "new",
     "triaged",
@@ -109,7 +111,23 @@ class ChangeRequest:
         row = self._shallow()
         row["content_hash"] = _content_hash(row)
         row["raw"] = json.dumps(self.raw, sort_keys=True)
+        row["source_moment"] = version_moment(self.source_version)
         return row
+
+
+UNREAD_VERSION_MOMENT = "1970-01-01T00:00:00.000Z"
+
+
+def version_moment(version: str | None) -> str:
+    """A source version (modstamp) as the store's one shape of moment, so that versions sort as text in SQL.
+
+    The vendors write their versions with different offsets (``+0000``, ``Z``, ``-0500``);
+    a version missing or unreadable sorts first.
+    """
+    try:
+        return clock.stamp(clock.parse(version)) if version else UNREAD_VERSION_MOMENT
+    except clock.TimestampError:
+        return UNREAD_VERSION_MOMENT
 
 
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ChangeRequest))

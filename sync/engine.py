@@ -90,8 +90,10 @@ def pull_sources(
     reconciled: the run's failures then hold ``DeadlineReached`` for the sources cut short.
     """
     started = clock.now()
-    # One page waits while the next is fetched: a pull holds a few pages at most, whatever its size.
+    # A source fetches its next page while its last one is stored, not before that one is
+    # taken: a pull holds two pages of a source at most, whatever its size.
     pages: queue.Queue[tuple[str, Page | BaseException | None]] = queue.Queue(maxsize=1)
+    taken = {name: threading.Semaphore(0) for name in sources}
     watermarks = {name: get_watermark(db, name, ingest.STREAM) for name in sources}
     stopped: set[str] = set()
 
@@ -101,6 +103,7 @@ def pull_sources(
                 if name in stopped:
                     return
                 pages.put((name, page))
+                taken[name].acquire()
                 if deadline.passed():  # before the next page is asked for
                     pages.put((name, deadline.reached(sources[name].connector.system)))
                     return
@@ -115,6 +118,7 @@ def pull_sources(
     running = set(sources)
     while running:
         name, item = pages.get()
+        taken[name].release()
         if item is None or isinstance(item, BaseException):
             running.discard(name)
             if isinstance(item, BaseException) and name not in result.failures:
@@ -143,7 +147,7 @@ def pull_sources(
         while thread.is_alive() and time.monotonic() < until:
             with contextlib.suppress(queue.Empty):
                 while True:
-                    pages.get_nowait()
+                    taken[pages.get_nowait()[0]].release()
             thread.join(timeout=0.05)
     for name, source in sources.items():
         if name not in result.failures and not deadline.passed():

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from connectors.base import Connector
 from connectors.history import BudgetSpent, HistoryBudget, HistoryEntry, HistoryPage, HistoryTarget
-from mapping import clock
-from mapping.clock import TimestampError
+from mapping.model import UNREAD_VERSION_MOMENT, version_moment
 from sync.audit import AuditEvent, append_events
 from sync.db import Database, insert_all
 from sync.store import get_watermark, set_watermark
@@ -31,6 +32,8 @@ READ = "history"
 RECORDS = "history-records"
 """sync_state stream: ``moment|id,id``: the latest record version imported, and the records of that version covered."""
 WRITTEN = ("release", "status")
+PAGE = 1000
+"""Records read from the store at a time, for the history import's targets."""
 log = logging.getLogger(__name__)
 
 
@@ -56,25 +59,14 @@ class HistoryCounts:
     notes: list[str] = field(default_factory=list)
 
 
-_EPOCH = "1970-01-01T00:00:00.000Z"
-
-
-def _moment(version: str | None) -> str:
-    """A record's version as the store's one shape of moment (unreadable ones sort first)."""
-    try:
-        return clock.stamp(clock.parse(version)) if version else _EPOCH
-    except TimestampError:
-        return _EPOCH
-
-
 def _read_mark(mark: str | None) -> tuple[str, set[str]]:
     """The records mark: the latest version imported and the records of exactly that version already covered."""
-    moment, _, ids = (mark or _EPOCH).partition("|")
+    moment, _, ids = (mark or UNREAD_VERSION_MOMENT).partition("|")
     return moment, set(filter(None, ids.split(",")))
 
 
-def _mark(previous: str | None, covered: list[HistoryTarget]) -> str | None:
-    """The records mark once ``covered`` (in version order) are imported.
+def _mark(previous: str | None, covered: Sequence[HistoryTarget]) -> str | None:
+    """The records mark once ``covered`` (in version order, following those the ``previous`` mark covers) are imported.
 
     Versions tie (Salesforce's modstamps have whole seconds): a record saved later in the
     same second as the mark, whatever its id, must still be asked for. So the mark keeps
@@ -83,21 +75,88 @@ def _mark(previous: str | None, covered: list[HistoryTarget]) -> str | None:
     if not covered:
         return previous
     moment, ids = _read_mark(previous)
-    latest = _moment(covered[-1].version)
-    done = {t.native_id for t in covered if _moment(t.version) == latest}
+    latest = version_moment(covered[-1].version)
+    done = {t.native_id for t in covered if version_moment(t.version) == latest}
     return f"{latest}|{','.join(sorted(done | ids if latest == moment else done))}"
 
 
-def targets(db: Database, source: str) -> list[HistoryTarget]:
-    """The source's live records updated since the last import, in version order."""
-    moment, ids = _read_mark(get_watermark(db, source, RECORDS))
-    found = []
-    for row in db.query("select native_id, native_key, source_version from change_requests "
-                        "where source = ? and deleted_at is null", [source]):
-        version = _moment(row["source_version"])
-        if version > moment or (version == moment and row["native_id"] not in ids):
-            found.append(HistoryTarget(row["native_id"], row["native_key"], row["source_version"]))
-    return sorted(found, key=lambda t: (_moment(t.version), t.native_id))
+_LIVE = "from change_requests where source = ? and deleted_at is null"
+def _pending(db: Database) -> str:
+    """SQL: the live records of a source updated since the records mark (its moment, the ids covered at it)."""
+    return f"{_LIVE} and source_moment >= ? and not (source_moment = ? and native_id in ({db.json_values}))"
+
+
+def _fill_moments(db: Database, source: str) -> None:
+    """Give a moment to every live record whose version was written without one (relsync's push records the version)."""
+    while True:
+        with db.atomic():
+            rows = db.execute(f"select key, source_version {_LIVE} and source_moment is null limit ?",
+                              [source, PAGE]).fetchall()
+            db.executemany("update change_requests set source_moment = ? where key = ?",
+                                [(version_moment(version), key) for key, version in rows])
+        if len(rows) < PAGE:
+            return
+
+
+def targets(db: Database, source: str, mark: str | None = None, *, page: int = 0) -> Iterator[HistoryTarget]:
+    """The source's live records updated since ``mark`` (the records mark), in version order, read ``page`` at a time.
+
+    Each read continues after the last record read (keyset on the index of live records by
+    version), so memory holds one page whatever the number of records.
+    """
+    moment, ids = _read_mark(mark)
+    after = (moment, "")
+    size = page or PAGE
+    while True:
+        rows = db.execute(
+            f"select source_moment, native_id, native_key, source_version {_LIVE} "
+            "and (source_moment, native_id) > (?, ?) order by source_moment, native_id limit ?",
+            [source, *after, size]).fetchall()
+        for version, native_id, native_key, source_version in rows:
+            if version != moment or native_id not in ids:
+                yield HistoryTarget(native_id, native_key, source_version)
+        if len(rows) < size:
+            return
+        after = (rows[-1][0], rows[-1][1])
+
+
+def pending(db: Database, source: str, mark: str | None) -> int:
+    """How many live records of the source were updated since ``mark`` (or hold no moment yet)."""
+    moment, ids = _read_mark(mark)
+    found = db.execute(f"select count(*) {_pending(db)}", [source, moment, moment, json.dumps(sorted(ids))]).fetchone()[0]
+    return int(found) + int(db.execute(f"select count(*) {_LIVE} and source_moment is null", [source]).fetchone()[0])
+
+
+def _last_mark(db: Database, source: str, mark: str | None) -> str | None:
+    """The records mark once every live record updated since ``mark`` is imported: the latest moment and its records."""
+    moment, ids = _read_mark(mark)
+    params = [source, moment, moment, json.dumps(sorted(ids))]
+    latest = db.execute(f"select max(source_moment) {_pending(db)}", params).fetchone()[0]
+    if latest is None:
+        return mark
+    last = [HistoryTarget(row[0], None, latest) for row in db.execute(
+        f"select native_id {_pending(db)} and source_moment = ? order by native_id", [*params, latest])]
+    return _mark(mark, last)
+
+
+class _Handed:
+    """The targets a connector has taken and not yet reported complete, in order (a reader takes a batch at a time)."""
+
+    def __init__(self, found: Iterator[HistoryTarget]) -> None:
+        self._found = found
+        self._open: deque[HistoryTarget] = deque()
+        self.done = 0
+
+    def __iter__(self) -> Iterator[HistoryTarget]:
+        for target in self._found:
+            self._open.append(target)
+            yield target
+
+    def complete(self, records_done: int) -> list[HistoryTarget]:
+        """The targets newly complete now that the first ``records_done`` are."""
+        covered = [self._open.popleft() for _ in range(min(max(0, records_done - self.done), len(self._open)))]
+        self.done = max(self.done, records_done)
+        return covered
 
 
 def estimate(db: Database, source: HistorySource, max_calls: int) -> dict[str, Any]:
@@ -105,9 +164,9 @@ def estimate(db: Database, source: HistorySource, max_calls: int) -> dict[str, A
     kind = source.connector.history_kind
     if kind is None or max_calls == 0:
         return {"calls": 0, "records": 0, "limit": "no history API" if kind is None else "history import off"}
-    pending = len(targets(db, source.name))
-    calls = min(source.connector.history_estimate(pending), max_calls)
-    return {"calls": calls, "records": pending,
+    records = pending(db, source.name, get_watermark(db, source.name, RECORDS))
+    calls = min(source.connector.history_estimate(records), max_calls)
+    return {"calls": calls, "records": records,
             "limit": f"{kind}: at most {max_calls} calls a run (sources.{source.name}.history_max_calls)"}
 
 
@@ -117,14 +176,16 @@ def import_history(db: Database, source: HistorySource, *, system: str, run_id: 
     counts = HistoryCounts()
     if source.connector.history_kind is None or max_calls == 0:
         return counts
-    wanted = targets(db, source.name)
-    counts.records = len(wanted)
-    if not wanted:
+    _fill_moments(db, source.name)
+    start = get_watermark(db, source.name, RECORDS)
+    counts.records = pending(db, source.name, start)
+    if not counts.records:
         return counts  # nothing changed since the last import: no call
+    handed = _Handed(targets(db, source.name, start))
     budget = HistoryBudget(max_calls)
     try:
-        for page in source.connector.history(wanted, get_watermark(db, source.name, READ), budget):
-            covered = wanted[:page.records_done]
+        for page in source.connector.history(handed, get_watermark(db, source.name, READ), budget):
+            covered = handed.complete(page.records_done)
             _store_page(db, source.name, system, page, run_id, counts,
                         _mark(get_watermark(db, source.name, RECORDS), covered) if covered else None)
     except BudgetSpent:
@@ -133,7 +194,7 @@ def import_history(db: Database, source: HistorySource, *, system: str, run_id: 
                             f"(sources.{source.name}.history_max_calls); the next run continues")
     else:
         with db.atomic():
-            set_watermark(db, source.name, RECORDS, _mark(get_watermark(db, source.name, RECORDS), wanted) or "")
+            set_watermark(db, source.name, RECORDS, _last_mark(db, source.name, get_watermark(db, source.name, RECORDS)) or "")
     counts.calls = budget.spent
     log.info("%s: history imported, %d entries (%d relsync's own writes), %d calls", source.name, counts.imported,
              counts.matched, counts.calls)

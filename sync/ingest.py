@@ -73,7 +73,7 @@ def store_page(
         sent = sent_writes(db, list(stored))
         rows: list[dict[str, Any]] = []
         lagging: list[tuple[str, str]] = []  # (pulled at, key): an older view than the store's
-        reread: list[tuple[str | None, str, str, str]] = []  # (version, pulled at, raw, key): nothing mapped changed
+        reread: list[tuple[str | None, str | None, str, str, str]] = []  # (version, moment, pulled at, raw, key)
         events: list[AuditEvent] = []
         for key, request in requests.items():
             row = request.as_row() | {"last_pulled_at": now, "deleted_at": None}
@@ -92,7 +92,7 @@ def store_page(
                 events.append(_event(now, run_id, source, request, "*", None, created))
             elif old["content_hash"] == row["content_hash"] and old["deleted_at"] is None:
                 counts.unchanged += 1
-                reread.append((request.source_version, now, row["raw"], key))
+                reread.append((request.source_version, row["source_moment"], now, row["raw"], key))
                 continue
             else:
                 row["first_seen_at"] = old["first_seen_at"]
@@ -113,8 +113,8 @@ def store_page(
                 events.extend(changes)
             rows.append(row)
         db.executemany("update change_requests set last_pulled_at = ? where key = ?", lagging)
-        db.executemany("update change_requests set source_version = ?, last_pulled_at = ?, raw = ? where key = ?",
-                            reread)
+        db.executemany("update change_requests set source_version = ?, source_moment = ?, last_pulled_at = ?, raw = ? "
+                       "where key = ?", reread)
         upsert(db, "change_requests", rows, key="key")
         _pin_moves_made_in_source(db, events, source, now)
         counts.deleted = _mark_deleted(db, source, mapping.system, page.deleted, run_id, now, events)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from mapping.model import version_moment
+
 RELEASE_STATES: tuple[str, ...] = ("planned", "open", "frozen", "deploying", "released", "cancelled")
 OUTBOX_STATES: tuple[str, ...] = ("pending", "sending", "done", "conflict", "failed", "superseded")
 """sending: the write may have left (recorded before it does), its outcome not yet known;
@@ -464,3 +466,37 @@ def _run_sources(db: sqlite_utils.Database) -> None:
     # lock knows a 'running' row naming that source was killed, and another runner's live
     # run of other sources is left alone.
     db.executescript("alter table runs add column sources text;")
+
+
+_BACKFILL_BATCH = 10_000
+
+
+@MIGRATIONS(name="0015_source_moment")
+def _source_moment(db: sqlite_utils.Database) -> None:
+    # Each request's version as a moment in the one shape, so that the history import reads
+    # the records updated since its mark in version order, page by page, from an index;
+    # the vendors' versions differ in offset format and do not sort as text. A write of
+    # source_version that does not also write its moment (relsync's push, recording the
+    # version the source answered) clears the moment, and the history import fills it
+    # again before it reads.
+    db.executescript(
+        """
+        alter table change_requests add column source_moment text;
+        create index change_requests_live_moment on change_requests (source, source_moment, native_id)
+            where deleted_at is null;
+        create trigger change_requests_moment_stale after update of source_version on change_requests
+            when new.source_version is not old.source_version and new.source_moment is old.source_moment
+        begin
+            update change_requests set source_moment = null where key = new.key;
+        end;
+        """
+    )
+    after = ""
+    while True:
+        rows = db.execute("select key, source_version from change_requests where key > ? order by key limit ?",
+                          [after, _BACKFILL_BATCH]).fetchall()
+        if not rows:
+            return
+        db.conn.executemany("update change_requests set source_moment = ? where key = ?",
+                            [(version_moment(version), key) for key, version in rows])
+        after = rows[-1][0]

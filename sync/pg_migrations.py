@@ -23,8 +23,11 @@ from collections.abc import Callable
 
 import psycopg
 
+from mapping.model import version_moment
+
 # Migrations are history: the values a CHECK allowed at each step are those sync.migrations recorded for it.
 from sync.migrations import (
+    _BACKFILL_BATCH,
     _MOMENTS,
     _ORIGINS_0001,
     _OUTBOX_STATES_0001,
@@ -254,3 +257,33 @@ def _written_fields(connection: psycopg.Connection[tuple[object, ...]]) -> None:
 @_migration("0014_run_sources")
 def _run_sources(connection: psycopg.Connection[tuple[object, ...]]) -> None:
     connection.execute("alter table runs add column sources text")
+
+
+@_migration("0015_source_moment")
+def _source_moment(connection: psycopg.Connection[tuple[object, ...]]) -> None:
+    connection.execute("""
+        alter table change_requests add column source_moment text;
+        create index change_requests_live_moment on change_requests (source, source_moment, native_id)
+            where deleted_at is null;
+        create function change_requests_moment_stale() returns trigger language plpgsql as $$
+        begin
+            if new.source_version is distinct from old.source_version
+                    and new.source_moment is not distinct from old.source_moment then
+                new.source_moment := null;
+            end if;
+            return new;
+        end $$;
+        create trigger change_requests_moment_stale before update of source_version on change_requests
+            for each row execute function change_requests_moment_stale()
+    """)
+    after = ""
+    while True:
+        rows = connection.execute("select key, source_version from change_requests where key > %s order by key limit %s",
+                                  [after, _BACKFILL_BATCH]).fetchall()
+        if not rows:
+            return
+        with connection.cursor() as cursor:
+            cursor.executemany("update change_requests set source_moment = %s where key = %s",
+                               [(version_moment(str(version) if version is not None else None), key)
+                                for key, version in rows])
+        after = str(rows[-1][0])

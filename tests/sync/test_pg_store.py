@@ -185,3 +185,30 @@ def test_runners_opening_a_new_database_together_apply_the_migrations_once(pg_ur
     finally:
         connection.close()
     assert applied == [name for name, _ in PG_MIGRATIONS]  # each once, in order
+
+
+def test_0015_gives_stored_requests_their_moments_and_a_version_written_alone_clears_its_moment(pg_url, monkeypatch):
+    from sync import pg_store
+    from sync.pg_migrations import PG_MIGRATIONS
+
+    before = [step for step in PG_MIGRATIONS if step[0] < "0015"]
+    connection = connect(pg_url)
+    try:
+        monkeypatch.setattr(pg_store, "PG_MIGRATIONS", before)
+        apply_migrations(connection)
+        connection.execute("insert into change_requests (key, source, system, native_id, status, source_version) values "
+                           "('crm:a', 'crm', 'salesforce', 'a', 'new', '2026-11-20T05:15:30.000-0500'), "
+                           "('crm:b', 'crm', 'salesforce', 'b', 'new', null)")
+        monkeypatch.setattr(pg_store, "PG_MIGRATIONS", PG_MIGRATIONS)
+
+        assert apply_migrations(connection) == ["0015_source_moment"]
+
+        moments = connection.execute("select key, source_moment from change_requests order by key").fetchall()
+        assert moments == [("crm:a", "2026-11-20T10:15:30.000Z"), ("crm:b", "1970-01-01T00:00:00.000Z")]
+        connection.execute("update change_requests set source_version = '2026-11-21T00:00:00.000Z' where key = 'crm:a'")
+        connection.execute("update change_requests set source_version = '2026-11-21T00:00:00.000Z', "
+                           "source_moment = '2026-11-21T00:00:00.000Z' where key = 'crm:b'")
+        moments = connection.execute("select key, source_moment from change_requests order by key").fetchall()
+        assert moments == [("crm:a", None), ("crm:b", "2026-11-21T00:00:00.000Z")]
+    finally:
+        connection.close()

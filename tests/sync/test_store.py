@@ -96,6 +96,7 @@ def test_migrations_are_named_recorded_and_applied_once(tmp_path):
         ("relsync", "0007_run_interrupted"), ("relsync", "0008_release_lifecycle"), ("relsync", "0009_waiting"),
         ("relsync", "0010_depends_on"), ("relsync", "0011_source_history"), ("relsync", "0012_source_cache"),
         ("relsync", "0013_written_fields"), ("relsync", "0014_run_sources"),
+        ("relsync", "0015_source_moment"),
     ]
     db.close()
 
@@ -131,7 +132,7 @@ def test_schema_has_the_documented_tables_and_columns(sqlite_store):
         "waiting": ["request", "reason", "since", "updated_at"],
         "source_cache": ["source", "key", "value", "fetched_at", "expires_at"],
     }
-    expected["change_requests"] += ["source_planned_date", "source_phase"]
+    expected["change_requests"] += ["source_planned_date", "source_phase", "source_moment"]
     for table, columns in expected.items():
         assert store[table].columns_dict.keys() == set(columns), table
         assert [c.name for c in store[table].columns] == columns, table
