@@ -22,13 +22,37 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import sys
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, TypeGuard
 
 import requests
-from jira import JIRAError
-from simple_salesforce.exceptions import SalesforceError
 
 from mapping import clock
+
+if TYPE_CHECKING:
+    from jira import JIRAError
+    from simple_salesforce.exceptions import SalesforceError
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | None:
+    """The exception class ``name`` of a vendor client, if that client is loaded at all.
+
+    An error can only be one of a client's own once the client is imported, so the
+    classifiers never import a vendor library for a source the config does not name.
+    """
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def _is_jira_error(error: BaseException) -> TypeGuard[JIRAError]:
+    kind = _loaded("jira.exceptions", "JIRAError")
+    return kind is not None and isinstance(error, kind)
+
+
+def _is_salesforce_error(error: BaseException) -> TypeGuard[SalesforceError]:
+    kind = _loaded("simple_salesforce.exceptions", "SalesforceError")
+    return kind is not None and isinstance(error, kind)
 
 
 class ConnectorError(Exception):
@@ -168,7 +192,7 @@ def jira_message(error: JIRAError) -> str:
 
 def jira_refusal(error: Exception, source: str = "jira") -> ConnectorError | None:
     """Our error kind for a JIRAError (None for anything else), Retry-After kept; ``source`` as configured."""
-    if not isinstance(error, JIRAError):
+    if not _is_jira_error(error):
         return None
     retry_after = error.response.headers.get("Retry-After") if error.response is not None else None
     return classify_status("jira", error.status_code, jira_message(error), retry_after=retry_after, source=source)
@@ -247,7 +271,7 @@ def salesforce_error(error: SalesforceError) -> tuple[str, str]:
 
 def salesforce_refusal(error: Exception) -> Exception | None:
     """Our error kind for a SalesforceError, by its errorCode and message (None for anything else)."""
-    if not isinstance(error, SalesforceError):
+    if not _is_salesforce_error(error):
         return None
     code, message = salesforce_error(error)
     if code == "INVALID_QUERY_LOCATOR":

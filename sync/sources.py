@@ -14,7 +14,6 @@ from typing import TypedDict
 from config.loader import ConfigError, secret
 from config.schema import AirtableSource, Config, JiraSource, SalesforceSource
 from config.schema import Source as SourceConfig
-from connectors import airtable, jira, salesforce
 from connectors.base import Connector, Kept, ReadSecret, SourceCheck
 from connectors.errors import ConnectorError, SourceConfigError, Unreachable
 from connectors.retry import RetryPolicy
@@ -37,7 +36,28 @@ class ConnectorFactories(TypedDict):
     salesforce: Callable[[str, SalesforceSource, list[str], ReadSecret, RetryPolicy, Kept | None], Connector]
 
 
-CONNECTORS: ConnectorFactories = {"jira": jira.connect, "airtable": airtable.connect, "salesforce": salesforce.connect}
+def _jira(name: str, spec: JiraSource, paths: list[str], read_secret: ReadSecret, policy: RetryPolicy,
+          kept: Kept | None) -> Connector:
+    from connectors import jira  # each vendor's client library is loaded only when a source of its kind is configured
+
+    return jira.connect(name, spec, paths, read_secret, policy, kept)
+
+
+def _airtable(name: str, spec: AirtableSource, paths: list[str], read_secret: ReadSecret, policy: RetryPolicy,
+              kept: Kept | None) -> Connector:
+    from connectors import airtable
+
+    return airtable.connect(name, spec, paths, read_secret, policy, kept)
+
+
+def _salesforce(name: str, spec: SalesforceSource, paths: list[str], read_secret: ReadSecret, policy: RetryPolicy,
+                kept: Kept | None) -> Connector:
+    from connectors import salesforce
+
+    return salesforce.connect(name, spec, paths, read_secret, policy, kept)
+
+
+CONNECTORS: ConnectorFactories = {"jira": _jira, "airtable": _airtable, "salesforce": _salesforce}
 
 
 def connect(name: str, spec: SourceConfig, paths: list[str], read_secret: ReadSecret, policy: RetryPolicy,

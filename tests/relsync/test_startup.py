@@ -73,3 +73,5 @@ def test_a_sync_with_nothing_to_do_loads_no_web_framework_and_no_report(small_wo
     assert code == 0 and json.loads(output)["status"] == "ok", output
     assert {"jira", "sync.engine"} <= modules  # it did pull
     assert packages(modules) & (WEB_AND_TEMPLATES | {"reports", "sandboxes"}) == set()
+    # The config names Jira only: the other vendors' clients (zeep and lxml come with Salesforce's) stay unloaded.
+    assert packages(modules) & {"pyairtable", "simple_salesforce", "zeep"} == set()
