@@ -22,6 +22,7 @@ from config.fieldmap import (  # noqa: F401 - re-exported
     check_write_status,
 )
 from config.sources import AirtableSource, JiraSource, SalesforceSource, Source  # noqa: F401
+from config.store_url import check_postgres_url, is_postgres
 from config.trains import (  # noqa: F401
     PHASES,
     Blackout,
@@ -33,7 +34,6 @@ from config.trains import (  # noqa: F401
     Train,
     check_trains,
 )
-from sync.store_location import check_postgres_url, is_postgres
 
 
 class Config(Strict):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync.db import Database
-from sync.store import GENESIS_HASH, ORIGINS
+from sync.migrations import GENESIS_HASH, ORIGINS
 
 _COLUMNS = ("id", "at", "run", "actor", "origin", "request", "system", "field", "old", "new")
 CHAIN_COLUMNS = (*_COLUMNS, "prev_hash", "hash")

@@ -20,8 +20,7 @@ from psycopg.rows import dict_row
 
 from sync.db import Params
 from sync.pg_store import Connection, applied_migrations, apply_migrations, connect, database_errors
-from sync.store import StoreMissing
-from sync.store_location import PASSWORD_ENV
+from sync.store_location import PASSWORD_ENV, StoreMissing
 
 WRITER_LOCK = 0x72656C73
 """The advisory lock key every write transaction takes first ("rels")."""

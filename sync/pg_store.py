@@ -17,8 +17,7 @@ from psycopg import sql
 
 from sync.audit import CHAIN_COLUMNS, Anchor, ChainReport, verify_rows
 from sync.pg_migrations import IDENTITY_TABLES, MIGRATIONS_TABLE, PG_MIGRATIONS
-from sync.store import StoreMissing
-from sync.store_location import PASSWORD_ENV, StoreConnectError, StoreDatabaseError, check_postgres_url
+from sync.store_location import PASSWORD_ENV, StoreConnectError, StoreDatabaseError, StoreMissing, check_postgres_url
 
 MIGRATION_SET = "relsync"
 """The migration set's name, as ``sync.migrations.MIGRATIONS`` records it."""

@@ -20,7 +20,7 @@ import sqlite_utils
 from mapping import clock
 from sync.db import Database
 from sync.migrations import GENESIS_HASH, MIGRATIONS, ORIGINS, OUTBOX_STATES, RELEASE_STATES, RUN_KINDS, RUN_STATUSES
-from sync.store_location import StoreLocationError, is_postgres
+from sync.store_location import StoreLocationError, StoreMissing, is_postgres
 
 __all__ = [
     "GENESIS_HASH", "MIGRATIONS", "ORIGINS", "OUTBOX_STATES", "RELEASE_STATES", "RUN_KINDS", "RUN_STATUSES",
@@ -106,8 +106,6 @@ class Store(sqlite_utils.Database):
                 self.conn.execute("pragma synchronous = full")
 
 
-class StoreMissing(LookupError):
-    """A command that only reads the store found none at the configured path."""
 
 
 def store_problem(path: str | Path) -> str | None:

@@ -7,17 +7,12 @@ imports no database client, so every command can tell the errors apart cheaply.
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from config.store_url import PASSWORD_ENV, StoreLocationError, check_postgres_url, is_postgres
 
-PASSWORD_ENV = "RELSYNC_STORE_PASSWORD"
-"""The environment variable the PostgreSQL store's password is read from, unless another is named."""
-
-_SCHEMES = ("postgresql", "postgres")
-
-
-class StoreLocationError(ValueError):
-    """A store location relsync will not use as given (a password inside a URL, a malformed URL)."""
-
+__all__ = [
+    "PASSWORD_ENV", "ChainBroken", "StoreConnectError", "StoreCopyRefused", "StoreDatabaseError", "StoreLocationError",
+    "StoreMissing", "check_postgres_url", "is_postgres",
+]
 
 class StoreConnectError(ConnectionError):
     """The PostgreSQL store could not be reached or refused the login; the message names the URL, never the password."""
@@ -35,21 +30,5 @@ class ChainBroken(RuntimeError):
     """The audit chain does not verify on a store a copy wrote."""
 
 
-def is_postgres(location: str) -> bool:
-    """Whether ``location`` is a PostgreSQL URL rather than a SQLite path."""
-    scheme, sep, _ = location.partition("://")
-    return bool(sep) and scheme.lower() in _SCHEMES
-
-
-def check_postgres_url(url: str, *, password_env: str = PASSWORD_ENV) -> None:
-    """Refuse a URL that carries a password (in its user part or as ``?password=``)."""
-    try:
-        parts = urlsplit(url)
-        has_password = parts.password is not None or "password" in {key.lower() for key in parse_qs(parts.query)}
-    except ValueError:
-        # Not the parser's words: they can quote a piece of the URL.
-        raise StoreLocationError("the store URL is malformed: postgresql://USER@HOST[:PORT]/DATABASE") from None
-    if has_password:
-        # The URL is not repeated here: it holds the secret.
-        raise StoreLocationError(f"the store URL carries a password: remove it from the URL and set the environment "
-                                 f"variable {password_env} instead")
+class StoreMissing(LookupError):
+    """A command that only reads the store found none where the config says."""
