@@ -19,8 +19,8 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from sync.db import Params
-from sync.pg_store import Connection, applied_migrations, apply_migrations, connect, database_errors
-from sync.store_location import PASSWORD_ENV, StoreMissing
+from sync.pg_store import Connection, open_connection
+from sync.store_location import PASSWORD_ENV
 
 WRITER_LOCK = 0x72656C73
 """The advisory lock key every write transaction takes first ("rels")."""
@@ -76,16 +76,7 @@ class PostgresDatabase:
     def open(cls, url: str, *, create: bool = True, password_env: str = PASSWORD_ENV,
              env: Mapping[str, str] | None = None) -> PostgresDatabase:
         """Connect and migrate to the current schema; unless ``create``, a database without a store is StoreMissing."""
-        connection = connect(url, password_env=password_env, env=env)
-        try:
-            with database_errors(f"opening the store {url}"):
-                if not create and not applied_migrations(connection):
-                    raise StoreMissing(f"no relsync store in the PostgreSQL database {url}")
-                apply_migrations(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return cls(url, connection)
+        return cls(url, open_connection(url, create=create, password_env=password_env, env=env))
 
     @property
     def in_transaction(self) -> bool:

@@ -125,6 +125,22 @@ def verify_chain(connection: Connection, anchor: Anchor | None = None) -> ChainR
             return verify_rows(rows, int(row[0]) if row else 0, anchor)
 
 
+def open_connection(url: str, *, create: bool = True, password_env: str = PASSWORD_ENV,
+                    env: Mapping[str, str] | None = None) -> Connection:
+    """A connection to the store at ``url``, migrated to the current schema; unless ``create``, a database
+    without a store is StoreMissing."""
+    connection = connect(url, password_env=password_env, env=env)
+    try:
+        with database_errors(f"opening the store {url}"):
+            if not create and not applied_migrations(connection):
+                raise StoreMissing(f"no relsync store in the PostgreSQL database {url}")
+            apply_migrations(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
 class PostgresStore:
     """A PostgreSQL store as ``sync.store_copy`` reads and fills it, table by table."""
 
@@ -136,16 +152,7 @@ class PostgresStore:
     def open(cls, url: str, *, create: bool = True, password_env: str = PASSWORD_ENV,
              env: Mapping[str, str] | None = None) -> PostgresStore:
         """Connect and migrate to the current schema; unless ``create``, a database without a store is StoreMissing."""
-        connection = connect(url, password_env=password_env, env=env)
-        try:
-            with database_errors(f"opening the store {url}"):
-                if not create and not applied_migrations(connection):
-                    raise StoreMissing(f"no relsync store in the PostgreSQL database {url}")
-                apply_migrations(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return cls(url, connection)
+        return cls(url, open_connection(url, create=create, password_env=password_env, env=env))
 
     def close(self) -> None:
         self.connection.close()
