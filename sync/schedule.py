@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,31 +208,49 @@ def cancellation(row: dict[str, Any]) -> str | None:
 
 
 def candidates(db: Database) -> list[Candidate]:
-    """Every stored request as the planner sees it, its dependencies resolved (``resolve_references``)."""
-    rows = list(db.query(
-        "select r.key, r.source, r.native_id, r.native_key, r.status, r.priority, r.department, r.type, "
+    """Every stored request as the planner sees it, its dependencies resolved (``resolve_references``).
+
+    The rows are read one at a time, never all held: what the planner keeps is the
+    candidates. References are resolved afterwards, against an index of only the
+    references some request names (``ReferenceIndex``).
+    """
+    found: list[Candidate] = []
+    naming: list[tuple[int, str, str]] = []  # (position, depends_on, source) of each request that names others
+    for row in db.query(
+        "select r.key, r.source, r.status, r.priority, r.department, r.type, "
         "r.created_at, r.deleted_at, r.depends_on, a.release, a.pinned "
         "from change_requests r left join assignments a on a.request = r.key"
-    ))
-    resolve = ReferenceIndex(rows)
-    found = []
-    for row in rows:
-        keys, unknown = resolve(row["depends_on"], row["source"])
+    ):
+        if row["depends_on"]:
+            naming.append((len(found), row["depends_on"], row["source"]))
         found.append(Candidate(
             key=row["key"],
-            status=row["status"],
-            priority=row["priority"],
+            status=sys.intern(row["status"]),
+            priority=_shared(row["priority"]),
             created_at=row["created_at"] or "",
-            release=row["release"],
+            release=_shared(row["release"]),
             pinned=bool(row["pinned"]),
             deleted=row["deleted_at"] is not None,
-            department=row["department"],
-            type=row["type"],
-            source=row["source"],
-            depends_on=tuple(k for k in keys if k != row["key"]),
-            unknown=unknown,
+            department=_shared(row["department"]),
+            type=_shared(row["type"]),
+            source=_shared(row["source"]),
         ))
+    if naming:
+        resolve = ReferenceIndex(
+            db.query("select key, source, native_id, native_key from change_requests"),
+            wanted={ref for _, text, _ in naming for ref in ReferenceIndex.refs(text)},
+        )
+        for position, text, source in naming:
+            candidate = found[position]
+            keys, unknown = resolve(text, source)
+            found[position] = dataclasses.replace(
+                candidate, depends_on=tuple(k for k in keys if k != candidate.key), unknown=unknown)
     return found
+
+
+def _shared(value: str | None) -> str | None:
+    """One string object per distinct value (statuses, priorities, departments: a few values, many requests)."""
+    return None if value is None else sys.intern(value)
 
 
 class ReferenceIndex:
@@ -242,16 +261,26 @@ class ReferenceIndex:
     Airtable record id, a Salesforce Id in its 15- or 18-character form). A reference
     that several sources could mean resolves to the referring request's own source if
     that is one of them; one that names nothing, or stays ambiguous, is unknown.
+    With ``wanted`` (``refs`` of the texts to resolve), only those are indexed.
     """
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self.keys = {row["key"] for row in rows}
+    def __init__(self, rows: Iterable[dict[str, Any]], wanted: set[str] | None = None) -> None:
+        self.keys: set[str] = set()
         self.by_ref: dict[str, list[tuple[str, str]]] = {}
         for row in rows:
+            if wanted is None or row["key"] in wanted:
+                self.keys.add(row["key"])
             ident = row["native_id"] or ""
             short = ident[:15] if len(ident) == 18 else None  # a Salesforce Id is also written in 15 characters
             for ref in {ident, row["native_key"], short} - {None, ""}:
-                self.by_ref.setdefault(ref, []).append((row["source"], row["key"]))
+                if wanted is None or ref in wanted:
+                    self.by_ref.setdefault(ref, []).append((row["source"], row["key"]))
+
+    @staticmethod
+    def refs(text: str | None) -> set[str]:
+        """The references ``text`` names, and the 15-character form of an 18-character one: what to index."""
+        found = {part.strip() for part in (text or "").split(",")} - {""}
+        return found | {ref[:15] for ref in found if len(ref) == 18}
 
     def __call__(self, text: str | None, source: str) -> tuple[list[str], tuple[str, ...]]:
         keys: list[str] = []
