@@ -100,6 +100,8 @@ class ChainReport:
 
 
 def _json(value: Any) -> str:
+    if value is None:
+        return "null"  # the commonest value (a new request's old one), without the encoder
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

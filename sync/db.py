@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Protocol
 
 __all__ = ["Cursor", "Database", "insert", "insert_all", "update", "upsert"]
@@ -89,7 +90,7 @@ def upsert(db: Database, table: str, rows: Sequence[Mapping[str, Any]], *, key: 
     db.executemany(
         f"insert into {_quoted(table)} ({names}) values ({', '.join('?' * len(columns))}) "
         f"on conflict ({', '.join(map(_quoted, keys))}) {action}",
-        [[row[column] for column in columns] for row in rows],
+        list(map(itemgetter(*columns), rows)) if len(columns) > 1 else [[row[columns[0]]] for row in rows],
     )
 
 
@@ -106,7 +107,8 @@ def insert_all(db: Database, table: str, rows: Sequence[Mapping[str, Any]]) -> N
     if rows:
         columns = list(rows[0])
         db.executemany(f"insert into {_quoted(table)} ({', '.join(map(_quoted, columns))}) "
-                       f"values ({', '.join('?' * len(columns))})", [[row[c] for c in columns] for row in rows])
+                       f"values ({', '.join('?' * len(columns))})",
+                       list(map(itemgetter(*columns), rows)) if len(columns) > 1 else [[row[columns[0]]] for row in rows])
 
 
 def insert(db: Database, table: str, row: Mapping[str, Any], *, returning: str | None = None) -> Any:
