@@ -110,15 +110,3 @@ def test_browse_serves_the_store_read_only_with_its_facets(config_file, tmp_path
     db.close()
     assert store.read_bytes() == before
 
-
-def test_browse_on_a_postgresql_store_says_what_reads_one(tmp_path):
-    raw = yaml.safe_load((EXAMPLES / "jira.yaml").read_text())
-    raw["store"] = "postgresql://relsync@db.example.com/relsync"
-    path = tmp_path / "relsync.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-
-    result = CliRunner().invoke(main, ["browse", "--config", str(path), "--metadata", str(tmp_path / "m.json")])
-
-    assert result.exit_code == 2, result.output
-    assert "opens a SQLite store in Datasette" in result.output and "relsync store copy" in result.output
-    assert not (tmp_path / "m.json").exists()
