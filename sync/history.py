@@ -213,7 +213,7 @@ def _store_page(db: Database, source: str, system: str, page: HistoryPage, run_i
             [source, json.dumps(sorted({e.entry for e in page.entries}))])}
         events: list[AuditEvent] = []
         rows: list[dict[str, Any]] = []
-        taken: set[int] = set()
+        pushes = _Pushes(db, {key for e in page.entries if e.field in WRITTEN and (key := keys.get(e.native_id))})
         for entry in sorted(page.entries, key=lambda e: (e.at, e.entry, e.field)):
             key = keys.get(entry.native_id)
             if key is None or (entry.entry, entry.field) in seen:
@@ -222,10 +222,10 @@ def _store_page(db: Database, source: str, system: str, page: HistoryPage, run_i
             seen.add((entry.entry, entry.field))
             row = {"source": source, "entry": entry.entry, "field": entry.field, "request": key, "at": entry.at,
                    "audit_id": None, "matched": None}
-            write = _own_write(db, key, entry, taken)
+            write = pushes.own_write(key, entry)
             if write is not None:
                 counts.matched += 1
-                rows.append(row | {"audit_id": _pushed_event(db, key, entry), "matched": f"outbox:{write}"})
+                rows.append(row | {"audit_id": pushes.event(key, entry), "matched": f"outbox:{write}"})
                 continue
             counts.imported += 1
             rows.append(row)
@@ -243,32 +243,45 @@ def _store_page(db: Database, source: str, system: str, page: HistoryPage, run_i
             set_watermark(db, source, RECORDS, records_mark)
 
 
-def _own_write(db: Database, key: str, entry: HistoryEntry, taken: set[int]) -> int | None:
-    """The outbox row of relsync's write this entry records, or None: a person's change.
+class _Pushes:
+    """relsync's sent writes and pushed audit events of a page's requests, read once for the page.
 
-    Each write is matched once: a person who later sets a value relsync once wrote is a
-    person's change. ``taken`` holds the rows matched in this page.
+    An entry of a written field that records a value relsync sent is relsync's own write
+    (``own_write``), matched to the audit event of that push (``event``); each write is
+    matched once, so a person who later sets a value relsync once wrote is a person's change.
     """
-    if entry.field not in WRITTEN:
+
+    def __init__(self, db: Database, requests: set[str]) -> None:
+        wanted = json.dumps(sorted(requests))
+        self.sent: dict[tuple[str, str, str], list[int]] = {}
+        self.taken: set[int] = set()
+        self.pushed: dict[tuple[str, str, str], int] = {}
+        if not requests:
+            return  # no entry of a field relsync writes: nothing to read
+        for row in db.query(f"select id, request, field, value from outbox where sent_at is not null "
+                            f"and request in ({db.json_values}) order by id", [wanted]):
+            self.sent.setdefault((row["request"], row["field"], row["value"]), []).append(int(row["id"]))
+        marks = json.dumps([f"outbox:{n}" for ids in self.sent.values() for n in ids])
+        self.taken = {int(row["matched"].partition(":")[2]) for row in db.query(
+            f"select matched from imported_history where matched in ({db.json_values})", [marks])}
+        self.pushed = {(row["request"], row["field"], row["new"]): int(row["id"]) for row in db.query(
+            f"select request, field, new, max(id) as id from audit where origin = 'pushed' "
+            f"and request in ({db.json_values}) group by request, field, new", [wanted])}
+
+    def own_write(self, key: str, entry: HistoryEntry) -> int | None:
+        """The outbox row of relsync's write this entry records (taken from now on), or None: a person's change."""
+        if entry.field not in WRITTEN:
+            return None
+        for outbox_id in self.sent.get((key, entry.field, json.dumps(entry.new)), []):
+            if outbox_id not in self.taken:
+                self.taken.add(outbox_id)
+                return outbox_id
         return None
-    for row in db.query(
-        "select id from outbox where request = ? and field = ? and value = ? and sent_at is not null order by id",
-        [key, entry.field, json.dumps(entry.new)],
-    ):
-        mark = f"outbox:{row['id']}"
-        if row["id"] in taken or db.execute("select 1 from imported_history where matched = ?", [mark]).fetchone():
-            continue
-        taken.add(row["id"])
-        return int(row["id"])
-    return None
 
-
-def _pushed_event(db: Database, key: str, entry: HistoryEntry) -> int | None:
-    """The audit id of relsync's push of this value, if recorded."""
-    found = db.execute("select max(id) from audit where request = ? and field = ? and origin = 'pushed' and new = ?",
-                       [key, entry.field, json.dumps(entry.new, sort_keys=True, separators=(",", ":"),
-                                                     ensure_ascii=False)]).fetchone()[0]
-    return None if found is None else int(found)
+    def event(self, key: str, entry: HistoryEntry) -> int | None:
+        """The audit id of relsync's push of this value, if recorded."""
+        new = json.dumps(entry.new, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return self.pushed.get((key, entry.field, new))
 
 
 def import_sources(db: Database, sources: dict[str, Any], *, skip: set[str], run_id: int,
