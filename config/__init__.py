@@ -1,14 +1,4 @@
-"""relsync configuration: one YAML file, validated by pydantic models."""
-from config.loader import ConfigError, load_config, load_config_text, secret
-from config.schema import CONVERTERS, Config, JiraSource, Train
+"""relsync configuration: one YAML file, validated by pydantic models (``config.loader``, ``config.schema``).
 
-__all__ = [
-    "CONVERTERS",
-    "Config",
-    "ConfigError",
-    "JiraSource",
-    "Train",
-    "load_config",
-    "load_config_text",
-    "secret",
-]
+Nothing is imported here, so that a module of this package (``config.store_url``) is cheap to load alone.
+"""

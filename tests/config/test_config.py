@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from config import CONVERTERS, ConfigError, load_config, load_config_text, secret
-from config.schema import Train
+from config.loader import ConfigError, load_config, load_config_text, secret
+from config.schema import CONVERTERS, Train
 from mapping.converters import CONVERTERS as IMPLEMENTED
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"

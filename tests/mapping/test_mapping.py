@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config import load_config
+from config.loader import load_config
 from config.schema import FieldMapping, WriteTargets
 from mapping import ChangeRequest, MappingError, SourceMapping, read_path
 from mapping.converters import (

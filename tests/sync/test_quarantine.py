@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from config import load_config
+from config.loader import load_config
 from config.schema import FieldMapping
 from connectors.base import Page
 from mapping.fields import SourceMapping
