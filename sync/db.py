@@ -15,7 +15,7 @@ compared and ordered byte by byte. The few places they differ have a name here:
 ``sync.store.Store`` is the SQLite implementation (sqlite-utils underneath) and
 ``sync.pg_database.PostgresDatabase`` the PostgreSQL one (psycopg 3). Which one a
 command gets is the config's ``store``: a path or a ``postgresql://`` URL
-(``sync.store.open_store``).
+(``sync.store.open_database``).
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def upsert(db: Database, table: str, rows: Sequence[Mapping[str, Any]], *, key: 
     db.executemany(
         f"insert into {_quoted(table)} ({names}) values ({', '.join('?' * len(columns))}) "
         f"on conflict ({', '.join(map(_quoted, keys))}) {action}",
-        list(map(itemgetter(*columns), rows)) if len(columns) > 1 else [[row[columns[0]]] for row in rows],
+        _values(rows, columns),
     )
 
 
@@ -108,17 +108,16 @@ def insert_all(db: Database, table: str, rows: Sequence[Mapping[str, Any]]) -> N
         columns = list(rows[0])
         db.executemany(f"insert into {_quoted(table)} ({', '.join(map(_quoted, columns))}) "
                        f"values ({', '.join('?' * len(columns))})",
-                       list(map(itemgetter(*columns), rows)) if len(columns) > 1 else [[row[columns[0]]] for row in rows])
+                       _values(rows, columns))
 
 
-def insert(db: Database, table: str, row: Mapping[str, Any], *, returning: str | None = None) -> Any:
-    """Insert one row; with ``returning``, the value of that column in the new row (an id the database gave)."""
-    columns = list(row)
-    sql = (f"insert into {_quoted(table)} ({', '.join(map(_quoted, columns))}) "
-           f"values ({', '.join('?' * len(columns))})")
-    if returning is None:
-        db.execute(sql, list(row.values()))
-        return None
-    with db.atomic():  # a statement that returns rows is not committed on its own
-        found = db.execute(f"{sql} returning {_quoted(returning)}", list(row.values())).fetchone()
-    return found[0]
+def insert(db: Database, table: str, row: Mapping[str, Any]) -> None:
+    """Insert one row."""
+    insert_all(db, table, [row])
+
+
+def _values(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[Sequence[Any]]:
+    """Each row's values in ``columns`` order, for ``executemany``."""
+    if len(columns) == 1:
+        return [[row[columns[0]]] for row in rows]
+    return list(map(itemgetter(*columns), rows))

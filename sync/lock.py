@@ -15,6 +15,7 @@ machine; runners on several machines share a PostgreSQL store instead.
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import json
@@ -24,7 +25,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Self
 
 from mapping import clock
 from sync.store_location import is_postgres
@@ -44,7 +45,34 @@ class LockedError(Exception):
         super().__init__(f"the {what} is locked by {holder} ({where})")
 
 
-class FileLock:
+class Lock(abc.ABC):
+    """A lock of the store (a flock beside a SQLite file, an advisory lock in a PostgreSQL database)."""
+
+    what: str
+
+    @property
+    @abc.abstractmethod
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+
+    @abc.abstractmethod
+    def acquire(self) -> None:
+        """Take the lock or raise ``LockedError`` at once, naming the holder."""
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Release the lock (a no-op if it is not held)."""
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.release()
+
+
+class FileLock(Lock):
     """An exclusive, non-blocking flock on ``path``; ``what`` names what it guards in messages."""
 
     def __init__(self, path: str | Path, what: str) -> None:
@@ -84,37 +112,6 @@ class FileLock:
         # Empty the file before unlocking so nobody reads a finished run as the holder.
         os.ftruncate(fd, 0)
         os.close(fd)
-
-    def __enter__(self) -> FileLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.release()
-
-
-class Lock(Protocol):
-    """A lock of the store (a flock beside a SQLite file, an advisory lock in a PostgreSQL database)."""
-
-    what: str
-
-    @property
-    def held(self) -> bool: ...
-
-    def acquire(self) -> None: ...
-
-    def release(self) -> None: ...
-
-    def __enter__(self) -> Lock: ...
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None: ...
-
 
 def _lock(store: str | Path, name: str, what: str, env: Mapping[str, str] | None) -> Lock:
     if is_postgres(str(store)):
@@ -185,7 +182,7 @@ def lock_key(name: str) -> int:
     return value - 2**32 if value >= 2**31 else value
 
 
-class AdvisoryLock:
+class AdvisoryLock(Lock):
     """An exclusive, non-blocking advisory lock named ``name`` in the store at ``url``."""
 
     def __init__(self, url: str, name: str, what: str, env: Mapping[str, str] | None = None) -> None:
@@ -231,15 +228,6 @@ class AdvisoryLock:
             return
         connection, self._connection = self._connection, None
         connection.close()
-
-    def __enter__(self) -> AdvisoryLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.release()
-
 
 def _read_holder(fd: int) -> tuple[int | None, str | None]:
     # The holder writes its details just after locking; a racing reader may see an
