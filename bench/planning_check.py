@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.schema import Train
 from mapping.model import PRIORITIES, STATUSES
+from releases.kinds import plan_sampled
 from releases.planner import Candidate, PlannedRelease
 from releases.routing import plan_trains
 
@@ -102,11 +103,15 @@ def plan(seed: int) -> tuple[Plans, list[Candidate]]:
     return plans, candidates
 
 
-def outcome(seed: int) -> dict[str, object]:
-    """The decisions and the waiting reasons of one seed's plan, as JSON data."""
+def outcome(seed: int, *, sampled: bool = False) -> dict[str, object]:
+    """The decisions and the waiting reasons of one seed's plan, as JSON data; ``sampled``:
+    planned as the store plans, from a ``releases.kinds.Sample`` of the requests."""
     plans, candidates = plan(seed)
     waiting: dict[str, str] = {}
-    decisions = plan_trains(plans, candidates, now=NOW, waiting=waiting)
+    if sampled:
+        decisions, waiting = plan_sampled(plans, candidates, now=NOW)
+    else:
+        decisions = plan_trains(plans, candidates, now=NOW, waiting=waiting)
     return {"decisions": [[d.key, d.release, d.reason] for d in decisions], "waiting": dict(sorted(waiting.items()))}
 
 
@@ -115,11 +120,13 @@ def main() -> None:
     parser.add_argument("action", choices=["save", "compare"])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 41)))
+    parser.add_argument("--sampled", action="store_true",
+                        help="plan from a sample of the requests, as the store does (releases.kinds)")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     differ = []
     for seed in args.seeds:
-        found = outcome(seed)
+        found = outcome(seed, sampled=args.sampled)
         path = args.folder / f"{seed}.json"
         if args.action == "save":
             path.write_text(json.dumps(found, indent=0))

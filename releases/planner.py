@@ -181,6 +181,8 @@ def plan_requests(
 
     # Most waiting requests wait for one of a few reasons: each text is kept once, not once a request.
     said: dict[str, str] = {}
+    # Requests that found no seat, with the releases they might have entered: explained at the end.
+    unseated: list[tuple[Candidate, list[PlannedRelease], bool]] = []
     # Requests without a release that are not planned change nothing but their waiting reason.
     for candidate in sorted([*requests.rest, *(requests.idle if waiting is not None else ())], key=lambda c: c.key):
         current = candidate.release
@@ -288,10 +290,7 @@ def plan_requests(
             if waiting is not None and candidate.key in holds.after and not allowed:
                 waiting[candidate.key] = f"dependency: it {holds.after[candidate.key]}, and no open release deploys then or later"
             elif waiting is not None:
-                why = waiting_reason(candidate, allowed, seats, expedited=expedited)
-                if candidate.key in holds.after:
-                    why += f" (it {holds.after[candidate.key]})"
-                waiting[candidate.key] = said.setdefault(why, why)
+                unseated.append((candidate, allowed, expedited))
             if candidate.release is not None:
                 decisions[candidate.key] = Decision(
                     candidate.key, None,
@@ -306,4 +305,13 @@ def plan_requests(
         if target.state == "frozen" or now >= target.freeze_at:
             how += " (expedited into a frozen release)"
         decisions[candidate.key] = Decision(candidate.key, target.id, f"{how}: {_why(candidate)}")
+    # Why each request that found no seat waits, from the seats as the pass leaves them: the
+    # plan that is saved. (A request that found none finds none later in the pass either, but a
+    # quota's seats may fill up after it looked.) The same words for the same kind of request,
+    # whenever it came: what lets the store speak for many unplanned requests by one.
+    for candidate, allowed, expedited in unseated:
+        why = waiting_reason(candidate, allowed, seats, expedited=expedited)
+        if candidate.key in holds.after:
+            why += f" (it {holds.after[candidate.key]})"
+        waiting[candidate.key] = said.setdefault(why, why)  # type: ignore[index]
     return [decisions[key] for key in sorted(decisions)]

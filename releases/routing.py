@@ -39,7 +39,7 @@ from releases.planner import (
     planning_order,
 )
 
-__all__ = ["plan_trains", "train_for"]
+__all__ = ["fallbacks", "plan_trains", "train_for"]
 
 
 def train_for(candidate: Candidate, trains: Sequence[Train]) -> Train | None:
@@ -60,7 +60,7 @@ def _unrouted(candidate: Candidate) -> str:
     )
 
 
-def _fallbacks(candidate: Candidate, routed: Train, trains: Sequence[Train]) -> list[Train]:
+def fallbacks(candidate: Candidate, routed: Train, trains: Sequence[Train]) -> list[Train]:
     """Trains other than ``routed`` that would take ``candidate`` at a lower priority, in config order."""
     found: list[Train] = []
     for lower in [*PRIORITIES[_rank(candidate) + 1:], None]:
@@ -153,7 +153,7 @@ def _plan_pass(
         matched = (candidate.priority, candidate.department, candidate.type, candidate.source)
         if matched not in routes:
             found = train_for(candidate, trains)
-            routes[matched] = found, _fallbacks(candidate, found, trains) if found is not None else []
+            routes[matched] = found, fallbacks(candidate, found, trains) if found is not None else []
         routed, passed_over = routes[matched]
         holder = owner.get(candidate.release or "")
         if holder is not None and (not candidate.movable or (routed is not None and routed.name == holder)):
@@ -222,9 +222,9 @@ def _plan_pass(
     for _ in range(SWEEPS):
         changed = False
         for key in sorted(urgent, key=lambda k: planning_order(urgent[k][0])):
-            candidate, routed_name, fallbacks = urgent[key]
+            candidate, routed_name, passed = urgent[key]
             shipped = _deploy(decided, candidate, deploys)
-            for option in [routed_name, *(f.name for f in fallbacks)]:
+            for option in [routed_name, *(f.name for f in passed)]:
                 here = placed[key]
                 if option == here or option not in earliest:
                     continue
