@@ -15,18 +15,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from config.trains import Train
 from mapping import clock
 from releases.clashes import Clash, find_clashes
-from releases.planner import Candidate, PlannedRelease, materialize_releases
+from releases.kinds import EXAMPLE_PREFIX
+from releases.planner import PlannedRelease, materialize_releases
 from releases.routing import plan_trains
 from sync.audit import AuditEvent, append_events
 from sync.db import Database, upsert
+from sync.plan_input import read_plan_input, save_waiting
 
 
 @dataclass
@@ -207,102 +208,6 @@ def cancellation(row: dict[str, Any]) -> str | None:
     return f"by {row['cancelled_by']}" + (f": {row['cancel_reason']}" if row.get("cancel_reason") else "")
 
 
-def candidates(db: Database) -> list[Candidate]:
-    """Every stored request as the planner sees it, its dependencies resolved (``resolve_references``).
-
-    The rows are read one at a time, never all held: what the planner keeps is the
-    candidates. References are resolved afterwards, against an index of only the
-    references some request names (``ReferenceIndex``).
-    """
-    found: list[Candidate] = []
-    naming: list[tuple[int, str, str]] = []  # (position, depends_on, source) of each request that names others
-    for row in db.query(
-        "select r.key, r.source, r.status, r.priority, r.department, r.type, "
-        "r.created_at, r.deleted_at, r.depends_on, a.release, a.pinned "
-        "from change_requests r left join assignments a on a.request = r.key"
-    ):
-        if row["depends_on"]:
-            naming.append((len(found), row["depends_on"], row["source"]))
-        found.append(Candidate(
-            key=row["key"],
-            status=sys.intern(row["status"]),
-            priority=_shared(row["priority"]),
-            created_at=row["created_at"] or "",
-            release=_shared(row["release"]),
-            pinned=bool(row["pinned"]),
-            deleted=row["deleted_at"] is not None,
-            department=_shared(row["department"]),
-            type=_shared(row["type"]),
-            source=_shared(row["source"]),
-        ))
-    if naming:
-        resolve = ReferenceIndex(
-            db.query("select key, source, native_id, native_key from change_requests"),
-            wanted={ref for _, text, _ in naming for ref in ReferenceIndex.refs(text)},
-        )
-        for position, text, source in naming:
-            candidate = found[position]
-            keys, unknown = resolve(text, source)
-            found[position] = dataclasses.replace(
-                candidate, depends_on=tuple(k for k in keys if k != candidate.key), unknown=unknown)
-    return found
-
-
-def _shared(value: str | None) -> str | None:
-    """One string object per distinct value (statuses, priorities, departments: a few values, many requests)."""
-    return None if value is None else sys.intern(value)
-
-
-class ReferenceIndex:
-    """Resolves the references a dependency field holds to store keys.
-
-    A reference is a store key (``jira:OPS-12``), a key as its system shows it
-    (``OPS-12``, a Salesforce CaseNumber when that is the native key), or a native id (an
-    Airtable record id, a Salesforce Id in its 15- or 18-character form). A reference
-    that several sources could mean resolves to the referring request's own source if
-    that is one of them; one that names nothing, or stays ambiguous, is unknown.
-    With ``wanted`` (``refs`` of the texts to resolve), only those are indexed.
-    """
-
-    def __init__(self, rows: Iterable[dict[str, Any]], wanted: set[str] | None = None) -> None:
-        self.keys: set[str] = set()
-        self.by_ref: dict[str, list[tuple[str, str]]] = {}
-        for row in rows:
-            if wanted is None or row["key"] in wanted:
-                self.keys.add(row["key"])
-            ident = row["native_id"] or ""
-            short = ident[:15] if len(ident) == 18 else None  # a Salesforce Id is also written in 15 characters
-            for ref in {ident, row["native_key"], short} - {None, ""}:
-                if wanted is None or ref in wanted:
-                    self.by_ref.setdefault(ref, []).append((row["source"], row["key"]))
-
-    @staticmethod
-    def refs(text: str | None) -> set[str]:
-        """The references ``text`` names, and the 15-character form of an 18-character one: what to index."""
-        found = {part.strip() for part in (text or "").split(",")} - {""}
-        return found | {ref[:15] for ref in found if len(ref) == 18}
-
-    def __call__(self, text: str | None, source: str) -> tuple[list[str], tuple[str, ...]]:
-        keys: list[str] = []
-        unknown: list[str] = []
-        for ref in (part.strip() for part in (text or "").split(",")):
-            if not ref:
-                continue
-            if ref in self.keys:
-                keys.append(ref)
-                continue
-            matches = self.by_ref.get(ref) or (self.by_ref.get(ref[:15], []) if len(ref) == 18 else [])
-            matches = sorted(set(matches))
-            own = [key for where, key in matches if where == source]
-            if len(matches) == 1:
-                keys.append(matches[0][1])
-            elif len(own) == 1:
-                keys.append(own[0])
-            else:
-                unknown.append(ref)
-        return list(dict.fromkeys(keys)), tuple(dict.fromkeys(unknown))
-
-
 def plan_into_store(
     db: Database, trains: Sequence[Train], *, now: dt.datetime, run_id: int
 ) -> PlanCounts:
@@ -327,12 +232,17 @@ def plan_into_store(
             plans.append((train, releases + _stored(db, train, releases)))
         _mark_held(db, now)
         names = {row["id"]: row["name"] for row in db.query("select id, name from releases")}
-        current = {c.key: c for c in candidates(db)}
+        given = read_plan_input(db, plans)
+        current = {c.key: c for c in given.candidates}
         waiting: dict[str, str] = {}
-        decisions = plan_trains(plans, list(current.values()), now=now, waiting=waiting)
-        save_waiting(db, waiting, stamp)
+        decisions = plan_trains(plans, given.candidates, now=now, waiting=waiting)
+        if any(decision.key.startswith(EXAMPLE_PREFIX) for decision in decisions):
+            raise RuntimeError("the planner placed an example request: the requests it stands for cannot be left out")
+        save_waiting(db, given, waiting, stamp)
         events: list[AuditEvent] = []
-        systems = {row["key"]: row["system"] for row in db.query("select key, system from change_requests")}
+        systems = {row["key"]: row["system"] for row in db.query(
+            f"select key, system from change_requests where key in ({db.json_values})",
+            [json.dumps([decision.key for decision in decisions])])}
         for decision in decisions:
             before = current[decision.key].release
             if decision.release is None:
@@ -361,19 +271,6 @@ def plan_into_store(
             )
         append_events(db, events)
     return counts
-
-
-def save_waiting(db: Database, waiting: dict[str, str], stamp: str) -> None:
-    """Replace the planner's reasons for the requests it left without a release; ``since`` survives a pass."""
-    db.execute(f"delete from waiting where request not in ({db.json_values})", [json.dumps(sorted(waiting))])
-    since = {row["request"]: row["since"] for row in db.query("select request, since from waiting")}
-    upsert(
-        db,
-        "waiting",
-        [{"request": key, "reason": reason, "since": since.get(key, stamp), "updated_at": stamp}
-         for key, reason in sorted(waiting.items())],
-        key="request",
-    )
 
 
 def _planned(release: str | None, reason: str) -> dict[str, Any]:
