@@ -40,7 +40,7 @@ def train(name: str, **changes: object) -> Train:
     return Train.model_validate(spec | changes)
 
 
-def releases(name: str, draw: random.Random, *, quotas: bool, most: int) -> list[PlannedRelease]:
+def releases(name: str, draw: random.Random, *, quotas: tuple[tuple[str, int], ...], most: int) -> list[PlannedRelease]:
     """One to six releases; in half the trains nearly all open (where the urgency rule has room to work)."""
     calm = draw.random() < 0.5
     drawn = []
@@ -53,15 +53,10 @@ def releases(name: str, draw: random.Random, *, quotas: bool, most: int) -> list
         if state == "frozen" or (state == "open" and draw.random() < 0.15):  # frozen now, deploying soon
             deploy = NOW + dt.timedelta(days=draw.randint(1, 3))
             freeze = NOW - dt.timedelta(hours=draw.randint(1, 20))
-        capacity = draw.randint(0, most)
-        split: tuple[tuple[str, int], ...] = ()
-        if quotas and capacity >= 2:
-            first = draw.randint(0, capacity // 2)
-            second = draw.randint(0, capacity - first)
-            split = (("Sales Ops", first), ("finance ops", second)) if draw.random() < 0.7 else (("IT", first),)
+        capacity = max(draw.randint(0, most), sum(seats for _, seats in quotas))
         why = "by bob: outage" if state == "cancelled" and draw.random() < 0.5 else None
         drawn.append(PlannedRelease(id=f"{name}-{number}", name=f"{name} R{number}", train=name, deploy_at=deploy,
-                                    freeze_at=freeze, capacity=capacity, state=state, quotas=split, cancelled_why=why))
+                                    freeze_at=freeze, capacity=capacity, state=state, quotas=quotas, cancelled_why=why))
     return drawn
 
 
@@ -72,11 +67,16 @@ def plan(seed: int) -> tuple[Plans, list[Candidate]]:
     most = draw.choice([3, 8, 20, 40])
     hotfix = train("hotfix", match={"priorities": ["critical"] + (["high"] if draw.random() < 0.3 else [])},
                    expedite={"priorities": ["critical"]} if draw.random() < 0.7 else None)
-    plans: Plans = [(hotfix, releases("hotfix", draw, quotas=False, most=most))]
+    plans: Plans = [(hotfix, releases("hotfix", draw, quotas=(), most=most))]
     if draw.random() < 0.5:
-        plans.append((train("it", match={"departments": ["IT"]}), releases("it", draw, quotas=False, most=most)))
+        plans.append((train("it", match={"departments": ["IT"]}), releases("it", draw, quotas=(), most=most)))
     if draw.random() < 0.8:
-        plans.append((train("BS"), releases("BS", draw, quotas=quotas, most=most)))
+        regular = train("BS")
+        if quotas and most >= 2:
+            first = draw.randint(0, most // 2)
+            split = {"Sales Ops": first, "finance ops": draw.randint(0, most - first)} if draw.random() < 0.7 else {"IT": first}
+            regular = train("BS", capacity={"total": most, "by_department": split})
+        plans.append((regular, releases("BS", draw, quotas=regular.quotas, most=most)))
     count = draw.randint(200, 2000)
     places = [r.id for _, drawn in plans for r in drawn] + ["gone-1"]
     keys = [f"jira:{number}" for number in range(count)]

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 
 from mapping.model import PRIORITIES
 from releases.calendar import (
@@ -247,14 +247,27 @@ def plan_requests(
     pending = [(planning_order(c), c, cause) for c, cause in queue]
     heapq.heapify(pending)
     # Requests are taken in planning order, and a seat once given is only ever handed to a
-    # more urgent request: without department quotas, when one finds no seat (none free,
-    # nobody less urgent to bump), no request after it of the same or lower priority with
-    # the same releases open to it finds one either. Those skip the search. (With quotas a
-    # bump can empty a full quota and widen whom the next request may bump: no shortcut.)
+    # more urgent request: when one finds no seat (none free, nobody less urgent to bump),
+    # no request after it of the same or lower priority with the same releases open to it
+    # finds one either. Those skip the search. With department quotas this holds among
+    # requests of the same quota in each release: a full quota only frees up when one of its
+    # own is bumped, and the one that found no seat saw none of its own less urgent than
+    # itself (a bump can still empty another quota, so requests of other quotas search on).
     # The fresh requests (``releases.intake``) come in planning order beside the queue, and
-    # all those of a priority that can find no seat are passed over at once.
+    # without quotas all those of a priority that can find no seat are passed over at once.
     quotas = any(release.quotas for release in calendar)
-    no_seat: dict[bool, int] = {}
+    no_seat: dict[Hashable, int] = {}
+    in_quotas: dict[tuple[bool, str | None], tuple[str | None, ...]] = {}
+
+    def alike(candidate: Candidate, expedited: bool, opened: list[PlannedRelease]) -> Hashable:
+        """Which requests a failed search speaks for: the same releases open, and with quotas the same quota in each."""
+        if not quotas:
+            return expedited
+        department = (expedited, candidate.department)
+        if department not in in_quotas:
+            in_quotas[department] = tuple(bucket(candidate, release) for release in opened)
+        return expedited, in_quotas[department]
+
     fresh, at = requests.fresh, 0
     while pending or at < len(fresh):
         from_fresh = at < len(fresh) and (not pending or planning_order(fresh[at]) < pending[0][0])
@@ -268,18 +281,19 @@ def plan_requests(
         bounded = candidate.key in holds.not_before
         allowed = [r for r in opened if holds.allowed(candidate.key, r.deploy_at)] if bounded else opened
         rank = planning_order(candidate)[0]
-        comparable = not quotas and not bounded  # the same releases are open to it as to the others
-        if comparable and rank >= no_seat.get(expedited, len(PRIORITIES) + 1):
+        comparable = not bounded  # the same releases are open to it as to the others
+        group = alike(candidate, expedited, opened) if comparable else None
+        if comparable and rank >= no_seat.get(group, len(PRIORITIES) + 1):
             if waiting is None and candidate.release is None:
                 decisions.pop(candidate.key, None)
-                if from_fresh:  # nor for any fresh one of its priority (the same releases open to each)
+                if from_fresh and not quotas:  # nor for any fresh one of its priority (the same releases open to each)
                     at = max(at, requests.starts[rank + 1])
                 continue  # no seat, nothing to say: the shortest way out
             target, bumped = None, None
         else:
             target, bumped = seats.seat(candidate, allowed, holds.protected)
             if target is None and comparable:
-                no_seat[expedited] = min(rank, no_seat.get(expedited, rank))
+                no_seat[group] = min(rank, no_seat.get(group, rank))
         if target is not None and bumped is not None:
             seats.remove(target, bumped)
             decisions.pop(bumped.key, None)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 from config.trains import Capacity, Train
 from mapping.model import PRIORITIES
@@ -38,6 +38,7 @@ from releases.planner import (
     plan_requests,
     planning_order,
 )
+from releases.seats import bucket
 
 __all__ = ["fallbacks", "plan_trains", "train_for"]
 
@@ -218,7 +219,7 @@ def _plan_pass(
     # finds no seat at all tells that no request after it in the planning order finds one
     # there either, until that train's requests change: those trials are skipped.
     revision = dict.fromkeys(by_name, 0)
-    no_seat: dict[str, tuple[int, tuple[int, dt.datetime, str]]] = {}
+    no_seat: dict[tuple[str, Hashable], tuple[int, tuple[int, dt.datetime, str]]] = {}
     for _ in range(SWEEPS):
         changed = False
         for key in sorted(urgent, key=lambda k: planning_order(urgent[k][0])):
@@ -235,10 +236,11 @@ def _plan_pass(
                 if not eligible and not seated:
                     continue  # that train would not plan it at all
                 # Only a request that train would plan afresh (eligible there, holding none of its
-                # seats, needing nothing first) compares with the others in its planning order.
-                comparable = (eligible and not seated and not (candidate.depends_on or candidate.unknown)
-                              and not isinstance(by_name[option][0].capacity, Capacity))  # no department quotas
-                known = no_seat.get(option) if comparable else None
+                # seats, needing nothing first) compares with the others in its planning order; in
+                # a train with department quotas, only with those of the same quota in each release.
+                comparable = eligible and not seated and not (candidate.depends_on or candidate.unknown)
+                alike = (option, _quotas(candidate, *by_name[option]))
+                known = no_seat.get(alike) if comparable else None
                 if known is not None and known[0] == revision[option] and planning_order(candidate) >= known[1]:
                     continue  # an earlier request found no seat there: neither can this one
                 kept = requests[here], requests[option]
@@ -263,7 +265,7 @@ def _plan_pass(
                     break
                 requests[here], requests[option] = kept
                 if there is None and comparable:
-                    no_seat[option] = (revision[option], planning_order(candidate))
+                    no_seat[alike] = (revision[option], planning_order(candidate))
         if not changed:
             break
     if waiting is not None:
@@ -275,6 +277,15 @@ def _plan_pass(
         for d in decided.values()
     ]
     return sorted(decisions, key=lambda decision: decision.key)
+
+
+def _quotas(candidate: Candidate, train: Train, releases: Sequence[PlannedRelease]) -> Hashable:
+    """Without department quotas, nothing; with them, the request's quota in each release of
+    the train and whether it may enter a frozen one: which requests a failed trial speaks for."""
+    if not isinstance(train.capacity, Capacity):
+        return None
+    expedited = train.expedite is not None and candidate.priority in train.expedite.priorities
+    return expedited, tuple(bucket(candidate, release) for release in releases)
 
 
 def _rank(candidate: Candidate) -> int:
