@@ -1,7 +1,7 @@
 """The store's database, SQLite or PostgreSQL, behind one small interface.
 
 Every module that reads or writes the store does it through a :class:`Database`:
-``query`` (rows as dicts), ``execute`` (a cursor: ``fetchone``, ``fetchall``,
+``query`` (rows as dicts; ``scan`` for a result of every request), ``execute`` (a cursor: ``fetchone``, ``fetchall``,
 ``rowcount``, iteration), ``executemany``, ``atomic`` (a transaction, savepoints
 inside) and ``in_transaction``. SQL is written once, in what both engines read alike:
 ``?`` placeholders, ``insert ... on conflict``, ``returning``, ``coalesce``, text
@@ -57,6 +57,10 @@ class Database(Protocol):
     def in_transaction(self) -> bool: ...
 
     def query(self, sql: str, params: Params = None) -> Iterator[dict[str, Any]]: ...
+
+    def scan(self, sql: str, params: Params = None) -> Iterator[dict[str, Any]]:
+        """``query`` for a result too large to hold: its rows come in batches as they are read, and
+        other statements may run on the connection meanwhile (``query`` may read the whole result first)."""
 
     def execute(self, sql: str, parameters: Params = None) -> Any: ...
 

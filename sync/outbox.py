@@ -80,7 +80,7 @@ def wanted_writes(
     ours = {row["name"] for row in db.query("select name from releases")}
     plain = any(m.write.field_targets() for m in mappings.values())
     phases = release_phases(db) if plain else {}
-    rows = db.query(
+    rows = db.scan(
         "select r.key, r.source, r.system, r.status, r.source_status, r.release, r.source_version, "
         "r.source_planned_date, r.source_phase, rel.id as release_id, rel.train, "
         f"{_last_written('planned_date')} as our_planned_date, {_last_written('phase')} as our_phase, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,10 @@ from psycopg.rows import dict_row
 from sync.db import Params
 from sync.pg_store import Connection, open_connection
 from sync.store_location import PASSWORD_ENV
+
+SCAN_BATCH = 2000
+"""Rows a ``scan`` fetches at a time."""
+_scans = itertools.count()
 
 WRITER_LOCK = 0x72656C73
 """The advisory lock key every write transaction takes first ("rels")."""
@@ -86,6 +91,15 @@ class PostgresDatabase:
         cursor = self.connection.cursor(row_factory=dict_row)
         cursor.execute(postgres_sql(sql, isinstance(params, Mapping)), _params(params))
         yield from cursor
+
+    def scan(self, sql: str, params: Params = None) -> Generator[dict[str, Any], None, None]:
+        """Rows fetched ``SCAN_BATCH`` at a time from a server-side cursor (held past the
+        statement's end outside a transaction, as a cursor must be then)."""
+        name = f"relsync_scan_{next(_scans)}"
+        with self.connection.cursor(name, row_factory=dict_row, withhold=not self.in_transaction) as cursor:
+            cursor.itersize = SCAN_BATCH
+            cursor.execute(postgres_sql(sql, isinstance(params, Mapping)), _params(params))
+            yield from cursor
 
     def execute(self, sql: str, parameters: Params = None) -> psycopg.Cursor[tuple[Any, ...]]:
         return self.connection.execute(postgres_sql(sql, isinstance(parameters, Mapping)), _params(parameters))

@@ -55,7 +55,7 @@ def read_plan_input(db: Database, plans: Sequence[tuple[Train, Sequence[PlannedR
     resolved: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     if naming:
         resolve = ReferenceIndex(
-            db.query("select key, source, native_id, native_key from change_requests"),
+            db.scan("select key, source, native_id, native_key from change_requests"),
             wanted={ref for text, _ in naming.values() for ref in ReferenceIndex.refs(text)},
         )
         for key, (text, source) in naming.items():
@@ -65,7 +65,7 @@ def read_plan_input(db: Database, plans: Sequence[tuple[Train, Sequence[PlannedR
     kinds = Kinds(plans)
     sample = Sample(kinds)
     whole: list[Candidate] = []
-    for row in db.query(_COLUMNS):
+    for row in db.scan(_COLUMNS):
         candidate = _candidate(row, resolved.get(row["key"]))
         if row["release"] is not None or candidate.key in linked:
             whole.append(candidate)
@@ -108,7 +108,7 @@ def _left_out(db: Database, given: PlanInput, waiting: dict[str, str]) -> Iterat
     if not given.left_out:
         return
     said = {seen: waiting[example.key] for seen, example in given.examples.items()}
-    for row in db.query(_COLUMNS + " where a.request is null"):
+    for row in db.scan(_COLUMNS + " where a.request is null"):
         key = row["key"]
         if key in given.kept or key in given.whole:
             continue

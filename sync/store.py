@@ -11,14 +11,14 @@ import fcntl
 import json
 import os
 import stat
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from mapping import clock
-from sync.db import Database
+from sync.db import Database, Params
 from sync.migrations import GENESIS_HASH, MIGRATIONS, ORIGINS, OUTBOX_STATES, RELEASE_STATES, RUN_KINDS, RUN_STATUSES
 from sync.store_location import StoreLocationError, StoreMissing, is_postgres
 
@@ -63,6 +63,10 @@ class Store(sqlite_utils.Database):
     @property
     def in_transaction(self) -> bool:
         return self.conn.in_transaction
+
+    def scan(self, sql: str, params: Params = None) -> Iterator[dict[str, Any]]:
+        """``query``: SQLite's cursor already reads rows as they are asked for."""
+        return self.query(sql, params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run ``sql`` once per row, in the caller's transaction if there is one (else in one of its own)."""

@@ -1,6 +1,7 @@
 """The store: a private WAL file, the migrated schema and the run/watermark accessors."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -280,6 +281,27 @@ def test_a_store_made_before_a_migration_is_upgraded_in_place(tmp_path):
     db.close()
     assert row == {"key": "jira:OPS-1", "title": "kept", "affected": None}
     assert outbox == [{"request": "jira:OPS-1", "value": '"BS 1"', "state": "superseded"}]
+
+
+@pytest.mark.parametrize("in_transaction", [True, False])
+def test_a_scan_reads_every_row_while_other_statements_write(store, in_transaction):
+    """A scan of every request (the planner's, the push's) may be larger than memory: on
+    PostgreSQL it is read in batches from a server-side cursor, and the connection writes meanwhile."""
+    from sync.db import insert_all
+    from sync.pg_database import SCAN_BATCH
+
+    count = SCAN_BATCH * 2 + 7
+    insert_all(store, "change_requests", [
+        {"key": f"jira:OPS-{n}", "source": "jira", "system": "jira", "native_id": str(n), "title": f"t{n}"}
+        for n in range(count)])
+    seen: list[str] = []
+    with store.atomic() if in_transaction else contextlib.nullcontext():
+        for row in store.scan("select key from change_requests order by key"):
+            seen.append(row["key"])
+            if len(seen) % SCAN_BATCH == 1:
+                store.execute("update change_requests set title = 'read' where key = ?", [row["key"]])
+    assert len(seen) == count and len(set(seen)) == count
+    assert one(store, "select count(*) as n from change_requests where title = 'read'")["n"] == 3
 
 
 def test_moments_written_to_the_second_are_rewritten_to_the_millisecond(tmp_path):
