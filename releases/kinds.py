@@ -11,8 +11,9 @@ Of requests alike and eligible, a planning pass seats at most as many as the tra
 open and frozen releases hold, and the first one that finds no seat is followed by none
 that does (``releases.planner``: a seat once given goes only to a more urgent request,
 and requests alike are taken in planning order). So the planner decides the same when
-it is given only the first ``seats + 1`` of them in planning order (``limit``); alike
-requests that are not eligible, or that no train takes, it never seats at all (limit 0).
+it is given only the first ``seats + 1`` of them in planning order (``limit``). Requests
+no train takes, or whose status no train they could go to plans, it never seats at all
+(limit 0), whether or not routing would try them elsewhere.
 What each request left out would be told is what an *example* of it is told: a request
 with the fields the waiting reasons read (priority, department, type, source, status)
 placed last in planning order, where it finds no seat either (``example``).
@@ -66,10 +67,11 @@ class Kinds:
         routed = train_for(candidate, self.trains)
         if routed is None:
             return ("no train",), 0
-        if fallbacks(candidate, routed, self.trains):
+        others = fallbacks(candidate, routed, self.trains)
+        if not any(candidate.status in train.eligible_statuses for train in [routed, *others]):
+            return ("not eligible", routed.name), 0  # no train it could go to plans its status
+        if others:
             return None
-        if candidate.status not in routed.eligible_statuses:
-            return ("not eligible", routed.name), 0
         releases = self.taking[routed.name]
         quotas = tuple(bucket(candidate, release) for release in releases)
         return (routed.name, planning_order(candidate)[0], quotas), sum(release.capacity for release in releases) + 1

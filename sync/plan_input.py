@@ -45,7 +45,7 @@ class PlanInput:
     whole: frozenset[str]
     """Keys of the requests seen whole, outside the sample: never left out."""
     kept: frozenset[str]
-    kinds: Kinds
+    """Keys of the requests the sample kept."""
 
 
 def read_plan_input(db: Database, plans: Sequence[tuple[Train, Sequence[PlannedRelease]]]) -> PlanInput:
@@ -62,8 +62,7 @@ def read_plan_input(db: Database, plans: Sequence[tuple[Train, Sequence[PlannedR
             keys, unknown = resolve(text, source)
             resolved[key] = tuple(k for k in keys if k != key), unknown
     linked = set(resolved) | {prerequisite for keys, _ in resolved.values() for prerequisite in keys}
-    kinds = Kinds(plans)
-    sample = Sample(kinds)
+    sample = Sample(Kinds(plans))
     whole: list[Candidate] = []
     for row in db.scan(_COLUMNS):
         candidate = _candidate(row, resolved.get(row["key"]))
@@ -76,7 +75,7 @@ def read_plan_input(db: Database, plans: Sequence[tuple[Train, Sequence[PlannedR
     examples = sample.examples()
     return PlanInput(
         candidates=[*whole, *kept, *examples.values()], examples=examples, left_out=sample.left,
-        whole=frozenset(c.key for c in whole) | frozenset(linked), kept=frozenset(c.key for c in kept), kinds=kinds,
+        whole=frozenset(c.key for c in whole) | frozenset(linked), kept=frozenset(c.key for c in kept),
     )
 
 
@@ -113,9 +112,8 @@ def _left_out(db: Database, given: PlanInput, waiting: dict[str, str]) -> Iterat
         if key in given.kept or key in given.whole:
             continue
         candidate = _candidate(row, None)
-        if not candidate.movable or given.kinds.kind(candidate) is None:
-            continue
-        yield key, said[looks(candidate)]
+        if candidate.movable:  # every such request the sample did not keep, it left out
+            yield key, said[looks(candidate)]
 
 
 def save_waiting(db: Database, given: PlanInput, waiting: dict[str, str], stamp: str) -> None:
