@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from mapping import clock
 from mapping.model import PRIORITIES, STATUSES
 
-__all__ = ["STARTED", "Candidate", "Decision", "planning_order"]
+__all__ = ["STARTED", "Candidate", "Decision", "may_move", "planning_order"]
 
 STARTED: frozenset[str] = frozenset({"in_progress", "testing", "deployed"})
 _LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -61,7 +61,7 @@ class Candidate:
     @property
     def movable(self) -> bool:
         """Whether the planner may place or move it: not pinned, started or finished."""
-        return not (self.pinned or self.deleted or self.status in STARTED or self.status in ("closed", "rejected"))
+        return may_move(self.status, pinned=self.pinned, deleted=self.deleted)
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,11 @@ class Decision:
     key: str
     release: str | None
     reason: str
+
+
+def may_move(status: str, *, pinned: bool, deleted: bool) -> bool:
+    """Whether the planner may place or move a request: not pinned, deleted, started or finished."""
+    return not (pinned or deleted or status in STARTED or status in ("closed", "rejected"))
 
 
 def planning_order(candidate: Candidate) -> tuple[int, dt.datetime, str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import operator
 from collections.abc import Hashable, Iterable, Sequence
 
 from config.trains import Train
@@ -30,17 +31,20 @@ from releases.candidate import Candidate, Decision, planning_order
 from releases.routing import fallbacks, plan_trains, train_for
 from releases.seats import bucket
 
-__all__ = ["EXAMPLE_PREFIX", "Kinds", "Looks", "Sample", "looks", "plan_sampled", "sampled"]
+__all__ = ["EXAMPLE_PREFIX", "LOOKS", "Kinds", "Looks", "Sample", "looks", "plan_sampled", "sampled"]
 
 EXAMPLE_PREFIX = "\U0010ffff"
 """Keys of examples start with it: after every real key, so an example is last in planning order."""
 
 Looks = tuple[str | None, str | None, str | None, str | None, str]
-"""What a waiting reason reads of a request: priority, department, type, source, status."""
+"""What a waiting reason reads of a request: the values of ``LOOKS``."""
+LOOKS = ("priority", "department", "type", "source", "status")
+_looks = operator.attrgetter(*LOOKS)
 
 
 def looks(candidate: Candidate) -> Looks:
-    return candidate.priority, candidate.department, candidate.type, candidate.source, candidate.status
+    found: Looks = _looks(candidate)
+    return found
 
 
 class Kinds:

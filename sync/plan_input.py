@@ -11,14 +11,15 @@ told, written in batches as the rows are read once more (``save_waiting``).
 from __future__ import annotations
 
 import itertools
+import operator
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from config.trains import Train
-from releases.candidate import Candidate
-from releases.kinds import EXAMPLE_PREFIX, Kinds, Looks, Sample, looks
+from releases.candidate import Candidate, may_move
+from releases.kinds import EXAMPLE_PREFIX, LOOKS, Kinds, Looks, Sample
 from releases.planner import PlannedRelease
 from sync.db import Database
 
@@ -27,6 +28,7 @@ __all__ = ["PlanInput", "ReferenceIndex", "read_plan_input", "save_waiting"]
 BATCH = 5000
 """Waiting reasons written at a time."""
 
+_looks = operator.itemgetter(*LOOKS)
 _COLUMNS = (
     "select r.key, r.source, r.status, r.priority, r.department, r.type, r.created_at, r.deleted_at, r.depends_on, "
     "a.release, a.pinned from change_requests r left join assignments a on a.request = r.key"
@@ -107,13 +109,15 @@ def _left_out(db: Database, given: PlanInput, waiting: dict[str, str]) -> Iterat
     if not given.left_out:
         return
     said = {seen: waiting[example.key] for seen, example in given.examples.items()}
-    for row in db.scan(_COLUMNS + " where a.request is null"):
+    columns = ", ".join(LOOKS)
+    for row in db.scan(f"select key, deleted_at, {columns} from change_requests "
+                       "where key not in (select request from assignments)"):
         key = row["key"]
         if key in given.kept or key in given.whole:
             continue
-        candidate = _candidate(row, None)
-        if candidate.movable:  # every such request the sample did not keep, it left out
-            yield key, said[looks(candidate)]
+        if may_move(row["status"], pinned=False, deleted=row["deleted_at"] is not None):
+            # Every such request the sample did not keep, it left out: its example's words.
+            yield key, said[_looks(row)]
 
 
 def save_waiting(db: Database, given: PlanInput, waiting: dict[str, str], stamp: str) -> None:
