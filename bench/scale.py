@@ -223,6 +223,8 @@ def main() -> None:
     parser.add_argument("--behaviour", choices=BEHAVIOURS, default=KIND,
                         help="The sandbox's profile by name (default here: kind).")
     parser.add_argument("--no-replay", action="store_true", help="Leave out the local-overhead replay.")
+    parser.add_argument("--replay-only", action="store_true",
+                        help="Run only the local-overhead replay, without the three syncs before it.")
     parser.add_argument("--trains", nargs="+", metavar="NAME",
                         help="Keep only these trains of the sandbox config (default: all of them).")
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
@@ -232,6 +234,8 @@ def main() -> None:
     parser.add_argument("--max-run-seconds", type=float, metavar="S",
                         help="The runs' deadline instead of the config's (600 s): a 1M pull on a busy machine passes it.")
     args = parser.parse_args()
+    if args.replay_only and (args.no_replay or args.store != "sqlite"):
+        parser.error("--replay-only runs the replay, which is SQLite's only and not left out")
     load = [round(n, 2) for n in os.getloadavg()]
     begun = dt.datetime.now(dt.UTC)
     with tempfile.TemporaryDirectory(prefix="relsync-scale-") as name, contextlib.ExitStack() as stack:
@@ -251,8 +255,8 @@ def main() -> None:
                 config = config.model_copy(update={"max_run_seconds": args.max_run_seconds})
             verify: str | bool = str(folder / "salesforce-sandbox-ca.pem") if args.system == "salesforce" else True
             counter = Counter(description[args.system]["url"], verify)
-            runs = [measure_run(label, config, env, counter, args.system)
-                    for label in ("initial", "own writes back", "no-op")]
+            runs = [] if args.replay_only else [measure_run(label, config, env, counter, args.system)
+                                                for label in ("initial", "own writes back", "no-op")]
             local = None if args.no_replay or args.store != "sqlite" else replay(config, env, folder)
     print(json.dumps({
         "system": args.system, "records": args.records, "seed": args.seed,
