@@ -51,28 +51,39 @@ def _segments(path: str) -> tuple[tuple[str, int | None], ...]:
 
 
 def path_reader(path: str) -> Callable[[Any], Any]:
-    """``read_path(raw, path)`` as a function of ``raw``; the one- and two-key paths without a list index
-    (``Subject``, ``fields.Title``: most of them) without the walk."""
+    """``read_path(raw, path)`` as a function of ``raw``; a path of keys only, without a list index
+    (``Subject``, ``fields.Title``, ``fields.status.name``: most of them), without the walk."""
     segments = _segments(path)
-    if any(index is not None for _, index in segments) or len(segments) > 2:
+    if any(index is not None for _, index in segments):
         return functools.partial(_read_at, path=path)
-    if len(segments) == 1:
-        ((only, _),) = segments
+    keys = [segment for segment, _ in segments]
+    if len(keys) == 1:
+        (only,) = keys
 
         def one(raw: Any) -> Any:
             return raw.get(only) if isinstance(raw, dict) else None
 
         return one
-    (outer, _), (inner, _) = segments
+    if len(keys) == 2:
+        outer, inner = keys
 
-    def two(raw: Any) -> Any:
-        if isinstance(raw, dict):
-            found = raw.get(outer)
-            if isinstance(found, dict):
-                return found.get(inner)
-        return None
+        def two(raw: Any) -> Any:
+            if isinstance(raw, dict):
+                found = raw.get(outer)
+                if isinstance(found, dict):
+                    return found.get(inner)
+            return None
 
-    return two
+        return two
+
+    def walk(raw: Any) -> Any:
+        for key in keys:
+            if not isinstance(raw, dict):
+                return None
+            raw = raw.get(key)
+        return raw
+
+    return walk
 
 
 def _read_at(raw: Any, *, path: str) -> Any:
