@@ -78,6 +78,7 @@ class SourceMapping:
             for name, spec in self._specs
         ]
         self._target_readers = [(column, path_reader(path)) for column, path in self._target_paths.items()]
+        self._fingerprint: str | None = None
 
     @classmethod
     def for_source(cls, source_name: str, source: Any) -> SourceMapping:
@@ -160,8 +161,10 @@ class SourceMapping:
 
     def fingerprint(self) -> str:
         """A digest of what ``normalize`` depends on: it changes when the field mapping does."""
-        content = json.dumps([self.source_name, self.fields.model_dump(mode="json")], sort_keys=True)
-        return hashlib.sha256(content.encode()).hexdigest()
+        if self._fingerprint is None:  # the fields are frozen config: worked out once, asked on every page
+            content = json.dumps([self.source_name, self.fields.model_dump(mode="json")], sort_keys=True)
+            self._fingerprint = hashlib.sha256(content.encode()).hexdigest()
+        return self._fingerprint
 
     def _read(self, name: str, spec: FieldMap, raw: dict[str, Any], key: str) -> tuple[str | None, str | None]:
         """(source value before the value table, normalized value) for one field of record ``key``."""
