@@ -22,7 +22,6 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from json.encoder import encode_basestring
 from typing import Any
 
 from sync.db import Database
@@ -101,37 +100,9 @@ class ChainReport:
 
 
 def _json(value: Any) -> str:
-    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
-
-    Text, None, whole numbers, and objects of text keys holding those (a new request's
-    fields, a hashed row) are written here as the encoder writes them, without building
-    an encoder for each; anything else takes the encoder itself.
-    """
-    written = _written(value)
-    if written is not None:
-        return written
-    if type(value) is dict and all(type(key) is str for key in value):
-        parts = []
-        for key in sorted(value):
-            written = _written(value[key])
-            if written is None:
-                break
-            parts.append(f"{encode_basestring(key)}:{written}")
-        else:
-            return "{" + ",".join(parts) + "}"
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _written(value: Any) -> str | None:
-    """The JSON of a text, None or whole number (not a bool), as the encoder writes it; None for anything else."""
-    kind = type(value)
-    if kind is str:
-        return encode_basestring(value)
     if value is None:
-        return "null"
-    if kind is int:
-        return int.__repr__(value)
-    return None
+        return "null"  # the commonest value (a new request's old one), without the encoder
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _row_hash(prev_hash: str, content: dict[str, Any]) -> str:
