@@ -1,21 +1,19 @@
 """Source record -> ChangeRequest, driven by the configured field mapping."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
 from mapping.converters import ConversionError, convert, describe, map_key, references
 from mapping.model import PRIORITIES, STATUSES, ChangeRequest, SourceRecord
+from mapping.readers import FieldReader, field_reader, path_reader, read_path
 
 if TYPE_CHECKING:
     # Types only: config.schema imports mapping.model, so a runtime import would be circular.
     from config.schema import FieldMap, FieldMapping, WriteTargets
 
 __all__ = ["MappingError", "SourceMapping", "read_path"]
-
-_ABSENT = object()
 
 # Normalized fields whose values come from a fixed vocabulary, even without a value table.
 _VOCABULARIES: dict[str, tuple[str, ...]] = {"status": STATUSES, "priority": PRIORITIES}
@@ -41,30 +39,6 @@ class MappingError(Exception):
         self.value = value
         where = " ".join(part for part in (record, field) if part) or path
         super().__init__(f"{where}: {problem}")
-
-
-def read_path(raw: Any, path: str) -> Any:
-    """The value at dotted ``path`` in ``raw`` (``fields.fixVersions.0.name``), or None.
-
-    Integer segments index lists; anything absent or null along the way gives None.
-    """
-    current = raw
-    for segment, index in _segments(path):
-        if isinstance(current, dict):
-            current = current.get(segment, _ABSENT)
-        elif isinstance(current, list) and index is not None:
-            current = current[index] if index < len(current) else _ABSENT
-        else:
-            return None
-        if current is _ABSENT or current is None:
-            return None
-    return current
-
-
-@functools.lru_cache(maxsize=1024)
-def _segments(path: str) -> tuple[tuple[str, int | None], ...]:
-    """``path``'s segments, each with its list index if it is one (paths are few; records are many)."""
-    return tuple((part, int(part) if part.isdecimal() and part.isascii() else None) for part in path.split("."))
 
 
 def shown_value(value: Any) -> str | None:
@@ -99,6 +73,12 @@ class SourceMapping:
         ]
         prefix = "" if system == "salesforce" else "fields."  # Jira and Airtable nest a record's fields
         self._target_paths = {f"source_{name}": prefix + target.field for name, target in write.field_targets().items()}
+        self._readers: list[tuple[str, FieldMap, FieldReader | None]] = [
+            (name, spec, None if name == "depends_on" else field_reader(name, spec, _VOCABULARIES.get(name)))
+            for name, spec in self._specs
+        ]
+        self._target_readers = [(column, path_reader(path)) for column, path in self._target_paths.items()]
+        self._fingerprint: str | None = None
 
     @classmethod
     def for_source(cls, source_name: str, source: Any) -> SourceMapping:
@@ -135,8 +115,11 @@ class SourceMapping:
         key = f"{self.source_name}:{ref}"
         values: dict[str, str | None] = {}
         source_status: str | None = None
-        for name, spec in self._specs:
-            before, after = self._read(name, spec, record.raw, key)
+        raw = record.raw
+        for name, spec, reader in self._readers:
+            read = reader(raw) if reader is not None else None
+            # No answer from the reader: the value is refused (or is depends_on); _read says why.
+            before, after = read if read is not None else self._read(name, spec, raw, key)
             values[name] = after
             if name == "status":
                 source_status = before
@@ -148,7 +131,7 @@ class SourceMapping:
                     record=key,
                     field=getattr(self.fields, required).path,
                 )
-        shown = {column: shown_value(read_path(record.raw, path)) for column, path in self._target_paths.items()}
+        shown = {column: shown_value(read(raw)) for column, read in self._target_readers}
         return ChangeRequest(
             key=key,
             source=self.source_name,
@@ -178,8 +161,10 @@ class SourceMapping:
 
     def fingerprint(self) -> str:
         """A digest of what ``normalize`` depends on: it changes when the field mapping does."""
-        content = json.dumps([self.source_name, self.fields.model_dump(mode="json")], sort_keys=True)
-        return hashlib.sha256(content.encode()).hexdigest()
+        if self._fingerprint is None:  # the fields are frozen config: worked out once, asked on every page
+            content = json.dumps([self.source_name, self.fields.model_dump(mode="json")], sort_keys=True)
+            self._fingerprint = hashlib.sha256(content.encode()).hexdigest()
+        return self._fingerprint
 
     def _read(self, name: str, spec: FieldMap, raw: dict[str, Any], key: str) -> tuple[str | None, str | None]:
         """(source value before the value table, normalized value) for one field of record ``key``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from mapping import clock
@@ -110,7 +111,7 @@ class ChangeRequest:
         """The store row for this request (without store-managed columns)."""
         row = self._shallow()
         row["content_hash"] = _content_hash(row)
-        row["raw"] = json.dumps(self.raw, sort_keys=True)
+        row["raw"] = _encode_raw(self.raw)
         row["source_moment"] = version_moment(self.source_version)
         return row
 
@@ -133,11 +134,40 @@ def version_moment(version: str | None) -> str:
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ChangeRequest))
 
 
+_UNHASHED = frozenset({"raw", "source_version", "updated_at"})
+_HASHED: tuple[tuple[str, str, bool], ...] = tuple(
+    (name, f'"{name}":', name in OPTIONAL_HASHED) for name in sorted(set(_FIELD_NAMES) - _UNHASHED)
+)
+"""The hashed fields in key order, each with its JSON key text and whether it is left out while empty."""
+
+_encode_raw = json.JSONEncoder(sort_keys=True).encode
+"""``json.dumps(raw, sort_keys=True)``, without building an encoder for every record."""
+
+
 def _content_hash(shallow: dict[str, Any]) -> str:
+    """sha256 of ``json.dumps(content, sort_keys=True, separators=(",", ":"))`` (``content``: the hashed fields).
+
+    The fields are text or None, so the JSON is written here key by key, as the
+    encoder would write it; a value of another type takes the encoder itself.
+    """
+    parts = []
+    for name, key, optional in _HASHED:
+        value = shallow[name]
+        if value is None:
+            if not optional:
+                parts.append(key + "null")
+        elif isinstance(value, str):
+            parts.append(key + encode_basestring_ascii(value))
+        else:
+            return _encoded_content_hash(shallow)
+    return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()
+
+
+def _encoded_content_hash(shallow: dict[str, Any]) -> str:
     content = {
         name: value
         for name, value in shallow.items()
-        if name not in ("raw", "source_version", "updated_at") and not (name in OPTIONAL_HASHED and value is None)
+        if name not in _UNHASHED and not (name in OPTIONAL_HASHED and value is None)
     }
     encoded = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(encoded.encode()).hexdigest()

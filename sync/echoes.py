@@ -34,6 +34,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 def sent_writes(db: Database, keys: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Per request, its latest write per field that is done or left without being confirmed."""
+    if not keys:
+        return {}  # a page of new requests: nothing was ever written to them
     rows = db.query(
         "select * from outbox where (state = 'done' or (sent_at is not null and state in ('sending', 'failed', 'pending'))) "
         f"and request in ({db.json_values}) order by id",
