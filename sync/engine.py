@@ -359,9 +359,15 @@ def run(
                 report.messages.append(f"not planned by this run: {error}; pushing the plan as it stands")
             else:
                 try:
-                    report.planned = asdict(plan(db, config, run_id=run_id, now=now or clock.now()))
+                    plan_counts = plan(db, config, run_id=run_id, now=now or clock.now())
                 finally:
                     planner.release()
+                report.planned = {k: v for k, v in asdict(plan_counts).items() if k != "undated"}
+                if undated := plan_counts.undated:
+                    report.messages.append(
+                        f"plan: {len(undated)} request(s) with a created_at that is not a date-time with a time zone, "
+                        f"planned as of an unknown age (last of their priority): {', '.join(undated[:3])}"
+                        + (", ..." if len(undated) > 3 else "") + "; map created_at with convert: datetime")
             if progress:
                 progress(Progress("plan", records=report.planned.get("assigned", 0), run_id=run_id))
             # A source whose pull failed is not written to: its view may be stale, and a

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.trains import Train
+from mapping import clock
 from releases.candidate import Candidate, may_move
 from releases.kinds import EXAMPLE_PREFIX, LOOKS, Kinds, Looks, Sample
 from releases.planner import PlannedRelease
@@ -48,6 +49,9 @@ class PlanInput:
     """Keys of the requests seen whole, outside the sample: never left out."""
     kept: frozenset[str]
     """Keys of the requests the sample kept."""
+    undated: list[str]
+    """``key ('value')`` of each request whose created_at is not a date-time with a time zone:
+    planned as of an unknown age (last of its priority), not left out of the plan."""
 
 
 def read_plan_input(db: Database, plans: Sequence[tuple[Train, Sequence[PlannedRelease]]]) -> PlanInput:
@@ -66,8 +70,9 @@ def read_plan_input(db: Database, plans: Sequence[tuple[Train, Sequence[PlannedR
     linked = set(resolved) | {prerequisite for keys, _ in resolved.values() for prerequisite in keys}
     sample = Sample(Kinds(plans))
     whole: list[Candidate] = []
+    undated: list[str] = []
     for row in db.scan(_COLUMNS):
-        candidate = _candidate(row, resolved.get(row["key"]))
+        candidate = _candidate(row, resolved.get(row["key"]), undated)
         if row["release"] is not None or candidate.key in linked:
             whole.append(candidate)
         elif candidate.movable:
@@ -78,16 +83,27 @@ def read_plan_input(db: Database, plans: Sequence[tuple[Train, Sequence[PlannedR
     return PlanInput(
         candidates=[*whole, *kept, *examples.values()], examples=examples, left_out=sample.left,
         whole=frozenset(c.key for c in whole) | frozenset(linked), kept=frozenset(c.key for c in kept),
+        undated=undated,
     )
 
 
-def _candidate(row: dict[str, Any], dependencies: tuple[tuple[str, ...], tuple[str, ...]] | None) -> Candidate:
+def _candidate(row: dict[str, Any], dependencies: tuple[tuple[str, ...], tuple[str, ...]] | None,
+               undated: list[str]) -> Candidate:
     depends_on, unknown = dependencies or ((), ())
+    created = row["created_at"] or ""
+    if created:
+        try:
+            clock.parse(created)
+        except clock.TimestampError:
+            # A mapping that reads created_at without ``convert: datetime`` can store any text: the
+            # request is planned all the same, as of an unknown age, and the run says which one.
+            undated.append(f"{row['key']} ({created!r})")
+            created = ""
     return Candidate(
         key=row["key"],
         status=sys.intern(row["status"]),
         priority=_shared(row["priority"]),
-        created_at=row["created_at"] or "",
+        created_at=created,
         release=_shared(row["release"]),
         pinned=bool(row["pinned"]),
         deleted=row["deleted_at"] is not None,

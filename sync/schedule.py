@@ -40,6 +40,8 @@ class PlanCounts:
     unassigned: int = 0
     """Requests taken out of their release and left unassigned."""
     moved: int = 0
+    undated: list[str] = dataclasses.field(default_factory=list)
+    """Requests whose created_at is not a date-time (``key ('value')``): planned as of an unknown age."""
 
 
 def save_releases(db: Database, releases: list[PlannedRelease]) -> None:
@@ -233,6 +235,7 @@ def plan_into_store(
         _mark_held(db, now)
         names = {row["id"]: row["name"] for row in db.query("select id, name from releases")}
         given = read_plan_input(db, plans)
+        counts.undated = given.undated
         current = {c.key: c for c in given.candidates}
         waiting: dict[str, str] = {}
         decisions = plan_trains(plans, given.candidates, now=now, waiting=waiting)

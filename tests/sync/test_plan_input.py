@@ -122,3 +122,44 @@ def test_a_second_pass_keeps_since_for_who_still_waits_and_forgets_who_does_not(
     assert not (closed | started) & set(rows)
     assert all(rows[key]["since"] == first.get(key, clock.stamp(later)) for key in rows)
     assert {row["updated_at"] for row in rows.values()} == {clock.stamp(later)}
+
+
+def test_a_created_at_that_is_not_a_date_time_stops_no_plan(store):
+    """A mapping without ``convert: datetime`` can store any text: that request is planned as of
+    an unknown age (last of its priority) and named in the counts; the others are planned as ever."""
+    good = [dataclasses.replace(c, status="approved", priority="high", deleted=False, depends_on=())
+            for c in requests(3)]
+    store_requests(store, good)
+    insert_all(store, "change_requests", [{"key": "jira:OPS-99", "source": "jira", "system": "jira", "native_id": "99",
+                                           "title": "odd date", "priority": "high", "status": "approved",
+                                           "created_at": "12/01/2026"}])
+
+    counts = plan_into_store(store, TRAINS, now=NOW, run_id=start_run(store))
+
+    assert counts.undated == ["jira:OPS-99 ('12/01/2026')"]
+    assert counts.assigned == 4
+    undated = Candidate(key="jira:OPS-99", status="approved", priority="high", created_at=None, release=None,
+                        pinned=False, deleted=False, source="jira")
+    assert in_store(store) == expected([*good, undated], NOW)
+    reason = next(store.query("select reason from assignments where request = 'jira:OPS-99'"))["reason"]
+    assert reason.endswith("created unknown")
+
+
+def test_a_run_names_the_requests_it_planned_without_a_readable_created_at(small_world):
+    """As a store mapped without ``convert: datetime`` would hold it: the run plans and pushes as
+    ever, and its messages say which request has an age relsync cannot read."""
+    from sync import engine
+    from sync.store import open_store
+
+    engine.run(small_world.config, env=small_world.env)
+    db = open_store(small_world.config.store)
+    key = next(db.query("select request from assignments order by request"))["request"]
+    db.execute("update change_requests set created_at = 'last Tuesday' where key = ?", [key])
+    db.close()
+
+    report = engine.run(small_world.config, env=small_world.env)
+
+    assert report.exit_code == 0
+    said = [m for m in report.messages if m.startswith("plan: ")]
+    assert said == [f"plan: 1 request(s) with a created_at that is not a date-time with a time zone, planned as of an "
+                    f"unknown age (last of their priority): {key} ('last Tuesday'); map created_at with convert: datetime"]
