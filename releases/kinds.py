@@ -29,9 +29,12 @@ from config.trains import Train
 from releases.calendar import PlannedRelease
 from releases.candidate import Candidate, Decision, planning_order
 from releases.routing import fallbacks, plan_trains, train_for
-from releases.seats import bucket
+from releases.seats import buckets
 
-__all__ = ["EXAMPLE_PREFIX", "LOOKS", "Kinds", "Looks", "Sample", "looks", "plan_sampled", "sampled"]
+__all__ = [
+    "EXAMPLE_PREFIX", "LOOKS", "Kinds", "Looks", "Sample", "looks", "plan_sampled", "refuse_planned_examples", "sample_part",
+    "sampled",
+]
 
 EXAMPLE_PREFIX = "\U0010ffff"
 """Keys of examples start with it: after every real key, so an example is last in planning order."""
@@ -77,8 +80,8 @@ class Kinds:
         if others:
             return None
         releases = self.taking[routed.name]
-        quotas = tuple(bucket(candidate, release) for release in releases)
-        return (routed.name, planning_order(candidate)[0], quotas), sum(release.capacity for release in releases) + 1
+        kind = (routed.name, planning_order(candidate)[0], buckets(candidate, releases))
+        return kind, sum(release.capacity for release in releases) + 1
 
     @staticmethod
     def example(seen: Looks, number: int) -> Candidate:
@@ -145,21 +148,30 @@ class Sample:
         return {seen: Kinds.example(seen, number) for number, seen in enumerate(ordered)}
 
 
+def sample_part(candidate: Candidate, *, linked: bool) -> str:
+    """Where a request goes when the planner is given a sample: ``whole`` (in a release, pinned,
+    or ``linked`` by a dependency, either side), ``sample`` (unassigned and movable: a ``Sample``
+    may leave it out) or ``none`` (unassigned, and started, finished or deleted: the planner
+    neither moves it nor says why it waits)."""
+    if linked or candidate.pinned or candidate.release is not None:
+        return "whole"
+    return "sample" if candidate.movable else "none"
+
+
 def sampled(candidates: Sequence[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
-    """The requests a ``Sample`` may thin out (unassigned, movable, depending on nothing and
-    nothing depending on them), and the rest."""
+    """The requests a ``Sample`` may thin out, and those the planner sees whole (``sample_part``)."""
     prerequisites = {key for candidate in candidates for key in candidate.depends_on}
-    thinned: list[Candidate] = []
-    rest: list[Candidate] = []
+    found: dict[str, list[Candidate]] = {"sample": [], "whole": [], "none": []}
     for candidate in candidates:
-        alone = not (candidate.depends_on or candidate.unknown or candidate.pinned) and candidate.key not in prerequisites
-        if alone and candidate.release is None and candidate.movable:
-            thinned.append(candidate)
-        elif alone and candidate.release is None:
-            continue  # unassigned, and started, finished or deleted: the planner changes and says nothing of it
-        else:
-            rest.append(candidate)
-    return thinned, rest
+        linked = bool(candidate.depends_on or candidate.unknown) or candidate.key in prerequisites
+        found[sample_part(candidate, linked=linked)].append(candidate)
+    return found["sample"], found["whole"]
+
+
+def refuse_planned_examples(decisions: Iterable[Decision]) -> None:
+    """An example only ever finds no seat; one placed means the requests it speaks for were needed."""
+    if any(decision.key.startswith(EXAMPLE_PREFIX) for decision in decisions):
+        raise RuntimeError("the planner placed an example request: the requests it stands for cannot be left out")
 
 
 def plan_sampled(
@@ -177,8 +189,7 @@ def plan_sampled(
     examples = sample.examples()
     waiting: dict[str, str] = {}
     decisions = plan_trains(plans, [*rest, *sample.kept(), *examples.values()], now=now, waiting=waiting)
-    if any(decision.key.startswith(EXAMPLE_PREFIX) for decision in decisions):
-        raise AssertionError("an example request was planned: the sample does not speak for the requests left out")
+    refuse_planned_examples(decisions)
     kept = {candidate.key for candidate in sample.kept()}
     for candidate in thinned:
         if candidate.key not in kept:

@@ -70,7 +70,7 @@ from releases.calendar import (
 from releases.candidate import STARTED, Candidate, Decision, planning_order
 from releases.dependencies import Holds
 from releases.intake import TrainRequests
-from releases.seats import Seats, bucket, limit, waiting_reason
+from releases.seats import Seats, bucket, buckets, limit, waiting_reason
 
 __all__ = [
     "Candidate",
@@ -265,7 +265,7 @@ def plan_requests(
             return expedited
         department = (expedited, candidate.department)
         if department not in in_quotas:
-            in_quotas[department] = tuple(bucket(candidate, release) for release in opened)
+            in_quotas[department] = buckets(candidate, opened)
         return expedited, in_quotas[department]
 
     fresh, at = requests.fresh, 0

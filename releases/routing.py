@@ -38,7 +38,7 @@ from releases.planner import (
     plan_requests,
     planning_order,
 )
-from releases.seats import bucket
+from releases.seats import buckets
 
 __all__ = ["fallbacks", "plan_trains", "train_for"]
 
@@ -285,7 +285,7 @@ def _quotas(candidate: Candidate, train: Train, releases: Sequence[PlannedReleas
     if not isinstance(train.capacity, Capacity):
         return None
     expedited = train.expedite is not None and candidate.priority in train.expedite.priorities
-    return expedited, tuple(bucket(candidate, release) for release in releases)
+    return expedited, buckets(candidate, releases)
 
 
 def _rank(candidate: Candidate) -> int:

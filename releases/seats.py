@@ -1,11 +1,13 @@
 """Who sits in a train's releases during one plan: totals, department quotas, and who may be bumped."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from config.trains import folded
 from releases.calendar import PlannedRelease
 from releases.candidate import Candidate, planning_order
 
-__all__ = ["Seats", "bucket", "limit", "waiting_reason"]
+__all__ = ["Seats", "bucket", "buckets", "limit", "waiting_reason"]
 
 
 
@@ -13,6 +15,11 @@ def bucket(candidate: Candidate, release: PlannedRelease) -> str | None:
     """The quota a request counts against in ``release``: its department's, or None for the shared rest."""
     department = folded(candidate.department)
     return department if department in {folded(name) for name, _ in release.quotas} else None
+
+
+def buckets(candidate: Candidate, releases: Sequence[PlannedRelease]) -> tuple[str | None, ...]:
+    """The quota a request counts against in each of these releases."""
+    return tuple(bucket(candidate, release) for release in releases)
 
 
 def limit(release: PlannedRelease, quota: str | None) -> int:

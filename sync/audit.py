@@ -99,14 +99,15 @@ class ChainReport:
         return Anchor(self.head_id, self.head)
 
 
-def _json(value: Any) -> str:
+def audit_json(value: Any) -> str:
+    """A value as the audit stores it (``old``, ``new``) and hashes it: canonical JSON."""
     if value is None:
         return "null"  # the commonest value (a new request's old one), without the encoder
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _row_hash(prev_hash: str, content: dict[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + _json(content)).encode("utf-8")).hexdigest()
+    return hashlib.sha256((prev_hash + audit_json(content)).encode("utf-8")).hexdigest()
 
 
 def _chain_head(db: Database) -> tuple[int, str]:
@@ -137,8 +138,8 @@ def append_events(db: Database, events: Iterable[AuditEvent]) -> None:
             "request": event.request,
             "system": event.system,
             "field": event.field,
-            "old": _json(event.old),
-            "new": _json(event.new),
+            "old": audit_json(event.old),
+            "new": audit_json(event.new),
         }
         digest = _row_hash(prev_hash, content)
         rows.append((*(content[name] for name in _COLUMNS), prev_hash, digest))

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from connectors.base import Connector
 from connectors.history import BudgetSpent, HistoryBudget, HistoryEntry, HistoryPage, HistoryTarget
 from mapping.model import UNREAD_VERSION_MOMENT, version_moment
-from sync.audit import AuditEvent, append_events
+from sync.audit import AuditEvent, append_events, audit_json
 from sync.db import Database, insert_all
 from sync.store import get_watermark, set_watermark
 
@@ -81,6 +81,8 @@ def _mark(previous: str | None, covered: Sequence[HistoryTarget]) -> str | None:
 
 
 _LIVE = "from change_requests where source = ? and deleted_at is null"
+
+
 def _pending(db: Database) -> str:
     """SQL: the live records of a source updated since the records mark (its moment, the ids covered at it)."""
     return f"{_LIVE} and source_moment >= ? and not (source_moment = ? and native_id in ({db.json_values}))"
@@ -93,7 +95,7 @@ def _fill_moments(db: Database, source: str) -> None:
             rows = db.execute(f"select key, source_version {_LIVE} and source_moment is null limit ?",
                               [source, PAGE]).fetchall()
             db.executemany("update change_requests set source_moment = ? where key = ?",
-                                [(version_moment(version), key) for key, version in rows])
+                           [(version_moment(version), key) for key, version in rows])
         if len(rows) < PAGE:
             return
 
@@ -280,8 +282,7 @@ class _Pushes:
 
     def event(self, key: str, entry: HistoryEntry) -> int | None:
         """The audit id of relsync's push of this value, if recorded."""
-        new = json.dumps(entry.new, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return self.pushed.get((key, entry.field, new))
+        return self.pushed.get((key, entry.field, audit_json(entry.new)))
 
 
 def import_sources(db: Database, sources: dict[str, Any], *, skip: set[str], run_id: int,

@@ -20,7 +20,7 @@ from typing import Any
 from config.trains import Train
 from mapping import clock
 from releases.candidate import Candidate, may_move
-from releases.kinds import EXAMPLE_PREFIX, LOOKS, Kinds, Looks, Sample
+from releases.kinds import EXAMPLE_PREFIX, LOOKS, Kinds, Looks, Sample, sample_part
 from releases.planner import PlannedRelease
 from sync.db import Database
 
@@ -45,10 +45,8 @@ class PlanInput:
     examples: dict[Looks, Candidate]
     left_out: int
     """How many requests the examples speak for."""
-    whole: frozenset[str]
-    """Keys of the requests seen whole, outside the sample: never left out."""
-    kept: frozenset[str]
-    """Keys of the requests the sample kept."""
+    seen: frozenset[str]
+    """Keys of the requests the planner sees (whole or kept by the sample): none of them is left out."""
     undated: list[str]
     """``key ('value')`` of each request whose created_at is not a date-time with a time zone:
     planned as of an unknown age (last of its priority), not left out of the plan."""
@@ -73,46 +71,55 @@ def read_plan_input(db: Database, plans: Sequence[tuple[Train, Sequence[PlannedR
     undated: list[str] = []
     for row in db.scan(_COLUMNS):
         candidate = _candidate(row, resolved.get(row["key"]), undated)
-        if row["release"] is not None or candidate.key in linked:
+        where = sample_part(candidate, linked=candidate.key in linked)
+        if where == "whole":
             whole.append(candidate)
-        elif candidate.movable:
+        elif where == "sample":
             sample.add(candidate)
-        # else: unassigned and started, finished or deleted: the planner changes and says nothing of it
-    kept = sample.kept()
+    seen = [*whole, *sample.kept()]
     examples = sample.examples()
-    return PlanInput(
-        candidates=[*whole, *kept, *examples.values()], examples=examples, left_out=sample.left,
-        whole=frozenset(c.key for c in whole) | frozenset(linked), kept=frozenset(c.key for c in kept),
-        undated=undated,
-    )
+    return PlanInput(candidates=[*seen, *examples.values()], examples=examples, left_out=sample.left,
+                     seen=frozenset(c.key for c in seen), undated=undated)
 
 
 def _candidate(row: dict[str, Any], dependencies: tuple[tuple[str, ...], tuple[str, ...]] | None,
                undated: list[str]) -> Candidate:
     depends_on, unknown = dependencies or ((), ())
+
+    def made(created: str) -> Candidate:
+        return Candidate(
+            key=row["key"],
+            status=sys.intern(row["status"]),
+            priority=_shared(row["priority"]),
+            created_at=created,
+            release=_shared(row["release"]),
+            pinned=bool(row["pinned"]),
+            deleted=row["deleted_at"] is not None,
+            department=_shared(row["department"]),
+            type=_shared(row["type"]),
+            source=_shared(row["source"]),
+            depends_on=depends_on,
+            unknown=unknown,
+        )
+
     created = row["created_at"] or ""
-    if created:
-        try:
-            clock.parse(created)
-        except clock.TimestampError:
-            # A mapping that reads created_at without ``convert: datetime`` can store any text: the
-            # request is planned all the same, as of an unknown age, and the run says which one.
-            undated.append(f"{row['key']} ({created!r})")
-            created = ""
-    return Candidate(
-        key=row["key"],
-        status=sys.intern(row["status"]),
-        priority=_shared(row["priority"]),
-        created_at=created,
-        release=_shared(row["release"]),
-        pinned=bool(row["pinned"]),
-        deleted=row["deleted_at"] is not None,
-        department=_shared(row["department"]),
-        type=_shared(row["type"]),
-        source=_shared(row["source"]),
-        depends_on=depends_on,
-        unknown=unknown,
-    )
+    try:
+        return made(created)
+    except ValueError:
+        if not created or _readable(created):
+            raise  # a status or priority outside the vocabulary: the mapping lets none through
+    # A mapping that reads created_at without ``convert: datetime`` can store any text: the
+    # request is planned all the same, as of an unknown age, and the run says which one.
+    undated.append(f"{row['key']} ({created!r})")
+    return made("")
+
+
+def _readable(created: str) -> bool:
+    try:
+        clock.parse(created)
+    except clock.TimestampError:
+        return False
+    return True
 
 
 def _shared(value: str | None) -> str | None:
@@ -129,7 +136,7 @@ def _left_out(db: Database, given: PlanInput, waiting: dict[str, str]) -> Iterat
     for row in db.scan(f"select key, deleted_at, {columns} from change_requests "
                        "where key not in (select request from assignments)"):
         key = row["key"]
-        if key in given.kept or key in given.whole:
+        if key in given.seen:
             continue
         if may_move(row["status"], pinned=False, deleted=row["deleted_at"] is not None):
             # Every such request the sample did not keep, it left out: its example's words.
@@ -146,8 +153,8 @@ def save_waiting(db: Database, given: PlanInput, waiting: dict[str, str], stamp:
         "insert into waiting (request, reason, since, updated_at) values (?, ?, ?, ?) "
         "on conflict (request) do update set reason = excluded.reason, updated_at = excluded.updated_at"
     )
-    seen = ((key, why) for key, why in sorted(waiting.items()) if not key.startswith(EXAMPLE_PREFIX))
-    for batch in _batches(itertools.chain(seen, _left_out(db, given, waiting))):
+    planned = ((key, why) for key, why in waiting.items() if not key.startswith(EXAMPLE_PREFIX))
+    for batch in _batches(itertools.chain(planned, _left_out(db, given, waiting))):
         db.executemany(upsert, [(key, why, stamp, stamp) for key, why in batch])
     db.execute("delete from waiting where updated_at = ''")
 

@@ -22,7 +22,7 @@ from typing import Any
 from config.trains import Train
 from mapping import clock
 from releases.clashes import Clash, find_clashes
-from releases.kinds import EXAMPLE_PREFIX
+from releases.kinds import refuse_planned_examples
 from releases.planner import PlannedRelease, materialize_releases
 from releases.routing import plan_trains
 from sync.audit import AuditEvent, append_events
@@ -239,8 +239,7 @@ def plan_into_store(
         current = {c.key: c for c in given.candidates}
         waiting: dict[str, str] = {}
         decisions = plan_trains(plans, given.candidates, now=now, waiting=waiting)
-        if any(decision.key.startswith(EXAMPLE_PREFIX) for decision in decisions):
-            raise RuntimeError("the planner placed an example request: the requests it stands for cannot be left out")
+        refuse_planned_examples(decisions)
         save_waiting(db, given, waiting, stamp)
         events: list[AuditEvent] = []
         systems = {row["key"]: row["system"] for row in db.query(

@@ -110,8 +110,6 @@ class Store(sqlite_utils.Database):
                 self.conn.execute("pragma synchronous = full")
 
 
-
-
 def store_problem(path: str | Path) -> str | None:
     """Why relsync could not keep its store at ``path`` (a missing folder, no permission), or None."""
     if str(path) == ":memory:" or is_postgres(str(path)):

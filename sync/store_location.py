@@ -14,6 +14,7 @@ __all__ = [
     "StoreMissing", "check_postgres_url", "is_postgres",
 ]
 
+
 class StoreConnectError(ConnectionError):
     """The PostgreSQL store could not be reached or refused the login; the message names the URL, never the password."""
 
