@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from memory import rss_mb
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "examples" / "salesforce.yaml"
 NOW = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
@@ -58,13 +61,6 @@ def build_store(path: Path, requests: int, *, seed: int = 3) -> None:
                 batch = []
         insert_all(db, "change_requests", batch)
     db.close()
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def one_pass(store: Path, config: Path, trains: list[str], hours: int) -> dict[str, Any]:

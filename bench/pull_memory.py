@@ -20,25 +20,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import keep_trains, rss_peak_mb
+from memory import rss_mb, rss_peak_mb
+from scale import keep_trains
 from system_sync import KIND, PAGE, running_sandbox
 
 from config.loader import load_config
 from sync import engine
 
-MB = 1024.0
-
 
 class PullEnded(Exception):
     """The engine reached its first plan event: the pull is over."""
-
-
-def rss_mb() -> float:
-    """This process's resident set now (VmRSS), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / MB
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlite_utils
 import yaml
+from memory import MB, reset_rss_peak, rss_peak_mb
 from system_sync import BEHAVIOURS, KIND, PAGE, Counter, running_sandbox
 
 from config.loader import load_config
@@ -57,21 +58,6 @@ from sync import engine, ingest
 from sync.store import open_store, start_run
 from sync.store_location import PASSWORD_ENV
 from tests.postgres import PostgresServer, start_server
-
-MB = 1024.0
-
-
-def rss_peak_mb() -> float:
-    """This process's peak RSS since the last reset (VmHWM), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / MB
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def reset_rss_peak() -> None:
-    """Set the peak RSS back to the current RSS (Linux: writing 5 to clear_refs)."""
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 @dataclass
