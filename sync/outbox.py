@@ -84,6 +84,7 @@ def wanted_writes(
         "select r.key, r.source, r.system, r.status, r.source_status, r.release, r.source_version, "
         "r.source_planned_date, r.source_phase, rel.id as release_id, rel.train, "
         f"{_last_written('planned_date')} as our_planned_date, {_last_written('phase')} as our_phase, "
+        f"{_last_written('status')} as our_status, "
         "rel.name as planned, rel.deploy_at, rel.state as release_state, "
         f"case when rel.id is not null and {unsigned(db, 'rel')} then 1 else 0 end as unsigned, "
         "(select p.starts from release_phases p where p.release = rel.id and p.phase = 'testing') as testing_at "
@@ -101,7 +102,10 @@ def wanted_writes(
         if mapping.release_field() and (planned or row["release"] in ours) and planned != row["release"]:
             wanted.append(_wanted(row, RELEASE, planned, row["release"]))
         stage = release_stage(row, now) if planned else None
-        target = desired_status(row["status"], stage, row["release"] in ours, set(mapping.write.status))
+        # Whether the status shown is relsync's to undo: the source shows relsync's release, or
+        # the status relsync last wrote (its release write landed and its status write did not).
+        ours_shown = row["release"] in ours or _json(row["our_status"]) == row["source_status"]
+        target = desired_status(row["status"], stage, ours_shown, set(mapping.write.status))
         native = mapping.source_status_for(target) if target else None
         if native and native != row["source_status"]:
             wanted.append(_wanted(row, STATUS, native, row["source_status"], target))
@@ -161,17 +165,18 @@ def release_stage(row: dict[str, Any], now: str) -> str:
     return "scheduled"
 
 
-def desired_status(status: str, stage: str | None, shows_our_release: bool, configured: set[str]) -> str | None:
+def desired_status(status: str, stage: str | None, shows_ours: bool, configured: set[str]) -> str | None:
     """The normalized status relsync sets, if any.
 
     A planned request shows the furthest configured status its release has
     reached (scheduled, then testing once the release's testing phase starts, then
     deployed once it deploys), and relsync only ever moves a request forward:
     never back past what its team set, never out of closed or rejected. A request
-    that left its release goes back from scheduled to approved.
+    that left its release goes back from scheduled to approved, when what the source
+    shows is relsync's doing (``shows_ours``: its release, or the status it wrote).
     """
     if stage is None:
-        if status == "scheduled" and shows_our_release and "approved" in configured:
+        if status == "scheduled" and shows_ours and "approved" in configured:
             return "approved"
         return None
     if status in ("closed", "rejected") or status not in STATUSES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import requests
 import yaml
 
 from config.loader import load_config
@@ -83,3 +84,42 @@ def test_release_testing_phase_moves_requests_through_the_jira_workflow(small_wo
         assert client.issue(key.split(":", 1)[1], fields="status").fields.status.name == "Scheduled"
     assert report.exit_code == 1
     assert any("no transition from 'Scheduled' to 'In Testing'" in m for m in report.messages)
+
+
+def test_a_request_whose_status_write_was_lost_as_it_left_its_release_goes_back_to_approved(small_world, tmp_path):
+    """relsync took the release off an issue but its status write did not land (refused here; a
+    runner killed mid-push does the same). Jira then shows the Scheduled relsync wrote and no
+    release: the next run still moves it back to Approved, as relsync's write, not a person's."""
+    world = small_world
+    engine.run(world.config, env=world.env)
+    db = open_store(world.config.store)
+    scheduled = {row["key"] for row in db.query(
+        "select key from change_requests where source = 'jira' and source_status = 'Scheduled'")}
+    db.close()
+    assert scheduled
+    # The release manager lowers every train's capacity to one: most planned requests leave their release.
+    data = yaml.safe_load(world.config_path.read_text())
+    for train in data["trains"]:
+        train["capacity"] = 1
+    path = tmp_path / "smaller.yaml"
+    path.write_text(yaml.safe_dump(data))
+    smaller = load_config(path)
+    world.fault(method="POST", path="/rest/api/3/issue/*/transitions", status=403, times=1000)
+    world.fault(method="POST", path="/rest/api/3/bulk/issues/transition", status=403, times=1000)
+    engine.run(smaller, env=world.env)
+    requests.delete(f"{world.jira_url}/_sandbox/faults", timeout=10).raise_for_status()
+    client = edits.jira_client(world.description)
+    stuck = [key for key in sorted(scheduled) if (issue := client.issue(key.split(":", 1)[1])).fields.status.name == "Scheduled"
+             and not issue.fields.fixVersions]
+    assert stuck  # released from their release, their status write refused
+
+    engine.run(smaller, env=world.env)
+
+    for key in stuck:
+        issue = client.issue(key.split(":", 1)[1])
+        assert (issue.fields.status.name, issue.fields.fixVersions) == ("Approved", [])
+    db = open_store(world.config.store)
+    moved_back = {row["request"]: row["actor"] for row in db.query(
+        "select request, actor from audit where field = 'status' and new = '\"Approved\"' and origin = 'pushed'")}
+    db.close()
+    assert {key: moved_back.get(key) for key in stuck} == dict.fromkeys(stuck, "relsync")
